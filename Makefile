@@ -1,0 +1,55 @@
+# tau3mu: two commands do all set-up on a fresh machine.
+#   make demo   creates .venv, generates a dataset, runs the analysis, prints where outputs are
+#   make test   creates .venv with the test extras, installs what tests need, runs pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_TEST := $(VENV)/.stamp-test
+PYTEST_ARGS ?=
+
+.PHONY: all demo test env test-env system-deps lint bench clean
+
+all: demo
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# the analysis plus the validation extra (ROOT from PyPI writes the Run 2 std::vector layout)
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[validation,parquet]'
+	@touch $@
+
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[test,validation,parquet,bench,htcondor]' ruff
+	@touch $@ $(STAMP_RUN)
+
+env: $(STAMP_RUN)
+test-env: $(STAMP_TEST)
+
+# the real xrootd server for the XRootD tests (Debian's xrootd-server); needs root or sudo
+system-deps:
+	@if ! command -v xrootd >/dev/null 2>&1; then \
+	  echo "installing xrootd-server (Debian package) for the XRootD tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq xrootd-server >/dev/null; \
+	fi
+
+demo: $(STAMP_RUN)
+	$(VENV)/bin/tau3mu demo --out demo-output
+
+test: $(STAMP_TEST) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP_TEST)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP_TEST)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo-output build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+"""The coffea processors of the analysis."""
+
+from __future__ import annotations

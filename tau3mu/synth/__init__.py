@@ -1,0 +1,3 @@
+"""Synthetic ntuples in the Run 2 and Run 3 layouts, standing in for CMS data."""
+
+from __future__ import annotations
