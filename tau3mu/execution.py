@@ -1,0 +1,168 @@
+"""Run the processor over a fileset: coffea ``Runner`` executors or the dask-awkward graph.
+
+Both paths end in the same :class:`AnalysisOutput`: plain-int cutflows, ``hist.Hist``
+objects and the snapshot as one awkward record array per dataset, sorted by
+(run, lumi, event) so that results do not depend on the order chunks finished in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+
+from tau3mu.config import SelectionConfig
+from tau3mu.schemas import Tau3MuSchema
+
+Executor = Literal["iterative", "futures", "dask"]
+Mode = Literal["runner", "dask-awkward"]
+
+
+@dataclass
+class AnalysisOutput:
+    """Merged, client-side result of a run."""
+
+    cutflow: dict[str, dict[str, dict[str, int]]]
+    hists: dict[str, Any]
+    snapshot: dict[str, ak.Array]
+    truth: dict[str, dict[str, int]] = field(default_factory=dict)
+    scale_factors: dict[str, dict[str, int]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.cutflow)
+
+
+def _to_int(value: Any) -> int:
+    return int(np.asarray(value).item()) if not isinstance(value, int) else value
+
+
+def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> AnalysisOutput:
+    """Accumulated processor output (eager, or computed dask) -> :class:`AnalysisOutput`."""
+    cutflow = {
+        dataset: {
+            label: {key: _to_int(value) for key, value in counts.items()}
+            for label, counts in steps.items()
+        }
+        for dataset, steps in out.get("cutflow", {}).items()
+    }
+    snapshot = {}
+    for dataset, value in out.get("snapshot", {}).items():
+        array = value.value if hasattr(value, "value") else value
+        array = ak.Array(array)
+        if len(array):
+            order = np.lexsort(
+                (
+                    ak.to_numpy(array["event"]),
+                    ak.to_numpy(array["lumi"]),
+                    ak.to_numpy(array["run"]),
+                )
+            )
+            array = array[order]
+        snapshot[dataset] = ak.to_packed(array)
+    nested = {
+        key: {
+            dataset: {name: _to_int(v) for name, v in values.items()}
+            for dataset, values in out.get(key, {}).items()
+        }
+        for key in ("truth", "scale_factors")
+    }
+    return AnalysisOutput(
+        cutflow=cutflow,
+        hists=dict(out.get("hists", {})),
+        snapshot=snapshot,
+        truth=nested["truth"],
+        scale_factors=nested["scale_factors"],
+        metrics=dict(metrics or {}),
+    )
+
+
+def schema_for(config: SelectionConfig) -> type[Tau3MuSchema]:
+    return Tau3MuSchema.for_era(config.era)
+
+
+def run_runner(
+    fileset: dict[str, Any],
+    processor_instance: Any,
+    *,
+    executor: Executor = "iterative",
+    client: Any = None,
+    workers: int = 1,
+    chunksize: int = 100_000,
+    maxchunks: int | None = None,
+    skip_bad_files: bool = False,
+    checkpointer: Any = None,
+    xrootd_timeout: int = 60,
+    progress: bool = False,
+    config: SelectionConfig | None = None,
+) -> AnalysisOutput:
+    """Run through ``coffea.processor.Runner`` with the iterative, futures or Dask executor."""
+    from coffea import processor
+
+    config = config or getattr(processor_instance, "config", SelectionConfig())
+    if executor == "iterative":
+        ex = processor.IterativeExecutor(status=progress)
+    elif executor == "futures":
+        ex = processor.FuturesExecutor(workers=workers, status=progress)
+    elif executor == "dask":
+        if client is None:
+            raise ValueError("the dask executor needs a distributed.Client")
+        ex = processor.DaskExecutor(client=client, status=progress)
+    else:
+        raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
+    runner = processor.Runner(
+        executor=ex,
+        schema=schema_for(config),
+        chunksize=chunksize,
+        maxchunks=maxchunks,
+        skipbadfiles=skip_bad_files,
+        savemetrics=True,
+        xrootdtimeout=xrootd_timeout,
+        checkpointer=checkpointer,
+    )
+    tic = time.perf_counter()
+    out, metrics = runner(fileset, processor_instance=processor_instance)
+    metrics = dict(metrics)
+    metrics["wall_s"] = time.perf_counter() - tic
+    metrics["executor"] = executor
+    metrics["mode"] = "runner"
+    return _normalise(out, metrics)
+
+
+def run_dask_awkward(
+    fileset: dict[str, Any],
+    processor_instance: Any,
+    *,
+    client: Any = None,
+    chunksize: int = 100_000,
+    config: SelectionConfig | None = None,
+) -> AnalysisOutput:
+    """Build one dask-awkward graph for every dataset and compute it in one go."""
+    import dask
+    from coffea.dataset_tools import apply_to_fileset, preprocess
+
+    config = config or getattr(processor_instance, "config", SelectionConfig())
+    tic = time.perf_counter()
+    available, _ = preprocess(fileset, step_size=chunksize, skip_bad_files=False)
+    graphs = apply_to_fileset(processor_instance, available, schemaclass=schema_for(config))
+    build = time.perf_counter()
+    kwargs = {"scheduler": client.get} if client is not None else {"scheduler": "sync"}
+    (computed,) = dask.compute(graphs, **kwargs)
+    merged: dict[str, Any] = {}
+    from coffea.processor import accumulate
+
+    merged = accumulate(computed.values())
+    metrics = {
+        "wall_s": time.perf_counter() - tic,
+        "graph_build_s": build - tic,
+        "executor": "dask" if client is not None else "sync",
+        "mode": "dask-awkward",
+        "entries": sum(
+            _to_int(steps["events"]["events"]) for steps in merged.get("cutflow", {}).values()
+        ),
+    }
+    return _normalise(merged, metrics)

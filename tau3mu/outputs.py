@@ -1,0 +1,159 @@
+"""Write a run's outputs, each atomically: a temporary file in the same folder, then a rename.
+
+An interrupted run therefore never leaves a half-written ``histograms.root`` or
+``fit.json`` that looks complete: a file is either the old one, absent, or whole.
+
+Files (in the output folder):
+
+``histograms.root``  ``h_mass_<dataset>`` (nominal) and ``h_mass_<dataset>_<variation>`` TH1D
+                      plus ``<control>_<dataset>``, written with uproot, readable by ROOT
+``histograms.pkl``   the ``hist.Hist`` objects with their dataset / systematic axes
+``cutflow.json``     ``{dataset: {label: {"events": n, "candidates": n}}}``
+``snapshot_<dataset>.root``  TTree ``ntuple`` of the best candidates (``.parquet`` on request)
+``report.json``      what ran, how fast, on what
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import awkward as ak
+import numpy as np
+
+from tau3mu.config import CUTFLOW_STEPS
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+        yield f
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    with atomic_open(path) as handle:
+        json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
+        handle.write("\n")
+    return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+
+
+def histogram_slices(hists: dict[str, Any]) -> dict[str, Any]:
+    """One 1D histogram per (histogram, dataset, systematic), named for ``histograms.root``."""
+    out = {}
+    for name, h in hists.items():
+        for dataset in h.axes["dataset"]:
+            for systematic in h.axes["systematic"]:
+                one = h[{"dataset": dataset, "systematic": systematic}]
+                key = f"{name}_{_safe(dataset)}"
+                if systematic != "nominal":
+                    key += f"_{systematic}"
+                out[key] = one
+    return out
+
+
+def write_histograms(outdir: str | Path, hists: dict[str, Any]) -> dict[str, Path]:
+    """``histograms.root`` (TH1D per slice) and ``histograms.pkl`` (the full hist objects)."""
+    import uproot
+
+    outdir = Path(outdir)
+    root_path = outdir / "histograms.root"
+    with atomic_path(root_path) as tmp, uproot.recreate(tmp) as f:
+        for key, h in histogram_slices(hists).items():
+            f[key] = h
+    pkl_path = outdir / "histograms.pkl"
+    with atomic_open(pkl_path, "wb") as handle:
+        pickle.dump(hists, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"root": root_path, "pickle": pkl_path}
+
+
+def load_histograms(path: str | Path) -> dict[str, Any]:
+    """Read back ``histograms.pkl`` for replotting."""
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def write_snapshot(
+    outdir: str | Path, snapshot: dict[str, ak.Array], *, fmt: str = "root"
+) -> dict[str, Path]:
+    """The best candidates of each dataset as TTree ``ntuple`` (or parquet), one file each."""
+    import uproot
+
+    paths = {}
+    for dataset, array in snapshot.items():
+        columns = {name: ak.to_numpy(array[name]) for name in ak.fields(array)}
+        if fmt == "parquet":
+            path = Path(outdir) / f"snapshot_{_safe(dataset)}.parquet"
+            with atomic_path(path) as tmp:
+                ak.to_parquet(array, tmp)
+        elif fmt == "root":
+            path = Path(outdir) / f"snapshot_{_safe(dataset)}.root"
+            with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+                tree = f.mktree("ntuple", {k: v.dtype for k, v in columns.items()})
+                if len(array):
+                    tree.extend(columns)
+        else:
+            raise ValueError(f"unknown snapshot format {fmt!r}; use root or parquet")
+        paths[dataset] = path
+    return paths
+
+
+def cutflow_table(cutflow: dict[str, dict[str, dict[str, int]]]) -> str:
+    """A printable table: per dataset, events and candidates after each step, with efficiencies."""
+    lines = []
+    for dataset, steps in cutflow.items():
+        lines.append(f"Cutflow of {dataset}")
+        lines.append(f"  {'step':<22}{'events':>12}{'eff.':>9}{'candidates':>14}{'eff.':>9}")
+        previous = None
+        labels = ["events", *CUTFLOW_STEPS, "best_candidate"]
+        for label in [label for label in labels if label in steps]:
+            counts = steps[label]
+            if previous is None:
+                eff_e = eff_c = ""
+            else:
+                eff_e = _ratio(counts["events"], previous["events"])
+                eff_c = _ratio(counts["candidates"], previous["candidates"])
+            lines.append(
+                f"  {label:<22}{counts['events']:>12,}{eff_e:>9}{counts['candidates']:>14,}{eff_c:>9}"
+            )
+            previous = counts
+    return "\n".join(lines)
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{100 * a / b:.1f}%" if b else "-"
