@@ -134,11 +134,22 @@ def candidate_view(events: Any, config: SelectionConfig) -> Any:
 
     cand = events.Candidate
     links = candidate_links(events)
-    fields = {name: cand[name] for name in cand.fields}
+    xp = lib(cand)
+    # one precision for both layouts (Run 3 stores float32): derived quantities and cut
+    # comparisons then agree to the last bit with the Run 2 doubles
+    fields = {
+        name: xp.values_astype(cand[name], np.float64)
+        if name not in ("mu1_idx", "mu2_idx", "trk_idx", "truth", "charge")
+        else cand[name]
+        for name in cand.fields
+    }
     fields.update(links)
 
     def linked(collection: Any, index: Any, name: str, fill: float) -> Any:
-        return call(kernels.gather, collection[name], index, fill=fill)
+        values = collection[name]
+        if name in _KINEMATICS or name in ("dz", "dxy"):
+            values = xp.values_astype(values, np.float64)
+        return call(kernels.gather, values, index, fill=fill)
 
     for prefix, collection in (("mu1", events.Muon), ("mu2", events.Muon), ("trk", events.Track)):
         index = links[f"{prefix}_idx"]
@@ -152,8 +163,8 @@ def candidate_view(events: Any, config: SelectionConfig) -> Any:
     fields["trk_dz"] = linked(events.Track, links["trk_idx"], "dz", np.nan)
     fields["trk_dxy"] = linked(events.Track, links["trk_idx"], "dxy", np.nan)
     fields["phi_mass"] = pair_mass(
-        *(cand[f"mu1_refit_{k}"] for k in _KINEMATICS),
-        *(cand[f"mu2_refit_{k}"] for k in _KINEMATICS),
+        *(fields[f"mu1_refit_{k}"] for k in _KINEMATICS),
+        *(fields[f"mu2_refit_{k}"] for k in _KINEMATICS),
         mass=config.muon_mass,
     )
-    return lib(cand).zip(fields)
+    return xp.zip(fields)

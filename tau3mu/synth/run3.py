@@ -1,0 +1,113 @@
+"""Write simulated events in the Run 3 nanoAOD-like layout (SPEC 2.2) with uproot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from tau3mu.layouts import RUN3
+from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
+
+#: analysis name -> numpy dtype of the Run 3 branch (nanoAOD conventions)
+_CANDIDATE_DTYPES = {
+    "mass": np.float32,
+    "vtx_chi2": np.float32,
+    "pv_ntracks": np.float32,
+    "flight_sig": np.float32,
+    "mu1_idx": np.int32,
+    "mu2_idx": np.int32,
+    "trk_idx": np.int32,
+    "mu1_refit_pt": np.float32,
+    "mu1_refit_eta": np.float32,
+    "mu1_refit_phi": np.float32,
+    "mu2_refit_pt": np.float32,
+    "mu2_refit_eta": np.float32,
+    "mu2_refit_phi": np.float32,
+    "mu1_trig_dr": np.float32,
+    "mu2_trig_dr": np.float32,
+    "pt": np.float32,
+    "eta": np.float32,
+    "phi": np.float32,
+    "charge": np.int32,
+    "truth": np.int32,
+}
+_MUON_DTYPES = {
+    "pt": np.float32,
+    "eta": np.float32,
+    "phi": np.float32,
+    "charge": np.int32,
+    "is_global": np.bool_,
+    "is_pf": np.bool_,
+}
+_TRACK_DTYPES = {
+    "pt": np.float32,
+    "eta": np.float32,
+    "phi": np.float32,
+    "charge": np.int32,
+    "dz": np.float32,
+    "dxy": np.float32,
+}
+
+
+def _zip(collection: Collection, names: dict[str, str], dtypes: dict[str, type]) -> ak.Array:
+    offsets = ak.index.Index64(collection.offsets)
+    contents = [
+        ak.contents.NumpyArray(collection.columns[key].astype(dtype))
+        for key, dtype in dtypes.items()
+    ]
+    record = ak.contents.RecordArray(
+        contents, [names[key] for key in dtypes], length=int(collection.counts.sum())
+    )
+    return ak.Array(ak.contents.ListOffsetArray(offsets, record))
+
+
+def run3_branches(events: SyntheticEvents, *, truth: bool = True) -> dict[str, object]:
+    """The ``Events`` tree's content as uproot ``extend`` input (collections as records)."""
+    cand_dtypes = dict(_CANDIDATE_DTYPES)
+    if not truth:
+        cand_dtypes.pop("truth")
+    out: dict[str, object] = {
+        RUN3.event["run"]: events.run.astype(np.uint32),
+        RUN3.event["lumi"]: events.lumi.astype(np.uint32),
+        RUN3.event["event"]: events.event.astype(np.uint64),
+    }
+    for path in HLT_PATHS:
+        out[path] = events.hlt[path]
+    for seed in L1_SEEDS:
+        out[seed] = events.l1[seed]
+    out[RUN3.candidate_collection] = _zip(
+        events.candidates, dict(RUN3.candidate_fields), cand_dtypes
+    )
+    out[RUN3.muon_collection] = _zip(events.muons, dict(RUN3.muon_fields), _MUON_DTYPES)
+    out[RUN3.track_collection] = _zip(events.tracks, dict(RUN3.track_fields), _TRACK_DTYPES)
+    return out
+
+
+def write_run3(
+    path: str | Path,
+    events: SyntheticEvents,
+    *,
+    compression: str = "zlib",
+    compression_level: int = 1,
+    truth: bool = True,
+) -> Path:
+    """Write ``events`` as a Run 3 ``Events`` tree (counters ``n<Coll>``, ``<Coll>_<field>``)."""
+    import uproot
+
+    codec = {"zlib": uproot.ZLIB, "lz4": uproot.LZ4, "zstd": uproot.ZSTD, "lzma": uproot.LZMA}
+    if compression not in codec:
+        raise ValueError(f"unknown compression {compression!r}; use one of {sorted(codec)}")
+    branches = run3_branches(events, truth=truth)
+    path = Path(path)
+    with uproot.recreate(path, compression=codec[compression](compression_level)) as f:
+        types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
+        tree = f.mktree(
+            RUN3.tree,
+            types,
+            counter_name=lambda collection: f"n{collection}",
+            field_name=lambda collection, field: f"{collection}_{field}",
+        )
+        tree.extend(branches)
+    return path
