@@ -33,14 +33,14 @@ def trigger_fired(events: Any, config: SelectionConfig) -> Any:
     if is_run2(events):
         hlt = call(
             kernels.trigger_fired,
-            events.HLTPath.name,
-            events.HLTPath.decision,
+            events.HLTPath["name"],
+            events.HLTPath["decision"],
             patterns=(config.hlt_pattern,),
         )
         l1 = call(
             kernels.trigger_fired,
-            events.L1Seed.name,
-            events.L1Seed.decision,
+            events.L1Seed["name"],
+            events.L1Seed["decision"],
             patterns=tuple(config.l1_patterns),
         )
         return hlt & l1
@@ -91,7 +91,7 @@ def consistent(events: Any) -> Any:
     if "filename" in meta:
         context = f"{meta['filename']} entries {meta.get('entrystart')}-{meta.get('entrystop')}: "
     ok = None
-    for collection in ("Candidate", "Muon", "Track", "HLTPath", "L1Seed"):
+    for collection in ("Candidate", "Muon", "Track"):
         branches = events[f"_{collection}Branches"]
         check = call(_check_lengths, branches, collection=collection, context=context)
         ok = check if ok is None else ok & check

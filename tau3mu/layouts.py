@@ -186,9 +186,7 @@ class Run3Layout:
 
     @property
     def track(self) -> MappingProxyType[str, str]:
-        return _ro(
-            {k: self.branch(self.track_collection, v) for k, v in self.track_fields.items()}
-        )
+        return _ro({k: self.branch(self.track_collection, v) for k, v in self.track_fields.items()})
 
     @property
     def truth(self) -> str:

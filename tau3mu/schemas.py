@@ -84,7 +84,7 @@ class Tau3MuSchema(BaseSchema):
         candidate = dict(RUN2.candidate(self.era))
         if RUN2.truth in branch_forms:
             candidate["truth"] = RUN2.truth
-        groups = {
+        groups: dict[str, dict[str, str]] = {
             "Candidate": candidate,
             "Muon": dict(RUN2.muon),
             "Track": dict(RUN2.track),
@@ -97,6 +97,16 @@ class Tau3MuSchema(BaseSchema):
             output[key] = branch_forms[branch]
         for collection, fields in groups.items():
             _require(branch_forms, list(fields.values()), f"Run 2 collection {collection}")
+            if collection in ("HLTPath", "L1Seed"):
+                # names and decisions stay separate lists (the kernel checks their
+                # lengths): zipping a vector<string> into a record is not dask-safe
+                output[collection] = {
+                    "class": "RecordArray",
+                    "fields": list(fields),
+                    "contents": [branch_forms[branch] for branch in fields.values()],
+                    "form_key": None,
+                }
+                continue
             output[collection] = zip_forms(
                 {name: branch_forms[branch] for name, branch in fields.items()},
                 collection,

@@ -28,3 +28,80 @@ def branch_list_file(shared_dir: Path) -> Path:
 def pog_sf_file(shared_dir: Path) -> Path:
     """The real Muon POG 2017 UL ID scale factors (correctionlib schema v2)."""
     return shared_dir / "data" / "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"
+
+
+# -- generated ntuples ------------------------------------------------------------------
+#: small datasets: big enough for every cut to act, small enough for 2 cores
+N_FILES = 2
+N_EVENTS = 6_000
+
+
+def _has_root() -> bool:
+    try:
+        import ROOT  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def run3_dataset(tmp_path_factory) -> dict:
+    """Two Run 3 files and their datasets JSON (generate_dataset's return value)."""
+    from tau3mu.synth import generate_dataset
+
+    out = tmp_path_factory.mktemp("run3")
+    return generate_dataset(out, layout="run3", files=N_FILES, events_per_file=N_EVENTS, seed=11)
+
+
+@pytest.fixture(scope="session")
+def run2_dataset(tmp_path_factory) -> dict:
+    """Two full-width Run 2 files (needs ROOT to write std::vector<string>)."""
+    if not _has_root():
+        pytest.skip("ROOT (the validation extra) is needed to write the Run 2 layout")
+    from tau3mu.synth import generate_dataset
+
+    out = tmp_path_factory.mktemp("run2")
+    return generate_dataset(out, layout="run2", files=N_FILES, events_per_file=N_EVENTS, seed=11)
+
+
+@pytest.fixture(scope="session")
+def same_events_both_layouts(tmp_path_factory) -> dict[str, Path]:
+    """One simulation written in both layouts: the analysis must not tell them apart."""
+    if not _has_root():
+        pytest.skip("ROOT (the validation extra) is needed to write the Run 2 layout")
+    from tau3mu.synth import simulate, write_run2, write_run3
+
+    out = tmp_path_factory.mktemp("both")
+    events = simulate(23, 0, N_EVENTS)
+    return {
+        "run2": write_run2(out / "same_run2.root", events, seed=23),
+        "run3": write_run3(out / "same_run3.root", events),
+    }
+
+
+def _fileset_of(dataset: dict, **metadata) -> dict:
+    ((name, spec),) = dataset["datasets"].items()
+    files = {spec["rootpath"] + f: spec["treename"] for f in spec["files"].split()}
+    return {
+        name: {"files": files, "metadata": {"type": spec["type"], "era": spec["era"], **metadata}}
+    }
+
+
+@pytest.fixture(scope="session")
+def fileset_of():
+    """Turn a ``generate_dataset`` result into a coffea fileset (extra metadata as keywords)."""
+    return _fileset_of
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real local Dask cluster: two worker processes, one thread each."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -7,7 +7,7 @@ from tau3mu.synth.physics import SyntheticEvents, Tuning, simulate
 from tau3mu.synth.run3 import write_run3
 
 
-def write_run2(*args, **kwargs):  # noqa: ANN002, ANN003
+def write_run2(*args, **kwargs):
     """Run 2 writer; imports ROOT only when called."""
     from tau3mu.synth.run2 import write_run2 as _write
 

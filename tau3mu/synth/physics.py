@@ -37,7 +37,11 @@ MAX_MUONS = 6
 _PAIRS = np.array([(i, j) for j in range(1, MAX_MUONS) for i in range(j)], dtype=np.int64)
 
 #: HLT paths and L1 seeds of the synthetic menu (Run 2 keeps names, Run 3 bools)
-HLT_PATHS = ("HLT_DoubleMu3_Trk_Tau3mu", "HLT_DoubleMu4_3_LowMass", "HLT_Tau3Mu_Mu7_Mu1_TkMu1_IsoTau15")
+HLT_PATHS = (
+    "HLT_DoubleMu3_Trk_Tau3mu",
+    "HLT_DoubleMu4_3_LowMass",
+    "HLT_Tau3Mu_Mu7_Mu1_TkMu1_IsoTau15",
+)
 L1_SEEDS = (
     "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4",
     "L1_DoubleMu4_SQ_OS_dR_Max1p2",
@@ -141,7 +145,9 @@ def simulate(
     parts, have = [], 0
     while have < n:
         raw = _simulate_raw(rng, max(2 * (n - have), 64), mc, tuning)
-        keep = (raw.candidates.counts > 0) | (rng.random(len(raw.candidates.counts)) < tuning.empty_fraction)
+        keep = (raw.candidates.counts > 0) | (
+            rng.random(len(raw.candidates.counts)) < tuning.empty_fraction
+        )
         keep &= np.cumsum(keep) <= n - have
         parts.append(_select_events(raw, keep))
         have += int(keep.sum())
@@ -378,13 +384,17 @@ def _muon_pool(rng, n_mu, true, signal, t):
     # the skim: muons above 2 GeV inside the tracker; push the few outliers inside
     pt = np.maximum(pt, 2.0 + 0.01 * rng.random(total))
     eta = np.clip(eta, -2.399, 2.399)
-    charge = np.where(local % 2 == 0, 1, -1) * np.where(rng.random(total) < 0.5, 1, -1) ** (local >= 2)
+    charge = np.where(local % 2 == 0, 1, -1) * np.where(rng.random(total) < 0.5, 1, -1) ** (
+        local >= 2
+    )
     leading = local < 2
     sig = signal[ev] & leading
     is_global = rng.random(total) < np.where(sig, 0.975, 0.93)
     is_pf = rng.random(total) < np.where(sig, 0.99, 0.97)
     trig_matched = rng.random(total) < np.where(sig, 0.94, np.where(leading, 0.85, 0.45))
-    trig_dr = np.where(trig_matched, np.abs(rng.normal(0, 0.007, total)), rng.uniform(0.03, 1.0, total))
+    trig_dr = np.where(
+        trig_matched, np.abs(rng.normal(0, 0.007, total)), rng.uniform(0.03, 1.0, total)
+    )
     return Collection(
         counts=n_mu.astype(np.int64),
         columns={
@@ -504,7 +514,11 @@ def _candidates(rng, ev, i1, i2, it, is_true, kind, muons, tracks, true, t):
         for arr in refit[key]:
             arr[failed] = -99.0
     # vertex quality and displacement
-    vtx_chi2 = np.where(is_true, rng.chisquare(2, n_c) * 0.6, rng.chisquare(2, n_c) * 1.6 + rng.exponential(1.5, n_c))
+    vtx_chi2 = np.where(
+        is_true,
+        rng.chisquare(2, n_c) * 0.6,
+        rng.chisquare(2, n_c) * 1.6 + rng.exponential(1.5, n_c),
+    )
     pv_ntracks = rng.poisson(22, n_c).astype(np.float64)
     low = rng.random(n_c) < 0.03
     pv_ntracks[low] = rng.integers(0, 2, int(low.sum()))

@@ -34,7 +34,11 @@ _TYPES = {
 }
 #: branches beyond the real list: refitted muon tracks (SPEC 3 step 9) and truth
 EXTRA_BRANCHES: tuple[tuple[str, str], ...] = (
-    *((RUN2.candidate()[f"mu{i}_refit_{k}"], "std::vector<double>") for i in (1, 2) for k in ("pt", "eta", "phi")),
+    *(
+        (RUN2.candidate()[f"mu{i}_refit_{k}"], "std::vector<double>")
+        for i in (1, 2)
+        for k in ("pt", "eta", "phi")
+    ),
     (RUN2.truth, "std::vector<int>"),
 )
 
@@ -216,12 +220,26 @@ def run2_columns(
     hlt_names, l1_names = _trigger_names(events, rng)
     hlt_event_offsets, hlt_string_offsets, hlt_chars = _strings(hlt_names)
     l1_event_offsets, l1_string_offsets, l1_chars = _strings(l1_names)
-    hlt_decision = np.concatenate(
-        [np.array([events.hlt[p.rsplit("_v", 1)[0]][i] for p in names], dtype=np.int32) for i, names in enumerate(hlt_names)]
-    ) if n else np.zeros(0, np.int32)
-    l1_decision = np.concatenate(
-        [np.array([events.l1[s][i] for s in names], dtype=np.int32) for i, names in enumerate(l1_names)]
-    ) if n else np.zeros(0, np.int32)
+    hlt_decision = (
+        np.concatenate(
+            [
+                np.array([events.hlt[p.rsplit("_v", 1)[0]][i] for p in names], dtype=np.int32)
+                for i, names in enumerate(hlt_names)
+            ]
+        )
+        if n
+        else np.zeros(0, np.int32)
+    )
+    l1_decision = (
+        np.concatenate(
+            [
+                np.array([events.l1[s][i] for s in names], dtype=np.int32)
+                for i, names in enumerate(l1_names)
+            ]
+        )
+        if n
+        else np.zeros(0, np.int32)
+    )
 
     known: dict[str, tuple[str, np.ndarray]] = {}
     for key, branch in RUN2.candidate(era).items():
@@ -263,7 +281,10 @@ def run2_columns(
     for name, cpp in layout:
         kind, dtype = _TYPES[cpp]
         if kind == "scalar":
-            columns[name] = ("scalar_u" if dtype == np.uint32 else "scalar_i", np.ascontiguousarray(scalars[name], dtype=dtype))
+            columns[name] = (
+                "scalar_u" if dtype == np.uint32 else "scalar_i",
+                np.ascontiguousarray(scalars[name], dtype=dtype),
+            )
         elif kind == "strings":
             columns[name] = (
                 "strings",
@@ -325,7 +346,9 @@ def write_run2(
     columns = run2_columns(events, seed=seed, era=era, truth=truth, mc=mc)
     path = Path(path)
     directory, tree_name = RUN2.tree.split("/")
-    out = ROOT.TFile.Open(str(path), "RECREATE", "", algorithms[compression] * 100 + compression_level)
+    out = ROOT.TFile.Open(
+        str(path), "RECREATE", "", algorithms[compression] * 100 + compression_level
+    )
     if not out or out.IsZombie():
         raise OSError(f"cannot create {path}")
     try:

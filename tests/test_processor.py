@@ -1,0 +1,279 @@
+"""The processor against an independent per-event implementation, on every execution path."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+from reference_selection import reference_select
+
+from tau3mu.config import CUTFLOW_STEPS, SelectionConfig
+from tau3mu.corrections import MuonScaleFactors
+from tau3mu.execution import AnalysisOutput, run_dask_awkward, run_runner
+from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+
+def _files(dataset):
+    (spec,) = dataset["datasets"].values()
+    return [spec["rootpath"] + f for f in spec["files"].split()]
+
+
+def _only(out: AnalysisOutput) -> str:
+    (name,) = out.cutflow
+    return name
+
+
+def _assert_same(a: AnalysisOutput, b: AnalysisOutput) -> None:
+    assert a.cutflow == b.cutflow
+    assert a.truth == b.truth
+    for name, h in a.hists.items():
+        np.testing.assert_array_equal(h.values(), b.hists[name].values(), err_msg=name)
+        np.testing.assert_array_equal(h.variances(), b.hists[name].variances(), err_msg=name)
+    for dataset, snap in a.snapshot.items():
+        other = b.snapshot[dataset]
+        assert ak.fields(snap) == ak.fields(other)
+        for field in ak.fields(snap):
+            np.testing.assert_array_equal(ak.to_numpy(snap[field]), ak.to_numpy(other[field]))
+
+
+@pytest.fixture(scope="module")
+def run3_output(run3_dataset, fileset_of) -> AnalysisOutput:
+    return run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=2500)
+
+
+@pytest.fixture(scope="module")
+def run2_output(run2_dataset, fileset_of) -> AnalysisOutput:
+    return run_runner(fileset_of(run2_dataset), DsPhiPiProcessor(), chunksize=2500)
+
+
+@pytest.mark.parametrize("layout", ["run3", pytest.param("run2", marks=pytest.mark.root)])
+def test_matches_independent_per_event_implementation(layout, request):
+    dataset = request.getfixturevalue(f"{layout}_dataset")
+    out = request.getfixturevalue(f"{layout}_output")
+    ref = reference_select(_files(dataset), layout)
+    name = _only(out)
+    assert out.cutflow[name] == ref.cutflow
+    snap = out.snapshot[name]
+    got = sorted(
+        zip(
+            ak.to_numpy(snap["run"]).tolist(),
+            ak.to_numpy(snap["lumi"]).tolist(),
+            ak.to_numpy(snap["event"]).tolist(),
+            ak.to_numpy(snap["BestTriplet_mass"]).tolist(),
+            strict=True,
+        )
+    )
+    expected = sorted((r, l, e, m) for r, l, e, _, m in ref.best)
+    assert got == expected
+    assert out.truth[name] == ref.truth
+
+
+def test_every_cut_removes_a_visible_share(run3_output):
+    (steps,) = run3_output.cutflow.values()
+    previous = steps["events"]["candidates"]
+    for label in CUTFLOW_STEPS:
+        current = steps[label]["candidates"]
+        assert current < previous, label
+        previous = current
+    # most events fail: a realistic skim
+    assert steps["best_candidate"]["events"] < 0.2 * steps["events"]["events"]
+
+
+def test_cutflow_first_row_is_the_input(run3_output, run3_dataset):
+    (steps,) = run3_output.cutflow.values()
+    assert steps["events"]["events"] == run3_dataset["events"]
+    assert steps["best_candidate"]["events"] == len(next(iter(run3_output.snapshot.values())))
+
+
+@pytest.mark.root
+def test_same_events_in_both_layouts_give_identical_results(same_events_both_layouts):
+    outs = []
+    for layout, path in same_events_both_layouts.items():
+        tree = "Tree3Mu/ntuple" if layout == "run2" else "Events"
+        fileset = {"same": {"files": {str(path): tree}, "metadata": {"type": "data"}}}
+        outs.append(run_runner(fileset, DsPhiPiProcessor(), chunksize=4000))
+    _assert_same(*outs)
+
+
+def test_histograms_and_snapshot_are_consistent(run3_output):
+    name = _only(run3_output)
+    h = run3_output.hists["h_mass"][{"dataset": name, "systematic": "nominal"}]
+    mass = ak.to_numpy(run3_output.snapshot[name]["BestTriplet_mass"])
+    axis = SelectionConfig().mass_axis
+    counts, _ = np.histogram(mass, bins=axis.bins, range=(axis.start, axis.stop))
+    np.testing.assert_array_equal(h.values(), counts)
+    ncand = run3_output.hists["h_ncand"][{"dataset": name, "systematic": "nominal"}]
+    assert ncand.sum().value == len(mass)
+
+
+def test_yields_scale_like_spec(run3_output, run3_dataset):
+    """Truth-matched best candidates per fb^-1 near SPEC 5 (~1040 Ds+, D+/Ds+ ~0.35)."""
+    from tau3mu.synth.dataset import EVENTS_PER_INVERSE_FB
+
+    lumi = run3_dataset["events"] / EVENTS_PER_INVERSE_FB
+    truth = next(iter(run3_output.truth.values()))
+    expected_ds = 5000 / 4.8 * lumi
+    assert abs(truth["ds"] - expected_ds) < 5 * np.sqrt(expected_ds) + 0.15 * expected_ds
+    expected_bkg = 64500 / 4.8 * lumi
+    assert abs(truth["background"] - expected_bkg) < 0.2 * expected_bkg
+
+
+@pytest.mark.parametrize("executor", ["futures", "dask"])
+def test_executors_agree(executor, run3_dataset, run3_output, fileset_of, dask_client):
+    out = run_runner(
+        fileset_of(run3_dataset),
+        DsPhiPiProcessor(),
+        executor=executor,
+        client=dask_client if executor == "dask" else None,
+        workers=2,
+        chunksize=2500,
+    )
+    _assert_same(run3_output, out)
+
+
+@pytest.mark.parametrize("distributed", [False, True], ids=["sync", "local-cluster"])
+def test_dask_awkward_path_agrees(distributed, run3_dataset, run3_output, fileset_of, dask_client):
+    out = run_dask_awkward(
+        fileset_of(run3_dataset),
+        DsPhiPiProcessor(),
+        client=dask_client if distributed else None,
+        chunksize=2500,
+    )
+    _assert_same(run3_output, out)
+
+
+@pytest.mark.root
+def test_dask_awkward_path_agrees_on_run2(run2_dataset, run2_output, fileset_of):
+    out = run_dask_awkward(fileset_of(run2_dataset), DsPhiPiProcessor(), chunksize=2500)
+    _assert_same(run2_output, out)
+
+
+@pytest.mark.root
+def test_only_the_selection_branches_are_read(run2_output, run2_dataset, fileset_of):
+    import uproot
+
+    from tau3mu.layouts import RUN2
+
+    tree = uproot.open(_files(run2_dataset)[0])[RUN2.tree]
+    needed = {
+        *RUN2.candidate().values(),
+        *RUN2.muon.values(),
+        *RUN2.track.values(),
+        *RUN2.event.values(),
+        RUN2.hlt_name,
+        RUN2.hlt_decision,
+        RUN2.l1_name,
+        RUN2.l1_decision,
+        RUN2.truth,
+    }
+    read = {column.rsplit("-", 1)[0] for column in run2_output.metrics["columns"]}
+    assert read == needed
+    assert len(read) < 0.2 * len(tree.keys())
+
+    # the dask-awkward graph needs the same columns, and no more
+    import dask_awkward as dak
+    from coffea.nanoevents import NanoEventsFactory
+
+    from tau3mu.schemas import Tau3MuSchema
+
+    events = NanoEventsFactory.from_root(
+        {_files(run2_dataset)[0]: RUN2.tree}, schemaclass=Tau3MuSchema, mode="dask"
+    ).events()
+    graph = DsPhiPiProcessor().process(events)
+    columns = dak.report_necessary_columns(
+        graph["hists"]["h_mass"], graph["cutflow"], graph["snapshot"]
+    )
+    (graph_columns,) = columns.values()
+    assert set(graph_columns) == needed
+
+
+def test_scale_factors_on_simulation(tmp_path, pog_sf_file, fileset_of):
+    from tau3mu.synth import generate_dataset
+
+    mc = generate_dataset(tmp_path, files=1, events_per_file=4000, seed=8, mc=True)
+    sf = MuonScaleFactors(pog_sf_file)
+    out = run_runner(fileset_of(mc), DsPhiPiProcessor(scale_factors=sf), chunksize=4000)
+    name = _only(out)
+    h = out.hists["h_mass"][{"dataset": name}]
+    nominal = h[{"systematic": "nominal"}].sum().value
+    up = h[{"systematic": "sf_up"}].sum().value
+    down = h[{"systematic": "sf_down"}].sum().value
+    selected = out.cutflow[name]["best_candidate"]["events"]
+    assert down < nominal < up
+    assert nominal != pytest.approx(selected, rel=1e-6)  # weights applied, not ones
+    report = out.scale_factors[name]
+    assert report["muons"] == 2 * selected
+    assert 0 < report["clamped"] < report["muons"]  # endcap muons below 3 GeV exist
+    snap = out.snapshot[name]
+    low_pt = ak.to_numpy((snap["BestTriplet_mu1_pt"] < 3) | (snap["BestTriplet_mu2_pt"] < 3))
+    assert report["clamped"] >= low_pt.sum()
+    assert {"weight", "weight_sf_up", "weight_sf_down"} <= set(ak.fields(snap))
+
+
+def test_data_gets_unit_weights(run3_output):
+    name = _only(run3_output)
+    h = run3_output.hists["h_mass"][{"dataset": name}]
+    assert list(run3_output.hists["h_mass"].axes["systematic"]) == ["nominal"]
+    np.testing.assert_array_equal(
+        h[{"systematic": "nominal"}].variances(), h[{"systematic": "nominal"}].values()
+    )
+
+
+# -- bad input reaching the processor -------------------------------------------------------
+def test_unknown_layout_is_a_clear_error(tmp_path):
+    import uproot
+
+    path = tmp_path / "other.root"
+    with uproot.recreate(path) as f:
+        f["Events"] = {"x": np.arange(10)}
+    with pytest.raises(Exception, match="unknown input layout") as info:
+        run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    assert "other.root" in str(info.value)
+
+
+def test_missing_branch_is_named(tmp_path):
+    import uproot
+
+    from tau3mu.synth import simulate
+    from tau3mu.synth.run3 import run3_branches
+
+    branches = run3_branches(simulate(1, 0, 100))
+    branches["Cand2MuTrk"] = ak.without_field(branches["Cand2MuTrk"], "vtxChi2")
+    path = tmp_path / "missing.root"
+    with uproot.recreate(path) as f:
+        types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
+        f.mktree("Events", types, counter_name=lambda c: f"n{c}")
+        f["Events"].extend(branches)
+    with pytest.raises(Exception, match="Cand2MuTrk_vtxChi2") as info:
+        run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    assert "missing.root" in str(info.value)
+
+
+@pytest.mark.root
+def test_unequal_candidate_vectors_are_reported_with_file_branch_and_entries(tmp_path, monkeypatch):
+    from tau3mu.synth import run2, simulate
+
+    original = run2.run2_columns
+
+    def corrupt(*args, **kwargs):
+        columns = original(*args, **kwargs)
+        kind, (offsets, data) = columns["Tr_Pt"]
+        counts = np.diff(offsets)
+        event = int(np.flatnonzero(counts > 1)[0])
+        keep = np.ones(len(data), dtype=bool)
+        keep[offsets[event]] = False  # one entry fewer in that event
+        new_offsets = offsets.copy()
+        new_offsets[event + 1 :] -= 1
+        columns["Tr_Pt"] = (kind, (new_offsets, np.ascontiguousarray(data[keep])))
+        return columns
+
+    monkeypatch.setattr(run2, "run2_columns", corrupt)
+    path = run2.write_run2(tmp_path / "corrupt.root", simulate(2, 0, 300), seed=2)
+    with pytest.raises(Exception, match=r"Tr_Pt") as info:
+        run_runner(
+            {"d": {"files": {str(path): "Tree3Mu/ntuple"}}}, DsPhiPiProcessor(), chunksize=100
+        )
+    message = str(info.value)
+    assert "corrupt.root" in message
+    assert "entries 0-100" in message
+    assert "equal lengths" in message
