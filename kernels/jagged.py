@@ -30,16 +30,21 @@ def _touch(*arrays: Any) -> None:
         ak.typetracer.touch_data(array)
 
 
-def _jagged(array: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, contents) of a one-level jagged numeric array, starting at offset 0."""
-    layout = ak.to_layout(array)
-    packed = ak.to_packed(ak.Array(layout))
-    layout = ak.to_layout(packed)
+def _jagged(array: Any, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, contents) of a one-level jagged numeric array, starting at offset 0.
+
+    Arrays of unknown type (no events, or only empty lists) give empty ``dtype`` contents.
+    """
+    layout = ak.to_layout(ak.to_packed(array))
+    if isinstance(layout, ak.contents.EmptyArray):
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=dtype)
     if layout.is_option or not layout.is_list:
-        raise TypeError(f"jagged kernels take lists of numbers, not {ak.type(packed)}")
+        raise TypeError(f"jagged kernels take lists of numbers, not {ak.type(array)}")
     if not isinstance(layout, ak.contents.ListOffsetArray):
         layout = layout.to_ListOffsetArray64(True)
     offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+    if isinstance(layout.content, ak.contents.EmptyArray):
+        return offsets - offsets[0], np.zeros(0, dtype=dtype)
     content = ak.to_numpy(ak.Array(layout.content))
     return offsets - offsets[0], content[offsets[0] :]
 
@@ -128,13 +133,13 @@ def gather(values: Any, index: Any, fill: float = np.nan) -> ak.Array:
     """
     if _is_typetracer(values, index):
         _touch(values, index)
-        dtype = np.result_type(ak.to_layout(values).form.content.primitive, np.asarray(fill))
+        dtype = np.result_type(ak.to_layout(values).form.content.primitive, fill)
         return _typetracer_like(ak.Array([np.zeros(1, dtype=dtype)]))
     v_off, v = _jagged(values)
-    i_off, idx = _jagged(index)
+    i_off, idx = _jagged(index, np.int64)
     if len(v_off) != len(i_off):
         raise ValueError("values and index have different numbers of events")
-    dtype = np.result_type(v.dtype, np.asarray(fill))
+    dtype = np.result_type(v.dtype, fill)
     out = np.empty(len(idx), dtype=dtype)
     bad = _gather_kernel(
         v_off, v.astype(dtype, copy=False), i_off, idx.astype(np.int64), dtype.type(fill), out
@@ -169,7 +174,7 @@ def best_candidate(values: Any, mask: Any) -> ak.Array:
         _touch(values, mask)
         return _typetracer_like(ak.Array(np.zeros(1, dtype=np.int64)))
     off, v = _jagged(values)
-    m_off, m = _jagged(mask)
+    m_off, m = _jagged(mask, np.bool_)
     _check_same_structure([off, m_off], "best_candidate")
     out = np.empty(len(off) - 1, dtype=np.int64)
     _best_kernel(off, v.astype(np.float64, copy=False), m.astype(np.bool_), out)
@@ -215,15 +220,22 @@ def trigger_fired(names: Any, decisions: Any, patterns: Sequence[str]) -> ak.Arr
         _touch(names, decisions)
         return _typetracer_like(ak.Array(np.zeros(1, dtype=np.bool_)))
     layout = ak.to_layout(ak.to_packed(names))
+    if isinstance(layout, ak.contents.EmptyArray):
+        return ak.Array(np.zeros(0, dtype=np.bool_))
     if not isinstance(layout, ak.contents.ListOffsetArray):
         layout = layout.to_ListOffsetArray64(True)
     strings = layout.content
+    if isinstance(strings, ak.contents.EmptyArray):  # no names in any event
+        d_off, _ = _jagged(decisions, np.int32)
+        if not np.array_equal(d_off, np.zeros_like(d_off)):
+            raise ValueError("trigger names and decisions have different lengths in some event")
+        return ak.Array(np.zeros(len(layout), dtype=np.bool_))
     if not isinstance(strings, ak.contents.ListOffsetArray):
         strings = strings.to_ListOffsetArray64(True)
     e_off = np.asarray(layout.offsets.data, dtype=np.int64)
     s_off = np.asarray(strings.offsets.data, dtype=np.int64)
     chars = np.asarray(strings.content.data, dtype=np.uint8)
-    d_off, d = _jagged(decisions)
+    d_off, d = _jagged(decisions, np.int32)
     if not np.array_equal(d_off, e_off - e_off[0]):
         raise ValueError("trigger names and decisions have different lengths in some event")
     encoded = [p.encode() for p in patterns]
