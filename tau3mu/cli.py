@@ -15,6 +15,7 @@ from collections.abc import Sequence
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("tau3mu.synth.command", "write synthetic ntuples in the Run 2 or Run 3 layout"),
+    "fit": ("tau3mu.fit_command", "fit the Ds+/D+ mass peaks of a saved h_mass histogram"),
 }
 
 

@@ -4,10 +4,20 @@ Each event holds a muon collection, a track collection and mu mu track candidate
 from them (so one muon serves several candidates, as in real skims). Three kinds of
 events: Ds+ -> phi(mu mu) pi+ and D+ -> phi(mu mu) pi+ with PDG masses and lifetimes,
 and combinatorial background (random dimuons, a share of them real phi, with nearby
-tracks). Every quantity is rounded to float32 precision, so the same events written
-in both layouts hold identical values.
+tracks whose momenta put the mu mu track mass on a linearly falling spectrum).
 
-Everything is vectorised with numpy; a file depends only on ``(seed, file_index)``.
+The candidate mass is the vertex-fit-like mass of its own muons and track: the mass of
+the measured momenta, pulled towards the mass of the true momenta by
+``Tuning.vertex_fit_keep`` (the fit's improvement), plus a little fit noise. Peaks come
+out at the PDG masses with ~11.5 MeV resolution; the dimuon of measured muons has
+~11 MeV, the refitted muon tracks about a third of it.
+
+Speed: everything is vectorised with numpy over whole files, in float32 where the
+precision allows (kinematics of one particle, random draws) and with cheap forms of
+the slow ufuncs (sinh/arcsinh through exp/log, discrete distributions through lookup
+tables). The skim is applied to candidates before the expensive per-candidate fields are
+drawn. Values are float32 (or int/bool), so the same events written in both layouts
+hold identical numbers. A file depends only on ``(seed, file_index)``.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ from tau3mu.config import (
     TRUTH_DPLUS,
     TRUTH_DS,
 )
-from tau3mu.synth import kinematics as kin
 
+F32 = np.float32
 #: all muon pairs (i < j) of up to MAX_MUONS muons, ordered so that the first
-#: n (n - 1) / 2 pairs use only the first n muons
+#: n (n - 1) / 2 pairs use only the first n muons; pair 0 is the leading (0, 1)
 MAX_MUONS = 6
-_PAIRS = np.array([(i, j) for j in range(1, MAX_MUONS) for i in range(j)], dtype=np.int64)
+MAX_TRACKS = 9
+_PAIRS = np.array([(i, j) for j in range(1, MAX_MUONS) for i in range(j)], dtype=np.int32)
 
 #: HLT paths and L1 seeds of the synthetic menu (Run 2 keeps names, Run 3 bools)
 HLT_PATHS = (
@@ -48,29 +59,56 @@ L1_SEEDS = (
     "L1_TripleMu_5_3_3",
     "L1_SingleMu22",
 )
+#: per path / seed: probability to fire in (signal, background) events
+HLT_RATES = {HLT_PATHS[0]: (0.90, 0.80), HLT_PATHS[1]: (0.35, 0.35), HLT_PATHS[2]: (0.05, 0.05)}
+L1_RATES = {
+    L1_SEEDS[0]: (0.80, 0.80),
+    L1_SEEDS[1]: (0.30, 0.30),
+    L1_SEEDS[2]: (0.12, 0.12),
+    L1_SEEDS[3]: (0.20, 0.20),
+}
 
 
 @dataclass(frozen=True)
 class Tuning:
     """Knobs of the simulation; defaults reproduce SPEC section 5 after the selection."""
 
+    #: event kinds in data and in simulation (``mc``: mostly Ds+, for scale factors)
     ds_fraction: float = 0.0095
-    dplus_fraction: float = 0.0032
+    dplus_fraction: float = 0.0030
+    mc_ds_fraction: float = 0.75
+    mc_dplus_fraction: float = 0.10
+    #: Poisson means of muons beyond the leading pair, tracks beyond the first, and
+    #: candidates beyond the first (before the skim)
     extra_muons: float = 0.6
     extra_tracks: float = 3.0
-    extra_candidates: float = 3.0
+    extra_candidates: float = 2.6
+    #: share of background events whose candidates start at a random (pair, track)
+    shuffled_candidates: float = 0.25
+    #: background: share of real phi dimuons, of random (uncorrelated) muon pairs, of
+    #: events whose track collection also holds a muon's own track (dR = 0)
     phi_fraction_background: float = 0.60
-    random_pair_fraction: float = 0.25
-    muon_track_copy: float = 0.30
+    random_pair_fraction: float = 0.20
+    muon_track_copy: float = 0.25
+    #: relative slope of the background mass density across the skim window
+    background_slope: float = -0.60
+    #: share of events kept although no candidate passed the skim (readers must cope)
     empty_fraction: float = 0.005
     #: relative pt resolution and angular resolution of muons and tracks
     pt_resolution: float = 0.0085
     angle_resolution: float = 0.0012
-    #: the refit's resolution, as a fraction of the detector's
+    #: vertex fit: share of the measured-momenta mass error kept, and the fit's own noise
+    vertex_fit_keep: float = 0.80
+    vertex_fit_noise: float = 0.0015
+    #: the refit's resolution, as a fraction of the detector's, and its failure rate
     refit_fraction: float = 0.35
     refit_failure: float = 0.02
     skim_mass: tuple[float, float] = (1.55, 2.15)
     skim_dimuon: tuple[float, float] = (0.8, 3.0)
+    #: skim on single particles (SPEC 5): muons pt > 2, |eta| < 2.4; tracks pt > 2
+    skim_min_pt: float = 2.0
+    skim_muon_abseta: float = 2.4
+    skim_track_abseta: float = 2.5
 
 
 @dataclass
@@ -89,7 +127,14 @@ class Collection:
 
 @dataclass
 class SyntheticEvents:
-    """One file's worth of simulated events, in the analysis names of :mod:`tau3mu.layouts`."""
+    """One file's worth of simulated events, in the analysis names of :mod:`tau3mu.layouts`.
+
+    ``candidates.columns`` hold mass, vtx_chi2, pv_ntracks, flight_sig, the links
+    mu1_idx/mu2_idx/trk_idx (local indices into the event's muons and tracks), copies
+    of the linked kinematics mu{1,2}_{pt,eta,phi} and trk_{pt,eta,phi}, the refitted
+    muons mu{1,2}_refit_{pt,eta,phi} (-99 where the refit failed), mu{1,2}_trig_dr,
+    the triplet's pt/eta/phi/charge and truth (TRUTH_*).
+    """
 
     run: np.ndarray
     lumi: np.ndarray
@@ -106,25 +151,139 @@ class SyntheticEvents:
         return len(self.run)
 
 
-def _f32(x: np.ndarray) -> np.ndarray:
-    """Round to float32 precision, keep float64 storage."""
-    return np.asarray(x, dtype=np.float32).astype(np.float64)
-
-
+# -- cheap random numbers and kinematics ---------------------------------------------------
 def _rng(seed: int, file_index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(file_index), 0x7A3]))
 
 
-def _source(rng, n, kind):
-    """Pt/eta of the parent of the leading dimuon (D meson or background source)."""
-    pt = np.where(
-        kind == TRUTH_BACKGROUND, 6.0 + rng.exponential(5.0, n), 7.0 + rng.exponential(5.0, n)
-    )
-    eta = rng.uniform(-2.1, 2.1, n)
-    phi = rng.uniform(-np.pi, np.pi, n)
-    return pt, eta, phi
+def _uniform(rng: np.random.Generator, n: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    u = rng.random(n, dtype=F32)
+    return u if (lo, hi) == (0.0, 1.0) else F32(lo) + F32(hi - lo) * u
 
 
+def _normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.standard_normal(n, dtype=F32)
+
+
+def _expo(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.standard_exponential(n, dtype=F32)
+
+
+def _poisson_table(mean: float, cap: int, size: int = 4096) -> np.ndarray:
+    """Quantile function of a Poisson(mean) capped at ``cap``, on a grid of ``size``."""
+    k = np.arange(cap + 1)
+    pmf = np.exp(-mean) * mean**k / np.cumprod(np.r_[1, k[1:]])
+    cdf = np.cumsum(pmf)
+    cdf[-1] = 1.0
+    return np.searchsorted(cdf, (np.arange(size) + 0.5) / size).astype(np.int32)
+
+
+def _poisson(rng: np.random.Generator, n: int, mean: float, cap: int) -> np.ndarray:
+    """Poisson(mean) draws capped at ``cap`` by table lookup (numpy's poisson is slow)."""
+    table = _poisson_table(mean, cap)
+    return table[rng.integers(0, len(table), n)]
+
+
+def _wrap(phi: np.ndarray) -> np.ndarray:
+    return (phi + F32(np.pi)) % F32(2 * np.pi) - F32(np.pi)
+
+
+def _p4(pt, eta, phi, mass) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(px, py, pz, E) from (pt, eta, phi, m), sinh/cosh through one exp."""
+    ex = np.exp(eta)
+    inv = 1 / ex
+    pz = pt * (ex - inv) * 0.5
+    p = pt * (ex + inv) * 0.5
+    return pt * np.cos(phi), pt * np.sin(phi), pz, np.sqrt(p * p + mass * mass)
+
+
+def _ptetaphi(px, py, pz) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pt, eta, phi) of momenta, arcsinh through log."""
+    pt = np.sqrt(px * px + py * py)
+    x = pz / pt
+    ax = np.abs(x)
+    eta = np.copysign(np.log(ax + np.sqrt(ax * ax + 1)), x)
+    return pt, eta, np.arctan2(py, px)
+
+
+def _mass(px, py, pz, e) -> np.ndarray:
+    return np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0))
+
+
+def _two_body(rng, parent, m_parent, m1, m2):
+    """Isotropic two-body decay in the parent's rest frame, boosted to the lab (float64)."""
+    n = len(m_parent)
+    mp = np.asarray(m_parent, dtype=np.float64)
+    m1 = np.asarray(m1, dtype=np.float64)
+    p_star = np.sqrt(np.maximum((mp**2 - (m1 + m2) ** 2) * (mp**2 - (m1 - m2) ** 2), 0)) / (2 * mp)
+    cos_t = rng.uniform(-1, 1, n)
+    sin_t = np.sqrt(1 - cos_t**2)
+    ang = rng.uniform(-np.pi, np.pi, n)
+    d = (p_star * sin_t * np.cos(ang), p_star * sin_t * np.sin(ang), p_star * cos_t)
+    e1 = np.sqrt(p_star**2 + m1**2)
+    e2 = np.sqrt(p_star**2 + m2**2)
+    px, py, pz, e = parent
+    bx, by, bz = px / e, py / e, pz / e
+    b2 = bx * bx + by * by + bz * bz
+    gamma = 1 / np.sqrt(1 - b2)
+    g2 = (gamma - 1) / np.where(b2 > 0, b2, 1)
+
+    def boost(sign, energy):
+        qx, qy, qz = sign * d[0], sign * d[1], sign * d[2]
+        bp = bx * qx + by * qy + bz * qz
+        f = g2 * bp + gamma * energy
+        return qx + f * bx, qy + f * by, qz + f * bz, gamma * (energy + bp)
+
+    return boost(1.0, e1), boost(-1.0, e2)
+
+
+def _unit(eta, phi):
+    """Unit vector of direction (eta, phi), float64."""
+    eta = eta.astype(np.float64)
+    phi = phi.astype(np.float64)
+    ex = np.exp(-eta)
+    sin_t = 2 * ex / (1 + ex * ex)
+    cos_t = (1 - ex * ex) / (1 + ex * ex)
+    return sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t
+
+
+def _momentum_for_mass(system, direction, m_track: float, target) -> np.ndarray:
+    """|p| of a track along unit ``direction`` such that system + track has mass ``target``.
+
+    Solves E_s sqrt(p^2 + m^2) - (P_s . n) p = A with A = (M^2 - m_s^2 - m^2) / 2; NaN where
+    no physical solution exists.
+    """
+    px, py, pz, e = system
+    m_s2 = e * e - px * px - py * py - pz * pz
+    a = (target * target - m_s2 - m_track**2) / 2
+    b = px * direction[0] + py * direction[1] + pz * direction[2]
+    qa = e * e - b * b
+    qb = -2 * a * b
+    qc = e * e * m_track**2 - a * a
+    disc = qb * qb - 4 * qa * qc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        root = (-qb + np.sqrt(disc)) / (2 * qa)
+        ok = (disc >= 0) & (root > 0) & (a + b * root > 0)
+    return np.where(ok, root, np.nan)
+
+
+def _falling_mass(rng, n: int, lo: float, hi: float, slope: float) -> np.ndarray:
+    """Masses on [lo, hi] with density 1 + slope (m - lo) / (hi - lo) (inverse CDF)."""
+    a = slope / 2
+    c = -rng.random(n) * (1 + a)
+    x = (-1 + np.sqrt(1 - 4 * a * c)) / (2 * a) if a else -c
+    return lo + (hi - lo) * x
+
+
+def _local_index(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(event of each entry, index of each entry inside its event, offsets)."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    ev = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return ev, np.arange(offsets[-1], dtype=np.int64) - offsets[ev], offsets
+
+
+# -- the simulation --------------------------------------------------------------------------
 def simulate(
     seed: int,
     file_index: int,
@@ -139,21 +298,24 @@ def simulate(
 
     Like the real skim, events keep at least one candidate, except a small share
     (``Tuning.empty_fraction``) kept empty on purpose: readers must cope with them.
+    Event numbers start at ``first_event`` (default ``file_index * 10**8``), so files of
+    one dataset never share an event number.
     """
     rng = _rng(seed, file_index)
     n = int(n_events)
-    parts, have = [], 0
-    while have < n:
-        raw = _simulate_raw(rng, max(2 * (n - have), 64), mc, tuning)
-        keep = (raw.candidates.counts > 0) | (
-            rng.random(len(raw.candidates.counts)) < tuning.empty_fraction
-        )
-        keep &= np.cumsum(keep) <= n - have
+    parts, have, survival = [], 0, 0.85
+    while have < n or not parts:
+        want = n - have
+        n_raw = max(int(want / survival * 1.02) + 16, 64)
+        raw = _simulate_raw(rng, n_raw, mc, tuning)
+        keep = (raw.candidates.counts > 0) | (rng.random(n_raw) < tuning.empty_fraction)
+        survival = max(float(keep.mean()), 0.05)
+        keep &= np.cumsum(keep) <= want
         parts.append(_select_events(raw, keep))
         have += int(keep.sum())
     merged = _concatenate(parts)
     if first_event is None:
-        first_event = file_index * 10_000_000
+        first_event = file_index * 100_000_000
     merged.run = np.full(n, run_number, dtype=np.uint32)
     merged.lumi = (1 + file_index * 97 + np.arange(n) // 500).astype(np.uint32)
     merged.event = (first_event + np.arange(n)).astype(np.uint64)
@@ -210,333 +372,359 @@ def _concatenate(parts: list[SyntheticEvents]) -> SyntheticEvents:
 
 def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> SyntheticEvents:
     """Events before the skim's at-least-one-candidate requirement."""
-
-    # -- event kinds: Ds+, D+ or background only; simulation is mostly signal ---------
-    u = rng.random(n)
-    ds_f, dp_f = (0.55, 0.25) if mc else (t.ds_fraction, t.dplus_fraction)
+    # -- event kinds: Ds+, D+ or background only; simulation is mostly Ds+ ---------------
+    ds_f, dp_f = (t.mc_ds_fraction, t.mc_dplus_fraction) if mc else (t.ds_fraction, t.dplus_fraction)
+    u = rng.random(n, dtype=F32)
     kind = np.where(u < ds_f, TRUTH_DS, np.where(u < ds_f + dp_f, TRUTH_DPLUS, TRUTH_BACKGROUND))
+    kind = kind.astype(np.int32)
     signal = kind != TRUTH_BACKGROUND
 
-    # -- the leading dimuon and track: a decay chain for signal, a random source else --
-    m_parent = np.where(kind == TRUTH_DS, DS_MASS, DPLUS_MASS)
-    true = _leading_system(rng, n, kind, m_parent, t)
+    # -- the leading mu mu (and pion) per event, true kinematics, skim-clean ---------------
+    lead = _leading_system(rng, kind, t)
 
-    # -- pools: the leading pair and track, plus extra muons and tracks nearby ---------
-    n_mu = np.minimum(2 + rng.poisson(t.extra_muons, n), MAX_MUONS)
-    n_trk = np.minimum(1 + rng.poisson(t.extra_tracks, n), 9)
-    muons = _muon_pool(rng, n_mu, true, signal, t)
-    tracks = _track_pool(rng, n_trk, true, kind, muons, t)
+    # -- collections: the leading pair (and pion) plus extra muons and tracks nearby -------
+    n_mu = 2 + _poisson(rng, n, t.extra_muons, MAX_MUONS - 2)
+    n_trk = 1 + _poisson(rng, n, t.extra_tracks, MAX_TRACKS - 1)
+    muons = _muon_pool(rng, n_mu, lead, signal, t)
+    tracks = _track_pool(rng, n_trk, lead, signal, muons, t)
 
-    # -- candidates: distinct (pair, track) combinations, the true one first -----------
-    n_pairs = n_mu * (n_mu - 1) // 2
-    n_combos = n_pairs * n_trk
-    n_cand = np.minimum(1 + rng.poisson(t.extra_candidates, n), n_combos)
-    offset = np.where(signal, 0, rng.integers(0, 1 << 30, n) % np.maximum(n_combos, 1))
-    ev = np.repeat(np.arange(n), n_cand)
-    local = np.arange(n_cand.sum()) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand)
+    # -- candidates: distinct (pair, track) combinations, the true one first ---------------
+    n_combos = (n_mu * (n_mu - 1) // 2) * n_trk
+    n_cand = np.minimum(1 + _poisson(rng, n, t.extra_candidates, 12), n_combos)
+    shuffled = ~signal & (rng.random(n, dtype=F32) < t.shuffled_candidates)
+    offset = np.where(shuffled, rng.integers(0, 1 << 30, n) % n_combos, 0)
+    ev, local, _ = _local_index(n_cand)
     combo = (local + offset[ev]) % n_combos[ev]
     pair = combo // n_trk[ev]
-    trk_idx = combo % n_trk[ev]
+    trk_idx = (combo - pair * n_trk[ev]).astype(np.int32)
     mu1_idx, mu2_idx = _PAIRS[pair, 0], _PAIRS[pair, 1]
     is_true = signal[ev] & (combo == 0)
-    cands = _candidates(rng, ev, mu1_idx, mu2_idx, trk_idx, is_true, kind, muons, tracks, true, t)
-
-    # -- skim: 2 mu + track mass window and dimuon mass window ----------------------------
-    keep = (
-        (cands.columns["mass"] > t.skim_mass[0])
-        & (cands.columns["mass"] < t.skim_mass[1])
-        & (cands.columns["dimuon_mass"] > t.skim_dimuon[0])
-        & (cands.columns["dimuon_mass"] < t.skim_dimuon[1])
+    candidates = _candidates(
+        rng, n, ev, mu1_idx, mu2_idx, trk_idx, is_true, kind, muons, tracks, lead, t
     )
-    cands.columns = {k: v[keep] for k, v in cands.columns.items()}
-    cands.counts = np.bincount(ev[keep], minlength=n).astype(np.int64)
-    del cands.columns["dimuon_mass"]
 
-    # -- trigger ---------------------------------------------------------------------------
-    hlt_rate = np.where(signal, 0.90, 0.80)
-    hlt = {
-        HLT_PATHS[0]: rng.random(n) < hlt_rate,
-        HLT_PATHS[1]: rng.random(n) < 0.35,
-        HLT_PATHS[2]: rng.random(n) < 0.05,
-    }
-    l1 = {
-        L1_SEEDS[0]: rng.random(n) < 0.80,
-        L1_SEEDS[1]: rng.random(n) < 0.30,
-        L1_SEEDS[2]: rng.random(n) < 0.12,
-        L1_SEEDS[3]: rng.random(n) < 0.20,
-    }
+    # -- trigger ----------------------------------------------------------------------------
+    def fired(rates: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+        return {
+            name: rng.random(n, dtype=F32) < np.where(signal, F32(r_sig), F32(r_bkg))
+            for name, (r_sig, r_bkg) in rates.items()
+        }
+
     return SyntheticEvents(
         run=np.zeros(n, dtype=np.uint32),
         lumi=np.zeros(n, dtype=np.uint32),
         event=np.zeros(n, dtype=np.uint64),
         muons=muons,
         tracks=tracks,
-        candidates=cands,
-        hlt=hlt,
-        l1=l1,
+        candidates=candidates,
+        hlt=fired(HLT_RATES),
+        l1=fired(L1_RATES),
         hlt_version=np.zeros(n, dtype=np.int64),
-        kind=kind.astype(np.int32),
+        kind=kind,
     )
 
 
-def _leading_system(rng, n, kind, m_parent, t):
-    """Truth four-vectors of the leading mu+ mu- and track (before detector smearing).
+def _leading_system(rng, kind, t):
+    """True (pt, eta, phi) of the leading mu+ mu- (and pion for signal), per event.
 
-    Decays whose muons or pion would fail the skim (pt > 2 GeV, |eta| < 2.4) are drawn
-    again, so the surviving sample is what a skim keeps, without distorting kinematics.
+    Decays whose muons or pion fail the skim (pt > 2 GeV, |eta| < 2.4) are drawn again,
+    so the kept sample is what a skim keeps, without distorting the kinematics.
     """
-    out = _draw_leading(rng, n, kind, m_parent, t)
-    bad = np.flatnonzero(~_passes_skim(out, kind))
-    for _ in range(100):
-        if not len(bad):
+    n = len(kind)
+    out = {k: np.zeros(n, dtype=F32) for k in _LEADING_KEYS}
+    todo = np.arange(n)
+    for _ in range(200):
+        draw = _draw_leading(rng, kind[todo], t)
+        ok = _passes_skim(draw, kind[todo], t)
+        for key in _LEADING_KEYS:
+            out[key][todo[ok]] = draw[key][ok]
+        todo = todo[~ok]
+        if not len(todo):
             break
-        redo = _draw_leading(rng, len(bad), kind[bad], m_parent[bad], t)
-        for key, value in redo.items():
-            if isinstance(value, tuple):
-                for component, new in zip(out[key], value):
-                    component[bad] = new
-            else:
-                out[key][bad] = value
-        bad = bad[~_passes_skim(redo, kind[bad])]
+    else:  # practically never: keep the last draw, pushed inside the skim
+        for key in _LEADING_KEYS:
+            out[key][todo] = draw[key][~ok]
     return out
 
 
-def _passes_skim(system, kind):
-    ok = np.ones(len(kind), dtype=bool)
-    for key in ("mu1", "mu2"):
-        pt, eta, _ = kin.to_ptetaphi(system[key])
-        ok &= (pt > 2.05) & (np.abs(eta) < 2.38)
-    pt, eta, _ = kin.to_ptetaphi(system["pion"])
-    ok &= ((pt > 2.05) & (np.abs(eta) < 2.45)) | (kind == TRUTH_BACKGROUND)
-    return ok
+_LEADING_KEYS = (
+    "mu1_pt",
+    "mu1_eta",
+    "mu1_phi",
+    "mu2_pt",
+    "mu2_eta",
+    "mu2_phi",
+    "pi_pt",
+    "pi_eta",
+    "pi_phi",
+    "flight",
+    "dimuon_eta",
+    "dimuon_phi",
+)
 
 
-def _draw_leading(rng, n, kind, m_parent, t):
-    pt, eta, phi = _source(rng, n, kind)
-    signal = kind != TRUTH_BACKGROUND
-    # dimuon mass: phi Breit-Wigner for signal (and a share of background), continuum else
-    bw = PHI_MASS + 0.5 * PHI_WIDTH * rng.standard_cauchy(n)
-    bw = np.clip(bw, 2 * MUON_MASS + 0.01, 1.10)
-    cont = 0.8 + rng.exponential(0.3, n)
-    real_phi = signal | (rng.random(n) < t.phi_fraction_background)
-    m_mumu = np.where(real_phi, bw, cont)
-    # signal: D -> phi pi, then phi -> mu mu; background: the dimuon is the source itself
-    parent = kin.from_ptetaphim(pt, eta, phi, m_parent)
-    phi_v, pion = kin.two_body_decay(rng, parent, m_parent, m_mumu, PION_MASS)
-    src = kin.from_ptetaphim(pt * 0.8, eta, phi, m_mumu)
-    dimuon = tuple(np.where(signal, a, b) for a, b in zip(phi_v, src))
-    mu1, mu2 = _decay_with_mass(rng, dimuon, m_mumu, MUON_MASS, MUON_MASS)
-    # random pairs: a second muon from elsewhere in the event, at any angle
-    random_pair = ~signal & (rng.random(n) < t.random_pair_fraction)
-    pt1, eta1, phi1 = kin.to_ptetaphi(mu1)
-    eta2, phi2 = _nearby(rng, eta1, phi1, n, 0.9)
-    other = kin.from_ptetaphim(2.0 + rng.exponential(3.0, n), eta2, phi2, MUON_MASS)
-    mu2 = tuple(np.where(random_pair, a, b) for a, b in zip(other, mu2))
-    # lifetime: transverse flight length of the D meson
-    ctau = np.where(kind == TRUTH_DS, DS_CTAU, DPLUS_CTAU)
-    flight = np.where(signal, pt / m_parent * ctau * rng.exponential(1.0, n), 0.0)
-    return {"mu1": mu1, "mu2": mu2, "pion": pion, "flight": flight, "m_mumu": m_mumu}
-
-
-def _decay_with_mass(rng, parent, m_parent, m1, m2):
-    """Two-body decay where the parent's invariant mass is ``m_parent`` (per entry)."""
-    px, py, pz, _ = parent
-    e = np.sqrt(px**2 + py**2 + pz**2 + m_parent**2)
-    return kin.two_body_decay(rng, (px, py, pz, e), m_parent, m1, m2)
-
-
-def _detector(rng, p4, t, n):
-    """Measured (pt, eta, phi) of true four-vectors: pt and angular resolution."""
-    pt, eta, phi = kin.to_ptetaphi(p4)
-    pt = pt * (1 + t.pt_resolution * rng.normal(0, 1, n))
-    eta = eta + t.angle_resolution * rng.normal(0, 1, n)
-    phi = (phi + t.angle_resolution * rng.normal(0, 1, n) + np.pi) % (2 * np.pi) - np.pi
-    return pt, eta, phi
-
-
-def _nearby(rng, eta0, phi0, n, spread):
-    eta = np.clip(eta0 + rng.normal(0, spread, n), -2.39, 2.39)
-    phi = (phi0 + rng.normal(0, spread, n) + np.pi) % (2 * np.pi) - np.pi
-    return eta, phi
-
-
-def _muon_pool(rng, n_mu, true, signal, t):
-    n = len(n_mu)
-    total = int(n_mu.sum())
-    ev = np.repeat(np.arange(n), n_mu)
-    first = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(n_mu, out=first[1:])
-    local = np.arange(total) - first[ev]
-    pt_l, eta_l, phi_l = kin.to_ptetaphi(kin.add(true["mu1"], true["mu2"]))
-    # extra muons: soft, near the leading dimuon
-    pt = 2.0 + rng.exponential(2.5, total)
-    eta, phi = _nearby(rng, eta_l[ev], phi_l[ev], total, 0.9)
-    true_pt = pt.copy()
-    true_eta = eta.copy()
-    true_phi = phi.copy()
-    for slot, key in ((0, "mu1"), (1, "mu2")):
-        sel = local == slot
-        p4 = tuple(c[ev[sel]] for c in true[key])
-        tp, te, tf = kin.to_ptetaphi(p4)
-        mp, me, mf = _detector(rng, p4, t, int(sel.sum()))
-        true_pt[sel], true_eta[sel], true_phi[sel] = tp, te, tf
-        pt[sel], eta[sel], phi[sel] = mp, me, mf
-    # the skim: muons above 2 GeV inside the tracker; push the few outliers inside
-    pt = np.maximum(pt, 2.0 + 0.01 * rng.random(total))
-    eta = np.clip(eta, -2.399, 2.399)
-    charge = np.where(local % 2 == 0, 1, -1) * np.where(rng.random(total) < 0.5, 1, -1) ** (
-        local >= 2
+def _passes_skim(draw, kind, t):
+    margin = F32(1.02)
+    ok = (draw["mu1_pt"] > margin * t.skim_min_pt) & (draw["mu2_pt"] > margin * t.skim_min_pt)
+    ok &= (np.abs(draw["mu1_eta"]) < t.skim_muon_abseta - 0.01) & (
+        np.abs(draw["mu2_eta"]) < t.skim_muon_abseta - 0.01
     )
+    pion_ok = (draw["pi_pt"] > margin * t.skim_min_pt) & (
+        np.abs(draw["pi_eta"]) < t.skim_track_abseta - 0.01
+    )
+    return ok & (pion_ok | (kind == TRUTH_BACKGROUND))
+
+
+def _draw_leading(rng, kind, t):
+    n = len(kind)
+    signal = kind != TRUTH_BACKGROUND
+    m_parent = np.where(kind == TRUTH_DS, DS_MASS, DPLUS_MASS)
+    # the source: a D meson for signal, the dimuon itself for background; falling pt
+    pt = np.where(signal, 7.0 + 5.0 * rng.standard_exponential(n), 5.0 + 4.0 * rng.standard_exponential(n))
+    eta = rng.uniform(-2.1, 2.1, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    # dimuon mass: phi Breit-Wigner for signal (and a share of background), continuum else
+    bw = PHI_MASS + 0.5 * PHI_WIDTH * np.tan(np.pi * (rng.random(n) - 0.5))
+    bw = np.clip(bw, 0.85, 1.15)
+    continuum = np.minimum(t.skim_dimuon[0] + 0.3 * rng.standard_exponential(n), 1.95)
+    real_phi = signal | (rng.random(n) < t.phi_fraction_background)
+    m_mumu = np.where(real_phi, bw, continuum)
+    ex = np.exp(eta)
+    pz, p = pt * (ex - 1 / ex) / 2, pt * (ex + 1 / ex) / 2
+    source = (pt * np.cos(phi), pt * np.sin(phi), pz)
+    e_source = np.sqrt(p**2 + np.where(signal, m_parent, m_mumu) ** 2)
+    dimuon = (*source, e_source)
+    pion = (np.zeros(n), np.ones(n), np.zeros(n), np.ones(n))
+    if signal.any():
+        s = np.flatnonzero(signal)
+        parent = tuple(c[s] for c in (*source, e_source))
+        phi_v, pi_v = _two_body(rng, parent, m_parent[s], m_mumu[s], PION_MASS)
+        dimuon = tuple(c.copy() for c in dimuon)
+        pion = tuple(c.copy() for c in pion)
+        for c, new in zip(dimuon, phi_v, strict=True):
+            c[s] = new
+        for c, new in zip(pion, pi_v, strict=True):
+            c[s] = new
+    mu1, mu2 = _two_body(rng, dimuon, m_mumu, MUON_MASS, MUON_MASS)
+    out = {}
+    for key, vec in (("mu1", mu1), ("mu2", mu2), ("pi", pion)):
+        out[f"{key}_pt"], out[f"{key}_eta"], out[f"{key}_phi"] = _ptetaphi(*vec[:3])
+    _, out["dimuon_eta"], out["dimuon_phi"] = _ptetaphi(*dimuon[:3])
+    # random pairs: the second muon from elsewhere in the event, at any angle
+    rnd = ~signal & (rng.random(n) < t.random_pair_fraction)
+    k = int(rnd.sum())
+    out["mu2_pt"][rnd] = t.skim_min_pt + 3.0 * rng.standard_exponential(k)
+    out["mu2_eta"][rnd] = np.clip(out["mu1_eta"][rnd] + rng.normal(0, 0.9, k), -2.38, 2.38)
+    out["mu2_phi"][rnd] = _wrap(out["mu1_phi"][rnd] + rng.normal(0, 0.9, k))
+    # lifetime: transverse flight length of the D meson (cm)
+    ctau = np.where(kind == TRUTH_DS, DS_CTAU, DPLUS_CTAU)
+    out["flight"] = np.where(signal, pt / m_parent * ctau * rng.standard_exponential(n), 0.0)
+    return {key: np.asarray(value, dtype=F32) for key, value in out.items()}
+
+
+def _muon_pool(rng, n_mu, lead, signal, t):
+    n = len(n_mu)
+    ev, local, offsets = _local_index(n_mu)
+    total = len(ev)
+    first = offsets[:-1]
+    # extra muons: soft, near the leading dimuon
+    true_pt = F32(t.skim_min_pt) + F32(2.5) * _expo(rng, total)
+    true_eta = np.clip(lead["dimuon_eta"][ev] + F32(0.9) * _normal(rng, total), -2.39, 2.39)
+    true_phi = _wrap(lead["dimuon_phi"][ev] + F32(0.9) * _normal(rng, total))
+    for slot, key in ((0, "mu1"), (1, "mu2")):
+        true_pt[first + slot] = lead[f"{key}_pt"]
+        true_eta[first + slot] = lead[f"{key}_eta"]
+        true_phi[first + slot] = lead[f"{key}_phi"]
+    # detector: the leading pair measured with resolution, extras as drawn
+    lead_idx = np.concatenate([first, first + 1])
+    k = len(lead_idx)
+    pt, eta, phi = true_pt.copy(), true_eta.copy(), true_phi.copy()
+    pt[lead_idx] *= 1 + F32(t.pt_resolution) * _normal(rng, k)
+    eta[lead_idx] += F32(t.angle_resolution) * _normal(rng, k)
+    phi[lead_idx] = _wrap(phi[lead_idx] + F32(t.angle_resolution) * _normal(rng, k))
+    # the skim: muons above 2 GeV inside the tracker (smearing may cross the edge)
+    pt = np.maximum(pt, F32(t.skim_min_pt + 0.001))
+    eta = np.clip(eta, F32(-t.skim_muon_abseta + 0.001), F32(t.skim_muon_abseta - 0.001))
+    charge = np.where(rng.random(total, dtype=F32) < 0.5, 1, -1).astype(np.int32)
+    charge[first + 1] = -charge[first]
     leading = local < 2
-    sig = signal[ev] & leading
-    is_global = rng.random(total) < np.where(sig, 0.975, 0.93)
-    is_pf = rng.random(total) < np.where(sig, 0.99, 0.97)
-    trig_matched = rng.random(total) < np.where(sig, 0.94, np.where(leading, 0.85, 0.45))
+    sig = np.zeros(total, dtype=bool)
+    sig[lead_idx] = np.concatenate([signal, signal])
+    u = rng.random((3, total), dtype=F32)
+    is_global = u[0] < np.where(sig, F32(0.975), F32(0.93))
+    is_pf = u[1] < np.where(sig, F32(0.99), F32(0.97))
+    matched = u[2] < np.where(sig, F32(0.94), np.where(leading, F32(0.85), F32(0.45)))
     trig_dr = np.where(
-        trig_matched, np.abs(rng.normal(0, 0.007, total)), rng.uniform(0.03, 1.0, total)
+        matched,
+        np.abs(F32(0.007) * _normal(rng, total)),
+        _uniform(rng, total, 0.03, 1.0),
     )
     return Collection(
         counts=n_mu.astype(np.int64),
         columns={
-            "pt": _f32(pt),
-            "eta": _f32(eta),
-            "phi": _f32(phi),
-            "charge": charge.astype(np.int32),
+            "pt": pt,
+            "eta": eta,
+            "phi": phi,
+            "charge": charge,
             "is_global": is_global,
             "is_pf": is_pf,
             "true_pt": true_pt,
             "true_eta": true_eta,
             "true_phi": true_phi,
-            "trig_dr": _f32(np.minimum(trig_dr, 1.0)),
+            "trig_dr": np.minimum(trig_dr, F32(1.0)),
         },
     )
 
 
-def _track_pool(rng, n_trk, true, kind, muons, t):
+def _track_pool(rng, n_trk, lead, signal, muons, t):
     n = len(n_trk)
-    total = int(n_trk.sum())
-    ev = np.repeat(np.arange(n), n_trk)
-    first = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(n_trk, out=first[1:])
-    local = np.arange(total) - first[ev]
-    _, eta_l, phi_l = kin.to_ptetaphi(kin.add(true["mu1"], true["mu2"]))
-    pt = 2.0 + rng.exponential(2.0, total)
-    eta, phi = _nearby(rng, eta_l[ev], phi_l[ev], total, 0.5)
-    sel = (local == 0) & (kind[ev] != TRUTH_BACKGROUND)
-    p4 = tuple(c[ev[sel]] for c in true["pion"])
-    pt[sel], eta[sel], phi[sel] = _detector(rng, p4, t, int(sel.sum()))
-    # background: give each track the momentum that puts (mu1 mu2 track) at a mass drawn
-    # from a linearly falling spectrum, the shape of the real combinatorial background
-    # (tried along ever wider cones around the dimuon until a track above 2 GeV does it)
-    todo = np.flatnonzero(~sel)
-    target = _falling_mass(rng, len(todo), t)
-    dimuon = kin.add(true["mu1"], true["mu2"])
-    for spread in (0.08, 0.15, 0.25, 0.4, 0.6, 1.2):
-        if not len(todo):
-            break
-        e_try, f_try = _nearby(rng, eta_l[ev[todo]], phi_l[ev[todo]], len(todo), spread)
-        p = kin.momentum_for_mass(
-            tuple(c[ev[todo]] for c in dimuon), _unit(e_try, f_try), PION_MASS, target
+    ev, local, offsets = _local_index(n_trk)
+    total = len(ev)
+    first = offsets[:-1]
+    # background tracks: the momentum that puts (leading mu mu + track) at a mass drawn
+    # from a linearly falling spectrum, the shape of the real combinatorial background,
+    # along a direction near the dimuon (a wider cone where that fails)
+    target = _falling_mass(rng, total, *t.skim_mass, t.background_slope)
+    m = muons.columns
+    mo = muons.offsets[:-1]
+    mu = [
+        _p4(m["true_pt"][mo + s], m["true_eta"][mo + s], m["true_phi"][mo + s], F32(MUON_MASS))
+        for s in (0, 1)
+    ]
+    dimuon = tuple((a + b).astype(np.float64) for a, b in zip(*mu, strict=True))
+    pt = np.full(total, np.nan, dtype=F32)
+    eta = np.zeros(total, dtype=F32)
+    phi = np.zeros(total, dtype=F32)
+    todo = np.arange(total)
+    for spread in (0.25, 0.6):
+        e_try = np.clip(
+            lead["dimuon_eta"][ev[todo]] + F32(spread) * _normal(rng, len(todo)), -2.45, 2.45
         )
-        pt_try = p / np.cosh(e_try)
-        ok = np.isfinite(pt_try) & (pt_try > 2.0) & (pt_try < 60.0)
-        done = todo[ok]
-        pt[done], eta[done], phi[done] = pt_try[ok], e_try[ok], f_try[ok]
-        todo, target = todo[~ok], target[~ok]
-    pt = np.maximum(pt, 2.0 + 0.01 * rng.random(total))
-    eta = np.clip(eta, -2.499, 2.499)
+        f_try = _wrap(lead["dimuon_phi"][ev[todo]] + F32(spread) * _normal(rng, len(todo)))
+        sys = tuple(c[ev[todo]] for c in dimuon)
+        p = _momentum_for_mass(sys, _unit(e_try, f_try), PION_MASS, target[todo])
+        pt_try = (p / np.cosh(e_try.astype(np.float64))).astype(F32)
+        ok = np.isfinite(pt_try) & (pt_try > t.skim_min_pt) & (pt_try < 60.0)
+        pt[todo[ok]], eta[todo[ok]], phi[todo[ok]] = pt_try[ok], e_try[ok], f_try[ok]
+        todo = todo[~ok]
+    # the rest: soft tracks around the dimuon, whatever mass they make
+    k = len(todo)
+    pt[todo] = F32(t.skim_min_pt) + F32(2.0) * _expo(rng, k)
+    eta[todo] = np.clip(lead["dimuon_eta"][ev[todo]] + F32(0.5) * _normal(rng, k), -2.45, 2.45)
+    phi[todo] = _wrap(lead["dimuon_phi"][ev[todo]] + F32(0.5) * _normal(rng, k))
+    true_pt, true_eta, true_phi = pt.copy(), eta.copy(), phi.copy()
+    # signal: track 0 is the pion, measured with resolution
+    s = first[signal]
+    k = len(s)
+    for key, arr in (("pi_pt", true_pt), ("pi_eta", true_eta), ("pi_phi", true_phi)):
+        arr[s] = lead[key][signal]
+    pt[s] = true_pt[s] * (1 + F32(t.pt_resolution) * _normal(rng, k))
+    eta[s] = true_eta[s] + F32(t.angle_resolution) * _normal(rng, k)
+    phi[s] = _wrap(true_phi[s] + F32(t.angle_resolution) * _normal(rng, k))
+    pt = np.maximum(pt, F32(t.skim_min_pt + 0.001))
     # the muons' own tracks sometimes sit in the track collection too: candidates built
     # with them have dR(mu, track) = 0, which the delta_r step's lower bound removes
-    last = (local == n_trk[ev] - 1) & (n_trk[ev] >= 2) & (rng.random(total) < t.muon_track_copy)
-    source = muons.offsets[ev[last]] + rng.integers(0, 2, int(last.sum()))
-    pt[last] = muons.columns["pt"][source]
-    eta[last] = muons.columns["eta"][source]
-    phi[last] = muons.columns["phi"][source]
-    # impact parameters: prompt core, tails, and decay-length displacement for true pions
-    dz = rng.normal(0, 4.5, total)
-    tail = rng.random(total) < 0.015
-    dz[tail] = rng.uniform(20.0, 30.0, int(tail.sum())) * np.sign(rng.normal(size=int(tail.sum())))
-    dxy = rng.normal(0, 0.03, total)
-    tail = rng.random(total) < 0.05
-    dxy[tail] = rng.uniform(0.3, 1.5, int(tail.sum())) * np.sign(rng.normal(size=int(tail.sum())))
-    dxy[sel] = rng.normal(0, 0.01, int(sel.sum())) + true["flight"][ev[sel]] * 0.3
+    copy = (n_trk >= 2) & (rng.random(n, dtype=F32) < t.muon_track_copy)
+    last = offsets[1:][copy] - 1
+    source = muons.offsets[:-1][copy] + rng.integers(0, 2, int(copy.sum()))
+    for key, arr in (("pt", pt), ("eta", eta), ("phi", phi)):
+        arr[last] = m[key][source]
+    for key, arr in (("true_pt", true_pt), ("true_eta", true_eta), ("true_phi", true_phi)):
+        arr[last] = m[key][source]
+    # impact parameters (cm): prompt core and tails; displaced by the decay for pions
+    u = rng.random((3, total), dtype=F32)
+    dz = F32(4.5) * _normal(rng, total)
+    tail = u[0] < 0.015
+    dz[tail] = np.copysign(F32(20) + F32(10) * u[1][tail], dz[tail])
+    dxy = F32(0.03) * _normal(rng, total)
+    tail = u[2] < 0.05
+    dxy[tail] = np.copysign(F32(0.3) + F32(1.2) * u[1][tail], dxy[tail])
+    dxy[s] = F32(0.01) * _normal(rng, k) + F32(0.3) * lead["flight"][signal]
+    charge = np.where(u[1] < 0.5, 1, -1).astype(np.int32)
+    charge[s] = 1
     return Collection(
         counts=n_trk.astype(np.int64),
         columns={
-            "pt": _f32(pt),
-            "eta": _f32(eta),
-            "phi": _f32(phi),
-            "charge": np.where(rng.random(total) < 0.5, 1, -1).astype(np.int32),
-            "dz": _f32(dz),
-            "dxy": _f32(dxy),
+            "pt": pt,
+            "eta": eta,
+            "phi": phi,
+            "charge": charge,
+            "dz": dz,
+            "dxy": dxy,
+            "true_pt": true_pt,
+            "true_eta": true_eta,
+            "true_phi": true_phi,
         },
     )
 
 
-def _unit(eta, phi):
-    theta = 2 * np.arctan(np.exp(-eta))
-    return np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)
-
-
-def _falling_mass(rng, n, t):
-    """Masses on the skim window with a density falling linearly by ~45 % across it."""
-    lo, hi = t.skim_mass
-    slope = -0.45 / (hi - lo)  # relative change per GeV
-    # inverse CDF of f(m) = 1 + slope (m - lo)
-    a, b = slope / 2, 1.0
-    c = -rng.random(n) * ((hi - lo) + a * (hi - lo) ** 2)
-    x = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
-    return lo + x
-
-
-def _candidates(rng, ev, i1, i2, it, is_true, kind, muons, tracks, true, t):
-    n_c = len(ev)
-    mo = muons.offsets
-    to = tracks.offsets
+def _candidates(rng, n, ev, i1, i2, it, is_true, kind, muons, tracks, lead, t):
+    """Candidate fields; the skim (mass windows) is applied before the costly ones."""
+    mo, to = muons.offsets, tracks.offsets
     g1, g2, gt = mo[ev] + i1, mo[ev] + i2, to[ev] + it
     m, tr = muons.columns, tracks.columns
-    mu1 = kin.from_ptetaphim(m["pt"][g1], m["eta"][g1], m["phi"][g1], MUON_MASS)
-    mu2 = kin.from_ptetaphim(m["pt"][g2], m["eta"][g2], m["phi"][g2], MUON_MASS)
-    trk = kin.from_ptetaphim(tr["pt"][gt], tr["eta"][gt], tr["phi"][gt], PION_MASS)
-    triplet = kin.add(mu1, mu2, trk)
-    mass = kin.mass(triplet) + rng.normal(0, 0.001, n_c)
-    dimuon_mass = kin.mass(kin.add(mu1, mu2))
-    tpt, teta, tphi = kin.to_ptetaphi(triplet)
-    # refit: the true muon directions with a fraction of the detector resolution
+    mu_m, mu_t = F32(MUON_MASS), F32(PION_MASS)
+    meas_mu = _p4(m["pt"], m["eta"], m["phi"], mu_m)
+    meas_tr = _p4(tr["pt"], tr["eta"], tr["phi"], mu_t)
+    true_mu = _p4(m["true_pt"], m["true_eta"], m["true_phi"], mu_m)
+    true_tr = _p4(tr["true_pt"], tr["true_eta"], tr["true_phi"], mu_t)
+    dimu = [a[g1] + a[g2] for a in meas_mu]
+    triplet = [d + b[gt] for d, b in zip(dimu, meas_tr, strict=True)]
+    m_meas = _mass(*triplet)
+    m_true = _mass(*[a[g1] + a[g2] + b[gt] for a, b in zip(true_mu, true_tr, strict=True)])
+    mass = (
+        m_true
+        + F32(t.vertex_fit_keep) * (m_meas - m_true)
+        + F32(t.vertex_fit_noise) * _normal(rng, len(ev))
+    )
+    dimuon_mass = _mass(*dimu)
+    # -- the skim on the candidate ----------------------------------------------------------
+    keep = (
+        (mass > t.skim_mass[0])
+        & (mass < t.skim_mass[1])
+        & (dimuon_mass > t.skim_dimuon[0])
+        & (dimuon_mass < t.skim_dimuon[1])
+    )
+    ev, i1, i2, it, g1, g2, gt, is_true, mass = (
+        a[keep] for a in (ev, i1, i2, it, g1, g2, gt, is_true, mass)
+    )
+    triplet = [c[keep] for c in triplet]
+    n_c = len(ev)
+    tpt, teta, tphi = _ptetaphi(*triplet[:3])
+    # -- refitted muon tracks: the truth with a fraction of the detector resolution -----------
     refit = {}
     for key, g in (("mu1", g1), ("mu2", g2)):
-        rp = m["true_pt"][g] * (1 + t.refit_fraction * t.pt_resolution * rng.normal(0, 1, n_c))
-        re = m["true_eta"][g] + t.refit_fraction * t.angle_resolution * rng.normal(0, 1, n_c)
-        rf = m["true_phi"][g] + t.refit_fraction * t.angle_resolution * rng.normal(0, 1, n_c)
-        refit[key] = [rp, re, rf]
-    failed = rng.random(n_c) < t.refit_failure
+        res = F32(t.refit_fraction)
+        rp = m["true_pt"][g] * (1 + res * F32(t.pt_resolution) * _normal(rng, n_c))
+        re = m["true_eta"][g] + res * F32(t.angle_resolution) * _normal(rng, n_c)
+        rf = _wrap(m["true_phi"][g] + res * F32(t.angle_resolution) * _normal(rng, n_c))
+        refit[key] = (rp, re, rf)
+    u = rng.random((4, n_c), dtype=F32)
+    failed = u[0] < t.refit_failure
     for key in ("mu1", "mu2"):
         for arr in refit[key]:
             arr[failed] = -99.0
-    # vertex quality and displacement
-    vtx_chi2 = np.where(
-        is_true,
-        rng.chisquare(2, n_c) * 0.6,
-        rng.chisquare(2, n_c) * 1.6 + rng.exponential(1.5, n_c),
-    )
-    pv_ntracks = rng.poisson(22, n_c).astype(np.float64)
-    low = rng.random(n_c) < 0.03
-    pv_ntracks[low] = rng.integers(0, 2, int(low.sum()))
-    err = rng.uniform(0.0025, 0.0060, n_c)
-    flight = np.where(is_true, true["flight"][ev], 0.0)
-    displaced = ~is_true & (rng.random(n_c) < 0.60)
-    flight = np.where(displaced, rng.exponential(0.02, n_c), flight)
-    flight_sig = np.abs(flight + rng.normal(0, 1, n_c) * err) / err
+    # -- vertex quality, refitted PV, displacement ---------------------------------------------
+    e1, e2 = _expo(rng, n_c), _expo(rng, n_c)
+    vtx_chi2 = np.where(is_true, F32(1.2) * e1, F32(3.2) * e1 + F32(1.5) * e2)
+    pv_event = np.rint(F32(22) + F32(4.7) * _normal(rng, n)).clip(2, None)
+    pv_ntracks = (pv_event[ev] - np.floor(F32(3) * u[1])).astype(F32)
+    low = u[2] < 0.03
+    pv_ntracks[low] = np.floor(F32(2) * u[1][low])
+    err = F32(0.0025) + F32(0.0035) * u[3]
+    flight = np.where(is_true, lead["flight"][ev], F32(0))
+    displaced = ~is_true & (u[1] < 0.60)
+    flight = np.where(displaced, F32(0.02) * e2, flight)
+    flight_sig = np.abs(flight + _normal(rng, n_c) * err) / err
     truth = np.where(is_true, kind[ev], TRUTH_BACKGROUND).astype(np.int32)
     charge = (m["charge"][g1] + m["charge"][g2] + tr["charge"][gt]).astype(np.int32)
     return Collection(
-        counts=np.zeros(0, dtype=np.int64),
+        counts=np.bincount(ev, minlength=n).astype(np.int64),
         columns={
-            "mass": _f32(mass),
-            "dimuon_mass": dimuon_mass,
-            "vtx_chi2": _f32(vtx_chi2),
+            "mass": mass.astype(F32),
+            "vtx_chi2": vtx_chi2,
             "pv_ntracks": pv_ntracks,
-            "flight_sig": _f32(flight_sig),
+            "flight_sig": flight_sig.astype(F32),
             "mu1_idx": i1.astype(np.int32),
             "mu2_idx": i2.astype(np.int32),
             "trk_idx": it.astype(np.int32),
@@ -549,17 +737,17 @@ def _candidates(rng, ev, i1, i2, it, is_true, kind, muons, tracks, true, t):
             "trk_pt": tr["pt"][gt],
             "trk_eta": tr["eta"][gt],
             "trk_phi": tr["phi"][gt],
-            "mu1_refit_pt": _f32(refit["mu1"][0]),
-            "mu1_refit_eta": _f32(refit["mu1"][1]),
-            "mu1_refit_phi": _f32(refit["mu1"][2]),
-            "mu2_refit_pt": _f32(refit["mu2"][0]),
-            "mu2_refit_eta": _f32(refit["mu2"][1]),
-            "mu2_refit_phi": _f32(refit["mu2"][2]),
+            "mu1_refit_pt": refit["mu1"][0],
+            "mu1_refit_eta": refit["mu1"][1],
+            "mu1_refit_phi": refit["mu1"][2],
+            "mu2_refit_pt": refit["mu2"][0],
+            "mu2_refit_eta": refit["mu2"][1],
+            "mu2_refit_phi": refit["mu2"][2],
             "mu1_trig_dr": m["trig_dr"][g1],
             "mu2_trig_dr": m["trig_dr"][g2],
-            "pt": _f32(tpt),
-            "eta": _f32(teta),
-            "phi": _f32(tphi),
+            "pt": tpt.astype(F32),
+            "eta": teta.astype(F32),
+            "phi": tphi.astype(F32),
             "charge": charge,
             "truth": truth,
         },

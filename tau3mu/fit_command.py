@@ -1,0 +1,100 @@
+"""``tau3mu fit``: refit the mass peaks of a saved histogram; also the last step of a run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("histfile", help="histograms.root or histograms.pkl of a run")
+    parser.add_argument("--hist", default="h_mass", help="histogram name (prefix in a ROOT file)")
+    parser.add_argument("--dataset", action="append", help="fit only these datasets")
+    parser.add_argument("--out", default=".", help="output folder (default: here)")
+    parser.add_argument("--minos", action="store_true", help="also Minos errors (zfit engine)")
+    parser.add_argument("--engine", choices=["zfit", "iminuit"], default="zfit")
+
+
+def mass_histograms(path: str | Path, name: str = "h_mass") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{dataset: (counts, edges)} of the nominal mass histograms in a ROOT or pickle file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if path.suffix == ".root":
+        import uproot
+
+        with uproot.open(path) as f:
+            keys = [k.split(";")[0] for k in f.keys(cycle=False)]
+            for key in keys:
+                if key == name or (key.startswith(name + "_") and not key.endswith(("_sf_up", "_sf_down"))):
+                    counts, edges = f[key].to_numpy()
+                    out[key.removeprefix(name).removeprefix("_") or name] = (counts, edges)
+    else:
+        from tau3mu.outputs import load_histograms
+
+        loaded: Any = load_histograms(path)
+        h = loaded[name] if isinstance(loaded, dict) else loaded
+        if "dataset" in h.axes.name:
+            for dataset in h.axes["dataset"]:
+                sub = h[{"dataset": dataset}]
+                if "systematic" in sub.axes.name:
+                    sub = sub[{"systematic": "nominal"}]
+                out[dataset] = (sub.values(), sub.axes[0].edges)
+        else:
+            out[name] = (h.values(), h.axes[0].edges)
+    if not out:
+        raise KeyError(f"{path}: no histogram named {name!r} (or {name}_<dataset>)")
+    return out
+
+
+def fit_datasets(
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]],
+    outdir: str | Path,
+    *,
+    engine: str = "zfit",
+    minos: bool = False,
+    lumi: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Fit each dataset's histogram; write fit.json and the mass_fit figures."""
+    from tau3mu import fit
+    from tau3mu.fitplot import plot_fit
+    from tau3mu.outputs import write_json
+
+    outdir = Path(outdir)
+    results = {}
+    for i, (dataset, (counts, edges)) in enumerate(histograms.items()):
+        if engine == "iminuit":
+            result = fit.fit_counts_iminuit(counts, edges)
+        else:
+            result = fit.fit_counts(counts, edges, minos=minos)
+        results[dataset] = result
+        stem = outdir / ("mass_fit" if i == 0 else f"mass_fit_{dataset}")
+        plot_fit(counts, edges, result, stem, lumi=(lumi or {}).get(dataset), title=dataset)
+    write_json(outdir / "fit.json", {d: {"engine": engine, **r.to_dict()} for d, r in results.items()})
+    return results
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        histograms = mass_histograms(args.histfile, args.hist)
+    except (FileNotFoundError, KeyError) as err:
+        print(f"tau3mu fit: {err}", file=sys.stderr)
+        return 2
+    if args.dataset:
+        unknown = sorted(set(args.dataset) - set(histograms))
+        if unknown:
+            print(f"tau3mu fit: unknown dataset(s) {unknown}; the file has {sorted(histograms)}", file=sys.stderr)
+            return 2
+        histograms = {d: histograms[d] for d in args.dataset}
+    results = fit_datasets(histograms, args.out, engine=args.engine, minos=args.minos)
+    failed = 0
+    for dataset, result in results.items():
+        print(f"{dataset}:\n{result.table()}")
+        failed += not result.converged
+    print(f"wrote {Path(args.out) / 'fit.json'} and the mass_fit figures")
+    return 1 if failed else 0
