@@ -17,7 +17,7 @@ from tau3mu.synth.physics import Tuning, simulate
 #: events per fb^-1 that give SPEC section 5's yields after the selection (~1040 Ds+,
 #: ~375 D+ and ~13.4k background best candidates in [1.65, 2.01] per fb^-1), measured
 #: with this generator's default tuning
-EVENTS_PER_INVERSE_FB = 200_000
+EVENTS_PER_INVERSE_FB = 180_000
 #: the dataset's run number per era, so files of different eras do not collide
 RUN_NUMBERS = {"2016": 275000, "2017": 297050, "2018": 315252, "2022": 355100, "2023": 367100}
 

@@ -74,8 +74,8 @@ class Tuning:
     """Knobs of the simulation; defaults reproduce SPEC section 5 after the selection."""
 
     #: event kinds in data and in simulation (``mc``: mostly Ds+, for scale factors)
-    ds_fraction: float = 0.0095
-    dplus_fraction: float = 0.0030
+    ds_fraction: float = 0.0131
+    dplus_fraction: float = 0.0045
     mc_ds_fraction: float = 0.75
     mc_dplus_fraction: float = 0.10
     #: Poisson means of muons beyond the leading pair, tracks beyond the first, and
@@ -98,7 +98,7 @@ class Tuning:
     pt_resolution: float = 0.0085
     angle_resolution: float = 0.0012
     #: vertex fit: share of the measured-momenta mass error kept, and the fit's own noise
-    vertex_fit_keep: float = 0.80
+    vertex_fit_keep: float = 0.85
     vertex_fit_noise: float = 0.0015
     #: the refit's resolution, as a fraction of the detector's, and its failure rate
     refit_fraction: float = 0.35
@@ -211,22 +211,25 @@ def _mass(px, py, pz, e) -> np.ndarray:
 
 
 def _two_body(rng, parent, m_parent, m1, m2):
-    """Isotropic two-body decay in the parent's rest frame, boosted to the lab (float64)."""
+    """Isotropic two-body decay in the parent's rest frame, boosted to the lab."""
     n = len(m_parent)
-    mp = np.asarray(m_parent, dtype=np.float64)
-    m1 = np.asarray(m1, dtype=np.float64)
-    p_star = np.sqrt(np.maximum((mp**2 - (m1 + m2) ** 2) * (mp**2 - (m1 - m2) ** 2), 0)) / (2 * mp)
-    cos_t = rng.uniform(-1, 1, n)
-    sin_t = np.sqrt(1 - cos_t**2)
-    ang = rng.uniform(-np.pi, np.pi, n)
+    mp = np.asarray(m_parent, dtype=F32)
+    m1 = np.asarray(m1, dtype=F32)
+    m2 = F32(m2)
+    p_star = np.sqrt(np.maximum((mp * mp - (m1 + m2) ** 2) * (mp * mp - (m1 - m2) ** 2), 0)) / (
+        2 * mp
+    )
+    cos_t = _uniform(rng, n, -1.0, 1.0)
+    sin_t = np.sqrt(1 - cos_t * cos_t)
+    ang = _uniform(rng, n, -np.pi, np.pi)
     d = (p_star * sin_t * np.cos(ang), p_star * sin_t * np.sin(ang), p_star * cos_t)
-    e1 = np.sqrt(p_star**2 + m1**2)
-    e2 = np.sqrt(p_star**2 + m2**2)
+    e1 = np.sqrt(p_star * p_star + m1 * m1)
+    e2 = np.sqrt(p_star * p_star + m2 * m2)
     px, py, pz, e = parent
     bx, by, bz = px / e, py / e, pz / e
     b2 = bx * bx + by * by + bz * bz
     gamma = 1 / np.sqrt(1 - b2)
-    g2 = (gamma - 1) / np.where(b2 > 0, b2, 1)
+    g2 = gamma * gamma / (1 + gamma)  # (gamma - 1) / beta^2, stable
 
     def boost(sign, energy):
         qx, qy, qz = sign * d[0], sign * d[1], sign * d[2]
@@ -234,37 +237,34 @@ def _two_body(rng, parent, m_parent, m1, m2):
         f = g2 * bp + gamma * energy
         return qx + f * bx, qy + f * by, qz + f * bz, gamma * (energy + bp)
 
-    return boost(1.0, e1), boost(-1.0, e2)
+    return boost(F32(1), e1), boost(F32(-1), e2)
 
 
-def _unit(eta, phi):
-    """Unit vector of direction (eta, phi), float64."""
-    eta = eta.astype(np.float64)
-    phi = phi.astype(np.float64)
-    ex = np.exp(-eta)
-    sin_t = 2 * ex / (1 + ex * ex)
-    cos_t = (1 - ex * ex) / (1 + ex * ex)
-    return sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t
+def _direction_for_mass(rng, system, p, m_track: float, target):
+    """Unit direction of a track of momentum ``p`` such that system + track has mass ``target``.
 
-
-def _momentum_for_mass(system, direction, m_track: float, target) -> np.ndarray:
-    """|p| of a track along unit ``direction`` such that system + track has mass ``target``.
-
-    Solves E_s sqrt(p^2 + m^2) - (P_s . n) p = A with A = (M^2 - m_s^2 - m^2) / 2; NaN where
-    no physical solution exists.
+    The opening angle to the system follows from E_s E - |P_s| p cos(theta) = A with
+    A = (M^2 - m_s^2 - m^2) / 2; the azimuth around the system is uniform. NaN where no
+    angle gives the mass.
     """
     px, py, pz, e = system
-    m_s2 = e * e - px * px - py * py - pz * pz
-    a = (target * target - m_s2 - m_track**2) / 2
-    b = px * direction[0] + py * direction[1] + pz * direction[2]
-    qa = e * e - b * b
-    qb = -2 * a * b
-    qc = e * e * m_track**2 - a * a
-    disc = qb * qb - 4 * qa * qc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        root = (-qb + np.sqrt(disc)) / (2 * qa)
-        ok = (disc >= 0) & (root > 0) & (a + b * root > 0)
-    return np.where(ok, root, np.nan)
+    p_s = np.sqrt(px * px + py * py + pz * pz)
+    a = (target * target - (e * e - p_s * p_s) - m_track**2) / 2
+    cos_t = (e * np.sqrt(p * p + m_track**2) - a) / (p_s * p)
+    cos_t = np.where(np.abs(cos_t) <= 1, cos_t, F32(np.nan))
+    sin_t = np.sqrt(1 - cos_t * cos_t)
+    nx, ny, nz = px / p_s, py / p_s, pz / p_s
+    # a unit vector perpendicular to n (n x z, the beam axis, never parallel here)
+    norm = np.sqrt(nx * nx + ny * ny)
+    ux, uy = ny / norm, -nx / norm
+    vx, vy, vz = ny * 0 - nz * uy, nz * ux, nx * uy - ny * ux
+    ang = _uniform(rng, len(p), -np.pi, np.pi)
+    c, s = np.cos(ang), np.sin(ang)
+    return (
+        cos_t * nx + sin_t * (c * ux + s * vx),
+        cos_t * ny + sin_t * (c * uy + s * vy),
+        cos_t * nz + sin_t * s * vz,
+    )
 
 
 def _falling_mass(rng, n: int, lo: float, hi: float, slope: float) -> np.ndarray:
@@ -298,7 +298,7 @@ def simulate(
 
     Like the real skim, events keep at least one candidate, except a small share
     (``Tuning.empty_fraction``) kept empty on purpose: readers must cope with them.
-    Event numbers start at ``first_event`` (default ``file_index * 10**8``), so files of
+    Event numbers start at ``first_event`` (default ``file_index * 10**7``), so files of
     one dataset never share an event number.
     """
     rng = _rng(seed, file_index)
@@ -315,7 +315,7 @@ def simulate(
         have += int(keep.sum())
     merged = _concatenate(parts)
     if first_event is None:
-        first_event = file_index * 100_000_000
+        first_event = file_index * 10_000_000
     merged.run = np.full(n, run_number, dtype=np.uint32)
     merged.lumi = (1 + file_index * 97 + np.arange(n) // 500).astype(np.uint32)
     merged.event = (first_event + np.arange(n)).astype(np.uint64)
@@ -478,47 +478,45 @@ def _passes_skim(draw, kind, t):
 def _draw_leading(rng, kind, t):
     n = len(kind)
     signal = kind != TRUTH_BACKGROUND
-    m_parent = np.where(kind == TRUTH_DS, DS_MASS, DPLUS_MASS)
+    m_parent = np.where(kind == TRUTH_DS, F32(DS_MASS), F32(DPLUS_MASS))
     # the source: a D meson for signal, the dimuon itself for background; falling pt
-    pt = np.where(signal, 7.0 + 5.0 * rng.standard_exponential(n), 5.0 + 4.0 * rng.standard_exponential(n))
-    eta = rng.uniform(-2.1, 2.1, n)
-    phi = rng.uniform(-np.pi, np.pi, n)
+    e = _expo(rng, n)
+    pt = np.where(signal, F32(7) + F32(5) * e, F32(5) + F32(4) * e)
+    eta = _uniform(rng, n, -2.1, 2.1)
+    phi = _uniform(rng, n, -np.pi, np.pi)
     # dimuon mass: phi Breit-Wigner for signal (and a share of background), continuum else
-    bw = PHI_MASS + 0.5 * PHI_WIDTH * np.tan(np.pi * (rng.random(n) - 0.5))
-    bw = np.clip(bw, 0.85, 1.15)
-    continuum = np.minimum(t.skim_dimuon[0] + 0.3 * rng.standard_exponential(n), 1.95)
-    real_phi = signal | (rng.random(n) < t.phi_fraction_background)
+    u = rng.random((3, n), dtype=F32)
+    bw = F32(PHI_MASS) + F32(0.5 * PHI_WIDTH) * np.tan(F32(np.pi) * (u[0] - F32(0.5)))
+    bw = np.clip(bw, F32(0.85), F32(1.15))
+    continuum = np.minimum(F32(t.skim_dimuon[0]) - F32(0.3) * np.log1p(-u[1]), F32(1.95))
+    real_phi = signal | (u[2] < t.phi_fraction_background)
     m_mumu = np.where(real_phi, bw, continuum)
-    ex = np.exp(eta)
-    pz, p = pt * (ex - 1 / ex) / 2, pt * (ex + 1 / ex) / 2
-    source = (pt * np.cos(phi), pt * np.sin(phi), pz)
-    e_source = np.sqrt(p**2 + np.where(signal, m_parent, m_mumu) ** 2)
-    dimuon = (*source, e_source)
-    pion = (np.zeros(n), np.ones(n), np.zeros(n), np.ones(n))
+    px, py, pz, e_source = _p4(pt, eta, phi, np.where(signal, m_parent, m_mumu))
+    dimuon = (px, py, pz, e_source)
+    pion = (np.zeros(n, F32), np.ones(n, F32), np.zeros(n, F32), np.ones(n, F32))
     if signal.any():
         s = np.flatnonzero(signal)
-        parent = tuple(c[s] for c in (*source, e_source))
+        parent = tuple(c[s] for c in dimuon)
         phi_v, pi_v = _two_body(rng, parent, m_parent[s], m_mumu[s], PION_MASS)
         dimuon = tuple(c.copy() for c in dimuon)
-        pion = tuple(c.copy() for c in pion)
         for c, new in zip(dimuon, phi_v, strict=True):
             c[s] = new
         for c, new in zip(pion, pi_v, strict=True):
             c[s] = new
-    mu1, mu2 = _two_body(rng, dimuon, m_mumu, MUON_MASS, MUON_MASS)
+    mu1, mu2 = _two_body(rng, dimuon, m_mumu, m_mumu * 0 + F32(MUON_MASS), MUON_MASS)
     out = {}
     for key, vec in (("mu1", mu1), ("mu2", mu2), ("pi", pion)):
         out[f"{key}_pt"], out[f"{key}_eta"], out[f"{key}_phi"] = _ptetaphi(*vec[:3])
     _, out["dimuon_eta"], out["dimuon_phi"] = _ptetaphi(*dimuon[:3])
     # random pairs: the second muon from elsewhere in the event, at any angle
-    rnd = ~signal & (rng.random(n) < t.random_pair_fraction)
-    k = int(rnd.sum())
-    out["mu2_pt"][rnd] = t.skim_min_pt + 3.0 * rng.standard_exponential(k)
-    out["mu2_eta"][rnd] = np.clip(out["mu1_eta"][rnd] + rng.normal(0, 0.9, k), -2.38, 2.38)
-    out["mu2_phi"][rnd] = _wrap(out["mu1_phi"][rnd] + rng.normal(0, 0.9, k))
+    rnd = np.flatnonzero(~signal & (rng.random(n, dtype=F32) < t.random_pair_fraction))
+    k = len(rnd)
+    out["mu2_pt"][rnd] = F32(t.skim_min_pt) + F32(3) * _expo(rng, k)
+    out["mu2_eta"][rnd] = np.clip(out["mu1_eta"][rnd] + F32(0.9) * _normal(rng, k), -2.38, 2.38)
+    out["mu2_phi"][rnd] = _wrap(out["mu1_phi"][rnd] + F32(0.9) * _normal(rng, k))
     # lifetime: transverse flight length of the D meson (cm)
-    ctau = np.where(kind == TRUTH_DS, DS_CTAU, DPLUS_CTAU)
-    out["flight"] = np.where(signal, pt / m_parent * ctau * rng.standard_exponential(n), 0.0)
+    ctau = np.where(kind == TRUTH_DS, F32(DS_CTAU), F32(DPLUS_CTAU))
+    out["flight"] = np.where(signal, pt / m_parent * ctau * _expo(rng, n), F32(0))
     return {key: np.asarray(value, dtype=F32) for key, value in out.items()}
 
 
@@ -581,30 +579,32 @@ def _track_pool(rng, n_trk, lead, signal, muons, t):
     ev, local, offsets = _local_index(n_trk)
     total = len(ev)
     first = offsets[:-1]
-    # background tracks: the momentum that puts (leading mu mu + track) at a mass drawn
-    # from a linearly falling spectrum, the shape of the real combinatorial background,
-    # along a direction near the dimuon (a wider cone where that fails)
-    target = _falling_mass(rng, total, *t.skim_mass, t.background_slope)
+    # background tracks: for a track momentum drawn from a falling spectrum, the opening
+    # angle to the leading mu mu that puts (mu mu track) at a mass drawn from a linearly
+    # falling spectrum, the shape of the real combinatorial background (azimuth around the
+    # dimuon at random; a new momentum where no angle does it)
+    target = _falling_mass(rng, total, *t.skim_mass, t.background_slope).astype(F32)
     m = muons.columns
     mo = muons.offsets[:-1]
     mu = [
         _p4(m["true_pt"][mo + s], m["true_eta"][mo + s], m["true_phi"][mo + s], F32(MUON_MASS))
         for s in (0, 1)
     ]
-    dimuon = tuple((a + b).astype(np.float64) for a, b in zip(*mu, strict=True))
+    dimuon = tuple(a + b for a, b in zip(*mu, strict=True))
     pt = np.full(total, np.nan, dtype=F32)
     eta = np.zeros(total, dtype=F32)
     phi = np.zeros(total, dtype=F32)
-    todo = np.arange(total)
-    for spread in (0.25, 0.6):
-        e_try = np.clip(
-            lead["dimuon_eta"][ev[todo]] + F32(spread) * _normal(rng, len(todo)), -2.45, 2.45
-        )
-        f_try = _wrap(lead["dimuon_phi"][ev[todo]] + F32(spread) * _normal(rng, len(todo)))
+    m_dimuon = _mass(*dimuon)[ev]
+    todo = np.flatnonzero(target > m_dimuon + F32(PION_MASS + 0.005))
+    cosh_eta = np.cosh(lead["dimuon_eta"])
+    for _ in range(3):
+        pt_try = F32(t.skim_min_pt + 0.1) + F32(2.5) * _expo(rng, len(todo))
+        p_try = pt_try * cosh_eta[ev[todo]]
         sys = tuple(c[ev[todo]] for c in dimuon)
-        p = _momentum_for_mass(sys, _unit(e_try, f_try), PION_MASS, target[todo])
-        pt_try = (p / np.cosh(e_try.astype(np.float64))).astype(F32)
-        ok = np.isfinite(pt_try) & (pt_try > t.skim_min_pt) & (pt_try < 60.0)
+        x, y, z = _direction_for_mass(rng, sys, p_try, PION_MASS, target[todo])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pt_try, e_try, f_try = _ptetaphi(p_try * x, p_try * y, p_try * z)
+            ok = (pt_try > t.skim_min_pt) & (np.abs(e_try) < t.skim_track_abseta - 0.05)
         pt[todo[ok]], eta[todo[ok]], phi[todo[ok]] = pt_try[ok], e_try[ok], f_try[ok]
         todo = todo[~ok]
     # the rest: soft tracks around the dimuon, whatever mass they make
@@ -632,7 +632,7 @@ def _track_pool(rng, n_trk, lead, signal, muons, t):
     for key, arr in (("true_pt", true_pt), ("true_eta", true_eta), ("true_phi", true_phi)):
         arr[last] = m[key][source]
     # impact parameters (cm): prompt core and tails; displaced by the decay for pions
-    u = rng.random((3, total), dtype=F32)
+    u = rng.random((4, total), dtype=F32)
     dz = F32(4.5) * _normal(rng, total)
     tail = u[0] < 0.015
     dz[tail] = np.copysign(F32(20) + F32(10) * u[1][tail], dz[tail])
@@ -640,7 +640,7 @@ def _track_pool(rng, n_trk, lead, signal, muons, t):
     tail = u[2] < 0.05
     dxy[tail] = np.copysign(F32(0.3) + F32(1.2) * u[1][tail], dxy[tail])
     dxy[s] = F32(0.01) * _normal(rng, k) + F32(0.3) * lead["flight"][signal]
-    charge = np.where(u[1] < 0.5, 1, -1).astype(np.int32)
+    charge = np.where(u[3] < 0.5, 1, -1).astype(np.int32)
     charge[s] = 1
     return Collection(
         counts=n_trk.astype(np.int64),
@@ -699,7 +699,7 @@ def _candidates(rng, n, ev, i1, i2, it, is_true, kind, muons, tracks, lead, t):
         re = m["true_eta"][g] + res * F32(t.angle_resolution) * _normal(rng, n_c)
         rf = _wrap(m["true_phi"][g] + res * F32(t.angle_resolution) * _normal(rng, n_c))
         refit[key] = (rp, re, rf)
-    u = rng.random((4, n_c), dtype=F32)
+    u = rng.random((5, n_c), dtype=F32)
     failed = u[0] < t.refit_failure
     for key in ("mu1", "mu2"):
         for arr in refit[key]:
@@ -710,10 +710,10 @@ def _candidates(rng, n, ev, i1, i2, it, is_true, kind, muons, tracks, lead, t):
     pv_event = np.rint(F32(22) + F32(4.7) * _normal(rng, n)).clip(2, None)
     pv_ntracks = (pv_event[ev] - np.floor(F32(3) * u[1])).astype(F32)
     low = u[2] < 0.03
-    pv_ntracks[low] = np.floor(F32(2) * u[1][low])
-    err = F32(0.0025) + F32(0.0035) * u[3]
+    pv_ntracks[low] = np.floor(F32(2) * u[3][low])
+    err = F32(0.0025) + F32(0.0035) * rng.random(n_c, dtype=F32)
     flight = np.where(is_true, lead["flight"][ev], F32(0))
-    displaced = ~is_true & (u[1] < 0.60)
+    displaced = ~is_true & (u[4] < 0.60)
     flight = np.where(displaced, F32(0.02) * e2, flight)
     flight_sig = np.abs(flight + _normal(rng, n_c) * err) / err
     truth = np.where(is_true, kind[ev], TRUTH_BACKGROUND).astype(np.int32)

@@ -1,0 +1,190 @@
+"""``tau3mu run``: datasets in, histograms, cutflow, snapshot, fit and report out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="a datasets JSON (the original input.json format), or ROOT files, globs, root:// URLs",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--dataset", action="append", help="process only these datasets (repeatable)")
+    parser.add_argument("--prefix", help="put before every rootpath, e.g. root://eosuser.cern.ch/")
+    parser.add_argument("--tree", help="tree name for plain file inputs (default: detected)")
+    parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="dask")
+    parser.add_argument("--mode", choices=["runner", "dask-awkward"], default="runner")
+    parser.add_argument("--workers", type=int, help="workers (default: all cores)")
+    parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
+    parser.add_argument("--scheduler", help="existing Dask scheduler, tcp://HOST:PORT")
+    parser.add_argument("--htcondor", action="store_true", help="workers as HTCondor jobs (dask-jobqueue)")
+    parser.add_argument("--x509-proxy", help="grid proxy for the workers (default $X509_USER_PROXY)")
+    parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
+    parser.add_argument("--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)")
+    parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
+    parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
+    parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
+    parser.add_argument("--performance-report", help="write Dask's HTML performance report here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("tau3mu", "coffea", "uproot", "awkward", "dask", "distributed", "dask-awkward",
+                 "numba", "hist", "zfit", "correctionlib", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def build_datasets(args: argparse.Namespace) -> list[Any]:
+    from tau3mu.datasets import datasets_from_paths, load_datasets
+
+    if len(args.inputs) == 1 and args.inputs[0].endswith(".json"):
+        return load_datasets(args.inputs[0], names=args.dataset, prefix=args.prefix)
+    return datasets_from_paths(args.inputs, treename=args.tree)
+
+
+def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything ``tau3mu run`` does, returning the report (also used by the demo)."""
+    import contextlib
+
+    from tau3mu.config import SelectionConfig
+    from tau3mu.corrections import MuonScaleFactors
+    from tau3mu.datasets import to_fileset
+    from tau3mu.execution import run_dask_awkward, run_runner
+    from tau3mu.outputs import cutflow_table, write_histograms, write_json, write_snapshot
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    tic = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    datasets = build_datasets(args)
+    fileset = to_fileset(datasets, default_tree=args.tree)
+    config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()
+    sf = MuonScaleFactors(args.muon_sf) if args.muon_sf else None
+    if sf is None and any(d.is_mc for d in datasets):
+        print("note: simulation without --muon-sf gets weight 1", file=sys.stderr)
+    processor = DsPhiPiProcessor(config, scale_factors=sf)
+
+    client = None
+    if args.executor == "dask" or args.scheduler or args.htcondor:
+        from tau3mu.cluster import ensure_package_on_workers, make_client
+
+        client = make_client(scheduler=args.scheduler, workers=args.workers, htcondor=args.htcondor)
+        if args.scheduler:
+            ensure_package_on_workers(client)
+        if args.x509_proxy or os.environ.get("X509_USER_PROXY"):
+            from tau3mu.credentials import upload_proxy
+
+            upload_proxy(client, args.x509_proxy)
+    report_ctx: Any = contextlib.nullcontext()
+    if args.performance_report and client is not None:
+        from distributed import performance_report
+
+        report_ctx = performance_report(filename=args.performance_report)
+    try:
+        with report_ctx:
+            if args.mode == "dask-awkward":
+                result = run_dask_awkward(fileset, processor, client=client, chunksize=args.chunksize)
+            else:
+                executor = "dask" if client is not None else args.executor
+                result = run_runner(
+                    fileset,
+                    processor,
+                    executor=executor,
+                    client=client,
+                    workers=args.workers or os.cpu_count() or 1,
+                    chunksize=args.chunksize,
+                    progress=not args.no_progress,
+                )
+        n_workers = len(client.scheduler_info()["workers"]) if client is not None else (
+            1 if args.executor == "iterative" else args.workers or os.cpu_count()
+        )
+    finally:
+        if client is not None:
+            client.close()
+    processed = time.perf_counter()
+
+    paths = write_histograms(out, result.hists)
+    write_json(out / "cutflow.json", result.cutflow)
+    snapshots = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
+    print(cutflow_table(result.cutflow))
+
+    fits = {}
+    if not args.no_fit:
+        from tau3mu.fit_command import fit_datasets
+
+        h = result.hists["h_mass"]
+        histograms = {}
+        for dataset in h.axes["dataset"]:
+            one = h[{"dataset": dataset, "systematic": "nominal"}]
+            histograms[dataset] = (one.values(), one.axes[0].edges)
+        lumi = {d.name: d.lumi for d in datasets if d.lumi}
+        fits = fit_datasets(histograms, out, engine=args.fit_engine, lumi=lumi)
+        for dataset, fit in fits.items():
+            truth = result.truth.get(dataset)
+            print(f"\nMass fit of {dataset}:\n{fit.table()}")
+            if truth and fit.converged:
+                for key, name in (("ds", "n_ds"), ("dplus", "n_dplus")):
+                    print(f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fit.value(name):8.0f} +- {fit.error(name):.0f}")
+    done = time.perf_counter()
+
+    metrics = result.metrics
+    events = sum(steps["events"]["events"] for steps in result.cutflow.values())
+    wall = processed - tic
+    report = {
+        "datasets": {d.name: {"files": list(d.files), "type": d.type, "era": d.era, "lumi": d.lumi} for d in datasets},
+        "events": events,
+        "bytes_read": metrics.get("bytesread"),
+        "columns": sorted({c.rsplit("-", 1)[0] for c in metrics.get("columns", [])}),
+        "wall_time_s": round(wall, 3),
+        "processing_time_s": round(metrics.get("wall_s", wall), 3),
+        "fit_time_s": round(done - processed, 3),
+        "throughput_events_per_s": round(events / metrics["wall_s"], 1) if metrics.get("wall_s") else None,
+        "executor": metrics.get("executor"),
+        "mode": metrics.get("mode"),
+        "workers": n_workers,
+        "chunksize": args.chunksize,
+        "truth": result.truth,
+        "scale_factors": result.scale_factors,
+        "fit": {d: {"converged": f.converged, "n_ds": f.params.get("n_ds")} for d, f in fits.items()},
+        "versions": _versions(),
+        "outputs": {
+            "histograms_root": str(paths["root"]),
+            "histograms_pickle": str(paths["pickle"]),
+            "cutflow": str(out / "cutflow.json"),
+            "snapshots": {d: str(p) for d, p in snapshots.items()},
+            **({"fit": str(out / "fit.json"), "plot": str(out / "mass_fit.png")} if fits else {}),
+        },
+    }
+    write_json(out / "report.json", report)
+    return report
+
+
+def main(args: argparse.Namespace) -> int:
+    from tau3mu.cluster import ClusterError
+    from tau3mu.datasets import DatasetError
+    from tau3mu.schemas import LayoutError
+
+    try:
+        report = run_analysis(args)
+    except (DatasetError, ClusterError, LayoutError, FileNotFoundError) as err:
+        print(f"tau3mu run: {err}", file=sys.stderr)
+        return 2
+    print(f"\n{report['events']:,} events in {report['wall_time_s']:.1f} s "
+          f"({report['throughput_events_per_s'] or 0:,.0f} events/s) with {report['executor']} / {report['mode']}")
+    print(f"outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(p.name for p in Path(args.out).iterdir())))
+    return 0
