@@ -1,0 +1,99 @@
+"""``tau3mu run`` end to end, as a user calls it: outputs readable without this package."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import uproot
+
+from tau3mu.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_output(run3_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = main(
+        [
+            "run",
+            run3_dataset["datasets_json"],
+            "--out",
+            str(out),
+            "--executor",
+            "iterative",
+            "--chunksize",
+            "4000",
+            "--fit-engine",
+            "iminuit",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_writes_every_output(run_output):
+    names = {p.name for p in run_output.iterdir()}
+    assert {"histograms.root", "histograms.pkl", "cutflow.json", "fit.json", "mass_fit.png",
+            "mass_fit.pdf", "report.json"} <= names
+    assert any(n.startswith("snapshot_") and n.endswith(".root") for n in names)
+    assert not any(n.endswith(".part") for n in names)  # no half-written leftovers
+
+
+def test_histograms_root_is_plain_th1(run_output, run3_dataset):
+    ((name, _),) = run3_dataset["datasets"].items()
+    with uproot.open(run_output / "histograms.root") as f:
+        h = f[f"h_mass_{name}"]
+        assert h.classname.startswith("TH1")
+        counts, edges = h.to_numpy()
+    assert len(counts) == 62
+    assert edges[0] == pytest.approx(1.65) and edges[-1] == pytest.approx(2.01)
+    with open(run_output / "histograms.pkl", "rb") as handle:
+        hists = pickle.load(handle)
+    np.testing.assert_array_equal(hists["h_mass"][{"dataset": name, "systematic": "nominal"}].values(), counts)
+
+
+def test_cutflow_report_and_snapshot_agree(run_output, run3_dataset):
+    cutflow = json.loads((run_output / "cutflow.json").read_text())
+    ((name, steps),) = cutflow.items()
+    report = json.loads((run_output / "report.json").read_text())
+    assert steps["events"]["events"] == report["events"] == run3_dataset["events"]
+    assert report["executor"] == "iterative"
+    assert "Cand2MuTrk_mass" in report["columns"]
+    assert "Cand2MuTrk_pt" not in report["columns"]  # not needed, not read
+    assert report["versions"]["coffea"]
+    (snapshot,) = (p for p in run_output.iterdir() if p.name.startswith("snapshot_"))
+    tree = uproot.open(snapshot)["ntuple"]
+    assert tree.num_entries == steps["best_candidate"]["events"]
+    assert {"run", "lumi", "event", "BestTriplet_mass"} <= set(tree.keys())
+
+
+def test_fit_json_and_refit_command(run_output, tmp_path):
+    fit = json.loads((run_output / "fit.json").read_text())
+    ((_, result),) = fit.items()
+    assert result["result"] == "ok"
+    assert result["params"]["n_ds"]["value"] > 0
+    assert main(["fit", str(run_output / "histograms.pkl"), "--out", str(tmp_path), "--engine", "iminuit"]) == 0
+    refit = json.loads((tmp_path / "fit.json").read_text())
+    ((_, again),) = refit.items()
+    assert again["params"]["n_ds"]["value"] == pytest.approx(result["params"]["n_ds"]["value"], rel=1e-6)
+    assert main(["fit", str(run_output / "histograms.root"), "--out", str(tmp_path), "--engine", "iminuit"]) == 0
+
+
+def test_plain_files_and_globs(run3_dataset, tmp_path):
+    (spec,) = run3_dataset["datasets"].values()
+    pattern = spec["rootpath"] + "*.root"
+    code = main(["run", pattern, "--out", str(tmp_path), "--executor", "iterative", "--no-fit", "--no-progress"])
+    assert code == 0
+    cutflow = json.loads((tmp_path / "cutflow.json").read_text())
+    assert cutflow["files"]["events"]["events"] == run3_dataset["events"]
+
+
+def test_unknown_dataset_is_a_clear_error(run3_dataset, tmp_path, capsys):
+    code = main(["run", run3_dataset["datasets_json"], "--dataset", "DoubleMuonLowMas", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'DoubleMuonLowMas'" in err
+    assert "did you mean" in err
