@@ -1,0 +1,150 @@
+"""The analysis over root:// from a real xrootd server, and on real Dask processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services import dask_processes, xrootd_available, xrootd_server
+from tau3mu.cli import main
+from tau3mu.execution import run_dask_awkward, run_runner
+from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+needs_xrootd = pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def served(run3_dataset):
+    (spec,) = run3_dataset["datasets"].values()
+    with xrootd_server(Path(spec["rootpath"])) as server:
+        yield server
+
+
+def _remote_fileset(run3_dataset, server):
+    ((name, spec),) = run3_dataset["datasets"].items()
+    files = {server.url_of(spec["rootpath"] + f): spec["treename"] for f in spec["files"].split()}
+    return {name: {"files": files, "metadata": {"type": "data"}}}
+
+
+def _same(a, b):
+    assert a.cutflow == b.cutflow
+    for name, h in a.hists.items():
+        np.testing.assert_array_equal(h.values(), b.hists[name].values())
+
+
+@pytest.fixture(scope="module")
+def local_result(run3_dataset, fileset_of):
+    return run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=3000)
+
+
+@pytest.mark.xrootd
+@needs_xrootd
+@pytest.mark.parametrize("executor", ["iterative", "futures", "dask"])
+def test_runner_over_xrootd_equals_local(executor, served, run3_dataset, local_result, dask_client):
+    fileset = _remote_fileset(run3_dataset, served)
+    assert next(iter(next(iter(fileset.values()))["files"])).startswith("root://localhost:")
+    out = run_runner(
+        fileset, DsPhiPiProcessor(), executor=executor, client=dask_client if executor == "dask" else None,
+        workers=2, chunksize=3000,
+    )
+    _same(local_result, out)
+    assert out.metrics["bytesread"] > 0
+
+
+@pytest.mark.xrootd
+@needs_xrootd
+def test_dask_awkward_over_xrootd_equals_local(served, run3_dataset, local_result, dask_client):
+    out = run_dask_awkward(_remote_fileset(run3_dataset, served), DsPhiPiProcessor(), client=dask_client, chunksize=3000)
+    _same(local_result, out)
+
+
+@pytest.mark.xrootd
+@needs_xrootd
+def test_run_command_with_prefix(served, run3_dataset, tmp_path, local_result):
+    """input.json with a local rootpath and --prefix root://host/ reads through the server."""
+    (spec,) = run3_dataset["datasets"].values()
+    config = json.loads(Path(run3_dataset["datasets_json"]).read_text())
+    code = main(["run", run3_dataset["datasets_json"], "--prefix", f"root://localhost:{served.port}/",
+                 "--out", str(tmp_path), "--executor", "iterative", "--no-fit", "--no-progress"])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    (files,) = (d["files"] for d in report["datasets"].values())
+    assert all(f.startswith(f"root://localhost:{served.port}//") for f in files)
+    assert json.loads((tmp_path / "cutflow.json").read_text()) == local_result.cutflow
+    assert config  # the datasets file itself was not modified
+    assert spec["rootpath"]
+
+
+# -- real dask scheduler and worker processes ---------------------------------------------
+@pytest.fixture(scope="module")
+def processes():
+    with dask_processes(n_workers=2) as cluster:
+        yield cluster
+
+
+@pytest.mark.distributed
+def test_run_against_an_existing_scheduler(processes, run3_dataset, tmp_path, local_result):
+    code = main(["run", run3_dataset["datasets_json"], "--scheduler", processes.address,
+                 "--out", str(tmp_path), "--no-fit", "--no-progress", "--chunksize", "3000"])
+    assert code == 0
+    assert json.loads((tmp_path / "cutflow.json").read_text()) == local_result.cutflow
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["workers"] == 2
+    assert report["executor"] == "dask"
+
+
+@pytest.mark.distributed
+def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
+    from distributed import Client
+
+    from tau3mu.credentials import upload_proxy
+
+    secret = b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode() + b"\n"
+    proxy = tmp_path / "x509up_u1000"
+    proxy.write_bytes(secret)
+    proxy.chmod(0o600)
+
+    def inspect() -> dict:
+        path = os.environ.get("X509_USER_PROXY")
+        return {
+            "path": path,
+            "mode": stat.S_IMODE(os.stat(path).st_mode) if path else None,
+            "content": open(path, "rb").read() if path else None,  # noqa: SIM115
+            "cert_dir": os.environ.get("X509_CERT_DIR"),
+        }
+
+    with Client(processes.address) as client:
+        plugin = upload_proxy(client, str(proxy), cert_dir="/etc/grid-security/certificates")
+        assert secret.decode() not in repr(plugin)
+        states = client.run(inspect)
+        assert len(states) == 2
+        for state in states.values():
+            assert state["mode"] == 0o600
+            assert state["content"] == secret
+            assert state["cert_dir"] == "/etc/grid-security/certificates"
+            assert state["path"] != str(proxy)  # the worker's own copy
+        # a worker that joins later gets it too
+        processes.add_worker()
+        client.wait_for_workers(3, timeout=60)
+        states = client.run(inspect)
+        assert len(states) == 3
+        assert all(s["content"] == secret for s in states.values())
+    assert secret.decode() not in caplog.text
+
+
+@pytest.mark.distributed
+def test_unreachable_scheduler_fails_fast(tmp_path, run3_dataset, capsys):
+    from services import free_port
+
+    tic = time.monotonic()
+    code = main(["run", run3_dataset["datasets_json"], "--scheduler", f"tcp://127.0.0.1:{free_port()}",
+                 "--out", str(tmp_path), "--no-fit"])
+    assert code == 2
+    assert time.monotonic() - tic < 30
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
