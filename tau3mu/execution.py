@@ -95,26 +95,43 @@ def run_runner(
     chunksize: int = 100_000,
     maxchunks: int | None = None,
     skip_bad_files: bool = False,
-    checkpointer: Any = None,
+    checkpoint: str | None = None,
     xrootd_timeout: int = 60,
+    retries: int = 3,
     progress: bool = False,
     config: SelectionConfig | None = None,
 ) -> AnalysisOutput:
-    """Run through ``coffea.processor.Runner`` with the iterative, futures or Dask executor."""
+    """Run through ``coffea.processor.Runner`` with the iterative, futures or Dask executor.
+
+    Every file is inspected first (bad ones raise, or are reported with ``skip_bad_files``),
+    failed chunks are retried with backoff, and the events are accounted for at the end.
+    """
     from coffea import processor
 
+    from tau3mu.faults import (
+        AtomicCheckpointer,
+        BackoffRunner,
+        SafeProcessor,
+        check_accounting,
+        inspect_inputs,
+    )
+
     config = config or getattr(processor_instance, "config", SelectionConfig())
+    inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
+    fileset = inspection.fileset
+    if skip_bad_files:
+        processor_instance = SafeProcessor(processor_instance)
     if executor == "iterative":
-        ex = processor.IterativeExecutor(status=progress)
+        ex = processor.IterativeExecutor(status=progress, retries=retries)
     elif executor == "futures":
-        ex = processor.FuturesExecutor(workers=workers, status=progress)
+        ex = processor.FuturesExecutor(workers=workers, status=progress, retries=retries)
     elif executor == "dask":
         if client is None:
             raise ValueError("the dask executor needs a distributed.Client")
-        ex = processor.DaskExecutor(client=client, status=progress)
+        ex = processor.DaskExecutor(client=client, status=progress, retries=retries)
     else:
         raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
-    runner = processor.Runner(
+    runner = BackoffRunner(
         executor=ex,
         schema=schema_for(config),
         chunksize=chunksize,
@@ -122,11 +139,15 @@ def run_runner(
         skipbadfiles=skip_bad_files,
         savemetrics=True,
         xrootdtimeout=xrootd_timeout,
-        checkpointer=checkpointer,
+        checkpointer=AtomicCheckpointer(checkpoint) if checkpoint else None,
     )
     tic = time.perf_counter()
-    out, metrics = runner(fileset, processor_instance=processor_instance)
+    if fileset:
+        out, metrics = runner(fileset, processor_instance=processor_instance)
+    else:
+        out, metrics = {}, {}
     metrics = dict(metrics)
+    metrics["accounting"] = check_accounting(inspection, out.get("cutflow", {}), out.get("skipped", []))
     metrics["wall_s"] = time.perf_counter() - tic
     metrics["executor"] = executor
     metrics["mode"] = "runner"
@@ -139,14 +160,23 @@ def run_dask_awkward(
     *,
     client: Any = None,
     chunksize: int = 100_000,
+    skip_bad_files: bool = False,
     config: SelectionConfig | None = None,
 ) -> AnalysisOutput:
-    """Build one dask-awkward graph for every dataset and compute it in one go."""
+    """Build one dask-awkward graph for every dataset and compute it in one go.
+
+    Bad files are found before the graph is built (and skipped on request); a chunk
+    that fails inside the graph fails the run, which the Runner path can skip instead.
+    """
     import dask
     from coffea.dataset_tools import apply_to_fileset, preprocess
 
+    from tau3mu.faults import check_accounting, inspect_inputs
+
     config = config or getattr(processor_instance, "config", SelectionConfig())
     tic = time.perf_counter()
+    inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
+    fileset = inspection.fileset
     available, _ = preprocess(fileset, step_size=chunksize, skip_bad_files=False)
     graphs = apply_to_fileset(processor_instance, available, schemaclass=schema_for(config))
     build = time.perf_counter()
@@ -165,4 +195,9 @@ def run_dask_awkward(
             _to_int(steps["events"]["events"]) for steps in merged.get("cutflow", {}).values()
         ),
     }
+    metrics["accounting"] = check_accounting(
+        inspection,
+        {d: {"events": {"events": _to_int(s["events"]["events"])}} for d, s in merged.get("cutflow", {}).items()},
+        [],
+    )
     return _normalise(merged, metrics)

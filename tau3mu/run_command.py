@@ -32,6 +32,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
     parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
+    parser.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="go on past unreadable files and failing chunks; report exactly what was skipped",
+    )
+    parser.add_argument("--checkpoint", help="keep finished chunks here; a rerun resumes from them")
+    parser.add_argument("--retries", type=int, default=3, help="retries per chunk, with backoff")
     parser.add_argument("--performance-report", help="write Dask's HTML performance report here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -65,6 +72,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     from tau3mu.corrections import MuonScaleFactors
     from tau3mu.datasets import to_fileset
     from tau3mu.execution import run_dask_awkward, run_runner
+    from tau3mu.faults import InputFileError
     from tau3mu.outputs import cutflow_table, write_histograms, write_json, write_snapshot
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
@@ -98,7 +106,13 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with report_ctx:
             if args.mode == "dask-awkward":
-                result = run_dask_awkward(fileset, processor, client=client, chunksize=args.chunksize)
+                result = run_dask_awkward(
+                    fileset,
+                    processor,
+                    client=client,
+                    chunksize=args.chunksize,
+                    skip_bad_files=args.skip_bad_files,
+                )
             else:
                 executor = "dask" if client is not None else args.executor
                 result = run_runner(
@@ -109,6 +123,9 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                     workers=args.workers or os.cpu_count() or 1,
                     chunksize=args.chunksize,
                     progress=not args.no_progress,
+                    skip_bad_files=args.skip_bad_files,
+                    checkpoint=args.checkpoint,
+                    retries=args.retries,
                 )
         n_workers = len(client.scheduler_info()["workers"]) if client is not None else (
             1 if args.executor == "iterative" else args.workers or os.cpu_count()
@@ -118,6 +135,23 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             client.close()
     processed = time.perf_counter()
 
+    accounting = result.metrics.get("accounting", {})
+    for entry in accounting.get("skipped_files", []):
+        events = "unknown" if entry["events"] is None else entry["events"]
+        print(f"SKIPPED file {entry['file']} ({events} events): {entry['error']}", file=sys.stderr)
+    for entry in accounting.get("skipped_chunks", []):
+        print(
+            f"SKIPPED chunk {entry['file']} entries {entry['entries'][0]}-{entry['entries'][1]} "
+            f"({entry['events']} events): {entry['error']}",
+            file=sys.stderr,
+        )
+    if accounting:
+        print(
+            f"accounting: {accounting['input_events']:,} input events = "
+            f"{accounting['processed_events']:,} processed + {accounting['skipped_chunk_events']:,} in skipped chunks"
+        )
+    if not result.hists:
+        raise InputFileError("nothing was processed: every input was skipped")
     paths = write_histograms(out, result.hists)
     write_json(out / "cutflow.json", result.cutflow)
     snapshots = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
@@ -158,6 +192,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "mode": metrics.get("mode"),
         "workers": n_workers,
         "chunksize": args.chunksize,
+        "accounting": accounting,
         "truth": result.truth,
         "scale_factors": result.scale_factors,
         "fit": {d: {"converged": f.converged, "n_ds": f.params.get("n_ds")} for d, f in fits.items()},
@@ -177,11 +212,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     from tau3mu.cluster import ClusterError
     from tau3mu.datasets import DatasetError
+    from tau3mu.faults import AccountingError, InputFileError
     from tau3mu.schemas import LayoutError
 
     try:
         report = run_analysis(args)
-    except (DatasetError, ClusterError, LayoutError, FileNotFoundError) as err:
+    except (DatasetError, ClusterError, LayoutError, FileNotFoundError, InputFileError, AccountingError) as err:
         print(f"tau3mu run: {err}", file=sys.stderr)
         return 2
     print(f"\n{report['events']:,} events in {report['wall_time_s']:.1f} s "

@@ -1,0 +1,250 @@
+"""Bad input and faults: clear errors, skipped work reported, nothing lost, resumable runs.
+
+- :func:`inspect_inputs` opens every file before processing: a missing file, a file that
+  is not ROOT, a truncated one, a missing tree or branch, all get a message naming the
+  file and the problem; with ``skip_bad_files`` they are reported and left out.
+- :class:`SafeProcessor` turns a failing chunk into a report entry (file, entry range,
+  events, error) instead of a crash, when the user asked to skip bad input.
+- :func:`check_accounting` proves that processed plus skipped events equal the input.
+- :class:`BackoffRunner` retries failed chunks with exponential backoff (an XRootD server
+  that restarts, a network blip); coffea's own retries are immediate.
+- :class:`AtomicCheckpointer` keeps each finished chunk's output, written atomically and
+  keyed by the selection, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coffea import processor
+
+log = logging.getLogger(__name__)
+
+
+class InputFileError(RuntimeError):
+    """A file that cannot be analysed, with the reason."""
+
+
+class AccountingError(RuntimeError):
+    """Processed plus skipped events do not add up to the input."""
+
+
+@dataclass
+class Inspection:
+    """Result of :func:`inspect_inputs`: the usable fileset and what was left out."""
+
+    fileset: dict[str, Any]
+    entries: dict[str, dict[str, int]] = field(default_factory=dict)  # dataset -> file -> events
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(sum(files.values()) for files in self.entries.values())
+
+
+def _problem(path: str, tree: str, era: str) -> tuple[int, str | None]:
+    """(entries, None) for a usable file, (0, reason) otherwise."""
+    import uproot
+
+    from tau3mu.schemas import LayoutError, detect_layout
+
+    try:
+        f = uproot.open(path, timeout=60)
+    except FileNotFoundError:
+        return 0, "file not found"
+    except Exception as err:  # uproot raises ValueError, OSError, ... for non-ROOT files
+        return 0, f"cannot be opened as a ROOT file ({type(err).__name__}: {err})"
+    try:
+        if tree not in f:
+            keys = sorted({k.split(";")[0] for k in f.keys(recursive=True)})[:8]
+            return 0, f"no tree {tree!r} (the file has {keys})"
+        t = f[tree]
+        branches = set(t.keys())
+        try:
+            layout = detect_layout(branches)
+        except LayoutError as err:
+            return 0, str(err)
+        missing = sorted(required_branches(layout, era) - branches)
+        if missing:
+            return 0, f"tree {tree!r} lacks needed branch(es) {missing}"
+        entries = int(t.num_entries)
+        if entries:
+            # read the last basket of one branch: truncated files fail here, not mid-run
+            t[sorted(branches)[0]].array(entry_start=entries - 1, entry_stop=entries, library="np")
+        return entries, None
+    except Exception as err:
+        return 0, f"unreadable ({type(err).__name__}: {err})"
+    finally:
+        f.close()
+
+
+def required_branches(layout: str, era: str = "2017") -> set[str]:
+    """Branches the selection cannot do without (truth and candidate kinematics are optional)."""
+    from tau3mu.layouts import RUN2, RUN3
+
+    if layout == "run2":
+        return {
+            *RUN2.event.values(), *RUN2.muon.values(), *RUN2.track.values(),
+            *RUN2.candidate(era).values(),
+            RUN2.hlt_name, RUN2.hlt_decision, RUN2.l1_name, RUN2.l1_decision,
+        }
+    optional = ("truth", "pt", "eta", "phi", "charge")
+    return {
+        *RUN3.event.values(), *RUN3.muon.values(), *RUN3.track.values(),
+        *(v for k, v in RUN3.candidate().items() if k not in optional),
+    }
+
+
+def inspect_inputs(fileset: dict[str, Any], *, skip_bad_files: bool = False, era: str = "2017") -> Inspection:
+    """Open every file; raise on the first bad one, or (skipping) report and drop it."""
+    usable: dict[str, Any] = {}
+    result = Inspection(fileset=usable)
+    for dataset, spec in fileset.items():
+        files = {}
+        result.entries[dataset] = {}
+        for path, tree in spec["files"].items():
+            entries, reason = _problem(path, tree, era)
+            if reason is None and entries == 0:
+                reason = "empty tree (0 entries)" if not skip_bad_files else None
+                if reason is None:
+                    result.skipped.append({"dataset": dataset, "file": path, "events": 0,
+                                           "error": "empty tree (0 entries)"})
+                    continue
+            if reason is not None:
+                message = f"{path}: {reason}"
+                if not skip_bad_files:
+                    raise InputFileError(message)
+                log.warning("skipping %s", message)
+                result.skipped.append({"dataset": dataset, "file": path, "events": None, "error": reason})
+                continue
+            files[path] = tree
+            result.entries[dataset][path] = entries
+        if files:
+            usable[dataset] = {**spec, "files": files}
+    return result
+
+
+class SafeProcessor(processor.ProcessorABC):
+    """Wrap a processor: a chunk that fails is reported (with its events), not fatal."""
+
+    def __init__(self, inner: processor.ProcessorABC) -> None:
+        self.inner = inner
+
+    @property
+    def config(self) -> Any:
+        return getattr(self.inner, "config", None)
+
+    def process(self, events: Any) -> dict[str, Any]:
+        meta = dict(getattr(events, "metadata", None) or {})
+        try:
+            return self.inner.process(events)
+        except Exception as err:
+            start, stop = meta.get("entrystart"), meta.get("entrystop")
+            entry = {
+                "dataset": meta.get("dataset"),
+                "file": meta.get("filename"),
+                "entries": [start, stop],
+                "events": (stop - start) if start is not None and stop is not None else len(events),
+                "error": f"{type(err).__name__}: {err}",
+            }
+            log.warning("skipping chunk %s entries %s-%s: %s", entry["file"], start, stop, entry["error"])
+            return {"skipped": [entry]}
+
+    def postprocess(self, accumulator: Any) -> Any:
+        return accumulator
+
+
+def check_accounting(inspection: Inspection, cutflow: dict[str, Any], skipped_chunks: list[dict]) -> dict[str, Any]:
+    """Processed + skipped-chunk events must equal the events of the readable input."""
+    processed = sum(steps["events"]["events"] for steps in cutflow.values())
+    skipped = sum(int(s["events"]) for s in skipped_chunks)
+    expected = inspection.total
+    summary = {
+        "input_events": expected,
+        "processed_events": processed,
+        "skipped_chunk_events": skipped,
+        "skipped_files": inspection.skipped,
+        "skipped_chunks": skipped_chunks,
+        "balanced": processed + skipped == expected,
+    }
+    if processed + skipped != expected:
+        raise AccountingError(
+            f"events do not add up: {processed} processed + {skipped} in skipped chunks != {expected} in the input"
+        )
+    return summary
+
+
+class BackoffRunner(processor.Runner):
+    """``coffea.processor.Runner`` whose chunk retries wait 1, 2, 4, ... s between attempts."""
+
+    backoff_base: float = 1.0
+
+    @staticmethod
+    def automatic_retries(retries, skipbadfiles, func, *args, use_result_type=False, **kwargs):  # noqa: ANN001, ANN205
+        delay = BackoffRunner.backoff_base
+        for attempt in range(retries + 1):
+            try:
+                return func(*args, **kwargs)
+            except Exception as err:
+                if attempt == retries:
+                    raise
+                log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt + 1, retries + 1, err, delay)
+                time.sleep(delay)
+                delay *= 2
+        return None
+
+
+def selection_key(processor_instance: Any) -> str:
+    """A short hash of the selection settings: checkpoints of other cuts are not reused."""
+    config = getattr(processor_instance, "config", None)
+    payload = json.dumps(config.to_dict() if config is not None else {}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+class AtomicCheckpointer(processor.CheckpointerABC):
+    """One file per finished chunk under ``DIR/<selection>/<dataset>/<file uuid>/``."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.loaded = 0
+        self.saved = 0
+
+    def _path(self, metadata: Any, processor_instance: Any) -> Path:
+        return (
+            self.directory
+            / selection_key(processor_instance)
+            / str(metadata["dataset"])
+            / str(metadata["fileuuid"])
+            / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
+        )
+
+    def load(self, metadata: Any, processor_instance: Any) -> Any:
+        import cloudpickle
+
+        path = self._path(metadata, processor_instance)
+        if not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as handle:
+                out = cloudpickle.load(handle)
+        except Exception as err:  # a damaged checkpoint is recomputed, not trusted
+            log.warning("ignoring unreadable checkpoint %s: %s", path, err)
+            return None
+        self.loaded += 1
+        return out
+
+    def save(self, output: Any, metadata: Any, processor_instance: Any) -> None:
+        import cloudpickle
+
+        from tau3mu.outputs import atomic_open
+
+        path = self._path(metadata, processor_instance)
+        with atomic_open(path, "wb") as handle:
+            cloudpickle.dump(output, handle)
+        self.saved += 1
