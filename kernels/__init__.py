@@ -1,7 +1,24 @@
-"""Numba-compiled kernels on jagged arrays: arrays in, arrays out, no coffea, no I/O."""
+"""Numba-compiled kernels on jagged arrays: arrays in, arrays out, no coffea, no I/O.
+
+Each public function wraps a ``@numba.njit(cache=True)`` core on flat buffers, takes
+and returns :class:`awkward.Array`, and on typetracers (dask-awkward graph building)
+touches its inputs and returns the output's typetracer without running the core, so it
+can be handed to :func:`dask_awkward.map_partitions` as is.
+"""
 
 from __future__ import annotations
 
-from tau3mu.kernels.jagged import best_candidate, gather, match_to_collection, trigger_fired
+from tau3mu.kernels.best import best_candidate
+from tau3mu.kernels.gather import gather
+from tau3mu.kernels.kinematics import delta_r, pair_mass
+from tau3mu.kernels.matching import match_to_collection
+from tau3mu.kernels.trigger import trigger_fired
 
-__all__ = ["best_candidate", "gather", "match_to_collection", "trigger_fired"]
+__all__ = [
+    "best_candidate",
+    "delta_r",
+    "gather",
+    "match_to_collection",
+    "pair_mass",
+    "trigger_fired",
+]

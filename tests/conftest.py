@@ -64,6 +64,23 @@ def run2_dataset(tmp_path_factory) -> dict:
     return generate_dataset(out, layout="run2", files=N_FILES, events_per_file=N_EVENTS, seed=11)
 
 
+def _paths(dataset: dict) -> list[str]:
+    ((_, spec),) = dataset["datasets"].items()
+    return [spec["rootpath"] + f for f in spec["files"].split()]
+
+
+@pytest.fixture(scope="session")
+def run3_files(run3_dataset) -> list[str]:
+    """Paths of the Run 3 files of ``run3_dataset`` (tree ``Events``)."""
+    return _paths(run3_dataset)
+
+
+@pytest.fixture(scope="session")
+def run2_files(run2_dataset) -> list[str]:
+    """Paths of the Run 2 files of ``run2_dataset`` (tree ``Tree3Mu/ntuple``)."""
+    return _paths(run2_dataset)
+
+
 @pytest.fixture(scope="session")
 def same_events_both_layouts(tmp_path_factory) -> dict[str, Path]:
     """One simulation written in both layouts: the analysis must not tell them apart."""

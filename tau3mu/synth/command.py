@@ -58,5 +58,7 @@ def main(args: argparse.Namespace) -> int:
         f"{info['wall_s']:.1f} s: {info['events_per_s_per_core']:,.0f} events/s and "
         f"{info['mb_per_s_per_core']:.1f} MB/s per core"
     )
-    print(f"dataset {name!r} ({info['datasets'][name]['lumi']} fb^-1) in {info['datasets_json']}")
+    print(
+        f"dataset {name!r} ({info['datasets'][name]['lumi']:.4g} fb^-1) in {info['datasets_json']}"
+    )
     return 0

@@ -89,7 +89,7 @@ class Tuning:
     #: events whose track collection also holds a muon's own track (dR = 0)
     phi_fraction_background: float = 0.60
     random_pair_fraction: float = 0.20
-    muon_track_copy: float = 0.25
+    muon_track_copy: float = 0.30
     #: relative slope of the background mass density across the skim window
     background_slope: float = -0.60
     #: share of events kept although no candidate passed the skim (readers must cope)
@@ -373,7 +373,9 @@ def _concatenate(parts: list[SyntheticEvents]) -> SyntheticEvents:
 def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> SyntheticEvents:
     """Events before the skim's at-least-one-candidate requirement."""
     # -- event kinds: Ds+, D+ or background only; simulation is mostly Ds+ ---------------
-    ds_f, dp_f = (t.mc_ds_fraction, t.mc_dplus_fraction) if mc else (t.ds_fraction, t.dplus_fraction)
+    ds_f, dp_f = (
+        (t.mc_ds_fraction, t.mc_dplus_fraction) if mc else (t.ds_fraction, t.dplus_fraction)
+    )
     u = rng.random(n, dtype=F32)
     kind = np.where(u < ds_f, TRUTH_DS, np.where(u < ds_f + dp_f, TRUTH_DPLUS, TRUTH_BACKGROUND))
     kind = kind.astype(np.int32)
@@ -521,7 +523,6 @@ def _draw_leading(rng, kind, t):
 
 
 def _muon_pool(rng, n_mu, lead, signal, t):
-    n = len(n_mu)
     ev, local, offsets = _local_index(n_mu)
     total = len(ev)
     first = offsets[:-1]
@@ -576,7 +577,7 @@ def _muon_pool(rng, n_mu, lead, signal, t):
 
 def _track_pool(rng, n_trk, lead, signal, muons, t):
     n = len(n_trk)
-    ev, local, offsets = _local_index(n_trk)
+    ev, _, offsets = _local_index(n_trk)
     total = len(ev)
     first = offsets[:-1]
     # background tracks: for a track momentum drawn from a falling spectrum, the opening
@@ -625,7 +626,7 @@ def _track_pool(rng, n_trk, lead, signal, muons, t):
     # the muons' own tracks sometimes sit in the track collection too: candidates built
     # with them have dR(mu, track) = 0, which the delta_r step's lower bound removes
     copy = (n_trk >= 2) & (rng.random(n, dtype=F32) < t.muon_track_copy)
-    last = offsets[1:][copy] - 1
+    last = offsets[:-1][copy] + 1 + rng.integers(0, 1 << 30, int(copy.sum())) % (n_trk[copy] - 1)
     source = muons.offsets[:-1][copy] + rng.integers(0, 2, int(copy.sum()))
     for key, arr in (("pt", pt), ("eta", eta), ("phi", phi)):
         arr[last] = m[key][source]

@@ -189,11 +189,31 @@ def _filler_values(rng: np.random.Generator, name: str, n: int, dtype) -> np.nda
     return values.astype(np.float32).astype(dtype)
 
 
-def _strings(names_per_event: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    counts = np.array([len(x) for x in names_per_event], dtype=np.int64)
-    flat = [s.encode() for x in names_per_event for s in x]
-    lengths = np.array([len(s) for s in flat], dtype=np.int64)
-    return _offsets(counts), _offsets(lengths), np.frombuffer(b"".join(flat) or b"\0", np.uint8)
+def _menus(
+    menu_of_event: np.ndarray, menus: list[list[tuple[str, int]]], fired: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised ``vector<string>`` content and decisions from a few distinct menus.
+
+    ``menus[m]`` lists (name, index of its decision row in ``fired``); event i uses menu
+    ``menu_of_event[i]``. Returns (event offsets, string offsets, chars, decisions).
+    """
+    names = [name.encode() for menu in menus for name, _ in menu]
+    rows = np.array([row for menu in menus for _, row in menu], dtype=np.int64)
+    per_menu = np.array([len(menu) for menu in menus], dtype=np.int64)
+    menu_start = _offsets(per_menu)[:-1]
+    name_len = np.array([len(x) for x in names], dtype=np.int64)
+    name_start = _offsets(name_len)[:-1]
+    table = np.frombuffer(b"".join(names), dtype=np.uint8)
+    counts = per_menu[menu_of_event]
+    event_offsets = _offsets(counts)
+    ev = np.repeat(np.arange(len(counts)), counts)
+    string_id = menu_start[menu_of_event][ev] + (np.arange(len(ev)) - event_offsets[ev])
+    lengths = name_len[string_id]
+    string_offsets = _offsets(lengths)
+    owner = np.repeat(np.arange(len(string_id)), lengths)
+    chars = table[name_start[string_id][owner] + (np.arange(len(owner)) - string_offsets[owner])]
+    decisions = fired[rows[string_id], ev].astype(np.int32)
+    return event_offsets, string_offsets, np.ascontiguousarray(chars), decisions
 
 
 def run2_columns(
@@ -217,29 +237,15 @@ def run2_columns(
     }
     offsets = {key: _offsets(value) for key, value in counts.items()}
     # trigger menu: several paths and seeds per event, with versions in the HLT names
-    hlt_names, l1_names = _trigger_names(events, rng)
-    hlt_event_offsets, hlt_string_offsets, hlt_chars = _strings(hlt_names)
-    l1_event_offsets, l1_string_offsets, l1_chars = _strings(l1_names)
-    hlt_decision = (
-        np.concatenate(
-            [
-                np.array([events.hlt[p.rsplit("_v", 1)[0]][i] for p in names], dtype=np.int32)
-                for i, names in enumerate(hlt_names)
-            ]
-        )
-        if n
-        else np.zeros(0, np.int32)
-    )
-    l1_decision = (
-        np.concatenate(
-            [
-                np.array([events.l1[s][i] for s in names], dtype=np.int32)
-                for i, names in enumerate(l1_names)
-            ]
-        )
-        if n
-        else np.zeros(0, np.int32)
-    )
+    (
+        (hlt_event_offsets, hlt_string_offsets, hlt_chars, hlt_decision),
+        (
+            l1_event_offsets,
+            l1_string_offsets,
+            l1_chars,
+            l1_decision,
+        ),
+    ) = _trigger_menus(events, rng)
 
     known: dict[str, tuple[str, np.ndarray]] = {}
     for key, branch in RUN2.candidate(era).items():
@@ -309,22 +315,29 @@ def run2_columns(
     return columns
 
 
-def _trigger_names(events: SyntheticEvents, rng: np.random.Generator) -> tuple[list, list]:
-    """Per event, the HLT paths (with version suffix) and L1 seeds the producer kept."""
+def _trigger_menus(events: SyntheticEvents, rng: np.random.Generator) -> tuple[tuple, tuple]:
+    """Per event, the HLT paths (with version suffix) and L1 seeds the producer kept.
+
+    Every event lists the Tau3mu path (version per file) and the LowMass path; most also
+    the IsoTau path; some lack the L1_SingleMu22 seed. Decisions come from the simulation.
+    """
     n = len(events)
-    version = events.hlt_version
-    hlt: list[list[str]] = []
-    l1: list[list[str]] = []
-    other_version = 3 + version % 4
-    # most events list every path; some menus lack a path or seed the selection does not use
+    hlt_fired = np.stack([np.asarray(events.hlt[p], dtype=bool) for p in HLT_PATHS])
+    l1_fired = np.stack([np.asarray(events.l1[s], dtype=bool) for s in L1_SEEDS])
+    versions = np.unique(events.hlt_version) if n else np.array([8])
     drop = rng.integers(0, 12, n)
-    for i in range(n):
-        paths = [f"{HLT_PATHS[0]}_v{version[i]}", f"{HLT_PATHS[1]}_v{other_version[i]}"]
-        if drop[i] != 0:
-            paths.append(f"{HLT_PATHS[2]}_v{version[i] - 6}")
-        hlt.append(paths)
-        l1.append(list(L1_SEEDS) if drop[i] != 1 else list(L1_SEEDS[:3]))
-    return hlt, l1
+    hlt_menus, l1_menus = [], []
+    for version in versions:
+        base = [(f"{HLT_PATHS[0]}_v{version}", 0), (f"{HLT_PATHS[1]}_v{3 + version % 4}", 1)]
+        hlt_menus += [base, [*base, (f"{HLT_PATHS[2]}_v{max(version - 6, 1)}", 2)]]
+    l1_menus = [
+        [(s, i) for i, s in enumerate(L1_SEEDS)],
+        [(s, i) for i, s in enumerate(L1_SEEDS[:3])],
+    ]
+    version_index = np.searchsorted(versions, events.hlt_version)
+    hlt_menu = 2 * version_index + (drop != 0)
+    l1_menu = (drop == 1).astype(np.int64)
+    return _menus(hlt_menu, hlt_menus, hlt_fired), _menus(l1_menu, l1_menus, l1_fired)
 
 
 def write_run2(
