@@ -148,13 +148,13 @@ def datasets_from_paths(
         if is_remote(p):
             files.append(p)
             continue
-        matches = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
-        if not matches:
-            raise DatasetError(f"{p}: no file matches")
-        for match in matches:
-            if not Path(match).is_file():
-                raise DatasetError(f"{match}: no such file")
-            files.append(str(Path(match).resolve()))
+        if any(c in p for c in "*?["):
+            matches = sorted(glob.glob(p))
+            if not matches:
+                raise DatasetError(f"{p}: no file matches")
+        else:
+            matches = [p]  # a missing file is reported by the inspection (or skipped)
+        files.extend(str(Path(match).resolve()) for match in matches)
     return [Dataset(name=name, files=tuple(files), treename=treename, era=era, type=kind)]
 
 

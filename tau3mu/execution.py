@@ -113,10 +113,12 @@ def run_runner(
         BackoffRunner,
         SafeProcessor,
         check_accounting,
+        configure_xrootd,
         inspect_inputs,
     )
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
+    configure_xrootd()
     inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
     fileset = inspection.fileset
     if skip_bad_files:

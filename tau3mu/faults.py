@@ -186,7 +186,7 @@ class BackoffRunner(processor.Runner):
     backoff_base: float = 1.0
 
     @staticmethod
-    def automatic_retries(retries, skipbadfiles, func, *args, use_result_type=False, **kwargs):  # noqa: ANN001, ANN205
+    def automatic_retries(retries, skipbadfiles, func, *args, use_result_type=False, **kwargs):
         delay = BackoffRunner.backoff_base
         for attempt in range(retries + 1):
             try:
@@ -196,8 +196,29 @@ class BackoffRunner(processor.Runner):
                     raise
                 log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt + 1, retries + 1, err, delay)
                 time.sleep(delay)
+                _forget_remote_connections()
                 delay *= 2
         return None
+
+
+def configure_xrootd() -> None:
+    """Let the XRootD client reconnect soon after a stream error (its default waits 30 min)."""
+    try:
+        from XRootD.client import EnvPutInt
+    except ImportError:
+        return
+    EnvPutInt("StreamErrorWindow", 1)
+    EnvPutInt("ConnectionRetry", 3)
+
+
+def _forget_remote_connections() -> None:
+    """Drop cached XRootD file systems: after a server restart their sessions are stale."""
+    configure_xrootd()
+    try:
+        from fsspec_xrootd import XRootDFileSystem
+    except ImportError:
+        return
+    XRootDFileSystem.clear_instance_cache()
 
 
 def selection_key(processor_instance: Any) -> str:
