@@ -1,0 +1,164 @@
+"""Throughput of the full analysis against the RDataFrame original and the I/O floor.
+
+All measured side by side in one run, on the same files and cores:
+
+- ``floor``: uproot reading and decompressing exactly the branches the analysis reads;
+- ``tau3mu``: the processor through the coffea Runner (iterative executor, one core),
+  selection and histograms, no fit; in-process (steady state) and as ``tau3mu run``
+  end to end (a fresh process: imports, JIT, outputs);
+- ``rdf``: the original RDataFrame pipeline corrected per SPEC section 6 (ROOT from PyPI),
+  one thread and all threads, end to end and its event loop alone.
+
+Usage: ``python benchmarks/bench_throughput.py [--gb 2] [--layout run2 run3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import dataset, save
+
+
+def needed_branches(path: str, tree: str) -> list[str]:
+    import uproot
+
+    from tau3mu.faults import required_branches
+    from tau3mu.layouts import RUN2, RUN3
+    from tau3mu.schemas import detect_layout
+
+    t = uproot.open(path)[tree]
+    layout = detect_layout(t.keys())
+    names = required_branches(layout)
+    truth = RUN2.truth if layout == "run2" else RUN3.truth
+    if truth in t.keys():
+        names.add(truth)
+    if layout == "run3":  # counters come with the jagged branches
+        names |= {RUN3.counter(c) for c in (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)}
+        names |= {k for k in t.keys() if k.startswith(("HLT_", "L1_"))}
+    return sorted(n for n in names if n in t.keys())
+
+
+def compressed_bytes(files: list[str], tree: str, branches: list[str]) -> int:
+    import uproot
+
+    total = 0
+    for f in files:
+        t = uproot.open(f)[tree]
+        total += sum(t[b].compressed_bytes for b in branches)
+    return total
+
+
+def floor(files: list[str], tree: str, branches: list[str], step: int) -> float:
+    import uproot
+
+    tic = time.perf_counter()
+    for f in files:
+        t = uproot.open(f)[tree]
+        for _ in t.iterate(branches, step_size=step, library="ak"):
+            pass
+    return time.perf_counter() - tic
+
+
+def analysis_in_process(fileset: dict, step: int) -> tuple[float, dict]:
+    from tau3mu.execution import run_runner
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    run_runner(fileset, DsPhiPiProcessor(), chunksize=step, maxchunks=1)  # warm: JIT, imports
+    tic = time.perf_counter()
+    out = run_runner(fileset, DsPhiPiProcessor(), chunksize=step)
+    return time.perf_counter() - tic, out.cutflow
+
+
+def analysis_end_to_end(datasets_json: str, step: int) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        tic = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "tau3mu.cli", "run", datasets_json, "--out", out, "--executor", "iterative",
+             "--chunksize", str(step), "--no-fit", "--no-progress"],
+            check=True, capture_output=True,
+        )
+        return time.perf_counter() - tic
+
+
+def rdf(files: list[str], threads: int) -> dict | None:
+    script = Path(__file__).resolve().parent / "rdf_original.py"
+    if not script.is_file():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rdf.json"
+        tic = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(script), *files, "--threads", str(threads), "--json", str(out)],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - tic
+        if proc.returncode != 0:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            return None
+        result = json.loads(out.read_text())
+    result["wall_s"] = wall
+    return result
+
+
+def bench(layout: str, gb: float, step: int) -> list[dict]:
+    info = dataset(layout, gb)
+    ((name, spec),) = info["datasets"].items()
+    files = [spec["rootpath"] + f for f in spec["files"].split()]
+    tree = spec["treename"]
+    branches = needed_branches(files[0], tree)
+    events = info["events"]
+    mb = compressed_bytes(files, tree, branches) / 1e6
+    fileset = {name: {"files": dict.fromkeys(files, tree), "metadata": {"type": spec["type"]}}}
+    rows = []
+
+    def row(what: str, threads: int, seconds: float, note: str = "") -> dict:
+        return {"layout": layout, "what": what, "threads": threads, "wall_s": round(seconds, 2),
+                "events_per_s": round(events / seconds), "MB_per_s_compressed": round(mb / seconds, 1),
+                "us_per_event": round(1e6 * seconds / events, 2), "note": note}
+
+    floor_s = floor(files, tree, branches, step)
+    rows.append(row("I/O floor (uproot, needed branches)", 1, floor_s, f"{len(branches)} branches, {mb:.0f} MB"))
+    steady, cutflow = analysis_in_process(fileset, step)
+    rows.append(row("tau3mu processor (Runner, in process)", 1, steady, "selection + histograms"))
+    rows.append(row("tau3mu run (fresh process, end to end)", 1, analysis_end_to_end(info["datasets_json"], step),
+                    "imports, JIT, outputs; no fit"))
+    if layout == "run2":
+        for threads in sorted({1, os.cpu_count() or 1}):
+            result = rdf(files, threads)
+            if result is None:
+                continue
+            rows.append(row("RDataFrame original, corrected (end to end)", threads, result["wall_s"], "fresh process"))
+            rows.append(row("RDataFrame event loop only", threads, result["timing"]["event_loop_s"], "steady state"))
+            if result.get("cutflow") and threads == 1:
+                same = all(result["cutflow"][k] == [v["events"], v["candidates"]] or result["cutflow"][k] == v
+                           for k, v in cutflow[name].items() if k in result["cutflow"])
+                print(f"RDataFrame cutflow agrees with tau3mu: {same}")
+    return rows, {"events": events, "files": len(files), "compressed_MB_needed": round(mb, 1),
+                  "file_MB": round(info["bytes"] / 1e6), "branches": len(branches)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gb", type=float, default=2.0, help="size of the generated Run 2 set (GB)")
+    parser.add_argument("--layout", nargs="+", default=["run2", "run3"])
+    parser.add_argument("--chunksize", type=int, default=200_000)
+    args = parser.parse_args()
+    all_rows, meta = [], {}
+    for layout in args.layout:
+        gb = args.gb if layout == "run2" else args.gb / 10
+        rows, info = bench(layout, gb, args.chunksize)
+        all_rows += rows
+        meta[layout] = info
+    print(save("throughput", all_rows, {"datasets": meta}))
+    print(json.dumps(meta, indent=2))
+
+
+if __name__ == "__main__":
+    main()

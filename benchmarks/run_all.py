@@ -1,0 +1,25 @@
+"""``make bench``: every benchmark in turn, then docs/benchmarks.md from their tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = ["bench_throughput.py", "bench_scaling.py", "bench_memory.py", "bench_fit.py"]
+
+
+def main() -> int:
+    failed = []
+    for script in SCRIPTS:
+        if not (HERE / script).is_file():
+            continue
+        print(f"== {script}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / script)]).returncode != 0:
+            failed.append(script)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
