@@ -1,99 +1,272 @@
-"""Dask clusters: a local one sized to the machine, an existing scheduler, or HTCondor."""
+"""Dask clusters: a local one sized to the machine, an existing scheduler, or HTCondor jobs.
+
+Plus :func:`ensure_package_on_workers`: workers on a shared analysis facility often lack
+``tau3mu``; it is shipped to them as a worker plugin (present and future workers).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib
+import io
+import logging
 import os
 import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+log = logging.getLogger(__name__)
+
+LOCAL_EXECUTORS = ("local", "dask", "processes")
+EXECUTORS = (*LOCAL_EXECUTORS, "threads", "scheduler", "htcondor")
+_SCHEMES = ("tcp://", "tls://", "ucx://", "ws://", "wss://", "inproc://")
 
 
 class ClusterError(RuntimeError):
     """The scheduler cannot be reached or the cluster cannot start."""
 
 
+def _machine_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _connect(address: str, timeout: float) -> Any:
+    from distributed import Client
+
+    if "://" not in address and ":" not in address:
+        raise ClusterError(f"scheduler address {address!r} is not of the form tcp://HOST:PORT")
+    if "://" in address and not address.startswith(_SCHEMES):
+        raise ClusterError(
+            f"scheduler address {address!r}: unknown protocol, expected tcp://HOST:PORT"
+        )
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as err:
+        raise ClusterError(
+            f"cannot reach scheduler {address} within {timeout:g} s "
+            f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
+        ) from err
+
+
 def make_client(
+    executor: str = "local",
     *,
-    scheduler: str | None = None,
     workers: int | None = None,
     threads_per_worker: int = 1,
-    memory_limit: str | None = "auto",
+    scheduler: str | None = None,
+    memory_limit: str | float | None = None,
+    dashboard: bool = True,
     htcondor: bool = False,
     timeout: float = 10.0,
     quiet: bool = False,
+    **cluster_options: Any,
 ) -> Any:
-    """A ``distributed.Client``: to ``scheduler`` if given, else HTCondor jobs, else a LocalCluster."""
+    """A ``distributed.Client`` for ``executor``.
+
+    - ``scheduler="tcp://HOST:PORT"`` (any executor): connect to a running scheduler,
+      giving up after ``timeout`` seconds with :class:`ClusterError`.
+    - ``"local"`` (also ``"dask"``, ``"processes"``): a LocalCluster of worker processes,
+      ``workers`` of them (default: the cores this process may use), memory shared out
+      automatically unless ``memory_limit`` is given; ``"threads"``: one process.
+    - ``"htcondor"`` (or ``htcondor=True``): dask-jobqueue's ``HTCondorCluster`` scaled to
+      ``workers`` jobs (default 4); ``cluster_options`` go to it (e.g. ``disk``, ``job_extra_directives``).
+
+    The dashboard link is printed to stderr when a cluster starts (unless ``quiet``).
+    """
     from distributed import Client
 
+    if htcondor:
+        executor = "htcondor"
+    if executor not in EXECUTORS:
+        raise ClusterError(f"unknown executor {executor!r}; one of {list(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise ClusterError(f"workers must be at least 1, not {workers}")
     if scheduler:
-        try:
-            client = Client(scheduler, timeout=timeout)
-        except (OSError, TimeoutError) as err:
-            raise ClusterError(f"cannot reach the Dask scheduler {scheduler} within {timeout:g} s: {err}") from err
-    elif htcondor:
+        client = _connect(scheduler, timeout)
+        what = f"scheduler {scheduler}"
+    elif executor == "scheduler":
+        raise ClusterError("executor 'scheduler' needs scheduler='tcp://HOST:PORT'")
+    elif executor == "htcondor":
         try:
             from dask_jobqueue import HTCondorCluster
         except ImportError as err:
-            raise ClusterError("HTCondor needs dask-jobqueue: pip install 'tau3mu[htcondor]'") from err
-        cluster = HTCondorCluster(cores=threads_per_worker, memory="2GB", disk="2GB")
+            raise ClusterError(
+                "the htcondor executor needs dask-jobqueue: pip install 'tau3mu[htcondor]'"
+            ) from err
+        options = {
+            "cores": threads_per_worker,
+            "processes": 1,
+            "memory": memory_limit or "2GB",
+            "disk": "2GB",
+            **cluster_options,
+        }
+        if not dashboard:
+            options.setdefault("scheduler_options", {"dashboard_address": None})
+        cluster = HTCondorCluster(**options)
         cluster.scale(workers or 4)
         client = Client(cluster)
+        what = f"HTCondor cluster ({workers or 4} jobs requested)"
     else:
         from distributed import LocalCluster
 
-        n = workers or os.cpu_count() or 1
+        n = workers or _machine_cores()
         cluster = LocalCluster(
-            n_workers=n, threads_per_worker=threads_per_worker, processes=True, memory_limit=memory_limit
+            n_workers=n,
+            threads_per_worker=threads_per_worker,
+            processes=executor != "threads",
+            memory_limit="auto" if memory_limit is None else memory_limit,
+            dashboard_address=":0" if dashboard else None,
+            **cluster_options,
         )
         client = Client(cluster)
+        what = f"local cluster of {n} worker{'s' if n > 1 else ''} x {threads_per_worker} thread(s)"
     if not quiet:
-        link = getattr(client, "dashboard_link", None)
-        print(f"Dask: {len(client.scheduler_info().get('workers', {}))} workers, dashboard {link}", file=sys.stderr)
+        n_workers = len(client.scheduler_info().get("workers", {}))
+        has_dashboard = "dashboard" in client.scheduler_info().get("services", {})
+        link = client.dashboard_link if dashboard and has_dashboard else None
+        print(
+            f"Dask: {what}, {n_workers} worker(s) connected"
+            + (f", dashboard {link}" if link else ""),
+            file=sys.stderr,
+        )
     return client
 
 
-def ensure_package_on_workers(client: Any) -> bool:
-    """Make ``tau3mu`` importable on every worker; upload the package where it is missing.
+# -- the package on remote workers -----------------------------------------------------
+@contextlib.contextmanager
+def pickled_by_value(*modules: ModuleType) -> Iterator[None]:
+    """While inside, cloudpickle (and so Dask) ships ``modules``' functions and classes by
+    value: workers without ``tau3mu`` can still load plugins and checks defined in it."""
+    import cloudpickle
 
-    Returns True if an upload was needed.
+    added = []
+    for module in modules:
+        if module.__name__ not in cloudpickle.list_registry_pickle_by_value():
+            cloudpickle.register_pickle_by_value(module)
+            added.append(module)
+    try:
+        yield
+    finally:
+        for module in added:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _can_import(name: str) -> str | None:
+    """On a worker: None if ``name`` imports, else the error (sent by value: no tau3mu needed)."""
+    try:
+        importlib.import_module(name)
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def package_zip() -> bytes:
+    """``tau3mu`` with ``tau3mu.kernels`` and ``tau3mu.processors`` laid out as one tree, zipped.
+
+    The source layout maps ``kernels/`` and ``processors/`` into the package, so the
+    installed modules are collected, not a folder.
     """
-    def _has_tau3mu() -> bool:
-        try:
-            import tau3mu  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
-    present = client.run(_has_tau3mu)
-    if all(present.values()):
-        return False
-    import tempfile
-
-    archive = package_zip(tempfile.mkdtemp(prefix="tau3mu-upload-"))
-    client.upload_file(str(archive))
-    return True
-
-
-def package_zip(directory: str) -> Any:
-    """``tau3mu`` (with its ``kernels`` and ``processors`` subpackages) as one importable zip."""
-    import zipfile
-    from pathlib import Path
-
     import tau3mu
     import tau3mu.kernels
     import tau3mu.processors
 
-    archive = Path(directory) / "tau3mu.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for package, arcroot in (
             (tau3mu, "tau3mu"),
             (tau3mu.kernels, "tau3mu/kernels"),
             (tau3mu.processors, "tau3mu/processors"),
         ):
             base = Path(package.__file__).parent
-            for file in base.rglob("*"):
-                if file.is_file() and file.suffix in (".py", ".json", ".txt", ".typed"):
-                    rel = file.relative_to(base)
-                    if package is tau3mu and rel.parts[0] in ("kernels", "processors"):
-                        continue
-                    zf.write(file, f"{arcroot}/{rel.as_posix()}")
-    return archive
+            for file in sorted(base.rglob("*")):
+                if not file.is_file() or file.suffix not in (".py", ".json", ".txt", ".typed"):
+                    continue
+                rel = file.relative_to(base)
+                if "__pycache__" in rel.parts:
+                    continue
+                if package is tau3mu and rel.parts[0] in ("kernels", "processors"):
+                    continue
+                info = zipfile.ZipInfo(
+                    f"{arcroot}/{rel.as_posix()}", date_time=(2020, 1, 1, 0, 0, 0)
+                )
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, file.read_bytes())
+    return buffer.getvalue()
+
+
+class PackagePlugin(WorkerPlugin):
+    """Unpack ``tau3mu`` into the worker's local directory and put it on ``sys.path``.
+
+    Unpacked rather than imported from the zip: numba's ``cache=True`` kernels need their
+    source files on disk. Registered once, it reaches workers that join later too.
+    """
+
+    name = "tau3mu-package"
+    idempotent = False
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.digest = hashlib.sha256(data).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"PackagePlugin(tau3mu, {len(self.data)} bytes, sha256 {self.digest})"
+
+    def setup(self, worker: Any) -> None:
+        base = Path(worker.local_directory) / f"tau3mu-package-{self.digest}"
+        if not base.exists():
+            partial = base.with_name(base.name + f".partial-{os.getpid()}")
+            with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
+                zf.extractall(partial)
+            try:
+                os.replace(partial, base)
+            except OSError:  # another worker sharing the folder got there first
+                if not base.exists():
+                    raise
+                import shutil
+
+                shutil.rmtree(partial, ignore_errors=True)
+        if str(base) not in sys.path:
+            sys.path.insert(0, str(base))
+        importlib.invalidate_caches()
+
+
+def ensure_package_on_workers(client: Any, *, force: bool = False) -> bool:
+    """Make ``tau3mu`` importable on every worker; upload it where it is missing.
+
+    Checks with ``client.run`` whether each worker imports ``tau3mu``; if one does not
+    (or ``force``), registers :class:`PackagePlugin` (present and future workers) and
+    checks again. Returns True if an upload was needed; :class:`ClusterError` names
+    the workers that still cannot import it.
+    """
+    this = sys.modules[__name__]
+    with pickled_by_value(this):
+        missing = {w: e for w, e in client.run(_can_import, "tau3mu").items() if e is not None}
+        if not missing and not force:
+            return False
+        if missing:
+            log.info(
+                "tau3mu is not importable on %d worker(s) (%s); uploading it",
+                len(missing),
+                ", ".join(sorted(missing)),
+            )
+        client.register_plugin(PackagePlugin(package_zip()))
+        still = {
+            w: e
+            for w, e in client.run(_can_import, "tau3mu.processors.dsphipi").items()
+            if e is not None
+        }
+    if still:
+        details = "; ".join(f"{w}: {e}" for w, e in sorted(still.items()))
+        raise ClusterError(
+            f"tau3mu cannot be imported on {len(still)} worker(s) even after uploading it: {details}"
+        )
+    return True

@@ -1,10 +1,19 @@
-"""Grid proxies on Dask workers: what the original notebook did by hand, as a worker plugin."""
+"""Grid proxies on Dask workers: what the original notebook did by hand, as a worker plugin.
+
+``upload_proxy(client, path)`` reads the proxy here and registers :class:`X509ProxyPlugin`:
+every worker, including those that join later, writes it to a file of its own with mode
+0600 and sets ``X509_USER_PROXY`` and ``X509_CERT_DIR`` in its environment, so that the
+XRootD client there authenticates. The proxy's bytes never appear in a repr, a log
+line or an error message.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,63 +22,178 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 log = logging.getLogger(__name__)
 DEFAULT_CERT_DIR = "/etc/grid-security/certificates"
+PLUGIN_NAME = "tau3mu-x509-proxy"
 
 
 class ProxyError(ValueError):
-    """The proxy file is missing or unreadable."""
+    """The proxy file is missing, unreadable or empty."""
+
+
+class ProxyWarning(UserWarning):
+    """The proxy file is readable by others than its owner."""
+
+
+class Secret:
+    """Bytes that do not show themselves: repr/str give only their size."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        self._value = bytes(value)
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return f"<secret: {len(self._value)} bytes>"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __getstate__(self) -> bytes:
+        return self._value
+
+    def __setstate__(self, state: bytes) -> None:
+        self._value = state
 
 
 class X509ProxyPlugin(WorkerPlugin):
-    """Write the proxy on every worker (also ones that join later) with mode 0600 and set
-    ``X509_USER_PROXY`` and ``X509_CERT_DIR`` in the worker's environment.
+    """Writes the proxy on each worker (mode 0600) and points ``X509_USER_PROXY`` at it.
 
-    The proxy travels as bytes inside the plugin; its repr never shows them.
+    The proxy travels inside the plugin as bytes (the client's path means nothing on a
+    remote worker); ``repr`` shows only its size and a short fingerprint.
     """
 
-    name = "tau3mu-x509-proxy"
+    name = PLUGIN_NAME
+    idempotent = False
 
-    def __init__(self, proxy: bytes, cert_dir: str = DEFAULT_CERT_DIR, filename: str = "x509up_tau3mu") -> None:
-        self._proxy = proxy
+    def __init__(
+        self, proxy: bytes, cert_dir: str = DEFAULT_CERT_DIR, filename: str = "x509up_tau3mu"
+    ) -> None:
+        self._proxy = Secret(proxy)
         self.cert_dir = cert_dir
         self.filename = filename
+        #: sha256 prefix, to tell proxies apart without showing them
+        self.fingerprint = hashlib.sha256(self._proxy.reveal()).hexdigest()[:12]
         self.path: str | None = None
+        self._previous: dict[str, str | None] = {}
 
     def __repr__(self) -> str:
-        return f"X509ProxyPlugin(<{len(self._proxy)} bytes hidden>, cert_dir={self.cert_dir!r})"
+        return (
+            f"X509ProxyPlugin(<{len(self._proxy)} bytes hidden, sha256 {self.fingerprint}>, "
+            f"cert_dir={self.cert_dir!r})"
+        )
 
     __str__ = __repr__
 
     def setup(self, worker: Any) -> None:
-        directory = Path(getattr(worker, "local_directory", None) or "/tmp")
+        directory = Path(
+            getattr(worker, "local_directory", None) or os.environ.get("TMPDIR", "/tmp")
+        )
         target = directory / self.filename
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(self._proxy)
-        os.chmod(target, 0o600)
+        tmp = target.with_name(f".{self.filename}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(self._proxy.reveal())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, target)
+        self._previous = {key: os.environ.get(key) for key in ("X509_USER_PROXY", "X509_CERT_DIR")}
         os.environ["X509_USER_PROXY"] = str(target)
         os.environ["X509_CERT_DIR"] = self.cert_dir
         self.path = str(target)
-        log.info("grid proxy installed on worker %s", getattr(worker, "address", "?"))
+        log.info(
+            "grid proxy %s installed on worker %s",
+            self.fingerprint,
+            getattr(worker, "address", "?"),
+        )
+
+    def teardown(self, worker: Any) -> None:
+        """Remove the worker's copy; restore the environment it replaced."""
+        if self.path is None:
+            return
+        Path(self.path).unlink(missing_ok=True)
+        if os.environ.get("X509_USER_PROXY") == self.path:
+            for key, value in self._previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        self.path = None
 
 
-def read_proxy(path: str | None) -> bytes:
-    """The proxy's bytes; ``path`` defaults to ``$X509_USER_PROXY``."""
-    path = path or os.environ.get("X509_USER_PROXY")
-    if not path:
-        raise ProxyError("no grid proxy: pass --x509-proxy PATH or set X509_USER_PROXY")
-    p = Path(path)
+def read_proxy(path: str | os.PathLike[str] | None = None) -> bytes:
+    """The proxy's bytes; ``path`` defaults to ``$X509_USER_PROXY``.
+
+    A missing, unreadable or empty file raises :class:`ProxyError`; a file others may read
+    gives a :class:`ProxyWarning` (grid tools refuse such proxies).
+    """
+    text = os.fspath(path) if path else os.environ.get("X509_USER_PROXY")
+    if not text:
+        raise ProxyError(
+            "no grid proxy: pass --x509-proxy PATH or set X509_USER_PROXY (voms-proxy-init makes one)"
+        )
+    p = Path(text).expanduser()
     try:
         data = p.read_bytes()
+        mode = stat.S_IMODE(p.stat().st_mode)
     except OSError as err:
-        raise ProxyError(f"grid proxy {p}: {err.strerror}") from err
-    mode = stat.S_IMODE(p.stat().st_mode)
+        raise ProxyError(f"grid proxy {p}: {err.strerror or err}") from err
+    if not data.strip():
+        raise ProxyError(f"grid proxy {p} is empty")
     if mode & 0o077:
-        warnings.warn(f"grid proxy {p} is readable by others (mode {mode:o}); it should be 0600", stacklevel=2)
+        warnings.warn(
+            f"grid proxy {p} has mode {mode:04o}: others can read it; it should be 0600 (chmod 600 {p})",
+            ProxyWarning,
+            stacklevel=3,
+        )
     return data
 
 
-def upload_proxy(client: Any, path: str | None = None, cert_dir: str | None = None) -> X509ProxyPlugin:
-    """Register the proxy plugin on the cluster: present and future workers get it."""
-    plugin = X509ProxyPlugin(read_proxy(path), cert_dir or os.environ.get("X509_CERT_DIR", DEFAULT_CERT_DIR))
-    client.register_plugin(plugin)
+def upload_proxy(
+    client: Any,
+    path: str | os.PathLike[str] | None = None,
+    cert_dir: str | None = None,
+) -> X509ProxyPlugin:
+    """Ship the proxy at ``path`` (default ``$X509_USER_PROXY``) to every present and future
+    worker of ``client``; ``cert_dir`` defaults to ``$X509_CERT_DIR`` or the grid default.
+
+    The plugin class travels by value, so workers need not have ``tau3mu`` installed.
+    """
+    from tau3mu.cluster import pickled_by_value
+
+    plugin = X509ProxyPlugin(
+        read_proxy(path), cert_dir or os.environ.get("X509_CERT_DIR", DEFAULT_CERT_DIR)
+    )
+    with pickled_by_value(sys.modules[__name__]):
+        client.register_plugin(plugin)
+    log.info("grid proxy %s registered for all workers", plugin.fingerprint)
     return plugin
+
+
+def proxy_state() -> dict[str, Any]:
+    """What a worker has (run it with ``client.run``): paths, mode and a fingerprint, never content."""
+    path = os.environ.get("X509_USER_PROXY")
+    state: dict[str, Any] = {
+        "path": path,
+        "cert_dir": os.environ.get("X509_CERT_DIR"),
+        "exists": False,
+        "mode": None,
+        "sha256": None,
+    }
+    if path and os.path.exists(path):
+        with open(path, "rb") as handle:
+            state["sha256"] = hashlib.sha256(handle.read()).hexdigest()
+        state.update(exists=True, mode=stat.S_IMODE(os.stat(path).st_mode))
+    return state

@@ -7,7 +7,7 @@
                                  "lumi": 4.8, "type": "data"}}
 
 Every problem is reported with the file, the dataset and what is wrong (and, for a
-typo, what was probably meant).
+typo, what was probably meant), before anything is read.
 """
 
 from __future__ import annotations
@@ -15,13 +15,28 @@ from __future__ import annotations
 import difflib
 import glob
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tau3mu.xrootd import is_remote, join_url
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "datasets_from_paths",
+    "detect_tree",
+    "is_remote",
+    "load_datasets",
+    "to_fileset",
+]
+
 REQUIRED = ("rootpath", "files", "treename")
-OPTIONAL = {"era": "2017", "lumi": None, "type": "data"}
+#: optional keys and their defaults; ``metadata`` is an object passed on to the processor
+OPTIONAL: dict[str, Any] = {"era": "2017", "lumi": None, "type": "data", "metadata": None}
 TYPES = ("data", "mc")
+_GLOB_CHARS = "*?["
 
 
 class DatasetError(ValueError):
@@ -30,8 +45,10 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
+    """One dataset: its files (full paths or URLs) and what the analysis needs to know."""
+
     name: str
-    files: tuple[str, ...]
+    files: list[str]
     treename: str | None
     era: str = "2017"
     lumi: float | None = None
@@ -43,128 +60,238 @@ class Dataset:
         return self.type == "mc"
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _join(prefix: str | None, rootpath: str, name: str) -> str:
-    """Full path of a file; ``prefix`` + ``/eos/...`` gives ``root://host//eos/...``."""
-    if is_remote(name) or name.startswith("/"):
-        return name
-    base = rootpath
-    if prefix and not is_remote(rootpath):
-        base = prefix.rstrip("/") + "/" + rootpath
-    return base.rstrip("/") + "/" + name
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
-def detect_tree(path: str) -> str:
-    """The analysis tree of a file: ``Tree3Mu/ntuple`` (Run 2) or ``Events`` (Run 3)."""
-    import uproot
+def _no_duplicates(path: Path):
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise DatasetError(f"{path}: key {key!r} appears twice in the same object")
+            seen[key] = value
+        return seen
 
-    from tau3mu.layouts import RUN2, RUN3
-
-    with uproot.open(path) as f:
-        for tree in (RUN2.tree, RUN3.tree):
-            if tree in f:
-                return tree
-        keys = [k.split(";")[0] for k in f.keys()]
-    raise DatasetError(f"{path}: neither {RUN2.tree!r} nor {RUN3.tree!r} in the file (it has {keys[:10]})")
+    return hook
 
 
 def load_datasets(
-    path: str | Path, *, names: list[str] | None = None, prefix: str | None = None
+    path: str | Path, *, names: Sequence[str] | None = None, prefix: str | None = None
 ) -> list[Dataset]:
-    """Read ``input.json``; ``names`` selects datasets; ``prefix`` (e.g. ``root://eosuser.cern.ch/``)
-    is put before every rootpath that is not already a URL."""
+    """Read ``input.json``; ``names`` selects datasets (in that order); ``prefix``
+    (e.g. ``root://eosuser.cern.ch/``) goes before every rootpath that is not already a URL."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise DatasetError(f"{path}: cannot read the datasets file ({err.strerror})") from err
+        raise DatasetError(
+            f"{path}: cannot read the datasets file ({err.strerror or err})"
+        ) from err
     try:
-        content = json.loads(text)
+        content = json.loads(text, object_pairs_hook=_no_duplicates(path))
     except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
+        line = text.splitlines()[err.lineno - 1] if 0 < err.lineno <= len(text.splitlines()) else ""
+        raise DatasetError(
+            f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
+            + (f"\n    {line.strip()}" if line.strip() else "")
+        ) from err
     if not isinstance(content, dict) or not content:
-        raise DatasetError(f"{path}: expected an object of datasets {{name: {{rootpath, files, treename, ...}}}}")
+        raise DatasetError(
+            f"{path}: expected a non-empty object of datasets "
+            "{name: {rootpath, files, treename, era, lumi, type}}"
+        )
+    if prefix is not None and not isinstance(prefix, str):
+        raise DatasetError(
+            f"prefix must be a string such as 'root://eosuser.cern.ch/', not {prefix!r}"
+        )
+    selected = list(content)
     if names:
         unknown = [n for n in names if n not in content]
         if unknown:
-            hints = []
-            for n in unknown:
-                close = difflib.get_close_matches(n, list(content), n=1)
-                hints.append(f"{n!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise DatasetError(f"{path}: unknown dataset {', '.join(hints)}; known: {sorted(content)}")
-    out = []
-    for name, spec in content.items():
-        if names and name not in names:
-            continue
-        out.append(_parse(path, name, spec, prefix))
-    return out
+            hints = ", ".join(f"{n!r}{_suggest(n, content)}" for n in unknown)
+            raise DatasetError(
+                f"{path}: unknown dataset {hints}; known datasets: {sorted(content)}"
+            )
+        selected = list(dict.fromkeys(names))
+    return [_parse(path, name, content[name], prefix) for name in selected]
 
 
 def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
     where = f"{path}: dataset {name!r}"
     if not isinstance(spec, dict):
-        raise DatasetError(f"{where}: expected an object with keys {list(REQUIRED)}")
-    known = {*REQUIRED, *OPTIONAL}
+        raise DatasetError(
+            f"{where}: expected an object with keys {list(REQUIRED)}, not {_type_name(spec)}"
+        )
+    known = [*REQUIRED, *OPTIONAL]
     for key in spec:
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DatasetError(f"{where}: unknown key {key!r}{hint}; keys are {sorted(known)}")
+            raise DatasetError(
+                f"{where}: unknown key {key!r}{_suggest(key, known)}; keys are {known}"
+            )
     missing = [key for key in REQUIRED if key not in spec]
     if missing:
         raise DatasetError(f"{where}: missing key(s) {missing}")
-    for key in REQUIRED:
+    for key in ("rootpath", "treename"):
         if not isinstance(spec[key], str):
-            raise DatasetError(f"{where}: {key!r} must be a string, not {type(spec[key]).__name__}")
-    files = spec["files"].split()
+            raise DatasetError(f"{where}: {key!r} must be a string, not {_type_name(spec[key])}")
+    if not spec["treename"].strip():
+        raise DatasetError(
+            f"{where}: 'treename' is empty (Run 2: 'Tree3Mu/ntuple', Run 3: 'Events')"
+        )
+    raw_files = spec["files"]
+    if isinstance(raw_files, str):
+        files = raw_files.split()
+    elif isinstance(raw_files, list) and all(isinstance(f, str) for f in raw_files):
+        files = [f.strip() for f in raw_files if f.strip()]
+    else:
+        raise DatasetError(
+            f"{where}: 'files' must be a string of space-separated file names, not {_type_name(raw_files)}"
+        )
     if not files:
         raise DatasetError(f"{where}: 'files' is empty")
-    kind = spec.get("type", "data")
+    duplicates = sorted({f for f in files if files.count(f) > 1})
+    if duplicates:
+        raise DatasetError(f"{where}: file(s) listed twice: {duplicates}")
+    kind = spec.get("type", OPTIONAL["type"])
     if kind not in TYPES:
-        raise DatasetError(f"{where}: 'type' must be one of {list(TYPES)}, not {kind!r}")
+        hint = _suggest(kind.lower(), TYPES) if isinstance(kind, str) else ""
+        raise DatasetError(f"{where}: 'type' must be one of {list(TYPES)}, not {kind!r}{hint}")
     lumi = spec.get("lumi")
-    if lumi is not None and not isinstance(lumi, int | float):
-        raise DatasetError(f"{where}: 'lumi' must be a number (fb^-1), not {lumi!r}")
-    full = tuple(_join(prefix, spec["rootpath"], f) for f in files)
+    if lumi is not None and (
+        isinstance(lumi, bool) or not isinstance(lumi, int | float) or lumi < 0
+    ):
+        raise DatasetError(f"{where}: 'lumi' must be a non-negative number (fb^-1), not {lumi!r}")
+    era = spec.get("era", OPTIONAL["era"])
+    if isinstance(era, bool) or not isinstance(era, str | int):
+        raise DatasetError(
+            f"{where}: 'era' must be a string such as \"2017\", not {_type_name(era)}"
+        )
+    metadata = spec.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{where}: 'metadata' must be an object, not {_type_name(metadata)}")
+
+    rootpath = spec["rootpath"]
+    if prefix and not is_remote(rootpath):
+        rootpath = join_url(prefix, rootpath)
     return Dataset(
         name=name,
-        files=full,
+        files=[join_url(rootpath, f) for f in files],
         treename=spec["treename"],
-        era=str(spec.get("era", OPTIONAL["era"])),
+        era=str(era),
         lumi=float(lumi) if lumi is not None else None,
         type=kind,
+        metadata=dict(metadata),
     )
 
 
+def _expand_remote_glob(url: str) -> list[str]:
+    """``root://host//dir/*.root`` -> the matching URLs, listed on the server (fsspec-xrootd)."""
+    import fsspec
+
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(url)
+        matches = sorted(fs.glob(fs_path))
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{url}: cannot list the remote folder: {err}") from err
+    return [fs.unstrip_protocol(m) for m in matches]
+
+
 def datasets_from_paths(
-    paths: list[str], *, name: str = "files", treename: str | None = None, era: str = "2017", kind: str = "data"
+    paths: Sequence[str],
+    *,
+    treename: str | None = None,
+    name: str = "files",
+    era: str = "2017",
+    kind: str = "data",
+    lumi: float | None = None,
 ) -> list[Dataset]:
-    """One dataset from local paths, globs and ``root://`` URLs; the tree is found later if None."""
+    """One dataset from local paths, folders (their ``*.root``), globs and ``root://`` URLs.
+
+    Remote globs are listed on the server. A plain path that does not exist is kept: the
+    pre-flight inspection reports it (or skips it with ``--skip-bad-files``). The tree
+    is detected later (:func:`to_fileset`) when ``treename`` is None.
+    """
+    if isinstance(paths, str):
+        paths = [paths]
+    if kind not in TYPES:
+        raise DatasetError(f"dataset type must be one of {list(TYPES)}, not {kind!r}")
     files: list[str] = []
     for p in paths:
         if is_remote(p):
-            files.append(p)
+            files.extend(_expand_remote_glob(p) if any(c in p for c in _GLOB_CHARS) else [p])
             continue
-        if any(c in p for c in "*?["):
-            matches = sorted(glob.glob(p))
+        if any(c in p for c in _GLOB_CHARS):
+            matches = sorted(glob.glob(p, recursive=True))
             if not matches:
                 raise DatasetError(f"{p}: no file matches")
+        elif Path(p).is_dir():
+            matches = sorted(str(m) for m in Path(p).glob("*.root"))
+            if not matches:
+                raise DatasetError(f"{p}: a folder without .root files")
         else:
             matches = [p]  # a missing file is reported by the inspection (or skipped)
         files.extend(str(Path(match).resolve()) for match in matches)
-    return [Dataset(name=name, files=tuple(files), treename=treename, era=era, type=kind)]
+    if not files:
+        raise DatasetError("no input files given")
+    files = list(dict.fromkeys(files))
+    return [Dataset(name=name, files=files, treename=treename, era=era, lumi=lumi, type=kind)]
 
 
-def to_fileset(datasets: list[Dataset], *, default_tree: str | None = None) -> dict[str, Any]:
-    """coffea's fileset form ``{name: {"files": {path: tree}, "metadata": {...}}}``."""
-    fileset = {}
+def detect_tree(path: str) -> str:
+    """The analysis tree of a file: ``Tree3Mu/ntuple`` (Run 2) or ``Events`` (Run 3)."""
+    from tau3mu.layouts import RUN2, RUN3
+    from tau3mu.xrootd import open_root
+
+    with open_root(path, attempts=2) as f:
+        for tree in (RUN2.tree, RUN3.tree):
+            if tree in f:
+                return tree
+        keys = f.keys(cycle=False, recursive=False)
+    raise DatasetError(
+        f"{path}: neither {RUN2.tree!r} nor {RUN3.tree!r} in the file (it has {keys[:10]})"
+    )
+
+
+def _detect_any(dataset: Dataset) -> str:
+    """The tree of the first file of ``dataset`` that opens (bad files are dealt with later)."""
+    errors = []
+    for path in dataset.files:
+        try:
+            return detect_tree(path)
+        except DatasetError:
+            raise
+        except Exception as err:  # unreadable: try the next file
+            errors.append(f"{path}: {type(err).__name__}: {err}")
+    raise DatasetError(
+        f"dataset {dataset.name!r}: cannot detect the tree, no file opens (pass --tree); "
+        + "; ".join(errors[:3])
+    )
+
+
+def to_fileset(datasets: Sequence[Dataset], *, default_tree: str | None = None) -> dict[str, Any]:
+    """coffea's fileset form ``{name: {"files": {path: tree}, "metadata": {...}}}``.
+
+    The metadata carries ``type``, ``era``, ``lumi`` and ``is_mc`` plus the dataset's own.
+    """
+    fileset: dict[str, Any] = {}
     for d in datasets:
-        tree = d.treename or default_tree or detect_tree(d.files[0])
+        if d.name in fileset:
+            raise DatasetError(f"dataset {d.name!r} given twice")
+        tree = d.treename or default_tree or _detect_any(d)
         fileset[d.name] = {
             "files": dict.fromkeys(d.files, tree),
-            "metadata": {"type": d.type, "era": d.era, "lumi": d.lumi, **d.metadata},
+            "metadata": {
+                "type": d.type,
+                "era": d.era,
+                "lumi": d.lumi,
+                "is_mc": d.is_mc,
+                **d.metadata,
+            },
         }
     return fileset

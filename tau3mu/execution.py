@@ -81,6 +81,16 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
     )
 
 
+def _uproot_options(fileset: dict[str, Any]) -> dict[str, Any]:
+    """uproot's own XRootD source for ``root://`` inputs: it honours timeouts and reconnects."""
+    from tau3mu.xrootd import is_xrootd, xrootd_options
+
+    paths = [path for spec in fileset.values() for path in spec["files"]]
+    if paths and all(is_xrootd(p) for p in paths):
+        return xrootd_options()
+    return {}
+
+
 def schema_for(config: SelectionConfig) -> type[Tau3MuSchema]:
     return Tau3MuSchema.for_era(config.era)
 
@@ -145,7 +155,9 @@ def run_runner(
     )
     tic = time.perf_counter()
     if fileset:
-        out, metrics = runner(fileset, processor_instance=processor_instance)
+        out, metrics = runner(
+            fileset, processor_instance=processor_instance, uproot_options=_uproot_options(fileset)
+        )
     else:
         out, metrics = {}, {}
     metrics = dict(metrics)
@@ -180,7 +192,12 @@ def run_dask_awkward(
     inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
     fileset = inspection.fileset
     available, _ = preprocess(fileset, step_size=chunksize, skip_bad_files=False)
-    graphs = apply_to_fileset(processor_instance, available, schemaclass=schema_for(config))
+    graphs = apply_to_fileset(
+        processor_instance,
+        available,
+        schemaclass=schema_for(config),
+        uproot_options=_uproot_options(fileset),
+    )
     build = time.perf_counter()
     kwargs = {"scheduler": client.get} if client is not None else {"scheduler": "sync"}
     (computed,) = dask.compute(graphs, **kwargs)

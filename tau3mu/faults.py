@@ -203,22 +203,16 @@ class BackoffRunner(processor.Runner):
 
 def configure_xrootd() -> None:
     """Let the XRootD client reconnect soon after a stream error (its default waits 30 min)."""
-    try:
-        from XRootD.client import EnvPutInt
-    except ImportError:
-        return
-    EnvPutInt("StreamErrorWindow", 1)
-    EnvPutInt("ConnectionRetry", 3)
+    from tau3mu.xrootd import configure_xrootd_client
+
+    configure_xrootd_client()
 
 
 def _forget_remote_connections() -> None:
-    """Drop cached XRootD file systems: after a server restart their sessions are stale."""
-    configure_xrootd()
-    try:
-        from fsspec_xrootd import XRootDFileSystem
-    except ImportError:
-        return
-    XRootDFileSystem.clear_instance_cache()
+    """Drop cached XRootD connections: after a server restart their sessions are stale."""
+    from tau3mu.xrootd import reset_connections
+
+    reset_connections()
 
 
 def selection_key(processor_instance: Any) -> str:

@@ -15,7 +15,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from services import dask_processes
+from services import dask_processes, xrootd_available, xrootd_server
 
 from tau3mu.cli import main
 from tau3mu.execution import run_runner
@@ -162,6 +162,37 @@ def test_datasets_json_mistakes(tmp_path, content, words, capsys):
 
 
 # -- faults while running ----------------------------------------------------------------
+@pytest.mark.xrootd
+@pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed")
+def test_xrootd_restart_during_run_is_retried(run3_dataset, fileset_of):
+    reference = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=1000)
+    ((name, spec),) = run3_dataset["datasets"].items()
+    with xrootd_server(Path(spec["rootpath"])) as server:
+        files = {server.url_of(spec["rootpath"] + f): "Events" for f in spec["files"].split()}
+        fileset = {name: {"files": files, "metadata": {"type": "data"}}}
+
+        def bounce():
+            time.sleep(1.0)
+            server.stop()
+            time.sleep(2.0)
+            server.start()
+
+        slow = DsPhiPiProcessor()
+        original = slow.process
+
+        def process(events):
+            time.sleep(0.3)  # make the run long enough to span the outage
+            return original(events)
+
+        slow.process = process
+        thread = threading.Thread(target=bounce)
+        thread.start()
+        out = run_runner(fileset, slow, chunksize=1000, retries=5, xrootd_timeout=10)
+        thread.join()
+    assert out.cutflow == reference.cutflow
+    np.testing.assert_array_equal(out.hists["h_mass"].values(), reference.hists["h_mass"].values())
+
+
 @pytest.mark.distributed
 def test_worker_killed_mid_run_gives_the_same_result(run3_dataset, fileset_of):
     from distributed import Client
