@@ -15,7 +15,6 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from services import dask_processes, xrootd_available, xrootd_server
 
 from tau3mu.cli import main
 from tau3mu.execution import run_runner
@@ -23,6 +22,8 @@ from tau3mu.faults import InputFileError
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.synth import simulate
 from tau3mu.synth.run3 import run3_branches, write_run3
+from tau3mu.testing import dask_cluster_processes as dask_processes
+from tau3mu.testing import xrootd_available, xrootd_server
 
 
 def _write(path: Path, branches: dict) -> Path:
@@ -168,7 +169,7 @@ def test_xrootd_restart_during_run_is_retried(run3_dataset, fileset_of):
     reference = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=1000)
     ((name, spec),) = run3_dataset["datasets"].items()
     with xrootd_server(Path(spec["rootpath"])) as server:
-        files = {server.url_of(spec["rootpath"] + f): "Events" for f in spec["files"].split()}
+        files = {server.url(spec["rootpath"] + f): "Events" for f in spec["files"].split()}
         fileset = {name: {"files": files, "metadata": {"type": "data"}}}
 
         def bounce():

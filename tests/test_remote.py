@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services import dask_processes, xrootd_available, xrootd_server
 from tau3mu.cli import main
 from tau3mu.execution import run_dask_awkward, run_runner
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
+from tau3mu.testing import dask_cluster_processes as dask_processes
+from tau3mu.testing import xrootd_available, xrootd_server
 
 needs_xrootd = pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed (make test installs it)")
 
@@ -28,7 +29,7 @@ def served(run3_dataset):
 
 def _remote_fileset(run3_dataset, server):
     ((name, spec),) = run3_dataset["datasets"].items()
-    files = {server.url_of(spec["rootpath"] + f): spec["treename"] for f in spec["files"].split()}
+    files = {server.url(spec["rootpath"] + f): spec["treename"] for f in spec["files"].split()}
     return {name: {"files": files, "metadata": {"type": "data"}}}
 
 
@@ -115,7 +116,7 @@ def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
         return {
             "path": path,
             "mode": stat.S_IMODE(os.stat(path).st_mode) if path else None,
-            "content": open(path, "rb").read() if path else None,  # noqa: SIM115
+            "content": open(path, "rb").read() if path else None,
             "cert_dir": os.environ.get("X509_CERT_DIR"),
         }
 
@@ -140,7 +141,7 @@ def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
 
 @pytest.mark.distributed
 def test_unreachable_scheduler_fails_fast(tmp_path, run3_dataset, capsys):
-    from services import free_port
+    from tau3mu.testing import free_port
 
     tic = time.monotonic()
     code = main(["run", run3_dataset["datasets_json"], "--scheduler", f"tcp://127.0.0.1:{free_port()}",
