@@ -31,19 +31,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gb", type=float, default=0.5)
     parser.add_argument("--layout", default="run2")
-    parser.add_argument("--chunks", type=int, nargs="+", default=[25_000, 50_000, 100_000, 200_000, 400_000])
+    parser.add_argument(
+        "--chunks", type=int, nargs="+", default=[25_000, 50_000, 100_000, 200_000, 400_000]
+    )
     args = parser.parse_args()
     info = dataset(args.layout, args.gb)
     ((name, spec),) = info["datasets"].items()
     files = [spec["rootpath"] + f for f in spec["files"].split()]
-    fileset = {name: {"files": dict.fromkeys(files, spec["treename"]), "metadata": {"type": spec["type"]}}}
+    fileset = {
+        name: {"files": dict.fromkeys(files, spec["treename"]), "metadata": {"type": spec["type"]}}
+    }
     rows = []
     for chunk in args.chunks:
-        out = subprocess.run([sys.executable, "-c", WORKER, json.dumps(fileset), str(chunk)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", WORKER, json.dumps(fileset), str(chunk)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"layout": args.layout, "chunksize": chunk, "peak_rss_MB": round(result["peak_rss_MB"]),
-                     "wall_s": round(result["wall_s"], 2)})
+        rows.append(
+            {
+                "layout": args.layout,
+                "chunksize": chunk,
+                "peak_rss_MB": round(result["peak_rss_MB"]),
+                "wall_s": round(result["wall_s"], 2),
+            }
+        )
         print(rows[-1], flush=True)
     print(save("memory", rows, {"events": info["events"]}))
 

@@ -32,24 +32,52 @@ def main() -> None:
     info = dataset(args.layout, args.gb)
     ((name, spec),) = info["datasets"].items()
     files = [spec["rootpath"] + f for f in spec["files"].split()]
-    fileset = {name: {"files": dict.fromkeys(files, spec["treename"]), "metadata": {"type": spec["type"]}}}
+    fileset = {
+        name: {"files": dict.fromkeys(files, spec["treename"]), "metadata": {"type": spec["type"]}}
+    }
     rows = []
     base = {}
     for workers in range(1, args.max_workers + 1):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             for mode in ("runner", "dask-awkward"):
-                run = (lambda: run_runner(fileset, DsPhiPiProcessor(), executor="dask", client=client,
-                                          chunksize=args.chunksize)) if mode == "runner" else (
-                    lambda: run_dask_awkward(fileset, DsPhiPiProcessor(), client=client, chunksize=args.chunksize))
+                run = (
+                    (
+                        lambda: run_runner(
+                            fileset,
+                            DsPhiPiProcessor(),
+                            executor="dask",
+                            client=client,
+                            chunksize=args.chunksize,
+                        )
+                    )
+                    if mode == "runner"
+                    else (
+                        lambda: run_dask_awkward(
+                            fileset, DsPhiPiProcessor(), client=client, chunksize=args.chunksize
+                        )
+                    )
+                )
                 run()  # warm the workers (imports, JIT)
                 tic = time.perf_counter()
                 run()
                 wall = time.perf_counter() - tic
                 base.setdefault(mode, wall)
                 speedup = base[mode] / wall
-                rows.append({"mode": mode, "workers": workers, "wall_s": round(wall, 2),
-                             "events_per_s": round(info["events"] / wall), "speedup": round(speedup, 2),
-                             "efficiency": round(speedup / workers, 2)})
+                rows.append(
+                    {
+                        "mode": mode,
+                        "workers": workers,
+                        "wall_s": round(wall, 2),
+                        "events_per_s": round(info["events"] / wall),
+                        "speedup": round(speedup, 2),
+                        "efficiency": round(speedup / workers, 2),
+                    }
+                )
                 print(rows[-1], flush=True)
     print(save("scaling", rows, {"events": info["events"], "layout": args.layout}))
 

@@ -39,12 +39,15 @@ def needed_branches(path: str, tree: str) -> list[str]:
     layout = detect_layout(t.keys())
     names = required_branches(layout)
     truth = RUN2.truth if layout == "run2" else RUN3.truth
-    if truth in t.keys():
+    if truth in t:
         names.add(truth)
     if layout == "run3":  # counters come with the jagged branches
-        names |= {RUN3.counter(c) for c in (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)}
-        names |= {k for k in t.keys() if k.startswith(("HLT_", "L1_"))}
-    return sorted(n for n in names if n in t.keys())
+        names |= {
+            RUN3.counter(c)
+            for c in (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)
+        }
+        names |= {k for k in t if k.startswith(("HLT_", "L1_"))}
+    return sorted(n for n in names if n in t)
 
 
 def compressed_bytes(files: list[str], tree: str, branches: list[str]) -> int:
@@ -82,9 +85,23 @@ def analysis_end_to_end(datasets_json: str, step: int) -> float:
     with tempfile.TemporaryDirectory() as out:
         tic = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "tau3mu.cli", "run", datasets_json, "--out", out, "--executor", "iterative",
-             "--chunksize", str(step), "--no-fit", "--no-progress"],
-            check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "tau3mu.cli",
+                "run",
+                datasets_json,
+                "--out",
+                out,
+                "--executor",
+                "iterative",
+                "--chunksize",
+                str(step),
+                "--no-fit",
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
         )
         return time.perf_counter() - tic
 
@@ -96,8 +113,11 @@ def rdf(files: list[str], threads: int) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rdf.json"
         tic = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(script), *files, "--threads", str(threads), "--json", str(out)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(script), *files, "--threads", str(threads), "--json", str(out)],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - tic
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
@@ -119,34 +139,81 @@ def bench(layout: str, gb: float, step: int) -> list[dict]:
     rows = []
 
     def row(what: str, threads: int, seconds: float, note: str = "") -> dict:
-        return {"layout": layout, "what": what, "threads": threads, "wall_s": round(seconds, 2),
-                "events_per_s": round(events / seconds), "MB_per_s_compressed": round(mb / seconds, 1),
-                "us_per_event": round(1e6 * seconds / events, 2), "note": note}
+        return {
+            "layout": layout,
+            "what": what,
+            "threads": threads,
+            "wall_s": round(seconds, 2),
+            "events_per_s": round(events / seconds),
+            "MB_per_s_compressed": round(mb / seconds, 1),
+            "us_per_event": round(1e6 * seconds / events, 2),
+            "note": note,
+        }
 
     floor_s = floor(files, tree, branches, step)
-    rows.append(row("I/O floor (uproot, needed branches)", 1, floor_s, f"{len(branches)} branches, {mb:.0f} MB"))
+    rows.append(
+        row(
+            "I/O floor (uproot, needed branches)",
+            1,
+            floor_s,
+            f"{len(branches)} branches, {mb:.0f} MB",
+        )
+    )
     steady, cutflow = analysis_in_process(fileset, step)
     rows.append(row("tau3mu processor (Runner, in process)", 1, steady, "selection + histograms"))
-    rows.append(row("tau3mu run (fresh process, end to end)", 1, analysis_end_to_end(info["datasets_json"], step),
-                    "imports, JIT, outputs; no fit"))
+    rows.append(
+        row(
+            "tau3mu run (fresh process, end to end)",
+            1,
+            analysis_end_to_end(info["datasets_json"], step),
+            "imports, JIT, outputs; no fit",
+        )
+    )
     if layout == "run2":
         for threads in sorted({1, os.cpu_count() or 1}):
             result = rdf(files, threads)
             if result is None:
                 continue
-            rows.append(row("RDataFrame original, corrected (end to end)", threads, result["wall_s"], "fresh process"))
-            rows.append(row("RDataFrame event loop only", threads, result["timing"]["event_loop_s"], "steady state"))
+            rows.append(
+                row(
+                    "RDataFrame original, corrected (end to end)",
+                    threads,
+                    result["wall_s"],
+                    "fresh process",
+                )
+            )
+            rows.append(
+                row(
+                    "RDataFrame event loop only",
+                    threads,
+                    result["timing"]["event_loop_s"],
+                    "steady state",
+                )
+            )
             if result.get("cutflow") and threads == 1:
-                same = all(result["cutflow"][k] == [v["events"], v["candidates"]] or result["cutflow"][k] == v
-                           for k, v in cutflow[name].items() if k in result["cutflow"])
+                same = all(
+                    result["cutflow"][k] == [v["events"], v["candidates"]]
+                    or result["cutflow"][k] == v
+                    for k, v in cutflow[name].items()
+                    if k in result["cutflow"]
+                )
                 print(f"RDataFrame cutflow agrees with tau3mu: {same}")
-    return rows, {"events": events, "files": len(files), "compressed_MB_needed": round(mb, 1),
-                  "file_MB": round(info["bytes"] / 1e6), "branches": len(branches)}
+    return rows, {
+        "events": events,
+        "files": len(files),
+        "compressed_MB_needed": round(mb, 1),
+        "file_MB": round(info["bytes"] / 1e6),
+        "branches": len(branches),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gb", type=float, default=2.0, help="size of the generated Run 2 set (GB)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--gb", type=float, default=2.0, help="size of the generated Run 2 set (GB)"
+    )
     parser.add_argument("--layout", nargs="+", default=["run2", "run3"])
     parser.add_argument("--chunksize", type=int, default=200_000)
     args = parser.parse_args()

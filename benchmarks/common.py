@@ -14,7 +14,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(os.environ.get("TAU3MU_BENCH_DATA", Path(__file__).resolve().parents[1] / "bench-data"))
 
 
-def dataset(layout: str, gigabytes: float, *, seed: int = 7, jobs: int | None = None) -> dict[str, Any]:
+def dataset(
+    layout: str, gigabytes: float, *, seed: int = 7, jobs: int | None = None
+) -> dict[str, Any]:
     """Generate (once; cached by size) full-width files of about ``gigabytes`` GB."""
     from tau3mu.synth import generate_dataset
 
@@ -26,8 +28,13 @@ def dataset(layout: str, gigabytes: float, *, seed: int = 7, jobs: int | None = 
     if stamp.is_file():
         return json.loads(stamp.read_text())
     info = generate_dataset(
-        outdir, layout=layout, files=files, events_per_file=events // files, seed=seed,
-        jobs=jobs or os.cpu_count() or 1, name=f"bench_{layout}",
+        outdir,
+        layout=layout,
+        files=files,
+        events_per_file=events // files,
+        seed=seed,
+        jobs=jobs or os.cpu_count() or 1,
+        name=f"bench_{layout}",
     )
     stamp.write_text(json.dumps(info, indent=2, default=str))
     return info
@@ -44,13 +51,19 @@ def timed(function: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
 
 
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def save(name: str, rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> str:
     """Write ``results/<name>.json`` and ``.md``; return the markdown table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), **(meta or {}), "rows": rows}, indent=2))
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"machine": machine(), **(meta or {}), "rows": rows}, indent=2)
+    )
     table = markdown(rows)
     (RESULTS / f"{name}.md").write_text(table + "\n")
     return table
@@ -65,6 +78,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         cells = []
         for key in keys:
             value = row.get(key, "")
-            cells.append(f"{value:,.3g}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value))
+            cells.append(
+                f"{value:,.3g}"
+                if isinstance(value, float)
+                else f"{value:,}"
+                if isinstance(value, int)
+                else str(value)
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -49,7 +49,7 @@ def _binning_domains(node: dict[str, Any], out: dict[str, Domain]) -> None:
     if node.get("nodetype") in ("binning", "multibinning"):
         inputs = [node["input"]] if node["nodetype"] == "binning" else node["inputs"]
         edges = [node["edges"]] if node["nodetype"] == "binning" else node["edges"]
-        for name, edge in zip(inputs, edges):
+        for name, edge in zip(inputs, edges, strict=False):
             if isinstance(edge, dict):  # uniform binning
                 low, high = float(edge["low"]), float(edge["high"])
             else:

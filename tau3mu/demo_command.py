@@ -36,12 +36,21 @@ def main(args: argparse.Namespace) -> int:
     run_parser = argparse.ArgumentParser()
     configure_run(run_parser)
     run_args = run_parser.parse_args(
-        [str(stamp), "--out", str(out / "results"), "--fit-engine", args.fit_engine, "--no-progress"]
+        [
+            str(stamp),
+            "--out",
+            str(out / "results"),
+            "--fit-engine",
+            args.fit_engine,
+            "--no-progress",
+        ]
         + (["--workers", str(args.workers)] if args.workers else [])
     )
     report = run_analysis(run_args)
-    print(f"\n{report['events']:,} events processed in {report['wall_time_s']:.1f} s "
-          f"on {report['workers']} local Dask workers; fit in {report['fit_time_s']:.1f} s")
+    print(
+        f"\n{report['events']:,} events processed in {report['wall_time_s']:.1f} s "
+        f"on {report['workers']} local Dask workers; fit in {report['fit_time_s']:.1f} s"
+    )
     print("outputs:")
     print(json.dumps(report["outputs"], indent=2))
     return 0

@@ -161,7 +161,9 @@ def run_runner(
     else:
         out, metrics = {}, {}
     metrics = dict(metrics)
-    metrics["accounting"] = check_accounting(inspection, out.get("cutflow", {}), out.get("skipped", []))
+    metrics["accounting"] = check_accounting(
+        inspection, out.get("cutflow", {}), out.get("skipped", [])
+    )
     metrics["wall_s"] = time.perf_counter() - tic
     metrics["executor"] = executor
     metrics["mode"] = "runner"
@@ -216,7 +218,10 @@ def run_dask_awkward(
     }
     metrics["accounting"] = check_accounting(
         inspection,
-        {d: {"events": {"events": _to_int(s["events"]["events"])}} for d, s in merged.get("cutflow", {}).items()},
+        {
+            d: {"events": {"events": _to_int(s["events"]["events"])}}
+            for d, s in merged.get("cutflow", {}).items()
+        },
         [],
     )
     return _normalise(merged, metrics)

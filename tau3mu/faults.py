@@ -90,18 +90,27 @@ def required_branches(layout: str, era: str = "2017") -> set[str]:
 
     if layout == "run2":
         return {
-            *RUN2.event.values(), *RUN2.muon.values(), *RUN2.track.values(),
+            *RUN2.event.values(),
+            *RUN2.muon.values(),
+            *RUN2.track.values(),
             *RUN2.candidate(era).values(),
-            RUN2.hlt_name, RUN2.hlt_decision, RUN2.l1_name, RUN2.l1_decision,
+            RUN2.hlt_name,
+            RUN2.hlt_decision,
+            RUN2.l1_name,
+            RUN2.l1_decision,
         }
     optional = ("truth", "pt", "eta", "phi", "charge")
     return {
-        *RUN3.event.values(), *RUN3.muon.values(), *RUN3.track.values(),
+        *RUN3.event.values(),
+        *RUN3.muon.values(),
+        *RUN3.track.values(),
         *(v for k, v in RUN3.candidate().items() if k not in optional),
     }
 
 
-def inspect_inputs(fileset: dict[str, Any], *, skip_bad_files: bool = False, era: str = "2017") -> Inspection:
+def inspect_inputs(
+    fileset: dict[str, Any], *, skip_bad_files: bool = False, era: str = "2017"
+) -> Inspection:
     """Open every file; raise on the first bad one, or (skipping) report and drop it."""
     usable: dict[str, Any] = {}
     result = Inspection(fileset=usable)
@@ -113,15 +122,23 @@ def inspect_inputs(fileset: dict[str, Any], *, skip_bad_files: bool = False, era
             if reason is None and entries == 0:
                 reason = "empty tree (0 entries)" if not skip_bad_files else None
                 if reason is None:
-                    result.skipped.append({"dataset": dataset, "file": path, "events": 0,
-                                           "error": "empty tree (0 entries)"})
+                    result.skipped.append(
+                        {
+                            "dataset": dataset,
+                            "file": path,
+                            "events": 0,
+                            "error": "empty tree (0 entries)",
+                        }
+                    )
                     continue
             if reason is not None:
                 message = f"{path}: {reason}"
                 if not skip_bad_files:
                     raise InputFileError(message)
                 log.warning("skipping %s", message)
-                result.skipped.append({"dataset": dataset, "file": path, "events": None, "error": reason})
+                result.skipped.append(
+                    {"dataset": dataset, "file": path, "events": None, "error": reason}
+                )
                 continue
             files[path] = tree
             result.entries[dataset][path] = entries
@@ -153,14 +170,18 @@ class SafeProcessor(processor.ProcessorABC):
                 "events": (stop - start) if start is not None and stop is not None else len(events),
                 "error": f"{type(err).__name__}: {err}",
             }
-            log.warning("skipping chunk %s entries %s-%s: %s", entry["file"], start, stop, entry["error"])
+            log.warning(
+                "skipping chunk %s entries %s-%s: %s", entry["file"], start, stop, entry["error"]
+            )
             return {"skipped": [entry]}
 
     def postprocess(self, accumulator: Any) -> Any:
         return accumulator
 
 
-def check_accounting(inspection: Inspection, cutflow: dict[str, Any], skipped_chunks: list[dict]) -> dict[str, Any]:
+def check_accounting(
+    inspection: Inspection, cutflow: dict[str, Any], skipped_chunks: list[dict]
+) -> dict[str, Any]:
     """Processed + skipped-chunk events must equal the events of the readable input."""
     processed = sum(steps["events"]["events"] for steps in cutflow.values())
     skipped = sum(int(s["events"]) for s in skipped_chunks)
@@ -194,7 +215,13 @@ class BackoffRunner(processor.Runner):
             except Exception as err:
                 if attempt == retries:
                     raise
-                log.warning("attempt %d of %d failed (%s); retrying in %.0f s", attempt + 1, retries + 1, err, delay)
+                log.warning(
+                    "attempt %d of %d failed (%s); retrying in %.0f s",
+                    attempt + 1,
+                    retries + 1,
+                    err,
+                    delay,
+                )
                 time.sleep(delay)
                 _forget_remote_connections()
                 delay *= 2
@@ -218,7 +245,9 @@ def _forget_remote_connections() -> None:
 def selection_key(processor_instance: Any) -> str:
     """A short hash of the selection settings: checkpoints of other cuts are not reused."""
     config = getattr(processor_instance, "config", None)
-    payload = json.dumps(config.to_dict() if config is not None else {}, sort_keys=True, default=str)
+    payload = json.dumps(
+        config.to_dict() if config is not None else {}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

@@ -17,7 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a datasets JSON (the original input.json format), or ROOT files, globs, root:// URLs",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--dataset", action="append", help="process only these datasets (repeatable)")
+    parser.add_argument(
+        "--dataset", action="append", help="process only these datasets (repeatable)"
+    )
     parser.add_argument("--prefix", help="put before every rootpath, e.g. root://eosuser.cern.ch/")
     parser.add_argument("--tree", help="tree name for plain file inputs (default: detected)")
     parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="dask")
@@ -25,10 +27,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="workers (default: all cores)")
     parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
     parser.add_argument("--scheduler", help="existing Dask scheduler, tcp://HOST:PORT")
-    parser.add_argument("--htcondor", action="store_true", help="workers as HTCondor jobs (dask-jobqueue)")
-    parser.add_argument("--x509-proxy", help="grid proxy for the workers (default $X509_USER_PROXY)")
+    parser.add_argument(
+        "--htcondor", action="store_true", help="workers as HTCondor jobs (dask-jobqueue)"
+    )
+    parser.add_argument(
+        "--x509-proxy", help="grid proxy for the workers (default $X509_USER_PROXY)"
+    )
     parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
-    parser.add_argument("--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)")
+    parser.add_argument(
+        "--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)"
+    )
     parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
     parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
@@ -47,8 +55,20 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("tau3mu", "coffea", "uproot", "awkward", "dask", "distributed", "dask-awkward",
-                 "numba", "hist", "zfit", "correctionlib", "numpy"):
+    for name in (
+        "tau3mu",
+        "coffea",
+        "uproot",
+        "awkward",
+        "dask",
+        "distributed",
+        "dask-awkward",
+        "numba",
+        "hist",
+        "zfit",
+        "correctionlib",
+        "numpy",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -127,8 +147,10 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                     checkpoint=args.checkpoint,
                     retries=args.retries,
                 )
-        n_workers = len(client.scheduler_info()["workers"]) if client is not None else (
-            1 if args.executor == "iterative" else args.workers or os.cpu_count()
+        n_workers = (
+            len(client.scheduler_info()["workers"])
+            if client is not None
+            else (1 if args.executor == "iterative" else args.workers or os.cpu_count())
         )
     finally:
         if client is not None:
@@ -173,21 +195,28 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             print(f"\nMass fit of {dataset}:\n{fit.table()}")
             if truth and fit.converged:
                 for key, name in (("ds", "n_ds"), ("dplus", "n_dplus")):
-                    print(f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fit.value(name):8.0f} +- {fit.error(name):.0f}")
+                    print(
+                        f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fit.value(name):8.0f} +- {fit.error(name):.0f}"
+                    )
     done = time.perf_counter()
 
     metrics = result.metrics
     events = sum(steps["events"]["events"] for steps in result.cutflow.values())
     wall = processed - tic
     report = {
-        "datasets": {d.name: {"files": list(d.files), "type": d.type, "era": d.era, "lumi": d.lumi} for d in datasets},
+        "datasets": {
+            d.name: {"files": list(d.files), "type": d.type, "era": d.era, "lumi": d.lumi}
+            for d in datasets
+        },
         "events": events,
         "bytes_read": metrics.get("bytesread"),
         "columns": sorted({c.rsplit("-", 1)[0] for c in metrics.get("columns", [])}),
         "wall_time_s": round(wall, 3),
         "processing_time_s": round(metrics.get("wall_s", wall), 3),
         "fit_time_s": round(done - processed, 3),
-        "throughput_events_per_s": round(events / metrics["wall_s"], 1) if metrics.get("wall_s") else None,
+        "throughput_events_per_s": round(events / metrics["wall_s"], 1)
+        if metrics.get("wall_s")
+        else None,
         "executor": metrics.get("executor"),
         "mode": metrics.get("mode"),
         "workers": n_workers,
@@ -195,7 +224,9 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "accounting": accounting,
         "truth": result.truth,
         "scale_factors": result.scale_factors,
-        "fit": {d: {"converged": f.converged, "n_ds": f.params.get("n_ds")} for d, f in fits.items()},
+        "fit": {
+            d: {"converged": f.converged, "n_ds": f.params.get("n_ds")} for d, f in fits.items()
+        },
         "versions": _versions(),
         "outputs": {
             "histograms_root": str(paths["root"]),
@@ -217,10 +248,22 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         report = run_analysis(args)
-    except (DatasetError, ClusterError, LayoutError, FileNotFoundError, InputFileError, AccountingError) as err:
+    except (
+        DatasetError,
+        ClusterError,
+        LayoutError,
+        FileNotFoundError,
+        InputFileError,
+        AccountingError,
+    ) as err:
         print(f"tau3mu run: {err}", file=sys.stderr)
         return 2
-    print(f"\n{report['events']:,} events in {report['wall_time_s']:.1f} s "
-          f"({report['throughput_events_per_s'] or 0:,.0f} events/s) with {report['executor']} / {report['mode']}")
-    print(f"outputs in {Path(args.out).resolve()}: " + ", ".join(sorted(p.name for p in Path(args.out).iterdir())))
+    print(
+        f"\n{report['events']:,} events in {report['wall_time_s']:.1f} s "
+        f"({report['throughput_events_per_s'] or 0:,.0f} events/s) with {report['executor']} / {report['mode']}"
+    )
+    print(
+        f"outputs in {Path(args.out).resolve()}: "
+        + ", ".join(sorted(p.name for p in Path(args.out).iterdir()))
+    )
     return 0

@@ -62,7 +62,7 @@ class Tau3MuSchema(BaseSchema):
 
     def __init__(self, base_form: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(base_form)
-        branch_forms = dict(zip(self._form["fields"], self._form["contents"]))
+        branch_forms = dict(zip(self._form["fields"], self._form["contents"], strict=False))
         self.layout: LayoutName = detect_layout(branch_forms)
         if self.layout == "run2":
             output = self._build_run2(branch_forms)

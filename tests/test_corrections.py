@@ -78,7 +78,7 @@ def test_pickles_without_the_file(scale_factors, tmp_path, pog_sf_file):
 
 
 def test_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json"):
         MuonScaleFactors(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

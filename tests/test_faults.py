@@ -57,7 +57,10 @@ def _bad_files(directory: Path, good: Path) -> dict[str, tuple[Path, str]]:
     branches["Muon"] = ak.without_field(branches["Muon"], "isPF")
     out["missing_branch"] = (_write(directory / "missing_branch.root", branches), "Muon_isPF")
     empty = run3_branches(simulate(33, 0, 10))
-    out["empty"] = (_write(directory / "empty.root", {k: v[:0] for k, v in empty.items()}), "empty tree")
+    out["empty"] = (
+        _write(directory / "empty.root", {k: v[:0] for k, v in empty.items()}),
+        "empty tree",
+    )
     return out
 
 
@@ -66,7 +69,9 @@ def bad(tmp_path_factory, good):
     return _bad_files(tmp_path_factory.mktemp("bad"), good)
 
 
-@pytest.mark.parametrize("kind", ["missing", "not_root", "truncated", "no_tree", "missing_branch", "empty"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "not_root", "truncated", "no_tree", "missing_branch", "empty"]
+)
 def test_bad_file_stops_the_run_naming_file_and_problem(kind, bad, good):
     path, words = bad[kind]
     fileset = {"d": {"files": {str(good): "Events", str(path): "Events"}}}
@@ -79,8 +84,21 @@ def test_bad_file_stops_the_run_naming_file_and_problem(kind, bad, good):
 
 def test_skip_bad_files_reports_each_and_accounts_for_every_event(bad, good, tmp_path, capsys):
     files = [str(good)] + [str(p) for p, _ in bad.values()]
-    code = main(["run", *files, "--tree", "Events", "--out", str(tmp_path), "--executor", "iterative",
-                 "--skip-bad-files", "--no-fit", "--no-progress"])
+    code = main(
+        [
+            "run",
+            *files,
+            "--tree",
+            "Events",
+            "--out",
+            str(tmp_path),
+            "--executor",
+            "iterative",
+            "--skip-bad-files",
+            "--no-fit",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     report = json.loads((tmp_path / "report.json").read_text())
@@ -147,9 +165,15 @@ def test_nan_inf_and_placeholders_do_not_crash(tmp_path):
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ('{"d": {"rootpath": "/x/", "flies": "a.root", "treename": "Events"}}', "did you mean 'files'"),
+        (
+            '{"d": {"rootpath": "/x/", "flies": "a.root", "treename": "Events"}}',
+            "did you mean 'files'",
+        ),
         ('{"d": {"rootpath": "/x/", "treename": "Events"}}', "missing key(s) ['files']"),
-        ('{"d": {"rootpath": "/x/", "files": "a.root", "treename": "Events", "type": "MC"}}', "'type' must be"),
+        (
+            '{"d": {"rootpath": "/x/", "files": "a.root", "treename": "Events", "type": "MC"}}',
+            "'type' must be",
+        ),
         ('{"d": {"rootpath": "/x/", "files": "a.root",, "treename": "Events"}}', "line 1, column"),
     ],
 )
@@ -217,7 +241,9 @@ def test_worker_killed_mid_run_gives_the_same_result(run3_dataset, fileset_of):
 
         slow.process = process
         thread.start()
-        out = run_runner(fileset_of(run3_dataset), slow, executor="dask", client=client, chunksize=500)
+        out = run_runner(
+            fileset_of(run3_dataset), slow, executor="dask", client=client, chunksize=500
+        )
         thread.join()
         assert victim.poll() is not None  # it really died
     assert out.cutflow == reference.cutflow
@@ -248,7 +274,13 @@ def test_interrupted_run_resumes_from_checkpoints(run3_dataset, fileset_of, tmp_
     script = tmp_path / "resumable.py"
     script.write_text(RESUMABLE)
     checkpoints = tmp_path / "ckpt"
-    args = [sys.executable, str(script), run3_dataset["datasets_json"], str(checkpoints), str(tmp_path / "out")]
+    args = [
+        sys.executable,
+        str(script),
+        run3_dataset["datasets_json"],
+        str(checkpoints),
+        str(tmp_path / "out"),
+    ]
     first = subprocess.Popen([*args, "0.3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(checkpoints.rglob("*.pkl"))) < 8:

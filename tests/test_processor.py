@@ -63,7 +63,7 @@ def test_matches_independent_per_event_implementation(layout, request):
             strict=True,
         )
     )
-    expected = sorted((r, l, e, m) for r, l, e, _, m in ref.best)
+    expected = sorted((run, lumi, event, m) for run, lumi, event, _, m in ref.best)
     assert got == expected
     assert out.truth[name] == ref.truth
 

@@ -17,7 +17,9 @@ from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.testing import dask_cluster_processes as dask_processes
 from tau3mu.testing import xrootd_available, xrootd_server
 
-needs_xrootd = pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed (make test installs it)")
+needs_xrootd = pytest.mark.skipif(
+    not xrootd_available(), reason="xrootd-server not installed (make test installs it)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +53,12 @@ def test_runner_over_xrootd_equals_local(executor, served, run3_dataset, local_r
     fileset = _remote_fileset(run3_dataset, served)
     assert next(iter(next(iter(fileset.values()))["files"])).startswith("root://localhost:")
     out = run_runner(
-        fileset, DsPhiPiProcessor(), executor=executor, client=dask_client if executor == "dask" else None,
-        workers=2, chunksize=3000,
+        fileset,
+        DsPhiPiProcessor(),
+        executor=executor,
+        client=dask_client if executor == "dask" else None,
+        workers=2,
+        chunksize=3000,
     )
     _same(local_result, out)
     assert out.metrics["bytesread"] > 0
@@ -61,7 +67,12 @@ def test_runner_over_xrootd_equals_local(executor, served, run3_dataset, local_r
 @pytest.mark.xrootd
 @needs_xrootd
 def test_dask_awkward_over_xrootd_equals_local(served, run3_dataset, local_result, dask_client):
-    out = run_dask_awkward(_remote_fileset(run3_dataset, served), DsPhiPiProcessor(), client=dask_client, chunksize=3000)
+    out = run_dask_awkward(
+        _remote_fileset(run3_dataset, served),
+        DsPhiPiProcessor(),
+        client=dask_client,
+        chunksize=3000,
+    )
     _same(local_result, out)
 
 
@@ -71,8 +82,20 @@ def test_run_command_with_prefix(served, run3_dataset, tmp_path, local_result):
     """input.json with a local rootpath and --prefix root://host/ reads through the server."""
     (spec,) = run3_dataset["datasets"].values()
     config = json.loads(Path(run3_dataset["datasets_json"]).read_text())
-    code = main(["run", run3_dataset["datasets_json"], "--prefix", f"root://localhost:{served.port}/",
-                 "--out", str(tmp_path), "--executor", "iterative", "--no-fit", "--no-progress"])
+    code = main(
+        [
+            "run",
+            run3_dataset["datasets_json"],
+            "--prefix",
+            f"root://localhost:{served.port}/",
+            "--out",
+            str(tmp_path),
+            "--executor",
+            "iterative",
+            "--no-fit",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     (files,) = (d["files"] for d in report["datasets"].values())
@@ -91,8 +114,20 @@ def processes():
 
 @pytest.mark.distributed
 def test_run_against_an_existing_scheduler(processes, run3_dataset, tmp_path, local_result):
-    code = main(["run", run3_dataset["datasets_json"], "--scheduler", processes.address,
-                 "--out", str(tmp_path), "--no-fit", "--no-progress", "--chunksize", "3000"])
+    code = main(
+        [
+            "run",
+            run3_dataset["datasets_json"],
+            "--scheduler",
+            processes.address,
+            "--out",
+            str(tmp_path),
+            "--no-fit",
+            "--no-progress",
+            "--chunksize",
+            "3000",
+        ]
+    )
     assert code == 0
     assert json.loads((tmp_path / "cutflow.json").read_text()) == local_result.cutflow
     report = json.loads((tmp_path / "report.json").read_text())
@@ -106,7 +141,9 @@ def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
 
     from tau3mu.credentials import upload_proxy
 
-    secret = b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode() + b"\n"
+    secret = (
+        b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode() + b"\n"
+    )
     proxy = tmp_path / "x509up_u1000"
     proxy.write_bytes(secret)
     proxy.chmod(0o600)
@@ -144,8 +181,17 @@ def test_unreachable_scheduler_fails_fast(tmp_path, run3_dataset, capsys):
     from tau3mu.testing import free_port
 
     tic = time.monotonic()
-    code = main(["run", run3_dataset["datasets_json"], "--scheduler", f"tcp://127.0.0.1:{free_port()}",
-                 "--out", str(tmp_path), "--no-fit"])
+    code = main(
+        [
+            "run",
+            run3_dataset["datasets_json"],
+            "--scheduler",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--out",
+            str(tmp_path),
+            "--no-fit",
+        ]
+    )
     assert code == 2
     assert time.monotonic() - tic < 30
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err

@@ -36,8 +36,15 @@ def run_output(run3_dataset, tmp_path_factory):
 
 def test_writes_every_output(run_output):
     names = {p.name for p in run_output.iterdir()}
-    assert {"histograms.root", "histograms.pkl", "cutflow.json", "fit.json", "mass_fit.png",
-            "mass_fit.pdf", "report.json"} <= names
+    assert {
+        "histograms.root",
+        "histograms.pkl",
+        "cutflow.json",
+        "fit.json",
+        "mass_fit.png",
+        "mass_fit.pdf",
+        "report.json",
+    } <= names
     assert any(n.startswith("snapshot_") and n.endswith(".root") for n in names)
     assert not any(n.endswith(".part") for n in names)  # no half-written leftovers
 
@@ -49,15 +56,18 @@ def test_histograms_root_is_plain_th1(run_output, run3_dataset):
         assert h.classname.startswith("TH1")
         counts, edges = h.to_numpy()
     assert len(counts) == 62
-    assert edges[0] == pytest.approx(1.65) and edges[-1] == pytest.approx(2.01)
+    assert edges[0] == pytest.approx(1.65)
+    assert edges[-1] == pytest.approx(2.01)
     with open(run_output / "histograms.pkl", "rb") as handle:
         hists = pickle.load(handle)
-    np.testing.assert_array_equal(hists["h_mass"][{"dataset": name, "systematic": "nominal"}].values(), counts)
+    np.testing.assert_array_equal(
+        hists["h_mass"][{"dataset": name, "systematic": "nominal"}].values(), counts
+    )
 
 
 def test_cutflow_report_and_snapshot_agree(run_output, run3_dataset):
     cutflow = json.loads((run_output / "cutflow.json").read_text())
-    ((name, steps),) = cutflow.items()
+    ((_name, steps),) = cutflow.items()
     report = json.loads((run_output / "report.json").read_text())
     assert steps["events"]["events"] == report["events"] == run3_dataset["events"]
     assert report["executor"] == "iterative"
@@ -75,24 +85,70 @@ def test_fit_json_and_refit_command(run_output, tmp_path):
     ((_, result),) = fit.items()
     assert result["result"] == "ok"
     assert result["params"]["n_ds"]["value"] > 0
-    assert main(["fit", str(run_output / "histograms.pkl"), "--out", str(tmp_path), "--engine", "iminuit"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(run_output / "histograms.pkl"),
+                "--out",
+                str(tmp_path),
+                "--engine",
+                "iminuit",
+            ]
+        )
+        == 0
+    )
     refit = json.loads((tmp_path / "fit.json").read_text())
     ((_, again),) = refit.items()
-    assert again["params"]["n_ds"]["value"] == pytest.approx(result["params"]["n_ds"]["value"], rel=1e-6)
-    assert main(["fit", str(run_output / "histograms.root"), "--out", str(tmp_path), "--engine", "iminuit"]) == 0
+    assert again["params"]["n_ds"]["value"] == pytest.approx(
+        result["params"]["n_ds"]["value"], rel=1e-6
+    )
+    assert (
+        main(
+            [
+                "fit",
+                str(run_output / "histograms.root"),
+                "--out",
+                str(tmp_path),
+                "--engine",
+                "iminuit",
+            ]
+        )
+        == 0
+    )
 
 
 def test_plain_files_and_globs(run3_dataset, tmp_path):
     (spec,) = run3_dataset["datasets"].values()
     pattern = spec["rootpath"] + "*.root"
-    code = main(["run", pattern, "--out", str(tmp_path), "--executor", "iterative", "--no-fit", "--no-progress"])
+    code = main(
+        [
+            "run",
+            pattern,
+            "--out",
+            str(tmp_path),
+            "--executor",
+            "iterative",
+            "--no-fit",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     cutflow = json.loads((tmp_path / "cutflow.json").read_text())
     assert cutflow["files"]["events"]["events"] == run3_dataset["events"]
 
 
 def test_unknown_dataset_is_a_clear_error(run3_dataset, tmp_path, capsys):
-    code = main(["run", run3_dataset["datasets_json"], "--dataset", "DoubleMuonLowMas", "--out", str(tmp_path)])
+    code = main(
+        [
+            "run",
+            run3_dataset["datasets_json"],
+            "--dataset",
+            "DoubleMuonLowMas",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "unknown dataset 'DoubleMuonLowMas'" in err
