@@ -34,11 +34,13 @@ SIDEBANDS = ((1.65, 1.84), (1.89, 1.925), (1.99, 2.02))
 #: (start, lower, upper) per shape parameter, SPEC section 4
 SHAPE_DEFAULTS: dict[str, tuple[float, float, float]] = {
     "mean_ds": (1.97, 1.94, 2.10),
-    "sigma_ds": (0.012, 0.001, 0.1),
+    # widths: SPEC allows up to 0.1 / 0.05; the detector resolution is ~12 MeV, and a width
+    # above 30 MeV is a peak eating background, not a resolution
+    "sigma_ds": (0.012, 0.001, 0.03),
     "alpha_ds": (1.5, 0.3, 10.0),
     "n_cb_ds": (3.0, 0.5, 25.0),
     "mean_dplus": (1.87, 1.82, 1.89),
-    "sigma_dplus": (0.011, 0.001, 0.05),
+    "sigma_dplus": (0.011, 0.001, 0.03),
     "alpha_dplus": (1.5, 0.3, 10.0),
     "n_cb_dplus": (3.0, 0.5, 25.0),
     # the original allowed (-2, -0.01); flat and rising backgrounds exist, so it may cross 0
@@ -239,6 +241,12 @@ def _model_for(edges: np.ndarray) -> _Model:
     return _MODELS[key]
 
 
+def _shape_of(yield_name: str) -> tuple[str, ...]:
+    """Shape parameters of the peak whose yield is ``yield_name``."""
+    peak = yield_name.removeprefix("n_")
+    return (f"mean_{peak}", f"sigma_{peak}", f"alpha_{peak}")
+
+
 def _failed(status: int, reason: str, entries: float, strategy: str = "", edm: float = math.nan) -> FitResult:
     return FitResult(
         converged=False, status=status, reason=reason, valid=False, edm=edm, strategy=strategy, entries=entries
@@ -282,15 +290,28 @@ def fit_counts(
         # a retry from the minimum found, as Minuit's own strategy 2 would
         strategy = "refit from the first minimum"
         result = model.minimizer.minimize(loss)
-    absent = [n for n in ("n_dplus", "n_ds") if model.p[n].value() < max(1.5, 0.002 * entries)]
+    # a peak indistinguishable from the background under it (~10 % of the range)
+    floor = 3 * np.sqrt(max(0.1 * float(model.p["n_bkg"].value()), 1.0))
+    absent = [n for n in ("n_dplus", "n_ds") if model.p[n].value() < floor]
     if not result.valid and absent:
         # a peak the data do not show: its yield sits on the lower bound; hold it there
+        held = [p for name in absent for p in (name, *_shape_of(name))]
         for name in absent:
             model.p[name].set_value(1.0)
+        for name in held:
             model.p[name].floating = False
         strategy = f"{', '.join(absent)} at the lower bound (peak absent), held fixed"
         result = model.minimizer.minimize(loss)
-        for name in absent:
+        for name in held:
+            model.p[name].floating = True
+    if not result.valid:
+        # the Crystal Ball tail onsets are the last weakly constrained parameters
+        for name in ("alpha_ds", "alpha_dplus"):
+            model.p[name].set_value(SHAPE_DEFAULTS[name][0])
+            model.p[name].floating = False
+        strategy += "; tail onsets fixed"
+        result = model.minimizer.minimize(loss)
+        for name in ("alpha_ds", "alpha_dplus"):
             model.p[name].floating = True
     if not result.valid:
         reason = str(getattr(result, "message", "") or "Minuit did not find a valid minimum")
@@ -428,13 +449,22 @@ def fit_counts_iminuit(counts: np.ndarray, edges: np.ndarray, *, min_entries: in
         strategy = "refit from the first minimum"
         m.migrad()
     m.hesse()
-    absent = [n for n in ("n_dplus", "n_ds") if m.values[n] < max(1.5, 2 * m.errors[n])]
+    absent = [n for n in ("n_dplus", "n_ds") if m.values[n] < max(1.5, 3 * m.errors[n])]
     if not (m.valid and m.accurate) and absent:
         # a peak the data do not show: its yield sits on the lower bound; hold it there
         for name in absent:
             m.values[name] = 1.0
             m.fixed[name] = True
+            for shape in _shape_of(name):  # an absent peak has no shape to measure
+                m.fixed[shape] = True
         strategy = f"{', '.join(absent)} at the lower bound (peak absent), held fixed"
+        m.migrad()
+    if not m.valid:
+        # the Crystal Ball tail onsets are the last weakly constrained parameters
+        for name in ("alpha_ds", "alpha_dplus"):
+            m.values[name] = SHAPE_DEFAULTS[name][0]
+            m.fixed[name] = True
+        strategy += "; tail onsets fixed"
         m.migrad()
     if not m.valid:
         return _failed(3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm))
