@@ -162,7 +162,7 @@ def run_runner(
         out, metrics = {}, {}
     metrics = dict(metrics)
     metrics["accounting"] = check_accounting(
-        inspection, out.get("cutflow", {}), out.get("skipped", [])
+        inspection, out.get("cutflow", {}), out.get("skipped", []), partial=maxchunks is not None
     )
     metrics["wall_s"] = time.perf_counter() - tic
     metrics["executor"] = executor
