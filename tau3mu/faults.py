@@ -180,7 +180,11 @@ class SafeProcessor(processor.ProcessorABC):
 
 
 def check_accounting(
-    inspection: Inspection, cutflow: dict[str, Any], skipped_chunks: list[dict]
+    inspection: Inspection,
+    cutflow: dict[str, Any],
+    skipped_chunks: list[dict],
+    *,
+    partial: bool = False,
 ) -> dict[str, Any]:
     """Processed + skipped-chunk events must equal the events of the readable input."""
     processed = sum(steps["events"]["events"] for steps in cutflow.values())
