@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from tau3mu import kernels
 from tau3mu.config import SelectionConfig
-from tau3mu.processors.arrays import lib
+from tau3mu.processors.arrays import call
 
 
 def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
@@ -32,31 +33,14 @@ def muon_acceptance(pt: Any, eta: Any, config: SelectionConfig) -> Any:
     return barrel | endcap
 
 
-def delta_phi(phi1: Any, phi2: Any) -> Any:
-    """phi1 - phi2 wrapped into [-pi, pi]."""
-    return (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
-
-
 def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> Any:
-    return np.sqrt((eta1 - eta2) ** 2 + delta_phi(phi1, phi2) ** 2)
+    """dR with dphi wrapped into [-pi, pi] (numba kernel; per partition on dask arrays)."""
+    return call(kernels.delta_r, eta1, phi1, eta2, phi2)
 
 
 def pair_mass(pt1: Any, eta1: Any, phi1: Any, pt2: Any, eta2: Any, phi2: Any, mass: float) -> Any:
-    """Invariant mass of two tracks with a common mass hypothesis.
-
-    A refit placeholder (pt <= 0, the producer writes -99) gives NaN, never a mass.
-    """
-    xp = lib(pt1)
-    valid = (pt1 > 0) & (pt2 > 0)
-    pt1 = xp.where(valid, pt1, np.nan)
-    pt2 = xp.where(valid, pt2, np.nan)
-    px = pt1 * np.cos(phi1) + pt2 * np.cos(phi2)
-    py = pt1 * np.sin(phi1) + pt2 * np.sin(phi2)
-    pz1, pz2 = pt1 * np.sinh(eta1), pt2 * np.sinh(eta2)
-    e1 = np.sqrt(pt1**2 + pz1**2 + mass**2)
-    e2 = np.sqrt(pt2**2 + pz2**2 + mass**2)
-    m2 = (e1 + e2) ** 2 - px**2 - py**2 - (pz1 + pz2) ** 2
-    return np.sqrt(np.maximum(m2, 0.0))
+    """Invariant mass of two tracks with one mass hypothesis; NaN for a failed refit (pt <= 0)."""
+    return call(kernels.pair_mass, pt1, eta1, phi1, pt2, eta2, phi2, mass=mass)
 
 
 def candidate_steps(cand: Any, config: SelectionConfig) -> dict[str, Any]:
