@@ -184,11 +184,10 @@ def test_dimuon_resolution_before_and_after_the_refit(big_simulation):
 
 def test_phi_peak_of_the_refitted_dimuon(big_simulation):
     from tau3mu.config import MUON_MASS
-    from tau3mu.processors.selection import pair_mass
 
     c = big_simulation.candidates.columns
     true = c["truth"] > 0
-    m = pair_mass(
+    m = _pair_mass(
         *(c[f"mu1_refit_{k}"][true] for k in ("pt", "eta", "phi")),
         *(c[f"mu2_refit_{k}"][true] for k in ("pt", "eta", "phi")),
         mass=MUON_MASS,
