@@ -100,7 +100,7 @@ class FitResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitResult:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def table(self) -> str:
@@ -123,7 +123,9 @@ def mass_counts(h: Any) -> tuple[np.ndarray, np.ndarray]:
                 selection["systematic"] = "nominal"
             elif axis.name == "dataset":
                 if len(axis) != 1:
-                    raise ValueError("histogram has several datasets: pick one with h[{'dataset': name}]")
+                    raise ValueError(
+                        "histogram has several datasets: pick one with h[{'dataset': name}]"
+                    )
                 selection["dataset"] = axis[0]
         h = h[selection]
     return np.asarray(h.values(), dtype=np.float64), np.asarray(h.axes[0].edges)
@@ -138,10 +140,14 @@ def start_values(counts: np.ndarray, edges: np.ndarray) -> dict[str, float]:
         side |= (centres > lo) & (centres < hi)
     use = side & (counts > 0)
     if use.sum() >= 3:
-        slope, intercept = np.polyfit(centres[use], np.log(counts[use] / width[use]), 1, w=np.sqrt(counts[use]))
+        slope, intercept = np.polyfit(
+            centres[use], np.log(counts[use] / width[use]), 1, w=np.sqrt(counts[use])
+        )
     else:
         slope, intercept = 0.0, math.log(max(counts.sum(), 1.0) / (edges[-1] - edges[0]))
-    slope = float(np.clip(slope, SHAPE_DEFAULTS["slope"][1] + 0.1, SHAPE_DEFAULTS["slope"][2] - 0.1))
+    slope = float(
+        np.clip(slope, SHAPE_DEFAULTS["slope"][1] + 0.1, SHAPE_DEFAULTS["slope"][2] - 0.1)
+    )
     background = np.exp(intercept + slope * centres) * width
     total = float(counts.sum())
 
@@ -202,7 +208,8 @@ class _Model:
         self.model = zfit.pdf.SumPDF([ds, dplus, background], name="model")
         self.binned = zfit.pdf.BinnedFromUnbinnedPDF(self.model, self.binned_obs)
         self.binned_components = {
-            k: zfit.pdf.BinnedFromUnbinnedPDF(v, self.binned_obs) for k, v in self.components.items()
+            k: zfit.pdf.BinnedFromUnbinnedPDF(v, self.binned_obs)
+            for k, v in self.components.items()
         }
         self.minimizer = zfit.minimize.Minuit(tol=1e-3, mode=1, gradient=False)
         # data that can be swapped in place: the loss, and the graph compiled for it on
@@ -247,9 +254,17 @@ def _shape_of(yield_name: str) -> tuple[str, ...]:
     return (f"mean_{peak}", f"sigma_{peak}", f"alpha_{peak}")
 
 
-def _failed(status: int, reason: str, entries: float, strategy: str = "", edm: float = math.nan) -> FitResult:
+def _failed(
+    status: int, reason: str, entries: float, strategy: str = "", edm: float = math.nan
+) -> FitResult:
     return FitResult(
-        converged=False, status=status, reason=reason, valid=False, edm=edm, strategy=strategy, entries=entries
+        converged=False,
+        status=status,
+        reason=reason,
+        valid=False,
+        edm=edm,
+        strategy=strategy,
+        entries=entries,
     )
 
 
@@ -262,7 +277,12 @@ def fit_mass(h: Any, *, minos: bool = False, min_entries: int = 50) -> FitResult
 
 
 def fit_counts(
-    counts: np.ndarray, edges: np.ndarray, *, minos: bool = False, min_entries: int = 50, _clock: Any = None
+    counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    minos: bool = False,
+    min_entries: int = 50,
+    _clock: Any = None,
 ) -> FitResult:
     """Fit bin counts with edges; see the module docstring for the strategy."""
     import time
@@ -274,7 +294,9 @@ def fit_counts(
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         return _failed(-1, "histogram has negative or non-finite bin contents", entries)
     if entries < min_entries:
-        return _failed(-1, f"only {entries:.0f} entries: too few for a three-component fit", entries)
+        return _failed(
+            -1, f"only {entries:.0f} entries: too few for a three-component fit", entries
+        )
     model = _model_for(np.asarray(edges, dtype=np.float64))
     model.reset(start_values(counts, edges), entries)
     model.data.update_data(counts)
@@ -315,14 +337,18 @@ def fit_counts(
             model.p[name].floating = True
     if not result.valid:
         reason = str(getattr(result, "message", "") or "Minuit did not find a valid minimum")
-        return _failed(int(getattr(result, "status", 3) or 3), reason, entries, strategy, float(result.edm))
+        return _failed(
+            int(getattr(result, "status", 3) or 3), reason, entries, strategy, float(result.edm)
+        )
     errors = result.hesse(name="hesse")
     if minos:
         result.errors(name="minos")
-    floating = [p for p in result.params]
+    floating = list(result.params)
     cov_ok = all(np.isfinite(result.params[p]["hesse"]["error"]) for p in floating)
     if not cov_ok:
-        return _failed(4, "covariance matrix not positive definite", entries, strategy, float(result.edm))
+        return _failed(
+            4, "covariance matrix not positive definite", entries, strategy, float(result.edm)
+        )
     del errors
     names = {p: p.name.removeprefix("tau3mu_") for p in floating}
     params: dict[str, dict[str, float]] = {}
@@ -342,11 +368,14 @@ def fit_counts(
         params[name] = entry
     corr = result.correlation(params=floating)
     correlation = {
-        names[a]: {names[b]: float(corr[i, j]) for j, b in enumerate(floating)} for i, a in enumerate(floating)
+        names[a]: {names[b]: float(corr[i, j]) for j, b in enumerate(floating)}
+        for i, a in enumerate(floating)
     }
     expected = model.expected()
     with np.errstate(divide="ignore", invalid="ignore"):
-        pulls = np.where(expected > 0, (counts - expected) / np.sqrt(np.maximum(expected, 1e-12)), 0.0)
+        pulls = np.where(
+            expected > 0, (counts - expected) / np.sqrt(np.maximum(expected, 1e-12)), 0.0
+        )
     chi2 = float(np.sum(pulls**2))
     ndf = int(len(counts) - len(floating))
     return FitResult(
@@ -409,7 +438,9 @@ def toy_counts(rng: np.random.Generator, edges: np.ndarray, params: dict[str, fl
     return rng.poisson(np.maximum(expected, 0)).astype(np.float64)
 
 
-def fit_counts_iminuit(counts: np.ndarray, edges: np.ndarray, *, min_entries: int = 50) -> FitResult:
+def fit_counts_iminuit(
+    counts: np.ndarray, edges: np.ndarray, *, min_entries: int = 50
+) -> FitResult:
     """The same model and strategy with iminuit and numba-stats CDFs: the cross-check.
 
     Fits in milliseconds; it shares only the start values and parameter ranges with the
@@ -427,7 +458,9 @@ def fit_counts_iminuit(counts: np.ndarray, edges: np.ndarray, *, min_entries: in
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         return _failed(-1, "histogram has negative or non-finite bin contents", entries)
     if entries < min_entries:
-        return _failed(-1, f"only {entries:.0f} entries: too few for a three-component fit", entries)
+        return _failed(
+            -1, f"only {entries:.0f} entries: too few for a three-component fit", entries
+        )
     names = [*YIELDS, *SHAPE_DEFAULTS]
 
     def model(x, *values):
@@ -467,14 +500,20 @@ def fit_counts_iminuit(counts: np.ndarray, edges: np.ndarray, *, min_entries: in
         strategy += "; tail onsets fixed"
         m.migrad()
     if not m.valid:
-        return _failed(3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm))
+        return _failed(
+            3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm)
+        )
     m.hesse()
     if not m.accurate:
         return _failed(4, "covariance matrix not accurate", entries, strategy, float(m.fmin.edm))
     floating = [n for n in names if not m.fixed[n]]
     params = {
-        n: {"value": float(m.values[n]), "error": float(m.errors[n]) if not m.fixed[n] else math.nan,
-            "lower": math.nan, "upper": math.nan}
+        n: {
+            "value": float(m.values[n]),
+            "error": float(m.errors[n]) if not m.fixed[n] else math.nan,
+            "lower": math.nan,
+            "upper": math.nan,
+        }
         for n in [*SHAPE_DEFAULTS, *YIELDS]
     }
     corr = m.covariance.correlation()
@@ -482,7 +521,17 @@ def fit_counts_iminuit(counts: np.ndarray, edges: np.ndarray, *, min_entries: in
     expected = np.diff(model(edges, *m.values))
     pulls = (counts - expected) / np.sqrt(np.maximum(expected, 1e-12))
     return FitResult(
-        converged=True, status=0, reason="", valid=True, edm=float(m.fmin.edm), strategy=strategy,
-        params=params, correlation=correlation, chi2=float(np.sum(pulls**2)), ndf=len(counts) - len(floating),
-        pulls=[float(p) for p in pulls], entries=entries, fit_time_s=time.perf_counter() - tic,
+        converged=True,
+        status=0,
+        reason="",
+        valid=True,
+        edm=float(m.fmin.edm),
+        strategy=strategy,
+        params=params,
+        correlation=correlation,
+        chi2=float(np.sum(pulls**2)),
+        ndf=len(counts) - len(floating),
+        pulls=[float(p) for p in pulls],
+        entries=entries,
+        fit_time_s=time.perf_counter() - tic,
     )

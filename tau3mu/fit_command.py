@@ -19,7 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=["zfit", "iminuit"], default="zfit")
 
 
-def mass_histograms(path: str | Path, name: str = "h_mass") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def mass_histograms(
+    path: str | Path, name: str = "h_mass"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{dataset: (counts, edges)} of the nominal mass histograms in a ROOT or pickle file."""
     path = Path(path)
     if not path.is_file():
@@ -31,7 +33,9 @@ def mass_histograms(path: str | Path, name: str = "h_mass") -> dict[str, tuple[n
         with uproot.open(path) as f:
             keys = [k.split(";")[0] for k in f.keys(cycle=False)]
             for key in keys:
-                if key == name or (key.startswith(name + "_") and not key.endswith(("_sf_up", "_sf_down"))):
+                if key == name or (
+                    key.startswith(name + "_") and not key.endswith(("_sf_up", "_sf_down"))
+                ):
                     counts, edges = f[key].to_numpy()
                     out[key.removeprefix(name).removeprefix("_") or name] = (counts, edges)
     else:
@@ -75,7 +79,9 @@ def fit_datasets(
         results[dataset] = result
         stem = outdir / ("mass_fit" if i == 0 else f"mass_fit_{dataset}")
         plot_fit(counts, edges, result, stem, lumi=(lumi or {}).get(dataset), title=dataset)
-    write_json(outdir / "fit.json", {d: {"engine": engine, **r.to_dict()} for d, r in results.items()})
+    write_json(
+        outdir / "fit.json", {d: {"engine": engine, **r.to_dict()} for d, r in results.items()}
+    )
     return results
 
 
@@ -88,7 +94,10 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset:
         unknown = sorted(set(args.dataset) - set(histograms))
         if unknown:
-            print(f"tau3mu fit: unknown dataset(s) {unknown}; the file has {sorted(histograms)}", file=sys.stderr)
+            print(
+                f"tau3mu fit: unknown dataset(s) {unknown}; the file has {sorted(histograms)}",
+                file=sys.stderr,
+            )
             return 2
         histograms = {d: histograms[d] for d in args.dataset}
     results = fit_datasets(histograms, args.out, engine=args.engine, minos=args.minos)

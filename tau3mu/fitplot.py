@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from tau3mu.fit import FitResult, model_cdf
@@ -32,7 +33,15 @@ def plot_fit(
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(10, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
     )
-    hep.histplot(counts, edges, yerr=np.sqrt(counts), histtype="errorbar", color="black", label="Data", ax=top)
+    hep.histplot(
+        counts,
+        edges,
+        yerr=np.sqrt(counts),
+        histtype="errorbar",
+        color="black",
+        label="Data",
+        ax=top,
+    )
     if result.converged:
         values = {name: p["value"] for name, p in result.params.items()}
         fine = np.linspace(edges[0], edges[-1], 400)
@@ -48,7 +57,13 @@ def plot_fit(
             ("n_dplus", "tab:green", r"$D^+ \to \phi\pi^+$"),
             ("n_bkg", "tab:gray", "Background"),
         ):
-            top.plot(fine, density({**values, **zero, name: values[name]}), ls="--", color=colour, label=text)
+            top.plot(
+                fine,
+                density({**values, **zero, name: values[name]}),
+                ls="--",
+                color=colour,
+                label=text,
+            )
         pulls = np.asarray(result.pulls)
         bottom.bar(centres, pulls, width=np.diff(edges), color="tab:blue", alpha=0.6)
         n_ds = result.params["n_ds"]
@@ -64,7 +79,15 @@ def plot_fit(
             fontsize=16,
         )
     else:
-        top.text(0.03, 0.95, f"fit failed: {result.reason}", transform=top.transAxes, va="top", fontsize=14, color="red")
+        top.text(
+            0.03,
+            0.95,
+            f"fit failed: {result.reason}",
+            transform=top.transAxes,
+            va="top",
+            fontsize=14,
+            color="red",
+        )
     bottom.axhline(0, color="black", lw=1)
     for level in (-2, 2):
         bottom.axhline(level, color="gray", ls=":", lw=1)
@@ -85,8 +108,9 @@ def plot_fit(
     for suffix in (".png", ".pdf"):
         target = stem.with_suffix(suffix)
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=110 if suffix == ".png" else None, bbox_inches="tight")
+            fig.savefig(
+                tmp, format=suffix[1:], dpi=110 if suffix == ".png" else None, bbox_inches="tight"
+            )
         written.append(target)
     plt.close(fig)
     return written
-

@@ -14,9 +14,18 @@ AXIS = MassAxis()
 EDGES = np.linspace(AXIS.start, AXIS.stop, AXIS.bins + 1)
 #: SPEC 5: 2017B, 4.8 fb^-1
 TRUTH = {
-    "n_ds": 5000.0, "n_dplus": 1800.0, "n_bkg": 64500.0, "mean_ds": DS_MASS, "sigma_ds": 0.0115,
-    "alpha_ds": 1.8, "n_cb_ds": 3.0, "mean_dplus": DPLUS_MASS, "sigma_dplus": 0.011, "alpha_dplus": 1.8,
-    "n_cb_dplus": 3.0, "slope": -1.3,
+    "n_ds": 5000.0,
+    "n_dplus": 1800.0,
+    "n_bkg": 64500.0,
+    "mean_ds": DS_MASS,
+    "sigma_ds": 0.0115,
+    "alpha_ds": 1.8,
+    "n_cb_ds": 3.0,
+    "mean_dplus": DPLUS_MASS,
+    "sigma_dplus": 0.011,
+    "alpha_dplus": 1.8,
+    "n_cb_dplus": 3.0,
+    "slope": -1.3,
 }
 SPECTRA = {
     "spec": {},
@@ -70,7 +79,8 @@ def test_result_json_round_trip(tmp_path):
     result.to_json(tmp_path / "fit.json")
     again = fit.load_result(tmp_path / "fit.json")
     assert json.dumps(again.params) == json.dumps(result.params)  # NaN-aware
-    assert again.converged and again.ndf == result.ndf
+    assert again.converged
+    assert again.ndf == result.ndf
     assert set(result.correlation["n_ds"]) >= {"n_ds", "n_dplus", "n_bkg"}
     assert result.correlation["n_ds"]["n_ds"] == pytest.approx(1.0)
 
@@ -80,7 +90,9 @@ def test_plot_files(tmp_path):
 
     rng = np.random.default_rng(4)
     counts = fit.toy_counts(rng, EDGES, TRUTH)
-    written = plot_fit(counts, EDGES, fit.fit_counts_iminuit(counts, EDGES), tmp_path / "mass_fit", lumi=4.8)
+    written = plot_fit(
+        counts, EDGES, fit.fit_counts_iminuit(counts, EDGES), tmp_path / "mass_fit", lumi=4.8
+    )
     assert {p.suffix for p in written} == {".png", ".pdf"}
     assert all(p.stat().st_size > 10_000 for p in written)
 
@@ -111,11 +123,15 @@ def test_zfit_and_iminuit_agree_within_a_tenth_of_a_sigma():
     import sys
 
     truths = [TRUTH, {**TRUTH, **SPECTRA["low_stats"]}, {**TRUTH, **SPECTRA["steep_background"]}]
-    proc = subprocess.run([sys.executable, "-c", ZFIT_VS_IMINUIT, json.dumps(truths)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", ZFIT_VS_IMINUIT, json.dumps(truths)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
-    for pair in json.loads(line[len("RESULT"):]):
+    for pair in json.loads(line[len("RESULT") :]):
         z, m = pair["zfit"], pair["iminuit"]
         assert z["result"] == m["result"] == "ok"
         for name in ("n_ds", "n_dplus", "n_bkg"):
@@ -133,11 +149,17 @@ def test_fit_recovers_the_generated_yields(tmp_path):
 
     info = generate_dataset(tmp_path, files=1, lumi=0.5, seed=99)
     ((name, spec),) = info["datasets"].items()
-    fileset = {name: {"files": {spec["rootpath"] + spec["files"]: "Events"}, "metadata": {"type": "data"}}}
+    fileset = {
+        name: {"files": {spec["rootpath"] + spec["files"]: "Events"}, "metadata": {"type": "data"}}
+    }
     out = run_runner(fileset, DsPhiPiProcessor(), chunksize=50_000)
     h = out.hists["h_mass"][{"dataset": name, "systematic": "nominal"}]
     result = fit.fit_counts_iminuit(h.values(), h.axes[0].edges)
     assert result.converged
     truth = out.truth[name]
     for key, param in (("ds", "n_ds"), ("dplus", "n_dplus")):
-        assert abs(result.value(param) - truth[key]) < 3 * result.error(param), (key, result.value(param), truth[key])
+        assert abs(result.value(param) - truth[key]) < 3 * result.error(param), (
+            key,
+            result.value(param),
+            truth[key],
+        )
