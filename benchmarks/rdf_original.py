@@ -13,20 +13,28 @@ JIT-compiled C++ strings in the style of the original notebook, with its defects
 Cut values come from :class:`tau3mu.config.SelectionConfig`, branch names from
 :mod:`tau3mu.layouts`. One event loop books the histogram and every cutflow counter.
 
-Usage: ``python benchmarks/rdf_original.py FILE [FILE ...] [--threads N] [--json OUT]``
+Run 3 (``--layout run3``): the bool trigger branches and the index links of the nanoAOD-like
+layout, otherwise the same graph.
+
+Usage: ``python benchmarks/rdf_original.py FILE [FILE ...] [--layout run2|run3] [--threads N]
+[--json OUT]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import sys
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
 
 from tau3mu.config import CUTFLOW_STEPS, SelectionConfig
-from tau3mu.layouts import RUN2
+from tau3mu.layouts import RUN2, RUN3
 
 _HELPERS = r"""
 #include <ROOT/RVec.hxx>
@@ -64,26 +72,30 @@ bool any_fired(const ROOT::RVec<std::string>& names, const RVecI& decisions, con
   return false;
 }
 double dphi(double a, double b) { double d = std::fmod(a - b + M_PI, 2 * M_PI); if (d < 0) d += 2 * M_PI; return d - M_PI; }
-RVecD delta_r(const RVecD& e1, const RVecD& p1, const RVecD& e2, const RVecD& p2) {
+template <typename T>
+RVecD delta_r(const T& e1, const T& p1, const T& e2, const T& p2) {
   RVecD out(e1.size());
-  for (size_t i = 0; i < e1.size(); ++i) out[i] = std::hypot(e1[i] - e2[i], dphi(p1[i], p2[i]));
+  for (size_t i = 0; i < e1.size(); ++i) out[i] = std::hypot(double(e1[i]) - double(e2[i]), dphi(p1[i], p2[i]));
   return out;
 }
-RVecD pair_mass(const RVecD& pt1, const RVecD& eta1, const RVecD& phi1,
-                const RVecD& pt2, const RVecD& eta2, const RVecD& phi2, double m) {
+template <typename T>
+RVecD pair_mass(const T& pt1, const T& eta1, const T& phi1,
+                const T& pt2, const T& eta2, const T& phi2, double m) {
   RVecD out(pt1.size(), NAN);
   for (size_t i = 0; i < pt1.size(); ++i) {
     if (!(pt1[i] > 0 && pt2[i] > 0)) continue;  // -99: the refit failed
-    double px = pt1[i] * std::cos(phi1[i]) + pt2[i] * std::cos(phi2[i]);
-    double py = pt1[i] * std::sin(phi1[i]) + pt2[i] * std::sin(phi2[i]);
-    double z1 = pt1[i] * std::sinh(eta1[i]), z2 = pt2[i] * std::sinh(eta2[i]);
-    double e1 = std::sqrt(pt1[i] * pt1[i] + z1 * z1 + m * m), e2 = std::sqrt(pt2[i] * pt2[i] + z2 * z2 + m * m);
+    double a = pt1[i], b = pt2[i];
+    double px = a * std::cos(double(phi1[i])) + b * std::cos(double(phi2[i]));
+    double py = a * std::sin(double(phi1[i])) + b * std::sin(double(phi2[i]));
+    double z1 = a * std::sinh(double(eta1[i])), z2 = b * std::sinh(double(eta2[i]));
+    double e1 = std::sqrt(a * a + z1 * z1 + m * m), e2 = std::sqrt(b * b + z2 * z2 + m * m);
     double m2 = (e1 + e2) * (e1 + e2) - px * px - py * py - (z1 + z2) * (z1 + z2);
     out[i] = std::sqrt(m2 > 0 ? m2 : 0.);
   }
   return out;
 }
-int best(const RVecD& chi2, const RVecB& pass) {
+template <typename T>
+int best(const T& chi2, const RVecB& pass) {
   int b = -1;
   for (size_t i = 0; i < chi2.size(); ++i)
     if (pass[i] && !std::isnan(chi2[i]) && (b < 0 || chi2[i] < chi2[b])) b = i;
@@ -93,14 +105,48 @@ int best(const RVecD& chi2, const RVecB& pass) {
 """
 
 
+def _run_logged(ROOT: Any, action: Any) -> tuple[Any, float | None, float | None]:
+    """``action.GetValue()`` with RDataFrame's info log on, parsed for the JIT and loop times.
+
+    RDataFrame compiles the ``Define``/``Filter`` strings when the event loop starts, so
+    the wall time of ``GetValue`` mixes JIT and event processing; its log tells them
+    apart. Returns (value, jit seconds, loop seconds); None where the log said nothing.
+    """
+    level = getattr(ROOT.ELogLevel, "kInfo", None) or ROOT.ROOT.ELogLevel.kInfo
+    verbosity = ROOT.RLogScopedVerbosity(ROOT.Detail.RDF.RDFLogChannel(), level)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            value = action.GetValue()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            del verbosity
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+    jit = re.search(r"Just-in-time compilation phase completed in ([0-9.eE+-]+) seconds", text)
+    loop = re.search(r"Finished event loop number \d+ \([^,]*, ([0-9.eE+-]+)s elapsed\)", text)
+    other = [line for line in text.splitlines() if "[ROOT.RDF]" not in line and line.strip()]
+    if other:
+        print("\n".join(other), file=sys.stderr)
+    return value, float(jit.group(1)) if jit else None, float(loop.group(1)) if loop else None
+
+
 def _steps(c: SelectionConfig) -> dict[str, str]:
     """Per-candidate masks of steps 2-10 as C++ expressions."""
-    acc = (
-        "((abs({e}) < {b} && {p} > {bp}) || (abs({e}) >= {b} && abs({e}) < {ee} && {p} > {ep}))"
-    )
+    acc = "((abs({e}) < {b} && {p} > {bp}) || (abs({e}) >= {b} && abs({e}) < {ee} && {p} > {ep}))"
 
     def accept(p: str, e: str) -> str:
-        return acc.format(p=p, e=e, b=c.barrel_max_abseta, bp=c.barrel_min_pt, ee=c.endcap_max_abseta, ep=c.endcap_min_pt)
+        return acc.format(
+            p=p,
+            e=e,
+            b=c.barrel_max_abseta,
+            bp=c.barrel_min_pt,
+            ee=c.endcap_max_abseta,
+            ep=c.endcap_min_pt,
+        )
 
     lo, hi = c.delta_r_window
     return {
@@ -116,12 +162,91 @@ def _steps(c: SelectionConfig) -> dict[str, str]:
     }
 
 
+def _columns_run2(df: Any, c: SelectionConfig) -> Any:
+    """Run 2: string-matched trigger, candidate copies, muons and track matched by value."""
+    cand = RUN2.candidate(c.era)
+    patterns_hlt = "{" + ", ".join(f'"{p}"' for p in (c.hlt_pattern,)) + "}"
+    patterns_l1 = "{" + ", ".join(f'"{p}"' for p in c.l1_patterns) + "}"
+    df = df.Define(
+        "trigger",
+        f"tau3mu_rdf::any_fired({RUN2.hlt_name}, {RUN2.hlt_decision}, {patterns_hlt}) && "
+        f"tau3mu_rdf::any_fired({RUN2.l1_name}, {RUN2.l1_decision}, {patterns_l1})",
+    )
+    for key in _CANDIDATE_COLUMNS + _KINEMATICS:
+        df = df.Alias(key, cand[key])
+    m, t = RUN2.muon, RUN2.track
+    for i in ("1", "2"):
+        df = df.Define(
+            f"mu{i}_idx",
+            f"tau3mu_rdf::match(mu{i}_pt, mu{i}_eta, mu{i}_phi, {m['pt']}, {m['eta']}, {m['phi']}, true)",
+        )
+    df = df.Define(
+        "trk_idx",
+        f"tau3mu_rdf::match(trk_pt, trk_eta, trk_phi, {t['pt']}, {t['eta']}, {t['phi']}, false)",
+    )
+    return df
+
+
+def _run3_bits(names: list[str], c: SelectionConfig) -> tuple[list[str], list[str]]:
+    """Bool trigger branches: the Run 2 substring rule on names without the version."""
+    hlt = [n for n in names if n.startswith("HLT_") and c.hlt_pattern in n + "_v"]
+    l1 = [n for n in names if n.startswith("L1_") and any(p in n for p in c.l1_patterns)]
+    return hlt, l1
+
+
+def _columns_run3(df: Any, c: SelectionConfig) -> Any:
+    """Run 3: bool trigger branches, kinematics from the collections through the index links."""
+    cand = RUN3.candidate()
+    names = [str(n) for n in df.GetColumnNames()]
+    hlt, l1 = _run3_bits(names, c)
+    any_of = lambda bits: "(" + (" || ".join(bits) or "false") + ")"  # noqa: E731
+    df = df.Define("trigger", f"{any_of(hlt)} && {any_of(l1)}")
+    for key in _CANDIDATE_COLUMNS:
+        df = df.Alias(key, cand[key])
+    links = {"mu1": (cand["mu1_idx"], RUN3.muon), "mu2": (cand["mu2_idx"], RUN3.muon)}
+    links["trk"] = (cand["trk_idx"], RUN3.track)
+    for prefix, (link, coll) in links.items():
+        df = df.Alias(f"{prefix}_idx", link)
+        for k in ("pt", "eta", "phi"):
+            df = df.Define(f"{prefix}_{k}", f"tau3mu_rdf::take({coll[k]}, {prefix}_idx, NAN)")
+    return df
+
+
+#: candidate columns both layouts carry (analysis names)
+_CANDIDATE_COLUMNS = (
+    "mass",
+    "vtx_chi2",
+    "pv_ntracks",
+    "flight_sig",
+    "mu1_trig_dr",
+    "mu2_trig_dr",
+    "mu1_refit_pt",
+    "mu1_refit_eta",
+    "mu1_refit_phi",
+    "mu2_refit_pt",
+    "mu2_refit_eta",
+    "mu2_refit_phi",
+)
+#: Run 2 candidates' own copies of the muon and track kinematics
+_KINEMATICS = tuple(f"{p}_{k}" for p in ("mu1", "mu2", "trk") for k in ("pt", "eta", "phi"))
+
+
 def run_rdf(
-    files: list[str], treename: str = RUN2.tree, config: SelectionConfig | None = None, threads: int = 1
+    files: list[str],
+    treename: str | None = None,
+    config: SelectionConfig | None = None,
+    threads: int = 1,
+    layout: str = "run2",
 ) -> dict[str, Any]:
-    """h_mass counts, the cutflow and timings of the corrected original pipeline."""
+    """h_mass counts, the cutflow and timings of the corrected original pipeline.
+
+    ``layout``: ``"run2"`` (``Tree3Mu/ntuple``) or ``"run3"`` (``Events``); ``treename``
+    defaults to the layout's tree.
+    """
     import ROOT
 
+    if layout not in ("run2", "run3"):
+        raise ValueError(f"unknown layout {layout!r}; expected 'run2' or 'run3'")
     c = config or SelectionConfig()
     tic = time.perf_counter()
     if threads > 1:
@@ -130,30 +255,20 @@ def run_rdf(
         ROOT.DisableImplicitMT()
     if not hasattr(ROOT, "tau3mu_rdf"):
         ROOT.gInterpreter.Declare(_HELPERS)
-    cand = RUN2.candidate(c.era)
-    df = ROOT.RDataFrame(treename, files)
-    patterns_hlt = "{" + ", ".join(f'"{p}"' for p in (c.hlt_pattern,)) + "}"
-    patterns_l1 = "{" + ", ".join(f'"{p}"' for p in c.l1_patterns) + "}"
-    df = df.Define(
-        "trigger",
-        f"tau3mu_rdf::any_fired({RUN2.hlt_name}, {RUN2.hlt_decision}, {patterns_hlt}) && "
-        f"tau3mu_rdf::any_fired({RUN2.l1_name}, {RUN2.l1_decision}, {patterns_l1})",
-    )
-    for key in ("mass", "vtx_chi2", "pv_ntracks", "flight_sig", "mu1_pt", "mu1_eta", "mu1_phi", "mu2_pt",
-                "mu2_eta", "mu2_phi", "trk_pt", "trk_eta", "trk_phi", "mu1_trig_dr", "mu2_trig_dr"):
-        df = df.Alias(key, cand[key])
-    m, t = RUN2.muon, RUN2.track
+    tree = treename or (RUN2.tree if layout == "run2" else RUN3.tree)
+    df = ROOT.RDataFrame(tree, files)
+    df = _columns_run2(df, c) if layout == "run2" else _columns_run3(df, c)
+    # what both layouts share: the muon ID and track IP read at the link, delta R, phi mass
+    m, t = (RUN2.muon, RUN2.track) if layout == "run2" else (RUN3.muon, RUN3.track)
     for i in ("1", "2"):
-        df = df.Define(f"mu{i}_idx", f"tau3mu_rdf::match(mu{i}_pt, mu{i}_eta, mu{i}_phi, {m['pt']}, {m['eta']}, {m['phi']}, true)")
         df = df.Define(f"mu{i}_global", f"tau3mu_rdf::take({m['is_global']}, mu{i}_idx, 0.)")
         df = df.Define(f"mu{i}_pf", f"tau3mu_rdf::take({m['is_pf']}, mu{i}_idx, 0.)")
-    df = df.Define("trk_idx", f"tau3mu_rdf::match(trk_pt, trk_eta, trk_phi, {t['pt']}, {t['eta']}, {t['phi']}, false)")
     df = df.Define("trk_dz", f"tau3mu_rdf::take({t['dz']}, trk_idx, NAN)")
     df = df.Define("trk_dxy", f"tau3mu_rdf::take({t['dxy']}, trk_idx, NAN)")
     df = df.Define("dr12", "tau3mu_rdf::delta_r(mu1_eta, mu1_phi, mu2_eta, mu2_phi)")
     df = df.Define("dr1t", "tau3mu_rdf::delta_r(mu1_eta, mu1_phi, trk_eta, trk_phi)")
     df = df.Define("dr2t", "tau3mu_rdf::delta_r(mu2_eta, mu2_phi, trk_eta, trk_phi)")
-    refit = [cand[f"mu{i}_refit_{k}"] for i in (1, 2) for k in ("pt", "eta", "phi")]
+    refit = [f"mu{i}_refit_{k}" for i in (1, 2) for k in ("pt", "eta", "phi")]
     df = df.Define("phi_mass", f"tau3mu_rdf::pair_mass({', '.join(refit)}, {c.muon_mass})")
     df = df.Define("ncand", "(int)mass.size()")
     df = df.Define("trigger_events", "(int)trigger").Define("trigger_cands", "trigger ? ncand : 0")
@@ -171,41 +286,58 @@ def run_rdf(
     df = df.Define("best", f"tau3mu_rdf::best(vtx_chi2, pass_{last})")
     selected = df.Filter("best >= 0")
     axis = c.mass_axis
-    h = selected.Define("best_mass", "mass[best]").Histo1D(("h_mass", "", axis.bins, axis.start, axis.stop), "best_mass")
+    h = selected.Define("best_mass", "mass[best]").Histo1D(
+        ("h_mass", "", axis.bins, axis.start, axis.stop), "best_mass"
+    )
     booked["best_candidate"] = (selected.Count(), selected.Count())
     setup = time.perf_counter()
-    values = h.GetValue()  # runs the one event loop
+    values, jit_s, loop_s = _run_logged(ROOT, h)  # runs the one event loop
     loop = time.perf_counter()
+    if loop_s is None:  # no log: JIT and loop together
+        jit_s, loop_s = 0.0, loop - setup
+    jit_s = jit_s if jit_s is not None else 0.0
     cutflow = {label: [int(a.GetValue()), int(b.GetValue())] for label, (a, b) in booked.items()}
     counts = np.array([values.GetBinContent(i + 1) for i in range(axis.bins)])
     done = time.perf_counter()
     return {
-        "h_mass": counts.tolist(),
+        "h_mass": counts,
+        "event_loops": int(df.GetNRuns()),  # 1: every action booked before the loop
         "cutflow": cutflow,
         "n_events": cutflow["events"][0],
-        "timing": {"jit_and_setup_s": setup - tic, "event_loop_s": loop - setup, "total_s": done - tic},
+        "timing": {
+            # graph building, interpreter declarations and the JIT at the loop's start
+            "jit_and_setup_s": setup - tic + jit_s,
+            "event_loop_s": loop_s,
+            "total_s": done - tic,
+        },
         "threads": threads,
+        "layout": layout,
         "order": ["events", *CUTFLOW_STEPS, "best_candidate"],
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("files", nargs="+")
-    parser.add_argument("--tree", default=RUN2.tree)
+    parser.add_argument("--layout", choices=("run2", "run3"), default="run2")
+    parser.add_argument("--tree", default=None, help="default: the layout's tree")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args()
-    result = run_rdf(args.files, args.tree, threads=args.threads)
+    result = run_rdf(args.files, args.tree, threads=args.threads, layout=args.layout)
     for label in result["order"]:
         events, cands = result["cutflow"][label]
         print(f"{label:<22}{events:>12,}{cands:>14,}")
     t = result["timing"]
-    print(f"{result['n_events']:,} events; JIT+setup {t['jit_and_setup_s']:.1f} s, event loop {t['event_loop_s']:.1f} s "
-          f"({1e6 * t['event_loop_s'] / max(result['n_events'], 1):.1f} us/event), {args.threads} thread(s)")
+    print(
+        f"{result['n_events']:,} events; JIT+setup {t['jit_and_setup_s']:.1f} s, event loop {t['event_loop_s']:.1f} s "
+        f"({1e6 * t['event_loop_s'] / max(result['n_events'], 1):.1f} us/event), {args.threads} thread(s)"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+            json.dump({**result, "h_mass": result["h_mass"].tolist()}, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ def trigger_fired(events: Any, config: SelectionConfig) -> Any:
         )
         return hlt & l1
     # Run 3: one bool per path; versions are not in the branch names
-    hlt_core = config.hlt_pattern.removesuffix("_v")
-    hlt_bits = [f for f in events.HLT.fields if hlt_core in f"HLT_{f}"]
+    # the Run 2 rule (pattern inside the versioned name) on the unversioned bit names
+    hlt_bits = [f for f in events.HLT.fields if config.hlt_pattern in f"HLT_{f}_v"]
     l1_bits = [f for f in events.L1.fields if any(p in f"L1_{f}" for p in config.l1_patterns)]
     return _any_of(events.HLT, hlt_bits) & _any_of(events.L1, l1_bits)
 

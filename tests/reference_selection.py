@@ -1,32 +1,219 @@
 """An independent, plain per-event implementation of SPEC section 3: the processor's yardstick.
 
-Loops over events and candidates with Python floats and ``math``; it shares nothing with
-the columnar code but the configuration (cut values) and the layouts (branch names).
+Loops over events and candidates with Python floats and ``math``. It shares nothing with
+the columnar code (``tau3mu.processors``, ``tau3mu.kernels``) but the configuration (cut
+values) and the layouts (branch names).
+
+Structure, so that each piece can be tested on hand-made input:
+
+- :func:`read_events` turns a file of either layout into per-event dictionaries
+  (``ids``, ``trigger``, ``candidates``, ``muons``, ``tracks``) of Python scalars;
+- :func:`run2_trigger` / :func:`run3_trigger` evaluate step 1;
+- :func:`run2_links` / :func:`run3_links` find each candidate's muons and track
+  (Run 2: by value, Run 3: by index) and the kinematics steps 5 and 6 read;
+- :func:`candidate_steps` evaluates steps 2-10 for one candidate, each on its own;
+- :func:`select_event` combines them with AND, counts, and picks the best candidate;
+- :func:`reference_select` sums everything over files.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import uproot
 
-from tau3mu.config import CUTFLOW_STEPS, SelectionConfig
+from tau3mu.config import (
+    CUTFLOW_STEPS,
+    TRUTH_BACKGROUND,
+    TRUTH_DPLUS,
+    TRUTH_DS,
+    SelectionConfig,
+)
 from tau3mu.layouts import RUN2, RUN3
+
+#: cutflow rows in order: the input, the ten steps, the best candidate
+CUTFLOW_ROWS: tuple[str, ...] = ("events", *CUTFLOW_STEPS, "best_candidate")
+TRUTH_NAMES = {TRUTH_BACKGROUND: "background", TRUTH_DS: "ds", TRUTH_DPLUS: "dplus"}
+
+Kinematics = tuple[float, float, float]  # (pt, eta, phi)
+#: the muon and track fields the selection reads
+MUON_KEYS = ("pt", "eta", "phi", "is_global", "is_pf")
+TRACK_KEYS = ("pt", "eta", "phi", "dz", "dxy")
 
 
 @dataclass
 class ReferenceResult:
+    """What the selection produces, summed over all files.
+
+    ``cutflow``: ``{label: {"events": n, "candidates": n}}`` for every label of
+    :data:`CUTFLOW_ROWS` (the processor's format). ``best``: one
+    ``(run, lumi, event, best_candidate_index, mass)`` per selected event, in file order.
+    ``truth``: truth category of the best candidates inside the ``h_mass`` range
+    (zeros when the files carry no truth branch; see ``has_truth``).
+    """
+
     cutflow: dict[str, dict[str, int]]
     best: list[tuple[int, int, int, int, float]] = field(default_factory=list)
     truth: dict[str, int] = field(default_factory=dict)
+    has_truth: bool = False
+    config: SelectionConfig = field(default_factory=SelectionConfig)
+
+    @property
+    def cutflow_pairs(self) -> dict[str, tuple[int, int]]:
+        """``{label: (events, candidates)}``."""
+        return {k: (v["events"], v["candidates"]) for k, v in self.cutflow.items()}
+
+    @property
+    def truth_counts(self) -> dict[str, int] | None:
+        """Truth counts, ``None`` when the files carry no truth branch."""
+        return dict(self.truth) if self.has_truth else None
+
+    @property
+    def best_masses(self) -> list[float]:
+        """Best-candidate masses (all of them, also outside the histogram range)."""
+        return [b[4] for b in self.best]
 
     def masses(self) -> np.ndarray:
-        return np.array([b[4] for b in self.best])
+        return np.array(self.best_masses, dtype=np.float64)
+
+    def h_mass(self) -> np.ndarray:
+        """Counts of ``h_mass`` (``config.mass_axis``; under- and overflow dropped)."""
+        return histogram(self.best_masses, self.config)
 
 
-def _dphi(a: float, b: float) -> float:
+def histogram(masses: list[float], config: SelectionConfig) -> np.ndarray:
+    """Regular-binned counts, bins closed on the left (as ROOT's ``TAxis::FindBin``)."""
+    axis = config.mass_axis
+    counts = np.zeros(axis.bins, dtype=np.float64)
+    for m in masses:
+        if axis.start <= m < axis.stop:
+            i = int(axis.bins * (m - axis.start) / (axis.stop - axis.start))
+            counts[min(i, axis.bins - 1)] += 1
+    return counts
+
+
+# -- step 1: trigger ----------------------------------------------------------------------
+
+
+def run2_trigger(
+    hlt_names: list[str],
+    hlt_decisions: list[int],
+    l1_names: list[str],
+    l1_decisions: list[int],
+    config: SelectionConfig,
+) -> bool:
+    """An HLT path containing ``hlt_pattern`` fired and an L1 seed containing one of ``l1_patterns`` fired."""
+    hlt = False
+    for name, decision in zip(hlt_names, hlt_decisions, strict=False):
+        if config.hlt_pattern in name and decision != 0:
+            hlt = True
+    l1 = False
+    for name, decision in zip(l1_names, l1_decisions, strict=False):
+        if decision != 0 and any(p in name for p in config.l1_patterns):
+            l1 = True
+    return hlt and l1
+
+
+def run3_hlt_branches(names: list[str], config: SelectionConfig) -> list[str]:
+    """Bool HLT branches that the Run 2 substring rule would accept.
+
+    nanoAOD names a path without its version (``HLT_DoubleMu3_Trk_Tau3mu`` for
+    ``HLT_DoubleMu3_Trk_Tau3mu_v12``). Putting the ``_v`` back before matching keeps the
+    Run 2 meaning: ``..._Tau3mu_NoL1Mass`` does not contain ``..._Tau3mu_v`` in Run 2
+    and is not taken in Run 3 either.
+    """
+    return [n for n in names if n.startswith("HLT_") and config.hlt_pattern in n + "_v"]
+
+
+def run3_l1_branches(names: list[str], config: SelectionConfig) -> list[str]:
+    """Bool L1 branches whose name contains one of ``l1_patterns``."""
+    return [n for n in names if n.startswith("L1_") and any(p in n for p in config.l1_patterns)]
+
+
+def run3_trigger(bits: dict[str, bool], config: SelectionConfig) -> bool:
+    """OR of the matching HLT bits AND OR of the matching L1 bits."""
+    hlt = any(bool(bits[n]) for n in run3_hlt_branches(list(bits), config))
+    l1 = any(bool(bits[n]) for n in run3_l1_branches(list(bits), config))
+    return hlt and l1
+
+
+# -- links between a candidate and the collections ---------------------------------------
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def match_muon(copy: Kinematics, muons: list[dict[str, float]]) -> int:
+    """First muon whose float32 (pt, eta, phi) equals the candidate's copy rounded to float32."""
+    key = (_f32(copy[0]), _f32(copy[1]), _f32(copy[2]))
+    for j, mu in enumerate(muons):
+        if (_f32(mu["pt"]), _f32(mu["eta"]), _f32(mu["phi"])) == key:
+            return j
+    return -1
+
+
+def match_track(copy: Kinematics, tracks: list[dict[str, float]]) -> int:
+    """First track whose (pt, eta, phi) equals the candidate's copy exactly (doubles)."""
+    for j, trk in enumerate(tracks):
+        if (trk["pt"], trk["eta"], trk["phi"]) == copy:
+            return j
+    return -1
+
+
+@dataclass
+class Links:
+    """Indices into the collections (-1: none) and the kinematics steps 5 and 6 read."""
+
+    mu1: int
+    mu2: int
+    trk: int
+    mu1_kin: Kinematics | None
+    mu2_kin: Kinematics | None
+    trk_kin: Kinematics | None
+
+
+def run2_links(cand: dict[str, Any], muons: list[dict], tracks: list[dict]) -> Links:
+    """Run 2: match by value; acceptance and delta R use the candidate's own copies."""
+    mu1 = (cand["mu1_pt"], cand["mu1_eta"], cand["mu1_phi"])
+    mu2 = (cand["mu2_pt"], cand["mu2_eta"], cand["mu2_phi"])
+    trk = (cand["trk_pt"], cand["trk_eta"], cand["trk_phi"])
+    return Links(
+        match_muon(mu1, muons), match_muon(mu2, muons), match_track(trk, tracks), mu1, mu2, trk
+    )
+
+
+def _entry(collection: list[dict], index: int) -> Kinematics | None:
+    if 0 <= index < len(collection):
+        e = collection[index]
+        return (e["pt"], e["eta"], e["phi"])
+    return None
+
+
+def run3_links(cand: dict[str, Any], muons: list[dict], tracks: list[dict]) -> Links:
+    """Run 3: explicit indices (-1 or out of range: none); kinematics from the collections."""
+    i1, i2, it = int(cand["mu1_idx"]), int(cand["mu2_idx"]), int(cand["trk_idx"])
+    k1, k2, kt = _entry(muons, i1), _entry(muons, i2), _entry(tracks, it)
+    return Links(
+        i1 if k1 is not None else -1,
+        i2 if k2 is not None else -1,
+        it if kt is not None else -1,
+        k1,
+        k2,
+        kt,
+    )
+
+
+# -- steps 2-10 ---------------------------------------------------------------------------
+
+
+def delta_phi(a: float, b: float) -> float:
+    """a - b wrapped into [-pi, pi]."""
     d = a - b
     while d > math.pi:
         d -= 2 * math.pi
@@ -35,222 +222,239 @@ def _dphi(a: float, b: float) -> float:
     return d
 
 
-def _dr(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
-    return math.hypot(eta1 - eta2, _dphi(phi1, phi2))
+def delta_r(a: Kinematics, b: Kinematics) -> float:
+    return math.hypot(a[1] - b[1], delta_phi(a[2], b[2]))
 
 
-def _accepted(pt: float, eta: float, c: SelectionConfig) -> bool:
+def muon_accepted(pt: float, eta: float, c: SelectionConfig) -> bool:
     a = abs(eta)
-    return (a < c.barrel_max_abseta and pt > c.barrel_min_pt) or (
-        c.barrel_max_abseta <= a < c.endcap_max_abseta and pt > c.endcap_min_pt
-    )
+    barrel = a < c.barrel_max_abseta and pt > c.barrel_min_pt
+    endcap = c.barrel_max_abseta <= a < c.endcap_max_abseta and pt > c.endcap_min_pt
+    return barrel or endcap
 
 
-def _phi_mass(r1: tuple[float, float, float], r2: tuple[float, float, float], m: float) -> float:
-    if r1[0] <= 0 or r2[0] <= 0:  # refit failed (-99 placeholders)
+def pair_mass(r1: Kinematics, r2: Kinematics, m: float) -> float:
+    """Invariant mass of two tracks of mass ``m``; NaN when a refit failed (pt <= 0, -99)."""
+    if not (r1[0] > 0 and r2[0] > 0):
         return math.nan
-    e, px, py, pz = 0.0, 0.0, 0.0, 0.0
-    for pt, eta, phi in (r1, r2):
-        x, y, z = pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
-        e += math.sqrt(x * x + y * y + z * z + m * m)
-        px, py, pz = px + x, py + y, pz + z
+    e = px = py = pz = 0.0
+    try:
+        for pt, eta, phi in (r1, r2):
+            x, y, z = pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
+            e += math.sqrt(x * x + y * y + z * z + m * m)
+            px, py, pz = px + x, py + y, pz + z
+    except (OverflowError, ValueError):
+        return math.nan
     m2 = e * e - px * px - py * py - pz * pz
     return math.sqrt(m2) if m2 > 0 else 0.0
 
 
-def _first_match(
-    values: tuple[float, float, float], collection: list[tuple[float, float, float]]
-) -> int:
-    for i, entry in enumerate(collection):
-        if entry == values:
-            return i
-    return -1
+def candidate_steps(
+    cand: dict[str, Any],
+    links: Links,
+    muons: list[dict],
+    tracks: list[dict],
+    c: SelectionConfig,
+) -> dict[str, bool]:
+    """Steps 2-10 for one candidate, each on its own (the caller combines them with AND)."""
+    k1, k2, kt = links.mu1_kin, links.mu2_kin, links.trk_kin
+    have_kin = k1 is not None and k2 is not None and kt is not None
 
-
-def candidate_passes(
-    cand: dict, muons: list[dict], tracks: list[dict], c: SelectionConfig
-) -> list[bool]:
-    """Steps 2-10 for one candidate, each on its own (combined with AND by the caller)."""
-    i1, i2, it = cand["mu1_idx"], cand["mu2_idx"], cand["trk_idx"]
-    mu1 = muons[i1] if 0 <= i1 < len(muons) else None
-    mu2 = muons[i2] if 0 <= i2 < len(muons) else None
-    trk = tracks[it] if 0 <= it < len(tracks) else None
-    kin1, kin2, kint = cand.get("mu1_kin"), cand.get("mu2_kin"), cand.get("trk_kin")
-    ok_kin = kin1 is not None and kin2 is not None and kint is not None
+    acceptance = (
+        have_kin
+        and muon_accepted(k1[0], k1[1], c)
+        and muon_accepted(k2[0], k2[1], c)
+        and kt[0] > c.track_min_pt
+    )
     lo, hi = c.delta_r_window
-    if ok_kin:
-        drs = (
-            _dr(kin1[1], kin1[2], kin2[1], kin2[2]),
-            _dr(kin1[1], kin1[2], kint[1], kint[2]),
-            _dr(kin2[1], kin2[2], kint[1], kint[2]),
-        )
+    dr_ok = have_kin and all(lo < delta_r(a, b) < hi for a, b in ((k1, k2), (k1, kt), (k2, kt)))
+
+    muon_id = links.mu1 >= 0 and links.mu2 >= 0
+    if muon_id:
+        for j in (links.mu1, links.mu2):
+            muon_id = muon_id and muons[j]["is_global"] > 0 and muons[j]["is_pf"] > 0
+
+    track_ip = links.trk >= 0
+    if track_ip:
+        trk = tracks[links.trk]
+        track_ip = abs(trk["dz"]) < c.max_track_abs_dz and abs(trk["dxy"]) < c.max_track_abs_dxy
+
     refit1 = (cand["mu1_refit_pt"], cand["mu1_refit_eta"], cand["mu1_refit_phi"])
     refit2 = (cand["mu2_refit_pt"], cand["mu2_refit_eta"], cand["mu2_refit_phi"])
-    phi_mass = _phi_mass(refit1, refit2, c.muon_mass)
+    phi_mass = pair_mass(refit1, refit2, c.muon_mass)  # NaN fails both comparisons
+
+    return {
+        "mass_window": c.mass_window[0] < cand["mass"] < c.mass_window[1],
+        "pv_tracks": cand["pv_ntracks"] > c.min_pv_tracks,
+        "flight_significance": cand["flight_sig"] > c.min_flight_significance,
+        "acceptance": bool(acceptance),
+        "delta_r": bool(dr_ok),
+        "muon_id": bool(muon_id),
+        "track_ip": bool(track_ip),
+        "phi_mass": c.phi_mass_window[0] < phi_mass < c.phi_mass_window[1],
+        "trigger_match": cand["mu1_trig_dr"] < c.max_trigger_dr
+        and cand["mu2_trig_dr"] < c.max_trigger_dr,
+    }
+
+
+@dataclass
+class EventSelection:
+    """One event: ``(passes, candidates)`` after each step, and the best candidate (-1: none)."""
+
+    steps: dict[str, tuple[bool, int]]
+    best: int
+
+
+def select_event(event: dict[str, Any], layout: str, c: SelectionConfig) -> EventSelection:
+    """Steps 1-10 combined with AND per candidate, then the best candidate.
+
+    ``event``: ``{"trigger": bool, "candidates": [...], "muons": [...], "tracks": [...]}``
+    as :func:`read_events` yields (candidate keys: the analysis names of
+    :mod:`tau3mu.layouts`).
+    """
+    cands, muons, tracks = event["candidates"], event["muons"], event["tracks"]
+    link = run2_links if layout == "run2" else run3_links
+    n = len(cands)
+    steps: dict[str, tuple[bool, int]] = {"events": (True, n)}
+    fired = bool(event["trigger"])
+    steps["trigger"] = (fired, n if fired else 0)
+    alive = [fired] * n
+    per_cand = [
+        candidate_steps(cand, link(cand, muons, tracks), muons, tracks, c) for cand in cands
+    ]
+    for label in CUTFLOW_STEPS[1:]:
+        alive = [a and p[label] for a, p in zip(alive, per_cand, strict=True)]
+        steps[label] = (any(alive), sum(alive))
+    best = -1
+    for j, cand in enumerate(cands):
+        chi2 = cand["vtx_chi2"]
+        if not alive[j] or math.isnan(chi2):  # a NaN chi2 is no smallest chi2
+            continue
+        if best < 0 or chi2 < cands[best]["vtx_chi2"]:  # strict: ties keep the lower index
+            best = j
+    steps["best_candidate"] = (best >= 0, int(best >= 0))
+    return EventSelection(steps, best)
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _rows(arrays: dict[str, np.ndarray], mapping: dict[str, str], i: int) -> list[dict]:
+    first = next(iter(mapping.values()))
     return [
-        c.mass_window[0] < cand["mass"] < c.mass_window[1],
-        cand["pv_ntracks"] > c.min_pv_tracks,
-        cand["flight_sig"] > c.min_flight_significance,
-        ok_kin
-        and _accepted(kin1[0], kin1[1], c)
-        and _accepted(kin2[0], kin2[1], c)
-        and kint[0] > c.track_min_pt,
-        ok_kin and all(lo < d < hi for d in drs),
-        mu1 is not None
-        and mu2 is not None
-        and mu1["is_global"] > 0
-        and mu1["is_pf"] > 0
-        and mu2["is_global"] > 0
-        and mu2["is_pf"] > 0,
-        trk is not None
-        and abs(trk["dz"]) < c.max_track_abs_dz
-        and abs(trk["dxy"]) < c.max_track_abs_dxy,
-        c.phi_mass_window[0] < phi_mass < c.phi_mass_window[1],
-        cand["mu1_trig_dr"] < c.max_trigger_dr and cand["mu2_trig_dr"] < c.max_trigger_dr,
+        {key: float(arrays[branch][i][j]) for key, branch in mapping.items()}
+        for j in range(len(arrays[first][i]))
     ]
 
 
-def _read(path: str, tree: str, names: list[str]) -> dict[str, np.ndarray]:
-    return uproot.open(path)[tree].arrays(names, library="np")
-
-
-def _events_run2(path: str, c: SelectionConfig):
-    cand_map = RUN2.candidate(c.era)
+def _read_run2(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
+    tree = uproot.open(path)[RUN2.tree]
+    cand_map = dict(RUN2.candidate(c.era))
+    if RUN2.truth in tree.keys():  # noqa: SIM118 (branch names)
+        cand_map["truth"] = RUN2.truth
+    muon_map = {k: RUN2.muon[k] for k in MUON_KEYS}
+    track_map = {k: RUN2.track[k] for k in TRACK_KEYS}
     names = [
         *cand_map.values(),
-        *RUN2.muon.values(),
-        *RUN2.track.values(),
+        *muon_map.values(),
+        *track_map.values(),
         *RUN2.event.values(),
         RUN2.hlt_name,
         RUN2.hlt_decision,
         RUN2.l1_name,
         RUN2.l1_decision,
     ]
-    tree = uproot.open(path)[RUN2.tree]
-    has_truth = RUN2.truth in tree.keys()
-    if has_truth:
-        names.append(RUN2.truth)
     a = tree.arrays(names, library="np")
-    for i in range(len(a[RUN2.event["run"]])):
-        muons = [
-            {k: float(a[b][i][j]) for k, b in RUN2.muon.items()}
-            for j in range(len(a[RUN2.muon["pt"]][i]))
-        ]
-        tracks = [
-            {k: float(a[b][i][j]) for k, b in RUN2.track.items()}
-            for j in range(len(a[RUN2.track["pt"]][i]))
-        ]
-        muon_kin = [
-            (float(np.float32(m["pt"])), float(np.float32(m["eta"])), float(np.float32(m["phi"])))
-            for m in muons
-        ]
-        track_kin = [(t["pt"], t["eta"], t["phi"]) for t in tracks]
-        cands = []
-        for j in range(len(a[cand_map["mass"]][i])):
-            cand = {k: float(a[b][i][j]) for k, b in cand_map.items()}
-            copies = {}
-            for p in ("mu1", "mu2"):
-                copies[p] = tuple(float(np.float32(cand[f"{p}_{k}"])) for k in ("pt", "eta", "phi"))
-                cand[f"{p}_idx"] = _first_match(copies[p], muon_kin)
-                cand[f"{p}_kin"] = tuple(cand[f"{p}_{k}"] for k in ("pt", "eta", "phi"))
-            trk = tuple(cand[f"trk_{k}"] for k in ("pt", "eta", "phi"))
-            cand["trk_idx"] = _first_match(trk, track_kin)
-            cand["trk_kin"] = trk
-            cand["truth"] = int(a[RUN2.truth][i][j]) if has_truth else None
-            cands.append(cand)
-        hlt = any(
-            str(n).find(c.hlt_pattern) >= 0 and d != 0
-            for n, d in zip(a[RUN2.hlt_name][i], a[RUN2.hlt_decision][i], strict=True)
-        )
-        l1 = any(
-            any(p in str(n) for p in c.l1_patterns) and d != 0
-            for n, d in zip(a[RUN2.l1_name][i], a[RUN2.l1_decision][i], strict=True)
-        )
-        ids = tuple(int(a[RUN2.event[k]][i]) for k in ("run", "lumi", "event"))
-        yield ids, hlt and l1, cands, muons, tracks
+    for i in range(tree.num_entries):
+        yield {
+            "ids": tuple(int(a[RUN2.event[k]][i]) for k in ("run", "lumi", "event")),
+            "trigger": run2_trigger(
+                [str(s) for s in a[RUN2.hlt_name][i]],
+                [int(d) for d in a[RUN2.hlt_decision][i]],
+                [str(s) for s in a[RUN2.l1_name][i]],
+                [int(d) for d in a[RUN2.l1_decision][i]],
+                c,
+            ),
+            "candidates": _rows(a, cand_map, i),
+            "muons": _rows(a, muon_map, i),
+            "tracks": _rows(a, track_map, i),
+        }
 
 
-def _events_run3(path: str, c: SelectionConfig):
+def _read_run3(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
     tree = uproot.open(path)[RUN3.tree]
-    keys = set(tree.keys())
-    cand_map = {k: v for k, v in RUN3.candidate().items() if v in keys}
-    hlt_branches = [
-        k for k in keys if k.startswith("HLT_") and c.hlt_pattern.removesuffix("_v") in k
-    ]
-    l1_branches = [k for k in keys if k.startswith("L1_") and any(p in k for p in c.l1_patterns)]
+    keys = list(tree.keys())
+    # Run 3 candidates carry no muon/track kinematics the selection reads; links instead
+    unused = ("pt", "eta", "phi", "charge", "truth")
+    cand_map = {k: v for k, v in RUN3.candidate().items() if k not in unused}
+    if RUN3.truth in keys:
+        cand_map["truth"] = RUN3.truth
+    bits = run3_hlt_branches(keys, c) + run3_l1_branches(keys, c)
+    muon_map = {k: RUN3.muon[k] for k in MUON_KEYS}
+    track_map = {k: RUN3.track[k] for k in TRACK_KEYS}
     names = [
         *cand_map.values(),
-        *RUN3.muon.values(),
-        *RUN3.track.values(),
+        *muon_map.values(),
+        *track_map.values(),
         *RUN3.event.values(),
-        *hlt_branches,
-        *l1_branches,
+        *bits,
     ]
     a = tree.arrays(names, library="np")
-    for i in range(len(a[RUN3.event["run"]])):
-        muons = [
-            {k: float(a[b][i][j]) for k, b in RUN3.muon.items()}
-            for j in range(len(a[RUN3.muon["pt"]][i]))
-        ]
-        tracks = [
-            {k: float(a[b][i][j]) for k, b in RUN3.track.items()}
-            for j in range(len(a[RUN3.track["pt"]][i]))
-        ]
-        cands = []
-        for j in range(len(a[cand_map["mass"]][i])):
-            cand = {k: float(a[b][i][j]) for k, b in cand_map.items()}
-            for p, coll in (("mu1", muons), ("mu2", muons), ("trk", tracks)):
-                idx = int(cand[f"{p}_idx"])
-                cand[f"{p}_idx"] = idx
-                cand[f"{p}_kin"] = (
-                    (coll[idx]["pt"], coll[idx]["eta"], coll[idx]["phi"])
-                    if 0 <= idx < len(coll)
-                    else None
-                )
-            cand["truth"] = int(cand["truth"]) if "truth" in cand else None
-            cands.append(cand)
-        hlt = any(bool(a[b][i]) for b in hlt_branches)
-        l1 = any(bool(a[b][i]) for b in l1_branches)
-        ids = tuple(int(a[RUN3.event[k]][i]) for k in ("run", "lumi", "event"))
-        yield ids, hlt and l1, cands, muons, tracks
+    for i in range(tree.num_entries):
+        yield {
+            "ids": tuple(int(a[RUN3.event[k]][i]) for k in ("run", "lumi", "event")),
+            "trigger": run3_trigger({b: bool(a[b][i]) for b in bits}, c),
+            "candidates": _rows(a, cand_map, i),
+            "muons": _rows(a, muon_map, i),
+            "tracks": _rows(a, track_map, i),
+        }
+
+
+def read_events(path: str | Path, layout: str, config: SelectionConfig) -> Iterator[dict]:
+    """Per-event dictionaries of Python scalars from one file of ``layout``."""
+    if layout == "run2":
+        return _read_run2(str(path), config)
+    if layout == "run3":
+        return _read_run3(str(path), config)
+    raise ValueError(f"unknown layout {layout!r}; expected 'run2' or 'run3'")
+
+
+def has_truth_branch(path: str | Path, layout: str) -> bool:
+    layout_obj = RUN2 if layout == "run2" else RUN3
+    tree = uproot.open(str(path))[layout_obj.tree]
+    return layout_obj.truth in tree.keys()  # noqa: SIM118 (branch names)
+
+
+# -- the whole selection -------------------------------------------------------------------
 
 
 def reference_select(
-    paths: str | list[str], layout: str, config: SelectionConfig | None = None
+    path_or_paths: str | Path | list[str | Path],
+    layout: str,
+    config: SelectionConfig | None = None,
 ) -> ReferenceResult:
-    """Cutflow, best candidates and truth counts, one event at a time."""
+    """Cutflow, best candidates and truth counts of SPEC section 3, one event at a time."""
+    if layout not in ("run2", "run3"):
+        raise ValueError(f"unknown layout {layout!r}; expected 'run2' or 'run3'")
     c = config or SelectionConfig()
-    labels = ["events", "trigger", *CUTFLOW_STEPS[1:], "best_candidate"]
-    flow = {label: {"events": 0, "candidates": 0} for label in labels}
-    result = ReferenceResult(cutflow=flow, truth={"ds": 0, "dplus": 0, "background": 0})
-    reader = _events_run2 if layout == "run2" else _events_run3
-    for path in [paths] if isinstance(paths, str) else paths:
-        for ids, fired, cands, muons, tracks in reader(str(path), c):
-            flow["events"]["events"] += 1
-            flow["events"]["candidates"] += len(cands)
-            if not fired:
+    paths = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
+    result = ReferenceResult(
+        cutflow={label: {"events": 0, "candidates": 0} for label in CUTFLOW_ROWS},
+        truth=dict.fromkeys(("ds", "dplus", "background"), 0),
+        config=c,
+    )
+    axis = c.mass_axis
+    for path in paths:
+        result.has_truth = result.has_truth or has_truth_branch(path, layout)
+        for event in read_events(path, layout, c):
+            sel = select_event(event, layout, c)
+            for label, (passes, n) in sel.steps.items():
+                result.cutflow[label]["events"] += int(passes)
+                result.cutflow[label]["candidates"] += n
+            if sel.best < 0:
                 continue
-            flow["trigger"]["events"] += 1
-            flow["trigger"]["candidates"] += len(cands)
-            alive = [True] * len(cands)
-            steps = [candidate_passes(cand, muons, tracks, c) for cand in cands]
-            for k, label in enumerate(CUTFLOW_STEPS[1:]):
-                alive = [a and s[k] for a, s in zip(alive, steps, strict=True)]
-                n = sum(alive)
-                flow[label]["candidates"] += n
-                flow[label]["events"] += n > 0
-            best = -1
-            for j, cand in enumerate(cands):
-                if alive[j] and (best < 0 or cand["vtx_chi2"] < cands[best]["vtx_chi2"]):
-                    best = j
-            if best >= 0:
-                flow["best_candidate"]["events"] += 1
-                flow["best_candidate"]["candidates"] += 1
-                mass = cands[best]["mass"]
-                result.best.append((*ids, best, mass))
-                truth = cands[best]["truth"]
-                axis = c.mass_axis
-                if truth is not None and axis.start <= mass < axis.stop:
-                    name = {0: "background", 1: "ds", 2: "dplus"}[truth]
-                    result.truth[name] += 1
+            cand = event["candidates"][sel.best]
+            result.best.append((*event["ids"], sel.best, cand["mass"]))
+            if "truth" in cand and axis.start <= cand["mass"] < axis.stop:
+                result.truth[TRUTH_NAMES[int(cand["truth"])]] += 1
     return result
