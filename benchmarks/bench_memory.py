@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dataset, save
+from common import dataset, fileset_of, save
 
 WORKER = """
 import json, resource, sys, time
@@ -36,11 +36,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     info = dataset(args.layout, args.gb)
-    ((name, spec),) = info["datasets"].items()
-    files = [spec["rootpath"] + f for f in spec["files"].split()]
-    fileset = {
-        name: {"files": dict.fromkeys(files, spec["treename"]), "metadata": {"type": spec["type"]}}
-    }
+    fileset, _ = fileset_of(info)
     rows = []
     for chunk in args.chunks:
         out = subprocess.run(

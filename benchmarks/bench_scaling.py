@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dataset, save
+from common import dataset, fileset_of, save
 
 
 def main() -> None:
@@ -30,11 +30,7 @@ def main() -> None:
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     info = dataset(args.layout, args.gb)
-    ((name, spec),) = info["datasets"].items()
-    files = [spec["rootpath"] + f for f in spec["files"].split()]
-    fileset = {
-        name: {"files": dict.fromkeys(files, spec["treename"]), "metadata": {"type": spec["type"]}}
-    }
+    fileset, _ = fileset_of(info)
     rows = []
     base = {}
     for workers in range(1, args.max_workers + 1):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dataset, save
+from common import dataset, fileset_of, save
 
 
 def needed_branches(path: str, tree: str) -> list[str]:
@@ -130,12 +130,11 @@ def rdf(files: list[str], threads: int) -> dict | None:
 def bench(layout: str, gb: float, step: int) -> list[dict]:
     info = dataset(layout, gb)
     ((name, spec),) = info["datasets"].items()
-    files = [spec["rootpath"] + f for f in spec["files"].split()]
+    fileset, files = fileset_of(info)
     tree = spec["treename"]
     branches = needed_branches(files[0], tree)
     events = info["events"]
     mb = compressed_bytes(files, tree, branches) / 1e6
-    fileset = {name: {"files": dict.fromkeys(files, tree), "metadata": {"type": spec["type"]}}}
     rows = []
 
     def row(what: str, threads: int, seconds: float, note: str = "") -> dict:

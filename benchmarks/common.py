@@ -40,6 +40,14 @@ def dataset(
     return info
 
 
+def fileset_of(info: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """coffea fileset and file paths of a generated dataset, through its datasets.json."""
+    from tau3mu.datasets import load_datasets, to_fileset
+
+    datasets = load_datasets(info["datasets_json"], names=list(info["datasets"]))
+    return to_fileset(datasets), [f for d in datasets for f in d.files]
+
+
 def timed(function: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     """Best wall time of ``repeat`` calls, and the last result."""
     best, result = float("inf"), None

@@ -183,23 +183,17 @@ class _Model:
             self.p[name] = zfit.Parameter(f"tau3mu_{name}", start, lower, upper)
         for name in YIELDS:
             self.p[name] = zfit.Parameter(f"tau3mu_{name}", 100.0, 0.0, 1e9)
-        ds = zfit.pdf.CrystalBall(
-            obs=self.obs,
-            mu=self.p["mean_ds"],
-            sigma=self.p["sigma_ds"],
-            alpha=self.p["alpha_ds"],
-            n=self.p["n_cb_ds"],
-            extended=self.p["n_ds"],
-            name="Ds",
-        )
-        dplus = zfit.pdf.CrystalBall(
-            obs=self.obs,
-            mu=self.p["mean_dplus"],
-            sigma=self.p["sigma_dplus"],
-            alpha=self.p["alpha_dplus"],
-            n=self.p["n_cb_dplus"],
-            extended=self.p["n_dplus"],
-            name="Dplus",
+        ds, dplus = (
+            zfit.pdf.CrystalBall(
+                obs=self.obs,
+                mu=self.p[f"mean_{peak}"],
+                sigma=self.p[f"sigma_{peak}"],
+                alpha=self.p[f"alpha_{peak}"],
+                n=self.p[f"n_cb_{peak}"],
+                extended=self.p[f"n_{peak}"],
+                name=label,
+            )
+            for peak, label in (("ds", "Ds"), ("dplus", "Dplus"))
         )
         background = zfit.pdf.Exponential(
             lam=self.p["slope"], obs=self.obs, extended=self.p["n_bkg"], name="background"
@@ -482,16 +476,29 @@ def fit_counts_iminuit(
         strategy = "refit from the first minimum"
         m.migrad()
     m.hesse()
-    absent = [n for n in ("n_dplus", "n_ds") if m.values[n] < max(1.5, 3 * m.errors[n])]
-    if not (m.valid and m.accurate) and absent:
+    held: list[str] = []
+
+    def hold_absent_peaks() -> None:
         # a peak the data do not show: its yield sits on the lower bound; hold it there
+        nonlocal strategy
+        absent = [
+            n
+            for n in ("n_dplus", "n_ds")
+            if not m.fixed[n] and m.values[n] < max(1.5, 3 * m.errors[n])
+        ]
+        if not absent:
+            return
         for name in absent:
             m.values[name] = 1.0
             m.fixed[name] = True
             for shape in _shape_of(name):  # an absent peak has no shape to measure
                 m.fixed[shape] = True
-        strategy = f"{', '.join(absent)} at the lower bound (peak absent), held fixed"
+        held.extend(absent)
+        strategy = f"{', '.join(held)} at the lower bound (peak absent), held fixed"
         m.migrad()
+
+    if not (m.valid and m.accurate):
+        hold_absent_peaks()
     if not m.valid:
         # the Crystal Ball tail onsets are the last weakly constrained parameters
         for name in ("alpha_ds", "alpha_dplus"):
@@ -505,6 +512,26 @@ def fit_counts_iminuit(
         )
     m.hesse()
     if not m.accurate:
+        # a spike on a fluctuation (width at its lower bound) can leave the second
+        # derivatives of an insignificant peak ill-defined: hold such a peak, then judge
+        hold_absent_peaks()
+        m.hesse()
+    if not m.accurate:
+        # a width on its lower bound, narrower than a bin, is a one-bin fluctuation, not a
+        # measured resolution: hold it at the detector resolution and refit
+        narrow = [
+            n
+            for n in ("sigma_ds", "sigma_dplus")
+            if not m.fixed[n] and m.values[n] <= SHAPE_DEFAULTS[n][1] * 1.01
+        ]
+        for name in narrow:
+            m.values[name] = SHAPE_DEFAULTS[name][0]
+            m.fixed[name] = True
+        if narrow:
+            strategy += f"; {', '.join(narrow)} at the resolution"
+            m.migrad()
+            m.hesse()
+    if not (m.valid and m.accurate):
         return _failed(4, "covariance matrix not accurate", entries, strategy, float(m.fmin.edm))
     floating = [n for n in names if not m.fixed[n]]
     params = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ SPECTRA = {
 
 @pytest.mark.parametrize("spectrum", list(SPECTRA))
 def test_toy_ensemble_converges_with_unit_pulls(spectrum):
-    rng = np.random.default_rng(abs(hash(spectrum)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(spectrum.encode()))  # stable across processes
     truth = {**TRUTH, **SPECTRA[spectrum]}
     pulls = []
     for _ in range(50):
@@ -46,8 +47,10 @@ def test_toy_ensemble_converges_with_unit_pulls(spectrum):
         assert result.converged, result.reason
         pulls.append([(result.value(n) - truth[n]) / result.error(n) for n in ("n_ds", "n_dplus")])
     pulls = np.array(pulls)
-    # a yield held at its bound (peak judged absent) has no error: allowed rarely
-    held = np.isnan(pulls).any(axis=1)
+    # a yield held at its bound (peak judged absent) has no error: allowed rarely where
+    # the peak is there, and the right answer where it is not
+    present = [True, truth["n_dplus"] > 0]
+    held = np.isnan(pulls[:, present]).any(axis=1)
     assert held.sum() <= 3, held.sum()
     pulls = pulls[~held]
     ds = pulls[:, 0]
