@@ -15,7 +15,10 @@ from collections.abc import Sequence
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("tau3mu.synth.command", "write synthetic ntuples in the Run 2 or Run 3 layout"),
-    "run": ("tau3mu.run_command", "run the analysis on datasets: histograms, cutflow, snapshot, fit"),
+    "run": (
+        "tau3mu.run_command",
+        "run the analysis on datasets: histograms, cutflow, snapshot, fit",
+    ),
     "demo": ("tau3mu.demo_command", "generate a dataset, run the whole analysis, show the results"),
     "fit": ("tau3mu.fit_command", "fit the Ds+/D+ mass peaks of a saved h_mass histogram"),
 }
