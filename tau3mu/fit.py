@@ -497,28 +497,21 @@ def fit_counts_iminuit(
         strategy = f"{', '.join(held)} at the lower bound (peak absent), held fixed"
         m.migrad()
 
-    if not (m.valid and m.accurate):
-        hold_absent_peaks()
-    if not m.valid:
+    def fix_tail_onsets() -> None:
         # the Crystal Ball tail onsets are the last weakly constrained parameters
-        for name in ("alpha_ds", "alpha_dplus"):
+        nonlocal strategy
+        onsets = [n for n in ("alpha_ds", "alpha_dplus") if not m.fixed[n]]
+        for name in onsets:
             m.values[name] = SHAPE_DEFAULTS[name][0]
             m.fixed[name] = True
-        strategy += "; tail onsets fixed"
-        m.migrad()
-    if not m.valid:
-        return _failed(
-            3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm)
-        )
-    m.hesse()
-    if not m.accurate:
-        # a spike on a fluctuation (width at its lower bound) can leave the second
-        # derivatives of an insignificant peak ill-defined: hold such a peak, then judge
-        hold_absent_peaks()
-        m.hesse()
-    if not m.accurate:
+        if onsets:
+            strategy += "; tail onsets fixed"
+            m.migrad()
+
+    def fix_narrow_widths() -> None:
         # a width on its lower bound, narrower than a bin, is a one-bin fluctuation, not a
-        # measured resolution: hold it at the detector resolution and refit
+        # measured resolution: hold it at the detector resolution
+        nonlocal strategy
         narrow = [
             n
             for n in ("sigma_ds", "sigma_dplus")
@@ -530,8 +523,28 @@ def fit_counts_iminuit(
         if narrow:
             strategy += f"; {', '.join(narrow)} at the resolution"
             m.migrad()
-            m.hesse()
+
     if not (m.valid and m.accurate):
+        hold_absent_peaks()
+    if not m.valid:
+        fix_tail_onsets()
+    if not m.valid:
+        return _failed(
+            3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm)
+        )
+    m.hesse()
+    # an inaccurate covariance (Minuit forced it positive definite) means a direction the
+    # data do not constrain: hold, in turn, what a spectrum may fail to determine
+    for remedy in (hold_absent_peaks, fix_narrow_widths, fix_tail_onsets):
+        if m.valid and m.accurate:
+            break
+        remedy()
+        m.hesse()
+    if not m.valid:
+        return _failed(
+            3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm)
+        )
+    if not m.accurate:
         return _failed(4, "covariance matrix not accurate", entries, strategy, float(m.fmin.edm))
     floating = [n for n in names if not m.fixed[n]]
     params = {
