@@ -15,15 +15,29 @@ DATA = Path(os.environ.get("TAU3MU_BENCH_DATA", Path(__file__).resolve().parents
 
 
 def dataset(
-    layout: str, gigabytes: float, *, seed: int = 7, jobs: int | None = None
+    layout: str,
+    gigabytes: float,
+    *,
+    seed: int = 7,
+    jobs: int | None = None,
+    events_per_file: int | None = None,
 ) -> dict[str, Any]:
-    """Generate (once; cached by size) full-width files of about ``gigabytes`` GB."""
+    """Generate (once; cached by size) full-width files of about ``gigabytes`` GB.
+
+    By default in files of ~0.25 GB; ``events_per_file`` sets their size instead (the
+    memory benchmark needs files larger than its largest chunk).
+    """
     from tau3mu.synth import generate_dataset
 
     bytes_per_event = 4400 if layout == "run2" else 290
     events = int(gigabytes * 1e9 / bytes_per_event)
-    files = max(2, round(gigabytes / 0.25))
-    outdir = DATA / f"{layout}_{gigabytes:g}GB"
+    if events_per_file:
+        files = max(1, round(events / events_per_file))
+        events = files * events_per_file
+        outdir = DATA / f"{layout}_{files}x{events_per_file}"
+    else:
+        files = max(2, round(gigabytes / 0.25))
+        outdir = DATA / f"{layout}_{gigabytes:g}GB"
     stamp = outdir / "generated.json"
     if stamp.is_file():
         return json.loads(stamp.read_text())

@@ -152,6 +152,8 @@ def run_runner(
         savemetrics=True,
         xrootdtimeout=xrootd_timeout,
         checkpointer=AtomicCheckpointer(checkpoint) if checkpoint else None,
+        # the inspection already opened every file: coffea need not open them again
+        metadata_cache=inspection.coffea_metadata(),
     )
     tic = time.perf_counter()
     if fileset:

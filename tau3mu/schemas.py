@@ -12,7 +12,9 @@ Whatever the file, the processor sees
   bools, one field per path, prefix stripped as in coffea's NanoAOD schema).
 
 :class:`Tau3MuSchema` detects the layout from the branches of the tree, so one
-schema serves every file; a tree in neither layout gets a clear error.
+schema serves every file; a tree in neither layout gets a clear error. Importing this
+module switches uproot's ZLIB inflate to ISA-L (:mod:`tau3mu.inflate`), in the client and
+in every worker that unpickles the schema.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from typing import Any, ClassVar
 from coffea.nanoevents import transforms
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
+from tau3mu import inflate
 from tau3mu.config import SelectionConfig
 from tau3mu.layouts import RUN2, RUN3, LayoutName
+
+inflate.configure()
 
 
 class LayoutError(ValueError):

@@ -1,0 +1,93 @@
+"""How files are read: the inflate library, and each file opened once before the run."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from tau3mu import inflate
+
+
+@pytest.fixture
+def restore_inflate():
+    before = inflate.current()
+    yield
+    inflate.configure(before)
+
+
+def test_importing_the_schema_selects_isal():
+    import tau3mu.schemas  # noqa: F401
+
+    assert inflate.current() == "isal"
+
+
+@pytest.mark.usefixtures("restore_inflate")
+def test_isal_and_zlib_inflate_the_same_bytes(run2_files):
+    """ZLIB-compressed Run 2 baskets decode identically through both libraries."""
+    tree = uproot.open(run2_files[0])["Tree3Mu/ntuple"]
+    branches = ["Triplet2_Mass", "Mu01_Pt", "Track_pt", "Trigger_hltname"]
+    assert tree["Triplet2_Mass"].compression.name == "ZLIB"
+    arrays = {}
+    for library in inflate.LIBRARIES:
+        assert inflate.configure(library) == library
+        assert inflate.current() == library
+        arrays[library] = tree.arrays(branches, array_cache=None)
+    for name in branches:
+        assert ak.array_equal(arrays["isal"][name], arrays["zlib"][name], equal_nan=True), name
+
+
+@pytest.mark.usefixtures("restore_inflate")
+def test_unknown_inflate_library_is_refused(monkeypatch):
+    with pytest.raises(ValueError, match="unknown inflate library"):
+        inflate.configure("gzip9")
+    monkeypatch.setenv("TAU3MU_INFLATE", "zlib")
+    assert inflate.configure() == "zlib"
+
+
+def test_runner_does_not_reopen_files_to_preprocess(run3_dataset, fileset_of, monkeypatch):
+    """The inspection's entries and UUIDs become coffea's metadata cache."""
+    from coffea.processor import Runner
+
+    from tau3mu.execution import run_runner
+    from tau3mu.faults import inspect_inputs
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    fileset = fileset_of(run3_dataset)
+    inspection = inspect_inputs(fileset)
+    cache = inspection.coffea_metadata()
+    assert len(cache) == sum(len(spec["files"]) for spec in fileset.values())
+    for meta in cache.values():
+        assert meta["numentries"] > 0
+        assert len(meta["uuid"]) == 16
+        assert meta["type"] == "data"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("coffea reopened a file to preprocess it")
+
+    monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(refuse))
+    out = run_runner(fileset, DsPhiPiProcessor(), chunksize=7_000)
+    assert out.metrics["accounting"]["processed_events"] == inspection.total
+    assert np.sum(out.hists["h_mass"].values()) > 0
+
+
+def test_inspection_with_threads_keeps_order_and_verdicts(run3_dataset, fileset_of, tmp_path):
+    """Concurrent inspection (as for remote files) gives the serial result."""
+    from tau3mu.faults import InputFileError, inspect_inputs
+
+    fileset = fileset_of(run3_dataset)
+    ((name, spec),) = fileset.items()
+    missing = str(tmp_path / "missing.root")
+    spec["files"] = {missing: "Events", **spec["files"]}
+    serial = inspect_inputs(fileset, skip_bad_files=True, threads=1)
+    threaded = inspect_inputs(fileset, skip_bad_files=True, threads=4)
+    assert threaded.entries == serial.entries
+    assert threaded.uuids == serial.uuids
+    assert (
+        threaded.skipped
+        == serial.skipped
+        == [{"dataset": name, "file": missing, "events": None, "error": "file not found"}]
+    )
+    with pytest.raises(InputFileError, match=r"missing\.root: file not found"):
+        inspect_inputs(fileset, threads=4)
