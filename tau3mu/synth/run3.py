@@ -10,6 +10,9 @@ import numpy as np
 from tau3mu.layouts import RUN3
 from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
 
+#: events per cluster (one basket per branch): ~10 MB compressed, as NanoAOD flushes
+CLUSTER_EVENTS = 30_000
+
 #: analysis name -> numpy dtype of the Run 3 branch (nanoAOD conventions)
 _CANDIDATE_DTYPES = {
     "mass": np.float32,
@@ -109,5 +112,10 @@ def write_run3(
             counter_name=lambda collection: f"n{collection}",
             field_name=lambda collection, field: f"{collection}_{field}",
         )
-        tree.extend(branches)
+        # one extend per cluster: uproot writes one basket per branch and extend, and a
+        # reader of a chunk inflates every basket the chunk touches (NanoAOD flushes
+        # clusters of ~10 MB compressed, tens of thousands of events)
+        n = len(branches[RUN3.event["run"]])
+        for start in range(0, max(n, 1), CLUSTER_EVENTS):
+            tree.extend({k: v[start : start + CLUSTER_EVENTS] for k, v in branches.items()})
     return path
