@@ -1,13 +1,20 @@
 """Worker scaling: the Runner with Dask and the dask-awkward path, 1 .. all cores.
 
-Usage: ``python benchmarks/bench_scaling.py [--gb 1] [--layout run2]``
+Beside them, on the same Dask workers, distributed RDataFrame running the corrected
+original pipeline (``rdf_original.py --scheduler``), one range per file. Each mode runs
+twice per cluster and the second run is timed (imports, numba and C++ JIT warm).
+
+Usage: ``python benchmarks/bench_scaling.py [--gb 1] [--layout run2] [--no-rdf]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,12 +23,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import dataset, fileset_of, save
 
 
+def distributed_rdf(files: list[str], layout: str, scheduler: str, npartitions: int) -> dict:
+    """The corrected original pipeline as distributed RDataFrame on the cluster's workers."""
+    script = Path(__file__).resolve().parent / "rdf_original.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rdf.json"
+        command = [sys.executable, str(script), *files, "--layout", layout]
+        command += ["--scheduler", scheduler, "--npartitions", str(npartitions)]
+        subprocess.run([*command, "--json", str(out)], check=True, capture_output=True)
+        return json.loads(out.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--gb", type=float, default=1.0)
     parser.add_argument("--layout", default="run2")
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-rdf", action="store_true", help="skip distributed RDataFrame")
     args = parser.parse_args()
 
     from distributed import Client, LocalCluster
@@ -30,7 +49,8 @@ def main() -> None:
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     info = dataset(args.layout, args.gb)
-    fileset, _ = fileset_of(info)
+    fileset, files = fileset_of(info)
+    modes = ("runner", "dask-awkward") if args.no_rdf else ("runner", "dask-awkward", "rdf")
     rows = []
     base = {}
     for workers in range(1, args.max_workers + 1):
@@ -40,7 +60,7 @@ def main() -> None:
             ) as cluster,
             Client(cluster) as client,
         ):
-            for mode in ("runner", "dask-awkward"):
+            for mode in modes:
                 run = (
                     (
                         lambda: run_runner(
@@ -57,11 +77,19 @@ def main() -> None:
                             fileset, DsPhiPiProcessor(), client=client, chunksize=args.chunksize
                         )
                     )
+                    if mode == "dask-awkward"
+                    else (
+                        lambda: distributed_rdf(
+                            files, args.layout, cluster.scheduler_address, len(files)
+                        )
+                    )
                 )
                 run()  # warm the workers (imports, JIT)
                 tic = time.perf_counter()
-                run()
+                result = run()
                 wall = time.perf_counter() - tic
+                if mode == "rdf":  # from the graph's construction on, not the ROOT import
+                    wall = result["timing"]["total_s"]
                 base.setdefault(mode, wall)
                 speedup = base[mode] / wall
                 rows.append(

@@ -89,3 +89,14 @@ def test_rdataframe_and_reference_agree_on_every_boundary(tmp_path, layout):
     assert _pairs(ref.cutflow) == rdf["cutflow"]
     np.testing.assert_array_equal(ref.h_mass(), rdf["h_mass"])
     assert rdf["h_mass"].sum() > 20
+
+
+def test_distributed_rdataframe_on_dask_workers_agrees(rdf_run2, run2_dataset, dask_client):
+    """The same graph as distributed RDataFrame on real Dask worker processes."""
+    from rdf_original import run_rdf
+
+    scheduler = dask_client.scheduler.address
+    files = _files(run2_dataset)
+    distributed = run_rdf(files, scheduler=scheduler, npartitions=len(files))
+    assert distributed["cutflow"] == rdf_run2["cutflow"]
+    np.testing.assert_array_equal(distributed["h_mass"], rdf_run2["h_mass"])
