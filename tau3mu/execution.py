@@ -187,7 +187,7 @@ def run_dask_awkward(
     that fails inside the graph fails the run, which the Runner path can skip instead.
     """
     import dask
-    from coffea.dataset_tools import apply_to_fileset, preprocess
+    from coffea.dataset_tools import apply_to_fileset
 
     from tau3mu.faults import check_accounting, inspect_inputs
 
@@ -195,7 +195,8 @@ def run_dask_awkward(
     tic = time.perf_counter()
     inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
     fileset = inspection.fileset
-    available, _ = preprocess(fileset, step_size=chunksize, skip_bad_files=False)
+    # the inspection opened every file already: steps from its entries, no second pass
+    available = inspection.steps_fileset(chunksize)
     graphs = apply_to_fileset(
         processor_instance,
         available,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,32 @@ class Inspection:
                 meta["uuid"] = self.uuids[path]
                 cache[FileMeta(dataset, path, tree, user)] = meta
         return cache
+
+    def steps_fileset(self, step_size: int) -> dict[str, Any]:
+        """The fileset with entry steps, as ``coffea.dataset_tools.preprocess`` returns it.
+
+        For the dask-awkward path: coffea's own preprocessing would open every file again
+        (and took ~0.8 s per full-width Run 2 file here). Steps follow coffea's rule:
+        ``round(entries / step_size)`` steps of equal size.
+        """
+        import uuid
+
+        out: dict[str, Any] = {}
+        for dataset, spec in self.fileset.items():
+            files = {}
+            for path, tree in spec["files"].items():
+                entries = self.entries[dataset][path]
+                n = max(round(entries / step_size), 1)
+                size = math.ceil(entries / n)
+                steps = [[i * size, min((i + 1) * size, entries)] for i in range(n)]
+                files[path] = {
+                    "object_path": tree,
+                    "steps": steps if entries else [[0, 0]],
+                    "num_entries": entries,
+                    "uuid": str(uuid.UUID(bytes=self.uuids[path])),
+                }
+            out[dataset] = {**spec, "files": files}
+        return out
 
     @property
     def total(self) -> int:

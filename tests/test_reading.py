@@ -91,3 +91,21 @@ def test_inspection_with_threads_keeps_order_and_verdicts(run3_dataset, fileset_
     )
     with pytest.raises(InputFileError, match=r"missing\.root: file not found"):
         inspect_inputs(fileset, threads=4)
+
+
+@pytest.mark.parametrize("step_size", [1_000, 2_345, 1_000_000])
+def test_dask_awkward_steps_are_coffeas(run3_dataset, fileset_of, step_size):
+    """The steps built from the inspection are those coffea's preprocess computes."""
+    from coffea.dataset_tools import preprocess
+
+    from tau3mu.faults import inspect_inputs
+
+    fileset = fileset_of(run3_dataset)
+    ours = inspect_inputs(fileset).steps_fileset(step_size)
+    theirs, _ = preprocess(fileset, step_size=step_size, skip_bad_files=False)
+    for dataset, spec in theirs.items():
+        assert ours[dataset]["metadata"] == spec["metadata"]
+        for path, entry in spec["files"].items():
+            mine = ours[dataset]["files"][path]
+            for key in ("object_path", "steps", "num_entries", "uuid"):
+                assert mine[key] == entry[key], key
