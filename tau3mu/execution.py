@@ -129,7 +129,12 @@ def run_runner(
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     configure_xrootd()
-    inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
+    inspection = inspect_inputs(
+        fileset,
+        skip_bad_files=skip_bad_files,
+        era=config.era,
+        client=client if executor == "dask" else None,
+    )
     fileset = inspection.fileset
     if skip_bad_files:
         processor_instance = SafeProcessor(processor_instance)
@@ -193,7 +198,9 @@ def run_dask_awkward(
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     tic = time.perf_counter()
-    inspection = inspect_inputs(fileset, skip_bad_files=skip_bad_files, era=config.era)
+    inspection = inspect_inputs(
+        fileset, skip_bad_files=skip_bad_files, era=config.era, client=client
+    )
     fileset = inspection.fileset
     # the inspection opened every file already: steps from its entries, no second pass
     available = inspection.steps_fileset(chunksize)

@@ -136,8 +136,16 @@ def _problem(path: str, tree: str, era: str) -> _Verdict:
         f.close()
 
 
-def _inspect_all(jobs: list[tuple[str, str]], era: str, threads: int) -> list[_Verdict]:
-    """Inspect files concurrently: opening remote files is waiting on the network."""
+def _inspect_all(
+    jobs: list[tuple[str, str]], era: str, threads: int, client: Any = None
+) -> list[_Verdict]:
+    """Inspect files concurrently: on the Dask workers when there is a client (opening a
+    file is Python-bound work, which parallelises across processes, not threads), else on
+    threads (opening remote files is mostly waiting on the network)."""
+    if client is not None and len(jobs) > 1:
+        paths, trees = zip(*jobs, strict=True)
+        futures = client.map(_problem, paths, trees, [era] * len(jobs), pure=False)
+        return list(client.gather(futures))
     if threads <= 1 or len(jobs) <= 1:
         return [_problem(path, tree, era) for path, tree in jobs]
     from concurrent.futures import ThreadPoolExecutor
@@ -176,18 +184,20 @@ def inspect_inputs(
     skip_bad_files: bool = False,
     era: str = "2017",
     threads: int | None = None,
+    client: Any = None,
 ) -> Inspection:
     """Open every file; raise on the first bad one, or (skipping) report and drop it.
 
-    Files are opened ``threads`` at a time (default: 8 when any file is remote, else 1,
-    since opening a local file is Python-bound work that threads do not speed up).
+    With a Dask ``client`` the files are opened on its workers. Otherwise they are opened
+    ``threads`` at a time (default: 8 when any file is remote, else 1, since opening a
+    local file is Python-bound work that threads do not speed up).
     """
     from tau3mu.xrootd import is_remote
 
     jobs = [(d, path, tree) for d, spec in fileset.items() for path, tree in spec["files"].items()]
     if threads is None:
         threads = 8 if any(is_remote(path) for _, path, _ in jobs) else 1
-    verdicts = iter(_inspect_all([(path, tree) for _, path, tree in jobs], era, threads))
+    verdicts = iter(_inspect_all([(path, tree) for _, path, tree in jobs], era, threads, client))
     usable: dict[str, Any] = {}
     result = Inspection(fileset=usable)
     for dataset, spec in fileset.items():

@@ -72,25 +72,31 @@ def test_runner_does_not_reopen_files_to_preprocess(run3_dataset, fileset_of, mo
     assert np.sum(out.hists["h_mass"].values()) > 0
 
 
-def test_inspection_with_threads_keeps_order_and_verdicts(run3_dataset, fileset_of, tmp_path):
-    """Concurrent inspection (as for remote files) gives the serial result."""
+@pytest.mark.parametrize("where", ["threads", "dask workers"])
+def test_concurrent_inspection_keeps_order_and_verdicts(
+    where, run3_dataset, fileset_of, tmp_path, request
+):
+    """Inspecting on threads (remote files) or Dask workers gives the serial result."""
     from tau3mu.faults import InputFileError, inspect_inputs
 
+    how = (
+        {"threads": 4} if where == "threads" else {"client": request.getfixturevalue("dask_client")}
+    )
     fileset = fileset_of(run3_dataset)
     ((name, spec),) = fileset.items()
     missing = str(tmp_path / "missing.root")
     spec["files"] = {missing: "Events", **spec["files"]}
     serial = inspect_inputs(fileset, skip_bad_files=True, threads=1)
-    threaded = inspect_inputs(fileset, skip_bad_files=True, threads=4)
-    assert threaded.entries == serial.entries
-    assert threaded.uuids == serial.uuids
+    concurrent = inspect_inputs(fileset, skip_bad_files=True, **how)
+    assert concurrent.entries == serial.entries
+    assert concurrent.uuids == serial.uuids
     assert (
-        threaded.skipped
+        concurrent.skipped
         == serial.skipped
         == [{"dataset": name, "file": missing, "events": None, "error": "file not found"}]
     )
     with pytest.raises(InputFileError, match=r"missing\.root: file not found"):
-        inspect_inputs(fileset, threads=4)
+        inspect_inputs(fileset, **how)
 
 
 @pytest.mark.parametrize("step_size", [1_000, 2_345, 1_000_000])
