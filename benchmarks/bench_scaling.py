@@ -4,7 +4,7 @@ Beside them, on the same Dask workers, distributed RDataFrame running the correc
 original pipeline (``rdf_original.py --scheduler``), one range per file. Each mode runs
 once to warm up (imports, numba and C++ JIT), then the best of ``--repeat`` timed runs.
 
-Usage: ``python benchmarks/bench_scaling.py [--gb 1] [--layout run2] [--no-rdf]``
+Usage: ``python benchmarks/bench_scaling.py [--gb 2] [--layout run2] [--no-rdf]``
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def distributed_rdf(files: list[str], layout: str, scheduler: str, npartitions: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--gb", type=float, default=1.0)
+    parser.add_argument("--gb", type=float, default=2.0)
     parser.add_argument("--layout", default="run2")
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)

@@ -1,4 +1,7 @@
-"""``make bench``: every benchmark in turn, then docs/benchmarks.md from their tables."""
+"""``make bench``: every benchmark in turn; each prints its table and saves it under results/.
+
+docs/benchmarks.md quotes those tables with the reading of them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_throughput.py", "bench_scaling.py", "bench_memory.py", "bench_fit.py"]
+SCRIPTS = [
+    "bench_throughput.py",
+    "bench_scaling.py",
+    "bench_memory.py",
+    "bench_fit.py",
+    "bench_generate.py",
+]
 
 
 def main() -> int:
