@@ -12,12 +12,13 @@ the measured momenta, pulled towards the mass of the true momenta by
 out at the PDG masses with ~11.5 MeV resolution; the dimuon of measured muons has
 ~11 MeV, the refitted muon tracks about a third of it.
 
-Speed: everything is vectorised with numpy over whole files, in float32 where the
-precision allows (kinematics of one particle, random draws) and with cheap forms of
-the slow ufuncs (sinh/arcsinh through exp/log, discrete distributions through lookup
-tables). The skim is applied to candidates before the expensive per-candidate fields are
-drawn. Values are float32 (or int/bool), so the same events written in both layouts
-hold identical numbers. A file depends only on ``(seed, file_index)``.
+Speed: the per-particle work runs in compiled per-event loops (:mod:`tau3mu.synth.compiled`,
+numba, float32 arithmetic), which fuse what were dozens of whole-array numpy passes and
+redraw rejected decays per event; raw events are simulated in chunks of ``RAW_CHUNK``
+so that their temporaries reuse memory; discrete distributions come from lookup tables.
+The skim is applied to candidates before their expensive fields are drawn. Values are
+float32 (or int/bool), so the same events written in both layouts hold identical
+numbers. A file depends only on ``(seed, file_index)``.
 """
 
 from __future__ import annotations
@@ -27,24 +28,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tau3mu.config import (
-    DPLUS_CTAU,
-    DPLUS_MASS,
-    DS_CTAU,
-    DS_MASS,
-    MUON_MASS,
-    PHI_MASS,
-    PHI_WIDTH,
-    PION_MASS,
     TRUTH_BACKGROUND,
     TRUTH_DPLUS,
     TRUTH_DS,
 )
+from tau3mu.synth import compiled
 
 F32 = np.float32
 #: all muon pairs (i < j) of up to MAX_MUONS muons, ordered so that the first
 #: n (n - 1) / 2 pairs use only the first n muons; pair 0 is the leading (0, 1)
 MAX_MUONS = 6
 MAX_TRACKS = 9
+#: raw events simulated at a time: the temporaries of a chunk (~20 MB) stay below glibc's
+#: mmap threshold, so the next chunk reuses their memory instead of faulting in (and the
+#: kernel zeroing) fresh pages, which cost more than the arithmetic
+RAW_CHUNK = 1 << 16
 _PAIRS = np.array([(i, j) for j in range(1, MAX_MUONS) for i in range(j)], dtype=np.int32)
 
 #: HLT paths and L1 seeds of the synthetic menu (Run 2 keeps names, Run 3 bools)
@@ -113,10 +111,37 @@ class Tuning:
 
 @dataclass
 class Collection:
-    """A jagged collection: per-event counts and flat per-entry columns."""
+    """A jagged collection: per-event counts and flat per-entry columns.
+
+    ``blocks`` (optional): 2D arrays whose rows are columns of the given names (the
+    compiled generator's output), so that selecting entries is one ``take`` per block.
+    """
 
     counts: np.ndarray
     columns: dict[str, np.ndarray] = field(default_factory=dict)
+    blocks: list[tuple[np.ndarray, tuple[str, ...]]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_blocks(
+        cls,
+        counts: np.ndarray,
+        blocks: list[tuple[np.ndarray, tuple[str, ...]]],
+        columns: dict[str, np.ndarray],
+        order: tuple[str, ...],
+    ) -> Collection:
+        """Columns of ``order`` from rows of ``blocks`` and from ``columns``."""
+        named = dict(columns)
+        for block, names in blocks:
+            named.update(zip(names, block, strict=True))
+        return cls(counts, {k: named[k] for k in order}, blocks)
+
+    def take(self, events: np.ndarray) -> Collection:
+        """The entries of the events where the mask ``events`` is true."""
+        index = np.flatnonzero(np.repeat(events, self.counts))
+        blocks = [(block.take(index, axis=1), names) for block, names in self.blocks]
+        in_blocks = {name for _, names in blocks for name in names}
+        rest = {k: v[index] for k, v in self.columns.items() if k not in in_blocks}
+        return Collection.from_blocks(self.counts[events], blocks, rest, tuple(self.columns))
 
     @property
     def offsets(self) -> np.ndarray:
@@ -156,19 +181,6 @@ def _rng(seed: int, file_index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(file_index), 0x7A3]))
 
 
-def _uniform(rng: np.random.Generator, n: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
-    u = rng.random(n, dtype=F32)
-    return u if (lo, hi) == (0.0, 1.0) else F32(lo) + F32(hi - lo) * u
-
-
-def _normal(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.standard_normal(n, dtype=F32)
-
-
-def _expo(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.standard_exponential(n, dtype=F32)
-
-
 def _poisson_table(mean: float, cap: int, size: int = 4096) -> np.ndarray:
     """Quantile function of a Poisson(mean) capped at ``cap``, on a grid of ``size``."""
     k = np.arange(cap + 1)
@@ -182,105 +194,6 @@ def _poisson(rng: np.random.Generator, n: int, mean: float, cap: int) -> np.ndar
     """Poisson(mean) draws capped at ``cap`` by table lookup (numpy's poisson is slow)."""
     table = _poisson_table(mean, cap)
     return table[rng.integers(0, len(table), n)]
-
-
-def _wrap(phi: np.ndarray) -> np.ndarray:
-    return (phi + F32(np.pi)) % F32(2 * np.pi) - F32(np.pi)
-
-
-def _p4(pt, eta, phi, mass) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(px, py, pz, E) from (pt, eta, phi, m), sinh/cosh through one exp."""
-    ex = np.exp(eta)
-    inv = 1 / ex
-    pz = pt * (ex - inv) * 0.5
-    p = pt * (ex + inv) * 0.5
-    return pt * np.cos(phi), pt * np.sin(phi), pz, np.sqrt(p * p + mass * mass)
-
-
-def _ptetaphi(px, py, pz) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pt, eta, phi) of momenta, arcsinh through log."""
-    pt = np.sqrt(px * px + py * py)
-    x = pz / pt
-    ax = np.abs(x)
-    eta = np.copysign(np.log(ax + np.sqrt(ax * ax + 1)), x)
-    return pt, eta, np.arctan2(py, px)
-
-
-def _mass(px, py, pz, e) -> np.ndarray:
-    return np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0))
-
-
-def _two_body(rng, parent, m_parent, m1, m2):
-    """Isotropic two-body decay in the parent's rest frame, boosted to the lab."""
-    n = len(m_parent)
-    mp = np.asarray(m_parent, dtype=F32)
-    m1 = np.asarray(m1, dtype=F32)
-    m2 = F32(m2)
-    p_star = np.sqrt(np.maximum((mp * mp - (m1 + m2) ** 2) * (mp * mp - (m1 - m2) ** 2), 0)) / (
-        2 * mp
-    )
-    cos_t = _uniform(rng, n, -1.0, 1.0)
-    sin_t = np.sqrt(1 - cos_t * cos_t)
-    ang = _uniform(rng, n, -np.pi, np.pi)
-    d = (p_star * sin_t * np.cos(ang), p_star * sin_t * np.sin(ang), p_star * cos_t)
-    e1 = np.sqrt(p_star * p_star + m1 * m1)
-    e2 = np.sqrt(p_star * p_star + m2 * m2)
-    px, py, pz, e = parent
-    bx, by, bz = px / e, py / e, pz / e
-    b2 = bx * bx + by * by + bz * bz
-    gamma = 1 / np.sqrt(1 - b2)
-    g2 = gamma * gamma / (1 + gamma)  # (gamma - 1) / beta^2, stable
-
-    def boost(sign, energy):
-        qx, qy, qz = sign * d[0], sign * d[1], sign * d[2]
-        bp = bx * qx + by * qy + bz * qz
-        f = g2 * bp + gamma * energy
-        return qx + f * bx, qy + f * by, qz + f * bz, gamma * (energy + bp)
-
-    return boost(F32(1), e1), boost(F32(-1), e2)
-
-
-def _direction_for_mass(rng, system, p, m_track: float, target):
-    """Unit direction of a track of momentum ``p`` such that system + track has mass ``target``.
-
-    The opening angle to the system follows from E_s E - |P_s| p cos(theta) = A with
-    A = (M^2 - m_s^2 - m^2) / 2; the azimuth around the system is uniform. NaN where no
-    angle gives the mass.
-    """
-    px, py, pz, e = system
-    p_s = np.sqrt(px * px + py * py + pz * pz)
-    a = (target * target - (e * e - p_s * p_s) - m_track**2) / 2
-    cos_t = (e * np.sqrt(p * p + m_track**2) - a) / (p_s * p)
-    cos_t = np.where(np.abs(cos_t) <= 1, cos_t, F32(np.nan))
-    sin_t = np.sqrt(1 - cos_t * cos_t)
-    nx, ny, nz = px / p_s, py / p_s, pz / p_s
-    # a unit vector perpendicular to n (n x z, the beam axis, never parallel here)
-    norm = np.sqrt(nx * nx + ny * ny)
-    ux, uy = ny / norm, -nx / norm
-    vx, vy, vz = ny * 0 - nz * uy, nz * ux, nx * uy - ny * ux
-    ang = _uniform(rng, len(p), -np.pi, np.pi)
-    c, s = np.cos(ang), np.sin(ang)
-    return (
-        cos_t * nx + sin_t * (c * ux + s * vx),
-        cos_t * ny + sin_t * (c * uy + s * vy),
-        cos_t * nz + sin_t * s * vz,
-    )
-
-
-def _falling_mass(rng, n: int, lo: float, hi: float, slope: float) -> np.ndarray:
-    """Masses on [lo, hi] with density 1 + slope (m - lo) / (hi - lo) (inverse CDF)."""
-    a = slope / 2
-    c = -rng.random(n) * (1 + a)
-    x = (-1 + np.sqrt(1 - 4 * a * c)) / (2 * a) if a else -c
-    return lo + (hi - lo) * x
-
-
-def _local_index(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(event of each entry, index of each entry inside its event, offsets)."""
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    ev = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    return ev, np.arange(offsets[-1], dtype=np.int64) - offsets[ev], offsets
 
 
 # -- the simulation --------------------------------------------------------------------------
@@ -303,10 +216,12 @@ def simulate(
     """
     rng = _rng(seed, file_index)
     n = int(n_events)
-    parts, have, survival = [], 0, 0.85
+    # about 69 % of raw events keep a candidate after the skim (data; a second pass
+    # makes up for a shortfall)
+    parts, have, survival = [], 0, 0.69
     while have < n or not parts:
         want = n - have
-        n_raw = max(int(want / survival * 1.02) + 16, 64)
+        n_raw = min(max(int(want / survival * 1.01) + 16, 64), RAW_CHUNK)
         raw = _simulate_raw(rng, n_raw, mc, tuning)
         keep = (raw.candidates.counts > 0) | (rng.random(n_raw) < tuning.empty_fraction)
         survival = max(float(keep.mean()), 0.05)
@@ -325,8 +240,7 @@ def simulate(
 
 def _select_events(events: SyntheticEvents, keep: np.ndarray) -> SyntheticEvents:
     def coll(c: Collection) -> Collection:
-        entry = np.repeat(keep, c.counts)
-        return Collection(c.counts[keep], {k: v[entry] for k, v in c.columns.items()})
+        return c.take(keep)
 
     return SyntheticEvents(
         run=events.run[keep],
@@ -382,27 +296,97 @@ def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> Synt
     signal = kind != TRUTH_BACKGROUND
 
     # -- the leading mu mu (and pion) per event, true kinematics, skim-clean ---------------
-    lead = _leading_system(rng, kind, t)
+    lead = compiled.leading(
+        rng,
+        kind,
+        t.phi_fraction_background,
+        t.random_pair_fraction,
+        t.skim_min_pt,
+        t.skim_muon_abseta,
+        t.skim_track_abseta,
+        t.skim_dimuon[0],
+    )
 
     # -- collections: the leading pair (and pion) plus extra muons and tracks nearby -------
-    n_mu = 2 + _poisson(rng, n, t.extra_muons, MAX_MUONS - 2)
-    n_trk = 1 + _poisson(rng, n, t.extra_tracks, MAX_TRACKS - 1)
-    muons = _muon_pool(rng, n_mu, lead, signal, t)
-    tracks = _track_pool(rng, n_trk, lead, signal, muons, t)
+    n_mu = 2 + _poisson(rng, n, t.extra_muons, MAX_MUONS - 2).astype(np.int64)
+    n_trk = 1 + _poisson(rng, n, t.extra_tracks, MAX_TRACKS - 1).astype(np.int64)
+    mu, mu_charge, is_global, is_pf = compiled.muons(
+        rng,
+        n_mu,
+        lead,
+        signal,
+        t.skim_min_pt,
+        t.skim_muon_abseta,
+        t.pt_resolution,
+        t.angle_resolution,
+    )
+    mu_offsets = _offsets(n_mu)
+    trk, trk_charge = compiled.tracks(
+        rng,
+        n_trk,
+        mu_offsets,
+        mu,
+        lead,
+        signal,
+        t.skim_mass[0],
+        t.skim_mass[1],
+        t.background_slope,
+        t.skim_min_pt,
+        t.skim_track_abseta,
+        t.pt_resolution,
+        t.angle_resolution,
+        t.muon_track_copy,
+    )
+    muons = Collection.from_blocks(
+        n_mu,
+        [(mu, ("pt", "eta", "phi", "true_pt", "true_eta", "true_phi", "trig_dr"))],
+        {"charge": mu_charge, "is_global": is_global, "is_pf": is_pf},
+        _MUON_ORDER,
+    )
+    tracks = Collection.from_blocks(
+        n_trk,
+        [(trk, ("pt", "eta", "phi", "true_pt", "true_eta", "true_phi", "dz", "dxy"))],
+        {"charge": trk_charge},
+        _TRACK_ORDER,
+    )
 
     # -- candidates: distinct (pair, track) combinations, the true one first ---------------
     n_combos = (n_mu * (n_mu - 1) // 2) * n_trk
     n_cand = np.minimum(1 + _poisson(rng, n, t.extra_candidates, 12), n_combos)
     shuffled = ~signal & (rng.random(n, dtype=F32) < t.shuffled_candidates)
     offset = np.where(shuffled, rng.integers(0, 1 << 30, n) % n_combos, 0)
-    ev, local, _ = _local_index(n_cand)
-    combo = (local + offset[ev]) % n_combos[ev]
-    pair = combo // n_trk[ev]
-    trk_idx = (combo - pair * n_trk[ev]).astype(np.int32)
-    mu1_idx, mu2_idx = _PAIRS[pair, 0], _PAIRS[pair, 1]
-    is_true = signal[ev] & (combo == 0)
-    candidates = _candidates(
-        rng, n, ev, mu1_idx, mu2_idx, trk_idx, is_true, kind, muons, tracks, lead, t
+    floats, ints, counts = compiled.candidates(
+        rng,
+        n_cand,
+        offset,
+        n_mu,
+        n_trk,
+        mu_offsets,
+        _offsets(n_trk),
+        signal,
+        kind,
+        mu,
+        mu_charge,
+        trk,
+        trk_charge,
+        lead[9],
+        _PAIRS,
+        t.vertex_fit_keep,
+        t.vertex_fit_noise,
+        t.skim_mass[0],
+        t.skim_mass[1],
+        t.skim_dimuon[0],
+        t.skim_dimuon[1],
+        t.refit_fraction,
+        t.pt_resolution,
+        t.angle_resolution,
+        t.refit_failure,
+    )
+    candidates = Collection.from_blocks(
+        counts,
+        [(floats, compiled.CANDIDATE_FLOATS), (ints, compiled.CANDIDATE_INTS)],
+        {},
+        _CANDIDATE_ORDER,
     )
 
     # -- trigger ----------------------------------------------------------------------------
@@ -426,330 +410,54 @@ def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> Synt
     )
 
 
-def _leading_system(rng, kind, t):
-    """True (pt, eta, phi) of the leading mu+ mu- (and pion for signal), per event.
-
-    Decays whose muons or pion fail the skim (pt > 2 GeV, |eta| < 2.4) are drawn again,
-    so the kept sample is what a skim keeps, without distorting the kinematics.
-    """
-    n = len(kind)
-    out = {k: np.zeros(n, dtype=F32) for k in _LEADING_KEYS}
-    todo = np.arange(n)
-    for _ in range(200):
-        draw = _draw_leading(rng, kind[todo], t)
-        ok = _passes_skim(draw, kind[todo], t)
-        for key in _LEADING_KEYS:
-            out[key][todo[ok]] = draw[key][ok]
-        todo = todo[~ok]
-        if not len(todo):
-            break
-    else:  # practically never: keep the last draw, pushed inside the skim
-        for key in _LEADING_KEYS:
-            out[key][todo] = draw[key][~ok]
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
     return out
 
 
-_LEADING_KEYS = (
+_MUON_ORDER = (
+    "pt",
+    "eta",
+    "phi",
+    "charge",
+    "is_global",
+    "is_pf",
+    "true_pt",
+    "true_eta",
+    "true_phi",
+    "trig_dr",
+)
+_TRACK_ORDER = ("pt", "eta", "phi", "charge", "dz", "dxy", "true_pt", "true_eta", "true_phi")
+#: the candidate columns, in the order of :class:`SyntheticEvents`' description
+_CANDIDATE_ORDER = (
+    "mass",
+    "vtx_chi2",
+    "pv_ntracks",
+    "flight_sig",
+    "mu1_idx",
+    "mu2_idx",
+    "trk_idx",
     "mu1_pt",
     "mu1_eta",
     "mu1_phi",
     "mu2_pt",
     "mu2_eta",
     "mu2_phi",
-    "pi_pt",
-    "pi_eta",
-    "pi_phi",
-    "flight",
-    "dimuon_eta",
-    "dimuon_phi",
+    "trk_pt",
+    "trk_eta",
+    "trk_phi",
+    "mu1_refit_pt",
+    "mu1_refit_eta",
+    "mu1_refit_phi",
+    "mu2_refit_pt",
+    "mu2_refit_eta",
+    "mu2_refit_phi",
+    "mu1_trig_dr",
+    "mu2_trig_dr",
+    "pt",
+    "eta",
+    "phi",
+    "charge",
+    "truth",
 )
-
-
-def _passes_skim(draw, kind, t):
-    margin = F32(1.02)
-    ok = (draw["mu1_pt"] > margin * t.skim_min_pt) & (draw["mu2_pt"] > margin * t.skim_min_pt)
-    ok &= (np.abs(draw["mu1_eta"]) < t.skim_muon_abseta - 0.01) & (
-        np.abs(draw["mu2_eta"]) < t.skim_muon_abseta - 0.01
-    )
-    pion_ok = (draw["pi_pt"] > margin * t.skim_min_pt) & (
-        np.abs(draw["pi_eta"]) < t.skim_track_abseta - 0.01
-    )
-    return ok & (pion_ok | (kind == TRUTH_BACKGROUND))
-
-
-def _draw_leading(rng, kind, t):
-    n = len(kind)
-    signal = kind != TRUTH_BACKGROUND
-    m_parent = np.where(kind == TRUTH_DS, F32(DS_MASS), F32(DPLUS_MASS))
-    # the source: a D meson for signal, the dimuon itself for background; falling pt
-    e = _expo(rng, n)
-    pt = np.where(signal, F32(7) + F32(5) * e, F32(5) + F32(4) * e)
-    eta = _uniform(rng, n, -2.1, 2.1)
-    phi = _uniform(rng, n, -np.pi, np.pi)
-    # dimuon mass: phi Breit-Wigner for signal (and a share of background), continuum else
-    u = rng.random((3, n), dtype=F32)
-    bw = F32(PHI_MASS) + F32(0.5 * PHI_WIDTH) * np.tan(F32(np.pi) * (u[0] - F32(0.5)))
-    bw = np.clip(bw, F32(0.85), F32(1.15))
-    continuum = np.minimum(F32(t.skim_dimuon[0]) - F32(0.3) * np.log1p(-u[1]), F32(1.95))
-    real_phi = signal | (u[2] < t.phi_fraction_background)
-    m_mumu = np.where(real_phi, bw, continuum)
-    px, py, pz, e_source = _p4(pt, eta, phi, np.where(signal, m_parent, m_mumu))
-    dimuon = (px, py, pz, e_source)
-    pion = (np.zeros(n, F32), np.ones(n, F32), np.zeros(n, F32), np.ones(n, F32))
-    if signal.any():
-        s = np.flatnonzero(signal)
-        parent = tuple(c[s] for c in dimuon)
-        phi_v, pi_v = _two_body(rng, parent, m_parent[s], m_mumu[s], PION_MASS)
-        dimuon = tuple(c.copy() for c in dimuon)
-        for c, new in zip(dimuon, phi_v, strict=True):
-            c[s] = new
-        for c, new in zip(pion, pi_v, strict=True):
-            c[s] = new
-    mu1, mu2 = _two_body(rng, dimuon, m_mumu, m_mumu * 0 + F32(MUON_MASS), MUON_MASS)
-    out = {}
-    for key, vec in (("mu1", mu1), ("mu2", mu2), ("pi", pion)):
-        out[f"{key}_pt"], out[f"{key}_eta"], out[f"{key}_phi"] = _ptetaphi(*vec[:3])
-    _, out["dimuon_eta"], out["dimuon_phi"] = _ptetaphi(*dimuon[:3])
-    # random pairs: the second muon from elsewhere in the event, at any angle
-    rnd = np.flatnonzero(~signal & (rng.random(n, dtype=F32) < t.random_pair_fraction))
-    k = len(rnd)
-    out["mu2_pt"][rnd] = F32(t.skim_min_pt) + F32(3) * _expo(rng, k)
-    out["mu2_eta"][rnd] = np.clip(out["mu1_eta"][rnd] + F32(0.9) * _normal(rng, k), -2.38, 2.38)
-    out["mu2_phi"][rnd] = _wrap(out["mu1_phi"][rnd] + F32(0.9) * _normal(rng, k))
-    # lifetime: transverse flight length of the D meson (cm)
-    ctau = np.where(kind == TRUTH_DS, F32(DS_CTAU), F32(DPLUS_CTAU))
-    out["flight"] = np.where(signal, pt / m_parent * ctau * _expo(rng, n), F32(0))
-    return {key: np.asarray(value, dtype=F32) for key, value in out.items()}
-
-
-def _muon_pool(rng, n_mu, lead, signal, t):
-    ev, local, offsets = _local_index(n_mu)
-    total = len(ev)
-    first = offsets[:-1]
-    # extra muons: soft, near the leading dimuon
-    true_pt = F32(t.skim_min_pt) + F32(2.5) * _expo(rng, total)
-    true_eta = np.clip(lead["dimuon_eta"][ev] + F32(0.9) * _normal(rng, total), -2.39, 2.39)
-    true_phi = _wrap(lead["dimuon_phi"][ev] + F32(0.9) * _normal(rng, total))
-    for slot, key in ((0, "mu1"), (1, "mu2")):
-        true_pt[first + slot] = lead[f"{key}_pt"]
-        true_eta[first + slot] = lead[f"{key}_eta"]
-        true_phi[first + slot] = lead[f"{key}_phi"]
-    # detector: the leading pair measured with resolution, extras as drawn
-    lead_idx = np.concatenate([first, first + 1])
-    k = len(lead_idx)
-    pt, eta, phi = true_pt.copy(), true_eta.copy(), true_phi.copy()
-    pt[lead_idx] *= 1 + F32(t.pt_resolution) * _normal(rng, k)
-    eta[lead_idx] += F32(t.angle_resolution) * _normal(rng, k)
-    phi[lead_idx] = _wrap(phi[lead_idx] + F32(t.angle_resolution) * _normal(rng, k))
-    # the skim: muons above 2 GeV inside the tracker (smearing may cross the edge)
-    pt = np.maximum(pt, F32(t.skim_min_pt + 0.001))
-    eta = np.clip(eta, F32(-t.skim_muon_abseta + 0.001), F32(t.skim_muon_abseta - 0.001))
-    charge = np.where(rng.random(total, dtype=F32) < 0.5, 1, -1).astype(np.int32)
-    charge[first + 1] = -charge[first]
-    leading = local < 2
-    sig = np.zeros(total, dtype=bool)
-    sig[lead_idx] = np.concatenate([signal, signal])
-    u = rng.random((3, total), dtype=F32)
-    is_global = u[0] < np.where(sig, F32(0.975), F32(0.93))
-    is_pf = u[1] < np.where(sig, F32(0.99), F32(0.97))
-    matched = u[2] < np.where(sig, F32(0.94), np.where(leading, F32(0.85), F32(0.45)))
-    trig_dr = np.where(
-        matched,
-        np.abs(F32(0.007) * _normal(rng, total)),
-        _uniform(rng, total, 0.03, 1.0),
-    )
-    return Collection(
-        counts=n_mu.astype(np.int64),
-        columns={
-            "pt": pt,
-            "eta": eta,
-            "phi": phi,
-            "charge": charge,
-            "is_global": is_global,
-            "is_pf": is_pf,
-            "true_pt": true_pt,
-            "true_eta": true_eta,
-            "true_phi": true_phi,
-            "trig_dr": np.minimum(trig_dr, F32(1.0)),
-        },
-    )
-
-
-def _track_pool(rng, n_trk, lead, signal, muons, t):
-    n = len(n_trk)
-    ev, _, offsets = _local_index(n_trk)
-    total = len(ev)
-    first = offsets[:-1]
-    # background tracks: for a track momentum drawn from a falling spectrum, the opening
-    # angle to the leading mu mu that puts (mu mu track) at a mass drawn from a linearly
-    # falling spectrum, the shape of the real combinatorial background (azimuth around the
-    # dimuon at random; a new momentum where no angle does it)
-    target = _falling_mass(rng, total, *t.skim_mass, t.background_slope).astype(F32)
-    m = muons.columns
-    mo = muons.offsets[:-1]
-    mu = [
-        _p4(m["true_pt"][mo + s], m["true_eta"][mo + s], m["true_phi"][mo + s], F32(MUON_MASS))
-        for s in (0, 1)
-    ]
-    dimuon = tuple(a + b for a, b in zip(*mu, strict=True))
-    pt = np.full(total, np.nan, dtype=F32)
-    eta = np.zeros(total, dtype=F32)
-    phi = np.zeros(total, dtype=F32)
-    m_dimuon = _mass(*dimuon)[ev]
-    todo = np.flatnonzero(target > m_dimuon + F32(PION_MASS + 0.005))
-    cosh_eta = np.cosh(lead["dimuon_eta"])
-    for _ in range(3):
-        pt_try = F32(t.skim_min_pt + 0.1) + F32(2.5) * _expo(rng, len(todo))
-        p_try = pt_try * cosh_eta[ev[todo]]
-        sys = tuple(c[ev[todo]] for c in dimuon)
-        x, y, z = _direction_for_mass(rng, sys, p_try, PION_MASS, target[todo])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pt_try, e_try, f_try = _ptetaphi(p_try * x, p_try * y, p_try * z)
-            ok = (pt_try > t.skim_min_pt) & (np.abs(e_try) < t.skim_track_abseta - 0.05)
-        pt[todo[ok]], eta[todo[ok]], phi[todo[ok]] = pt_try[ok], e_try[ok], f_try[ok]
-        todo = todo[~ok]
-    # the rest: soft tracks around the dimuon, whatever mass they make
-    k = len(todo)
-    pt[todo] = F32(t.skim_min_pt) + F32(2.0) * _expo(rng, k)
-    eta[todo] = np.clip(lead["dimuon_eta"][ev[todo]] + F32(0.5) * _normal(rng, k), -2.45, 2.45)
-    phi[todo] = _wrap(lead["dimuon_phi"][ev[todo]] + F32(0.5) * _normal(rng, k))
-    true_pt, true_eta, true_phi = pt.copy(), eta.copy(), phi.copy()
-    # signal: track 0 is the pion, measured with resolution
-    s = first[signal]
-    k = len(s)
-    for key, arr in (("pi_pt", true_pt), ("pi_eta", true_eta), ("pi_phi", true_phi)):
-        arr[s] = lead[key][signal]
-    pt[s] = true_pt[s] * (1 + F32(t.pt_resolution) * _normal(rng, k))
-    eta[s] = true_eta[s] + F32(t.angle_resolution) * _normal(rng, k)
-    phi[s] = _wrap(true_phi[s] + F32(t.angle_resolution) * _normal(rng, k))
-    pt = np.maximum(pt, F32(t.skim_min_pt + 0.001))
-    # the muons' own tracks sometimes sit in the track collection too: candidates built
-    # with them have dR(mu, track) = 0, which the delta_r step's lower bound removes
-    copy = (n_trk >= 2) & (rng.random(n, dtype=F32) < t.muon_track_copy)
-    last = offsets[:-1][copy] + 1 + rng.integers(0, 1 << 30, int(copy.sum())) % (n_trk[copy] - 1)
-    source = muons.offsets[:-1][copy] + rng.integers(0, 2, int(copy.sum()))
-    for key, arr in (("pt", pt), ("eta", eta), ("phi", phi)):
-        arr[last] = m[key][source]
-    for key, arr in (("true_pt", true_pt), ("true_eta", true_eta), ("true_phi", true_phi)):
-        arr[last] = m[key][source]
-    # impact parameters (cm): prompt core and tails; displaced by the decay for pions
-    u = rng.random((4, total), dtype=F32)
-    dz = F32(4.5) * _normal(rng, total)
-    tail = u[0] < 0.015
-    dz[tail] = np.copysign(F32(20) + F32(10) * u[1][tail], dz[tail])
-    dxy = F32(0.03) * _normal(rng, total)
-    tail = u[2] < 0.05
-    dxy[tail] = np.copysign(F32(0.3) + F32(1.2) * u[1][tail], dxy[tail])
-    dxy[s] = F32(0.01) * _normal(rng, k) + F32(0.3) * lead["flight"][signal]
-    charge = np.where(u[3] < 0.5, 1, -1).astype(np.int32)
-    charge[s] = 1
-    return Collection(
-        counts=n_trk.astype(np.int64),
-        columns={
-            "pt": pt,
-            "eta": eta,
-            "phi": phi,
-            "charge": charge,
-            "dz": dz,
-            "dxy": dxy,
-            "true_pt": true_pt,
-            "true_eta": true_eta,
-            "true_phi": true_phi,
-        },
-    )
-
-
-def _candidates(rng, n, ev, i1, i2, it, is_true, kind, muons, tracks, lead, t):
-    """Candidate fields; the skim (mass windows) is applied before the costly ones."""
-    mo, to = muons.offsets, tracks.offsets
-    g1, g2, gt = mo[ev] + i1, mo[ev] + i2, to[ev] + it
-    m, tr = muons.columns, tracks.columns
-    mu_m, mu_t = F32(MUON_MASS), F32(PION_MASS)
-    meas_mu = _p4(m["pt"], m["eta"], m["phi"], mu_m)
-    meas_tr = _p4(tr["pt"], tr["eta"], tr["phi"], mu_t)
-    true_mu = _p4(m["true_pt"], m["true_eta"], m["true_phi"], mu_m)
-    true_tr = _p4(tr["true_pt"], tr["true_eta"], tr["true_phi"], mu_t)
-    dimu = [a[g1] + a[g2] for a in meas_mu]
-    triplet = [d + b[gt] for d, b in zip(dimu, meas_tr, strict=True)]
-    m_meas = _mass(*triplet)
-    m_true = _mass(*[a[g1] + a[g2] + b[gt] for a, b in zip(true_mu, true_tr, strict=True)])
-    mass = (
-        m_true
-        + F32(t.vertex_fit_keep) * (m_meas - m_true)
-        + F32(t.vertex_fit_noise) * _normal(rng, len(ev))
-    )
-    dimuon_mass = _mass(*dimu)
-    # -- the skim on the candidate ----------------------------------------------------------
-    keep = (
-        (mass > t.skim_mass[0])
-        & (mass < t.skim_mass[1])
-        & (dimuon_mass > t.skim_dimuon[0])
-        & (dimuon_mass < t.skim_dimuon[1])
-    )
-    ev, i1, i2, it, g1, g2, gt, is_true, mass = (
-        a[keep] for a in (ev, i1, i2, it, g1, g2, gt, is_true, mass)
-    )
-    triplet = [c[keep] for c in triplet]
-    n_c = len(ev)
-    tpt, teta, tphi = _ptetaphi(*triplet[:3])
-    # -- refitted muon tracks: the truth with a fraction of the detector resolution -----------
-    refit = {}
-    for key, g in (("mu1", g1), ("mu2", g2)):
-        res = F32(t.refit_fraction)
-        rp = m["true_pt"][g] * (1 + res * F32(t.pt_resolution) * _normal(rng, n_c))
-        re = m["true_eta"][g] + res * F32(t.angle_resolution) * _normal(rng, n_c)
-        rf = _wrap(m["true_phi"][g] + res * F32(t.angle_resolution) * _normal(rng, n_c))
-        refit[key] = (rp, re, rf)
-    u = rng.random((5, n_c), dtype=F32)
-    failed = u[0] < t.refit_failure
-    for key in ("mu1", "mu2"):
-        for arr in refit[key]:
-            arr[failed] = -99.0
-    # -- vertex quality, refitted PV, displacement ---------------------------------------------
-    e1, e2 = _expo(rng, n_c), _expo(rng, n_c)
-    vtx_chi2 = np.where(is_true, F32(1.2) * e1, F32(3.2) * e1 + F32(1.5) * e2)
-    pv_event = np.rint(F32(22) + F32(4.7) * _normal(rng, n)).clip(2, None)
-    pv_ntracks = (pv_event[ev] - np.floor(F32(3) * u[1])).astype(F32)
-    low = u[2] < 0.03
-    pv_ntracks[low] = np.floor(F32(2) * u[3][low])
-    err = F32(0.0025) + F32(0.0035) * rng.random(n_c, dtype=F32)
-    flight = np.where(is_true, lead["flight"][ev], F32(0))
-    displaced = ~is_true & (u[4] < 0.60)
-    flight = np.where(displaced, F32(0.02) * e2, flight)
-    flight_sig = np.abs(flight + _normal(rng, n_c) * err) / err
-    truth = np.where(is_true, kind[ev], TRUTH_BACKGROUND).astype(np.int32)
-    charge = (m["charge"][g1] + m["charge"][g2] + tr["charge"][gt]).astype(np.int32)
-    return Collection(
-        counts=np.bincount(ev, minlength=n).astype(np.int64),
-        columns={
-            "mass": mass.astype(F32),
-            "vtx_chi2": vtx_chi2,
-            "pv_ntracks": pv_ntracks,
-            "flight_sig": flight_sig.astype(F32),
-            "mu1_idx": i1.astype(np.int32),
-            "mu2_idx": i2.astype(np.int32),
-            "trk_idx": it.astype(np.int32),
-            "mu1_pt": m["pt"][g1],
-            "mu1_eta": m["eta"][g1],
-            "mu1_phi": m["phi"][g1],
-            "mu2_pt": m["pt"][g2],
-            "mu2_eta": m["eta"][g2],
-            "mu2_phi": m["phi"][g2],
-            "trk_pt": tr["pt"][gt],
-            "trk_eta": tr["eta"][gt],
-            "trk_phi": tr["phi"][gt],
-            "mu1_refit_pt": refit["mu1"][0],
-            "mu1_refit_eta": refit["mu1"][1],
-            "mu1_refit_phi": refit["mu1"][2],
-            "mu2_refit_pt": refit["mu2"][0],
-            "mu2_refit_eta": refit["mu2"][1],
-            "mu2_refit_phi": refit["mu2"][2],
-            "mu1_trig_dr": m["trig_dr"][g1],
-            "mu2_trig_dr": m["trig_dr"][g2],
-            "pt": tpt.astype(F32),
-            "eta": teta.astype(F32),
-            "phi": tphi.astype(F32),
-            "charge": charge,
-            "truth": truth,
-        },
-    )

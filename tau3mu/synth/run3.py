@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import awkward as ak
@@ -88,6 +89,44 @@ def run3_branches(events: SyntheticEvents, *, truth: bool = True) -> dict[str, o
     return out
 
 
+def codec(compression: str, level: int, *, deflate: str = "isal"):
+    """uproot's compression object for ``compression`` at ROOT level ``level``.
+
+    ZLIB (ROOT algorithm 1) is a standard zlib stream whichever library deflates it:
+    ``deflate="isal"`` (default) uses ISA-L, ~10x faster than the standard library's zlib
+    on these float32 baskets (~430 against ~40 MB/s here) for ~14 % larger output at
+    level 1; ``deflate="zlib"`` the standard library (smallest files, slowest).
+    """
+    import uproot
+
+    codecs = {"zlib": uproot.ZLIB, "lz4": uproot.LZ4, "zstd": uproot.ZSTD, "lzma": uproot.LZMA}
+    if compression not in codecs:
+        raise ValueError(f"unknown compression {compression!r}; use one of {sorted(codecs)}")
+    if compression == "zlib" and deflate == "isal" and level > 0:
+        return _isal_zlib_class()(level)
+    if deflate not in ("isal", "zlib"):
+        raise ValueError(f"unknown deflate library {deflate!r}; use isal or zlib")
+    return codecs[compression](level)
+
+
+@functools.cache
+def _isal_zlib_class() -> type:
+    import uproot
+    from isal import isal_zlib
+
+    class IsalZLIB(uproot.ZLIB):
+        """ROOT's ZLIB: a zlib stream deflated by ISA-L (levels 1-3 of 0-3 for ROOT's 1-9)."""
+
+        @property
+        def code_pair(self) -> tuple[int, int]:  # uproot matches the exact class
+            return uproot.const.kZLIB, self.level
+
+        def compress(self, data: bytes) -> bytes:
+            return isal_zlib.compress(data, level=min(3, 1 + (self.level - 1) // 3))
+
+    return IsalZLIB
+
+
 def write_run3(
     path: str | Path,
     events: SyntheticEvents,
@@ -95,16 +134,18 @@ def write_run3(
     compression: str = "zlib",
     compression_level: int = 1,
     truth: bool = True,
+    deflate: str = "isal",
 ) -> Path:
-    """Write ``events`` as a Run 3 ``Events`` tree (counters ``n<Coll>``, ``<Coll>_<field>``)."""
+    """Write ``events`` as a Run 3 ``Events`` tree (counters ``n<Coll>``, ``<Coll>_<field>``).
+
+    ``deflate`` chooses the library behind ``compression="zlib"`` (see :func:`codec`).
+    """
     import uproot
 
-    codec = {"zlib": uproot.ZLIB, "lz4": uproot.LZ4, "zstd": uproot.ZSTD, "lzma": uproot.LZMA}
-    if compression not in codec:
-        raise ValueError(f"unknown compression {compression!r}; use one of {sorted(codec)}")
+    compressor = codec(compression, compression_level, deflate=deflate)
     branches = run3_branches(events, truth=truth)
     path = Path(path)
-    with uproot.recreate(path, compression=codec[compression](compression_level)) as f:
+    with uproot.recreate(path, compression=compressor) as f:
         types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
         tree = f.mktree(
             RUN3.tree,
