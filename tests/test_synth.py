@@ -272,6 +272,36 @@ def test_run2_trigger_names_carry_versions(run2_dataset):
     assert 0 < ak.mean(ak.flatten(decisions)) < 1
 
 
+def test_run3_zlib_is_standard_zlib_whichever_library_deflates(tmp_path):
+    from tau3mu.synth.run3 import codec, write_run3
+
+    events = simulate(2, 0, 3000)
+    paths = {}
+    for deflate in ("isal", "zlib"):
+        paths[deflate] = write_run3(tmp_path / f"{deflate}.root", events, deflate=deflate)
+        f = uproot.open(paths[deflate])
+        assert f.file.fCompress == 101  # ROOT's ZLIB, level 1
+        # every basket of a large branch is compressed, with the zlib (b"ZL") header
+        seek = int(f[RUN3.tree]["Muon_pt"].member("fBasketSeek")[0])
+        with open(paths[deflate], "rb") as raw:
+            raw.seek(seek)
+            key = raw.read(4096)
+        keylen = int.from_bytes(key[14:16], "big")  # after Nbytes, Version, Objlen, Datime
+        assert key[keylen : keylen + 2] == b"ZL"
+    a = uproot.open(paths["isal"])[RUN3.tree].arrays(library="np")
+    b = uproot.open(paths["zlib"])[RUN3.tree].arrays(library="np")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(
+            np.concatenate(a[key]) if a[key].dtype == object else a[key],
+            np.concatenate(b[key]) if b[key].dtype == object else b[key],
+        )
+    assert type(codec("zlib", 1)).__name__ == "IsalZLIB"
+    assert type(codec("zlib", 1, deflate="zlib")) is uproot.ZLIB
+    with pytest.raises(ValueError, match="deflate"):
+        codec("zlib", 1, deflate="snappy")
+
+
 def test_generate_command(tmp_path, capsys):
     from tau3mu.cli import main
 

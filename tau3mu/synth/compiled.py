@@ -483,12 +483,34 @@ def _tracks(
                 f[r + 3, last] = mu[r, source]
 
 
+# -- selection ---------------------------------------------------------------------------------
+@numba.njit(**_JIT)
+def gather(source, index, target, start):
+    """target[:, start + k] = source[:, index[k]] for every row (any dtype)."""
+    for r in range(source.shape[0]):
+        for k in range(len(index)):
+            target[r, start + k] = source[r, index[k]]
+
+
 # -- candidates -------------------------------------------------------------------------------
 @numba.njit(**_JIT)
 def _collection_p4(pt, eta, phi, m, out):
     """(4, n) float32 four-momenta of float32 (pt, eta, phi) into ``out``."""
     for j in range(len(pt)):
         out[0, j], out[1, j], out[2, j], out[3, j] = _p4(pt[j], eta[j], phi[j], m)
+
+
+@numba.njit(**_JIT)
+def _true_p4(block, m, meas, out):
+    """Four-momenta of the true (rows 3-5) kinematics; the measured ones where equal."""
+    for j in range(block.shape[1]):
+        if block[3, j] == block[0, j] and block[4, j] == block[1, j] and block[5, j] == block[2, j]:
+            for r in range(4):
+                out[r, j] = meas[r, j]
+        else:
+            out[0, j], out[1, j], out[2, j], out[3, j] = _p4(
+                block[3, j], block[4, j], block[5, j], m
+            )
 
 
 def candidates(
@@ -531,9 +553,10 @@ def candidates(
     """
     p4 = {}
     for key, block, m in (("mu", mu, F_MU), ("trk", trk, F_PION)):
-        for which, row in (("meas", 0), ("true", 3)):
-            p4[key, which] = out = np.empty((4, block.shape[1]), dtype=np.float32)
-            _collection_p4(block[row], block[row + 1], block[row + 2], m, out)
+        p4[key, "meas"] = meas = np.empty((4, block.shape[1]), dtype=np.float32)
+        p4[key, "true"] = true = np.empty((4, block.shape[1]), dtype=np.float32)
+        _collection_p4(block[0], block[1], block[2], m, meas)
+        _true_p4(block, m, meas, true)
     n_combos_total = int(n_cand.sum())
     combo_mass = np.empty(n_combos_total, dtype=np.float32)
     combo_p3 = np.empty((3, n_combos_total), dtype=np.float32)

@@ -114,7 +114,7 @@ class Collection:
     """A jagged collection: per-event counts and flat per-entry columns.
 
     ``blocks`` (optional): 2D arrays whose rows are columns of the given names (the
-    compiled generator's output), so that selecting entries is one ``take`` per block.
+    compiled generator's output), so that selecting entries is one gather per block.
     """
 
     counts: np.ndarray
@@ -134,14 +134,6 @@ class Collection:
         for block, names in blocks:
             named.update(zip(names, block, strict=True))
         return cls(counts, {k: named[k] for k in order}, blocks)
-
-    def take(self, events: np.ndarray) -> Collection:
-        """The entries of the events where the mask ``events`` is true."""
-        index = np.flatnonzero(np.repeat(events, self.counts))
-        blocks = [(block.take(index, axis=1), names) for block, names in self.blocks]
-        in_blocks = {name for _, names in blocks for name in names}
-        rest = {k: v[index] for k, v in self.columns.items() if k not in in_blocks}
-        return Collection.from_blocks(self.counts[events], blocks, rest, tuple(self.columns))
 
     @property
     def offsets(self) -> np.ndarray:
@@ -216,72 +208,93 @@ def simulate(
     """
     rng = _rng(seed, file_index)
     n = int(n_events)
-    # about 69 % of raw events keep a candidate after the skim (data; a second pass
-    # makes up for a shortfall)
-    parts, have, survival = [], 0, 0.69
-    while have < n or not parts:
+    # raw events in chunks; the kept entries of each are copied once, straight into the
+    # file's arrays. About 69 % of raw events keep a candidate after the skim (data;
+    # the estimate is updated chunk by chunk)
+    collections = {name: _Gathered(n) for name in ("muons", "tracks", "candidates")}
+    per_event: dict[str, list[np.ndarray]] = {}
+    have, survival = 0, 0.69
+    while have < n or not per_event:
         want = n - have
         n_raw = min(max(int(want / survival * 1.01) + 16, 64), RAW_CHUNK)
         raw = _simulate_raw(rng, n_raw, mc, tuning)
         keep = (raw.candidates.counts > 0) | (rng.random(n_raw) < tuning.empty_fraction)
         survival = max(float(keep.mean()), 0.05)
         keep &= np.cumsum(keep) <= want
-        parts.append(_select_events(raw, keep))
+        for name, gathered in collections.items():
+            gathered.add(getattr(raw, name), keep)
+        for key, values in _event_arrays(raw).items():
+            per_event.setdefault(key, []).append(values[keep])
         have += int(keep.sum())
-    merged = _concatenate(parts)
+    cat = {key: np.concatenate(parts) for key, parts in per_event.items()}
     if first_event is None:
         first_event = file_index * 10_000_000
-    merged.run = np.full(n, run_number, dtype=np.uint32)
-    merged.lumi = (1 + file_index * 97 + np.arange(n) // 500).astype(np.uint32)
-    merged.event = (first_event + np.arange(n)).astype(np.uint64)
-    merged.hlt_version = np.full(n, 8 + file_index % 5, dtype=np.int64)
-    return merged
-
-
-def _select_events(events: SyntheticEvents, keep: np.ndarray) -> SyntheticEvents:
-    def coll(c: Collection) -> Collection:
-        return c.take(keep)
-
     return SyntheticEvents(
-        run=events.run[keep],
-        lumi=events.lumi[keep],
-        event=events.event[keep],
-        muons=coll(events.muons),
-        tracks=coll(events.tracks),
-        candidates=coll(events.candidates),
-        hlt={k: v[keep] for k, v in events.hlt.items()},
-        l1={k: v[keep] for k, v in events.l1.items()},
-        hlt_version=events.hlt_version[keep],
-        kind=events.kind[keep],
+        run=np.full(n, run_number, dtype=np.uint32),
+        lumi=(1 + file_index * 97 + np.arange(n) // 500).astype(np.uint32),
+        event=(first_event + np.arange(n)).astype(np.uint64),
+        muons=collections["muons"].collection(),
+        tracks=collections["tracks"].collection(),
+        candidates=collections["candidates"].collection(),
+        hlt={k: cat[f"hlt/{k}"] for k in HLT_PATHS},
+        l1={k: cat[f"l1/{k}"] for k in L1_SEEDS},
+        hlt_version=np.full(n, 8 + file_index % 5, dtype=np.int64),
+        kind=cat["kind"],
     )
 
 
-def _concatenate(parts: list[SyntheticEvents]) -> SyntheticEvents:
-    if len(parts) == 1:
-        return parts[0]
+def _event_arrays(events: SyntheticEvents) -> dict[str, np.ndarray]:
+    out = {"kind": events.kind}
+    out.update({f"hlt/{k}": v for k, v in events.hlt.items()})
+    out.update({f"l1/{k}": v for k, v in events.l1.items()})
+    return out
 
-    def coll(name: str) -> Collection:
-        cs = [getattr(p, name) for p in parts]
-        return Collection(
-            np.concatenate([c.counts for c in cs]),
-            {k: np.concatenate([c.columns[k] for c in cs]) for k in cs[0].columns},
-        )
 
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate([getattr(p, name) for p in parts])
+class _Gathered:
+    """A collection's arrays for the whole file, filled with the kept entries chunk by chunk.
 
-    return SyntheticEvents(
-        run=cat("run"),
-        lumi=cat("lumi"),
-        event=cat("event"),
-        muons=coll("muons"),
-        tracks=coll("tracks"),
-        candidates=coll("candidates"),
-        hlt={k: np.concatenate([p.hlt[k] for p in parts]) for k in parts[0].hlt},
-        l1={k: np.concatenate([p.l1[k] for p in parts]) for k in parts[0].l1},
-        hlt_version=cat("hlt_version"),
-        kind=cat("kind"),
-    )
+    The arrays are allocated once (size estimated from the first chunk, grown if needed)
+    and trimmed by views at the end: each kept value is copied once, by a compiled gather.
+    """
+
+    def __init__(self, n_events: int):
+        self.n_events = n_events
+        self.size = 0
+        self.counts: list[np.ndarray] = []
+        self.blocks: list[tuple[np.ndarray, tuple[str, ...]]] = []
+        self.order: tuple[str, ...] = ()
+
+    def add(self, c: Collection, keep: np.ndarray) -> None:
+        index = np.flatnonzero(np.repeat(keep, c.counts))
+        sources = list(c.blocks)
+        in_blocks = {name for _, names in sources for name in names}
+        sources += [(v[None, :], (k,)) for k, v in c.columns.items() if k not in in_blocks]
+        kept_events = int(keep.sum())
+        if not self.blocks:
+            self.order = tuple(c.columns)
+            per_event = len(index) / max(kept_events, 1)
+            capacity = int(per_event * self.n_events * 1.05) + 1024
+            self.blocks = [
+                (np.empty((b.shape[0], capacity), dtype=b.dtype), names) for b, names in sources
+            ]
+        capacity = self.blocks[0][0].shape[1]
+        if self.size + len(index) > capacity:  # rare: grow, keeping what is filled
+            capacity = max(2 * capacity, self.size + len(index))
+            grown = []
+            for block, names in self.blocks:
+                new = np.empty((block.shape[0], capacity), dtype=block.dtype)
+                new[:, : self.size] = block[:, : self.size]
+                grown.append((new, names))
+            self.blocks = grown
+        for (target, _), (source, _) in zip(self.blocks, sources, strict=True):
+            compiled.gather(source, index, target, self.size)
+        self.size += len(index)
+        self.counts.append(c.counts[keep])
+
+    def collection(self) -> Collection:
+        counts = np.concatenate(self.counts)
+        blocks = [(block[:, : self.size], names) for block, names in self.blocks]
+        return Collection.from_blocks(counts, blocks, {}, self.order)
 
 
 def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> SyntheticEvents:

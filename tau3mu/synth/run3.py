@@ -58,7 +58,7 @@ _TRACK_DTYPES = {
 def _zip(collection: Collection, names: dict[str, str], dtypes: dict[str, type]) -> ak.Array:
     offsets = ak.index.Index64(collection.offsets)
     contents = [
-        ak.contents.NumpyArray(collection.columns[key].astype(dtype))
+        ak.contents.NumpyArray(collection.columns[key].astype(dtype, copy=False))
         for key, dtype in dtypes.items()
     ]
     record = ak.contents.RecordArray(
