@@ -30,8 +30,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tau3mu.synth.dataset import generate_dataset
+    from tau3mu.synth.dataset import generate_dataset, keep_freed_memory
     from tau3mu.synth.run2 import ROOTMissingError
+
+    keep_freed_memory()  # this process only generates: reuse freed memory
 
     try:
         info = generate_dataset(
@@ -56,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
         f"wrote {len(info['files'])} {args.layout} file(s), {info['events']:,} events, "
         f"{info['bytes'] / 1e6:.1f} MB ({info['bytes_per_event']:.0f} B/event) in "
         f"{info['wall_s']:.1f} s: {info['events_per_s_per_core']:,.0f} events/s and "
-        f"{info['mb_per_s_per_core']:.1f} MB/s per core"
+        f"{info['mb_per_s_per_core']:.1f} MB/s per core (simulate + write; one-time setup "
+        f"of the worker processes {info['setup_s']:.1f} CPU s)"
     )
     print(
         f"dataset {name!r} ({info['datasets'][name]['lumi']:.4g} fb^-1) in {info['datasets_json']}"
