@@ -11,14 +11,16 @@ then fitted all together, which did not converge on real 2017B data. Here:
 3. if the fit is not valid, one refit from its minimum; a fit that still fails is
    reported as failed, with Minuit's reason, and no numbers.
 
-The model is built once per binning and reused (zfit compiles the loss graph on first
-use; a warm fit only swaps the data). Parameter names used in results:
+The model is built once per binning and reused: zfit's binned loss is compiled into one
+TensorFlow function of the parameter vector on the first fit, which Minuit calls; a warm
+fit only swaps the data (see ``_Model``). Parameter names used in results:
 ``n_ds, n_dplus, n_bkg, mean_ds, sigma_ds, alpha_ds, n_cb_ds, mean_dplus, sigma_dplus,
 alpha_dplus, n_cb_dplus, slope``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -167,16 +169,89 @@ def start_values(counts: np.ndarray, edges: np.ndarray) -> dict[str, float]:
 
 
 # -- the zfit model, built once per binning ---------------------------------------------
+@functools.cache
+def _binned_pdfs() -> tuple[type, type]:
+    """zfit binned PDFs that integrate their shape over every bin at once.
+
+    ``BinnedFromUnbinnedPDF`` integrates the unbinned PDF bin by bin, through a ``Space``
+    per bin and a vectorised map: a graph of ~9,500 operations that took ~10 s to trace
+    and ~2.5 ms to run. These compute the same bin integrals with zfit's own analytic
+    Crystal Ball integral (``crystalball_integral_func``) on all bin edges at once, and the
+    exponential's in closed form: the same model in a few hundred operations. Each is
+    normalised to the fit range by the sum of its bins, which tile the range.
+    """
+    import zfit
+    import zfit.z.numpy as znp
+    from zfit.core.space import supports
+    from zfit.models.physics import crystalball_integral_func
+
+    class BinnedCrystalBall(zfit.pdf.BaseBinnedPDF):
+        def __init__(self, obs, mu, sigma, alpha, n, extended, name):
+            params = {"mu": mu, "sigma": sigma, "alpha": alpha, "n": n}
+            super().__init__(obs=obs, extended=extended, name=name, params=params)
+            edges = np.asarray(obs.binning.edges[0], dtype=np.float64)
+            self._lower, self._upper = edges[:-1, None], edges[1:, None]
+
+        @supports(norm="space")
+        def _rel_counts(self, x, norm):
+            p = self.params
+            per_bin = crystalball_integral_func(
+                p["mu"].value(),
+                p["sigma"].value(),
+                p["alpha"].value(),
+                p["n"].value(),
+                self._lower,
+                self._upper,
+            )
+            return per_bin / znp.sum(per_bin)
+
+    class BinnedExponential(zfit.pdf.BaseBinnedPDF):
+        def __init__(self, obs, lam, extended, name):
+            super().__init__(obs=obs, extended=extended, name=name, params={"lam": lam})
+            edges = np.asarray(obs.binning.edges[0], dtype=np.float64)
+            # exp(lam (x - centre)): shifted to the middle of the range against overflow,
+            # as zfit's Exponential does
+            self._offset = edges[:-1] - 0.5 * (edges[0] + edges[-1])
+            self._width = np.diff(edges)
+
+        @supports(norm="space")
+        def _rel_counts(self, x, norm):
+            lam = self.params["lam"].value()
+            # bin integral exp(lam a) (exp(lam w) - 1) / lam, written as
+            # exp(lam a) w expm1(lam w) / (lam w): finite and smooth through lam = 0
+            lw = lam * self._width
+            small = znp.abs(lw) < 1e-7
+            safe = znp.where(small, znp.ones_like(lw), lw)
+            ratio = znp.where(small, 1.0 + 0.5 * lw, znp.expm1(safe) / safe)
+            per_bin = znp.exp(lam * self._offset) * self._width * ratio
+            return per_bin / znp.sum(per_bin)
+
+    return BinnedCrystalBall, BinnedExponential
+
+
 class _Model:
-    """zfit objects for one binning; reused across fits (the compiled graph with them)."""
+    """zfit objects for one binning, and the loss compiled once for all its fits.
+
+    The loss is zfit's ``ExtendedBinnedNLL`` on ``BinnedSamplerData``, whose counts are
+    swapped in place for each histogram (a warm fit). Minuit (iminuit, as inside
+    ``zfit.minimize.Minuit``) calls it through two TensorFlow functions of the parameter
+    vector, compiled on the first fit: the loss value, and value with gradient. Going
+    through ``zfit.minimize.Minuit`` costs ~10 ms of Python per call (``assign_values_jit``
+    and the loss call each look up a traced function from their Python arguments), which
+    for the ~300 calls of a fit and its Hesse was ~3 s; one compiled call is ~1 ms.
+    """
+
+    #: order of the parameter vector given to Minuit
+    ORDER = (*YIELDS, *SHAPE_DEFAULTS)
 
     def __init__(self, edges: np.ndarray) -> None:
+        import tensorflow as tf
         import zfit
+        from zfit._data.binneddatav1 import BinnedSamplerData
 
+        crystal_ball, exponential = _binned_pdfs()
         self.edges = edges
-        lo, hi = float(edges[0]), float(edges[-1])
         binning = zfit.binned.VariableBinning(edges, name="mass")
-        self.obs = zfit.Space("mass", limits=(lo, hi))
         self.binned_obs = zfit.Space("mass", binning=binning)
         self.p: dict[str, Any] = {}
         for name, (start, lower, upper) in SHAPE_DEFAULTS.items():
@@ -184,8 +259,8 @@ class _Model:
         for name in YIELDS:
             self.p[name] = zfit.Parameter(f"tau3mu_{name}", 100.0, 0.0, 1e9)
         ds, dplus = (
-            zfit.pdf.CrystalBall(
-                obs=self.obs,
+            crystal_ball(
+                self.binned_obs,
                 mu=self.p[f"mean_{peak}"],
                 sigma=self.p[f"sigma_{peak}"],
                 alpha=self.p[f"alpha_{peak}"],
@@ -195,37 +270,50 @@ class _Model:
             )
             for peak, label in (("ds", "Ds"), ("dplus", "Dplus"))
         )
-        background = zfit.pdf.Exponential(
-            lam=self.p["slope"], obs=self.obs, extended=self.p["n_bkg"], name="background"
+        background = exponential(
+            self.binned_obs, lam=self.p["slope"], extended=self.p["n_bkg"], name="background"
         )
-        self.components = {"n_ds": ds, "n_dplus": dplus, "n_bkg": background}
-        self.model = zfit.pdf.SumPDF([ds, dplus, background], name="model")
-        self.binned = zfit.pdf.BinnedFromUnbinnedPDF(self.model, self.binned_obs)
-        self.binned_components = {
-            k: zfit.pdf.BinnedFromUnbinnedPDF(v, self.binned_obs)
-            for k, v in self.components.items()
-        }
-        self.minimizer = zfit.minimize.Minuit(tol=1e-3, mode=1, gradient=False)
-        # data that can be swapped in place: the loss, and the graph compiled for it on
-        # the first fit, serve every later histogram with this binning (a warm fit)
-        from zfit._data.binneddatav1 import BinnedSamplerData
-
-        zeros = np.ones(len(edges) - 1)
+        self.binned_components = {"n_ds": ds, "n_dplus": dplus, "n_bkg": background}
+        self.binned = zfit.pdf.BinnedSumPDF([ds, dplus, background], name="model")
         self.data = BinnedSamplerData(
-            h=zfit.data.BinnedData.from_tensor(space=self.binned_obs, values=zeros)
+            h=zfit.data.BinnedData.from_tensor(
+                space=self.binned_obs, values=np.ones(len(edges) - 1)
+            )
         )
         self.loss = zfit.loss.ExtendedBinnedNLL(self.binned, self.data)
+        self.errordef = float(self.loss.errordef)
+        vector = [self.p[name] for name in self.ORDER]
 
-    def reset(self, starts: dict[str, float], entries: float) -> None:
-        for name, (start, lower, upper) in SHAPE_DEFAULTS.items():
-            self.p[name].lower, self.p[name].upper = lower, upper
-            self.p[name].set_value(start)
-            self.p[name].floating = True
-        for name in YIELDS:
-            self.p[name].lower, self.p[name].upper = 1.0, max(entries, 2.0)
-        for name, value in starts.items():
-            param = self.p[name]
-            param.set_value(float(np.clip(value, param.lower, param.upper)))
+        def assign(x):
+            for i, param in enumerate(vector):
+                param.assign(x[i], read_value=False)
+
+        # autograph off: AutoGraph's conversion of the zfit call tree took ~10 s
+        @tf.function(autograph=False)
+        def evaluate(x):
+            # the loss, and the expected counts for the pulls (one trace for both)
+            assign(x)
+            return self.loss.value(full=False), self.binned.counts()
+
+        @tf.function(autograph=False)
+        def value_gradient(x):
+            assign(x)
+            with tf.GradientTape() as tape:
+                loss = self.loss.value(full=False)
+            return loss, tape.gradient(loss, vector)
+
+        self._evaluate, self._value_gradient = evaluate, value_gradient
+
+    def fcn(self, x: np.ndarray) -> float:
+        return float(self._evaluate(np.asarray(x, dtype=np.float64))[0])
+
+    def grad(self, x: np.ndarray) -> np.ndarray:
+        _, gradient = self._value_gradient(np.asarray(x, dtype=np.float64))
+        return np.array([float(g) for g in gradient])
+
+    def counts_at(self, x: np.ndarray) -> np.ndarray:
+        """Expected counts per bin at ``x``; leaves the zfit parameters at ``x``."""
+        return np.asarray(self._evaluate(np.asarray(x, dtype=np.float64))[1])
 
     def expected(self, which: str | None = None) -> np.ndarray:
         pdf = self.binned if which is None else self.binned_components[which]
@@ -270,16 +358,42 @@ def fit_mass(h: Any, *, minos: bool = False, min_entries: int = 50) -> FitResult
     return fit_counts(counts, edges, minos=minos, min_entries=min_entries, _clock=time.perf_counter)
 
 
+def _minuit_reason(m: Any) -> str:
+    fmin = m.fmin
+    if fmin is None:
+        return "Minuit did not run"
+    problems = [
+        text
+        for flag, text in (
+            (fmin.is_above_max_edm, "EDM above the maximum"),
+            (fmin.has_reached_call_limit, "call limit reached"),
+            (fmin.has_parameters_at_limit, "parameters at a limit"),
+            (not fmin.has_posdef_covar, "covariance not positive definite"),
+        )
+        if flag
+    ]
+    return "Minuit did not find a valid minimum" + (f" ({', '.join(problems)})" if problems else "")
+
+
 def fit_counts(
     counts: np.ndarray,
     edges: np.ndarray,
     *,
     minos: bool = False,
     min_entries: int = 50,
+    gradient: bool = False,
     _clock: Any = None,
 ) -> FitResult:
-    """Fit bin counts with edges; see the module docstring for the strategy."""
+    """Fit bin counts with edges; see the module docstring for the strategy.
+
+    ``gradient``: False (default) lets Minuit differentiate the loss numerically; True
+    gives it the gradient from TensorFlow, as ``zfit.minimize.Minuit`` does by default:
+    fewer loss calls (a warm fit ~0.3 s instead of ~0.45 s), but the gradient graph
+    takes ~1.4 s to compile, which a cold fit pays (benchmarks/bench_fit.py).
+    """
     import time
+
+    from iminuit import Minuit
 
     clock = _clock or time.perf_counter
     tic = clock()
@@ -292,80 +406,91 @@ def fit_counts(
             -1, f"only {entries:.0f} entries: too few for a three-component fit", entries
         )
     model = _model_for(np.asarray(edges, dtype=np.float64))
-    model.reset(start_values(counts, edges), entries)
     model.data.update_data(counts)
-    loss = model.loss
+    names = list(model.ORDER)
+    starts = {name: spec[0] for name, spec in SHAPE_DEFAULTS.items()}
+    starts.update(start_values(counts, edges))
+    limits = {name: spec[1:] for name, spec in SHAPE_DEFAULTS.items()}
+    limits.update({name: (1.0, max(entries, 2.0)) for name in YIELDS})
+    m = Minuit(
+        model.fcn,
+        [float(np.clip(starts[n], *limits[n])) for n in names],
+        grad=model.grad if gradient else None,
+        name=names,
+    )
+    m.errordef = model.errordef
+    m.strategy = 1
+    # zfit's tolerance 1e-3 on the EDM in units of errordef (iminuit multiplies by 0.002)
+    m.tol = 1e-3 / 0.002 / model.errordef
+    for name in names:
+        m.limits[name] = limits[name]
 
     # the Crystal Ball tail exponents are not constrained by a 62-bin spectrum: they stay
     # fixed (to SPEC-5-like simulation values); everything else floats from good starts
     for name in FIXED:
-        model.p[name].floating = False
+        m.fixed[name] = True
     strategy = "one fit from histogram start values, tail exponents fixed"
-    result = model.minimizer.minimize(loss)
-    if not result.valid:
+    m.migrad()
+    if not m.valid:
         # a retry from the minimum found, as Minuit's own strategy 2 would
         strategy = "refit from the first minimum"
-        result = model.minimizer.minimize(loss)
+        m.migrad()
     # a peak indistinguishable from the background under it (~10 % of the range)
-    floor = 3 * np.sqrt(max(0.1 * float(model.p["n_bkg"].value()), 1.0))
-    absent = [n for n in ("n_dplus", "n_ds") if model.p[n].value() < floor]
-    if not result.valid and absent:
+    floor = 3 * np.sqrt(max(0.1 * float(m.values["n_bkg"]), 1.0))
+    absent = [n for n in ("n_dplus", "n_ds") if m.values[n] < floor]
+    if not m.valid and absent:
         # a peak the data do not show: its yield sits on the lower bound; hold it there
         held = [p for name in absent for p in (name, *_shape_of(name))]
         for name in absent:
-            model.p[name].set_value(1.0)
+            m.values[name] = 1.0
         for name in held:
-            model.p[name].floating = False
+            m.fixed[name] = True
         strategy = f"{', '.join(absent)} at the lower bound (peak absent), held fixed"
-        result = model.minimizer.minimize(loss)
-        for name in held:
-            model.p[name].floating = True
-    if not result.valid:
+        m.migrad()
+    if not m.valid:
         # the Crystal Ball tail onsets are the last weakly constrained parameters
         for name in ("alpha_ds", "alpha_dplus"):
-            model.p[name].set_value(SHAPE_DEFAULTS[name][0])
-            model.p[name].floating = False
+            m.values[name] = SHAPE_DEFAULTS[name][0]
+            m.fixed[name] = True
         strategy += "; tail onsets fixed"
-        result = model.minimizer.minimize(loss)
-        for name in ("alpha_ds", "alpha_dplus"):
-            model.p[name].floating = True
-    if not result.valid:
-        reason = str(getattr(result, "message", "") or "Minuit did not find a valid minimum")
-        return _failed(
-            int(getattr(result, "status", 3) or 3), reason, entries, strategy, float(result.edm)
-        )
-    errors = result.hesse(name="hesse")
-    if minos:
-        result.errors(name="minos")
-    floating = list(result.params)
-    cov_ok = all(np.isfinite(result.params[p]["hesse"]["error"]) for p in floating)
+        m.migrad()
+    if not m.valid:
+        return _failed(3, _minuit_reason(m), entries, strategy, float(m.fmin.edm))
+    m.hesse()
+    floating = [n for n in names if not m.fixed[n]]
+    cov_ok = (
+        m.covariance is not None
+        and not m.fmin.hesse_failed
+        and all(np.isfinite(m.errors[n]) for n in floating)
+    )
     if not cov_ok:
         return _failed(
-            4, "covariance matrix not positive definite", entries, strategy, float(result.edm)
+            4, "covariance matrix not positive definite", entries, strategy, float(m.fmin.edm)
         )
-    del errors
-    names = {p: p.name.removeprefix("tau3mu_") for p in floating}
+    if minos:
+        m.minos(*floating)
     params: dict[str, dict[str, float]] = {}
     at_limit = []
-    for p in model.p.values():
-        name = p.name.removeprefix("tau3mu_")
-        entry = {"value": float(p.value()), "error": math.nan, "lower": math.nan, "upper": math.nan}
-        if p in result.params:
-            info = result.params[p]
-            entry["error"] = float(info["hesse"]["error"])
-            if "minos" in info:
-                entry["lower"] = float(info["minos"]["lower"])
-                entry["upper"] = float(info["minos"]["upper"])
-            span = (p.upper - p.lower) * 1e-4
-            if abs(entry["value"] - p.lower) < span or abs(p.upper - entry["value"]) < span:
+    for name in [*SHAPE_DEFAULTS, *YIELDS]:
+        entry = {
+            "value": float(m.values[name]),
+            "error": math.nan,
+            "lower": math.nan,
+            "upper": math.nan,
+        }
+        if name in floating:
+            entry["error"] = float(m.errors[name])
+            if minos and name in m.merrors:
+                entry["lower"] = float(m.merrors[name].lower)
+                entry["upper"] = float(m.merrors[name].upper)
+            lower, upper = m.limits[name]
+            span = (upper - lower) * 1e-4
+            if abs(entry["value"] - lower) < span or abs(upper - entry["value"]) < span:
                 at_limit.append(name)
         params[name] = entry
-    corr = result.correlation(params=floating)
-    correlation = {
-        names[a]: {names[b]: float(corr[i, j]) for j, b in enumerate(floating)}
-        for i, a in enumerate(floating)
-    }
-    expected = model.expected()
+    corr = m.covariance.correlation()
+    correlation = {a: {b: float(corr[a, b]) for b in floating} for a in floating}
+    expected = model.counts_at(np.array(m.values))
     with np.errstate(divide="ignore", invalid="ignore"):
         pulls = np.where(
             expected > 0, (counts - expected) / np.sqrt(np.maximum(expected, 1e-12)), 0.0
@@ -374,10 +499,10 @@ def fit_counts(
     ndf = int(len(counts) - len(floating))
     return FitResult(
         converged=True,
-        status=int(result.status if hasattr(result, "status") else 0),
+        status=0,
         reason="",
-        valid=bool(result.valid),
-        edm=float(result.edm),
+        valid=bool(m.valid),
+        edm=float(m.fmin.edm),
         strategy=strategy,
         params=params,
         correlation=correlation,
