@@ -144,6 +144,48 @@ def test_zfit_and_iminuit_agree_within_a_tenth_of_a_sigma():
                 assert zp["error"] == pytest.approx(mp["error"], rel=0.15), name
 
 
+@pytest.mark.root
+@pytest.mark.slow
+def test_roofit_and_iminuit_agree_within_a_tenth_of_a_sigma():
+    """RooFit (tests/roofit_reference.py) and the iminuit engine on the same toy histograms.
+
+    RooFit runs in its own process, as zfit does above: ROOT is imported only there.
+    Its fit integrates the model over each bin (IntegrateBins), as our engines do.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("ROOT")
+    reference = Path(__file__).with_name("roofit_reference.py")
+    histograms = []
+    for seed in range(2):
+        rng = np.random.default_rng(100 + seed)
+        for spectrum in ("spec", "low_stats", "steep_background"):
+            histograms.append(fit.toy_counts(rng, EDGES, {**TRUTH, **SPECTRA[spectrum]}))
+    request = {"edges": EDGES.tolist(), "histograms": [h.tolist() for h in histograms]}
+    proc = subprocess.run(
+        [sys.executable, str(reference)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    for counts, roofit in zip(histograms, json.loads(line[len("RESULT") :]), strict=True):
+        # Minuit2 status 0, or 1 (covariance made positive definite during Migrad, then
+        # recomputed by Hesse); a full, accurate covariance from Hesse either way
+        assert roofit["status"] in (0, 1), roofit["status_history"]
+        assert roofit["cov_quality"] == 3, roofit["status_history"]
+        ours = fit.fit_counts_iminuit(counts, EDGES)
+        assert ours.converged, ours.reason
+        for name in ("n_ds", "n_dplus", "n_bkg"):
+            rp, error = roofit["params"][name], ours.error(name)
+            assert abs(rp["value"] - ours.value(name)) < 0.1 * error, (name, rp, error)
+            assert rp["error"] == pytest.approx(error, rel=0.15), (name, rp, error)
+
+
 def test_fit_recovers_the_generated_yields(tmp_path):
     """On generated ntuples, after the full selection, the fit finds the truth-matched counts."""
     from tau3mu.execution import run_runner
