@@ -1,0 +1,277 @@
+"""Time of the mass fit: cold (a fresh process) and warm (refits with the same binning).
+
+Each engine runs in its own fresh process (zfit's TensorFlow and numba do not share one
+well), which times, in order:
+
+- ``import``: the engine's imports (zfit with TensorFlow; iminuit with numba-stats);
+- ``build``: the model for the 62-bin SPEC binning;
+- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it; for
+  iminuit, numba compiles the CDFs), timed apart by one call before the first fit;
+- ``first_fit`` = ``migrad`` + ``hesse`` + the rest (start values, result): the first fit
+  of a SPEC-like toy, with Minuit's Migrad and Hesse timed inside it;
+- ``cold``: all of the above, what ``tau3mu fit`` pays for one histogram;
+- ``warm``: the median of ``--warm`` refits of further toys with the same binning (the
+  data swapped in place), with their median Migrad and Hesse.
+
+Each engine runs in ``--repeat`` fresh processes, interleaved with the other engines;
+the table shows the median of each time over them (the machine may be shared).
+
+Engines: ``zfit`` (tau3mu.fit.fit_counts: Minuit's numerical gradient, loss compiled
+with XLA; the defaults), ``zfit+grad`` (the same with the TensorFlow gradient),
+``zfit, no XLA`` (the loss compiled without XLA), ``iminuit``
+(fit_counts_iminuit), and ``zfit before`` (tau3mu/fit.py as of ``--before``: zfit's
+BinnedFromUnbinnedPDF and zfit.minimize.Minuit), so that before and after are measured
+in the same run on the same machine. The yields of every warm fit are compared with the
+iminuit engine's on the same toy (largest difference in units of its error).
+
+Usage: ``python benchmarks/bench_fit.py [--warm 9] [--repeat 3] [--before 4bdd0ba] [--no-before]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import save
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+#: SPEC 5 (2017B, 4.8 fb^-1); the means are the PDG masses
+TRUTH = {
+    "n_ds": 5000.0,
+    "n_dplus": 1800.0,
+    "n_bkg": 64500.0,
+    "sigma_ds": 0.0115,
+    "alpha_ds": 1.8,
+    "n_cb_ds": 3.0,
+    "sigma_dplus": 0.011,
+    "alpha_dplus": 1.8,
+    "n_cb_dplus": 3.0,
+    "slope": -1.3,
+}
+
+WORKER = r"""
+import json, statistics, sys, time
+tic = time.perf_counter()
+config = json.loads(sys.argv[1])
+engine = config["engine"]
+if engine == "iminuit":
+    import iminuit, numba_stats.crystalball  # noqa: F401
+else:
+    import zfit  # noqa: F401
+import numpy as np
+if engine == "zfit before":
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fit_before", config["before_path"])
+    fit = importlib.util.module_from_spec(spec)
+    sys.modules["fit_before"] = fit
+    spec.loader.exec_module(fit)
+else:
+    from tau3mu import fit
+    fit._XLA = engine != "zfit, no XLA"
+import iminuit
+
+t_import = time.perf_counter() - tic
+
+# Migrad and Hesse timed inside the fits, whichever layer calls them
+spent = {"migrad": 0.0, "hesse": 0.0}
+for name in spent:
+    original = getattr(iminuit.Minuit, name)
+    def timed(self, *args, _original=original, _name=name, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return _original(self, *args, **kwargs)
+        finally:
+            spent[_name] += time.perf_counter() - t0
+    setattr(iminuit.Minuit, name, timed)
+
+edges = np.asarray(config["edges"])
+toys = [np.asarray(c, dtype=np.float64) for c in config["toys"]]
+"""
+
+WORKER += r"""
+def toy(i):
+    return toys[i]
+
+def run_fit(counts):
+    if engine == "iminuit":
+        return fit.fit_counts_iminuit(counts, edges)
+    if engine == "zfit+grad":
+        return fit.fit_counts(counts, edges, gradient=True)
+    return fit.fit_counts(counts, edges)
+
+tic = time.perf_counter()
+if engine != "iminuit":
+    model = fit._model_for(edges)
+t_build = time.perf_counter() - tic
+
+first = toy(0)
+starts = {n: spec[0] for n, spec in fit.SHAPE_DEFAULTS.items()}
+starts.update(fit.start_values(first, edges))
+tic = time.perf_counter()
+if engine == "iminuit":
+    fit.model_cdf(edges, starts, edges[0], edges[-1])
+elif engine == "zfit before":
+    model.data.update_data(first)
+    model.loss.value()
+else:
+    model.data.update_data(first)
+    model.fcn(np.array([starts[n] for n in model.ORDER]))
+t_compile = time.perf_counter() - tic
+
+for name in spent:
+    spent[name] = 0.0
+tic = time.perf_counter()
+result = run_fit(first)
+t_first = time.perf_counter() - tic
+cold = {"import_s": t_import, "build_s": t_build, "compile_s": t_compile,
+        "first_fit_s": t_first, "first_migrad_s": spent["migrad"],
+        "first_hesse_s": spent["hesse"], "converged": result.converged}
+warm, migrad, hesse, yields = [], [], [], []
+for i in range(1, config["warm"] + 1):
+    counts = toy(i)
+    for name in spent:
+        spent[name] = 0.0
+    tic = time.perf_counter()
+    result = run_fit(counts)
+    warm.append(time.perf_counter() - tic)
+    migrad.append(spent["migrad"])
+    hesse.append(spent["hesse"])
+    yields.append({n: [result.value(n), result.error(n)] if result.converged else None
+                   for n in ("n_ds", "n_dplus", "n_bkg")})
+print("RESULT" + json.dumps({**cold, "warm_s": statistics.median(warm),
+                             "warm_min_s": min(warm), "warm_max_s": max(warm),
+                             "warm_migrad_s": statistics.median(migrad),
+                             "warm_hesse_s": statistics.median(hesse), "yields": yields}))
+"""
+
+
+def toys(count: int) -> tuple[list[float], list[list[float]]]:
+    """SPEC-like toy histograms on the SPEC binning, made here (numba) for every engine."""
+    import numpy as np
+
+    from tau3mu import fit
+    from tau3mu.config import DPLUS_MASS, DS_MASS, MassAxis
+
+    axis = MassAxis()
+    edges = np.linspace(axis.start, axis.stop, axis.bins + 1)
+    truth = {**TRUTH, "mean_ds": DS_MASS, "mean_dplus": DPLUS_MASS}
+    rng = np.random.default_rng(2024)
+    return edges.tolist(), [fit.toy_counts(rng, edges, truth).tolist() for _ in range(count)]
+
+
+def run_engine(engine: str, warm: int, before_path: str | None, data: tuple) -> dict:
+    edges, histograms = data
+    config = {
+        "engine": engine,
+        "warm": warm,
+        "before_path": before_path,
+        "edges": edges,
+        "toys": histograms,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT_DIR,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{engine}: {proc.stderr[-3000:]}")
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    return json.loads(line[len("RESULT") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--warm", type=int, default=9, help="refits for the warm median")
+    parser.add_argument(
+        "--before", default="4bdd0ba", help="git revision of tau3mu/fit.py for 'zfit before'"
+    )
+    parser.add_argument("--no-before", action="store_true", help="skip the 'zfit before' run")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="fresh processes per engine, interleaved; the table shows the median of each time",
+    )
+    parser.add_argument("--engines", nargs="+", help="only these engines (iminuit is always run)")
+    args = parser.parse_args()
+
+    engines = ["zfit", "zfit+grad", "zfit, no XLA", "iminuit"]
+    before_path = None
+    if not args.no_before:
+        source = subprocess.run(
+            ["git", "show", f"{args.before}:tau3mu/fit.py"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT_DIR,
+            check=True,
+        ).stdout
+        before_file = Path("/tmp") / f"tau3mu_fit_before_{args.before}.py"
+        before_file.write_text(source)
+        before_path = str(before_file)
+        engines.insert(0, "zfit before")
+
+    if args.engines:
+        engines = [e for e in engines if e in args.engines or e == "iminuit"]
+    data = toys(args.warm + 1)
+    runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+    for _ in range(args.repeat):  # interleaved: a load change on the machine hits all
+        for engine in engines:
+            runs[engine].append(run_engine(engine, args.warm, before_path, data))
+            print(engine, {k: v for k, v in runs[engine][-1].items() if k != "yields"}, flush=True)
+    measured = {}
+    for engine, results in runs.items():
+        measured[engine] = {
+            key: statistics.median(r[key] for r in results)
+            for key, value in results[0].items()
+            if isinstance(value, float)
+        }
+        measured[engine]["yields"] = results[0]["yields"]
+
+    reference = measured["iminuit"]["yields"]
+    rows = []
+    for engine, m in measured.items():
+        deviation = 0.0
+        for ours, ref in zip(m["yields"], reference, strict=True):
+            if ours is None or ref is None:
+                deviation = float("nan")
+                break
+            for name, (value, _) in ours.items():
+                deviation = max(deviation, abs(value - ref[name][0]) / ref[name][1])
+        rows.append(
+            {
+                "engine": engine,
+                "import_s": round(m["import_s"], 2),
+                "build_s": round(m["build_s"], 2),
+                "compile_s": round(m["compile_s"], 2),
+                "first_fit_s": round(m["first_fit_s"], 2),
+                "first_migrad_s": round(m["first_migrad_s"], 2),
+                "first_hesse_s": round(m["first_hesse_s"], 2),
+                "cold_s": round(
+                    m["import_s"] + m["build_s"] + m["compile_s"] + m["first_fit_s"], 2
+                ),
+                "warm_s": round(m["warm_s"], 3),
+                "warm_migrad_s": round(m["warm_migrad_s"], 3),
+                "warm_hesse_s": round(m["warm_hesse_s"], 3),
+                "max_yield_diff_sigma": round(deviation, 4),
+            }
+        )
+    meta = {
+        "warm_refits": args.warm,
+        "repeat": args.repeat,
+        "before": None if args.no_before else args.before,
+        "bins": 62,
+        "toy": "SPEC 5 (2017B, 4.8 fb^-1): 5000 Ds+, 1800 D+, 64500 background",
+    }
+    print(save("fit", rows, meta))
+
+
+if __name__ == "__main__":
+    main()
