@@ -11,9 +11,9 @@ then fitted all together, which did not converge on real 2017B data. Here:
 3. if the fit is not valid, one refit from its minimum; a fit that still fails is
    reported as failed, with Minuit's reason, and no numbers.
 
-The model is built once per binning and reused: zfit's binned loss is compiled into one
+The model is built once per binning and reused: zfit's binned loss is compiled into a
 TensorFlow function of the parameter vector on the first fit, which Minuit calls; a warm
-fit only swaps the data (see ``_Model``). Parameter names used in results:
+fit only swaps the data (see ``_Model``; times in docs/benchmarks.md). Parameter names used in results:
 ``n_ds, n_dplus, n_bkg, mean_ds, sigma_ds, alpha_ds, n_cb_ds, mean_dplus, sigma_dplus,
 alpha_dplus, n_cb_dplus, slope``.
 """
@@ -238,11 +238,14 @@ class _Model:
 
     The loss is zfit's ``ExtendedBinnedNLL`` on ``BinnedSamplerData``, whose counts are
     swapped in place for each histogram (a warm fit). Minuit (iminuit, as inside
-    ``zfit.minimize.Minuit``) calls it through two TensorFlow functions of the parameter
-    vector, compiled on the first fit: the loss value, and value with gradient. Going
-    through ``zfit.minimize.Minuit`` costs ~10 ms of Python per call (``assign_values_jit``
-    and the loss call each look up a traced function from their Python arguments), which
-    for the ~300 calls of a fit and its Hesse was ~3 s; one compiled call is ~1 ms.
+    ``zfit.minimize.Minuit``) calls it through TensorFlow functions of the parameter
+    vector, compiled (XLA) on the first fit: the loss value with the expected counts, and,
+    only with ``gradient=True``, the value with its gradient. Going through
+    ``zfit.minimize.Minuit`` cost ~10 ms of Python per call (``assign_values_jit`` and the
+    loss call each look up a traced function from their Python arguments), ~3 s for the
+    ~300 calls of a fit and its Hesse; one compiled call is ~0.6 ms. Minuit, its
+    settings (strategy 1, errordef and EDM tolerance as zfit sets them) and the retry
+    strategy are those of the zfit minimiser before.
     """
 
     #: order of the parameter vector given to Minuit
