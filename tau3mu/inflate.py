@@ -7,8 +7,9 @@ library's zlib.
 
 uproot documents ``uproot.ZLIB.library = "isal"`` as the switch, but in uproot 5.7
 decompression goes through a module-level ``_DecompressZLIB`` instance that this class
-attribute does not reach, so setting it alone changes nothing. :func:`configure` sets
-both. It runs when ``tau3mu`` is imported, which every Dask worker does when it unpickles
+attribute does not reach, so setting it alone changes nothing; and on the class it would
+also change how uproot *writes* ZLIB. :func:`configure` sets the decompressor only.
+It runs when :mod:`tau3mu.schemas` is imported, which every Dask worker does when it unpickles
 the processor or the schema, so workers inflate the same way as the client.
 
 ``TAU3MU_INFLATE=zlib`` keeps the standard library (for side-by-side measurements).
@@ -37,10 +38,13 @@ def configure(library: str | None = None) -> str:
             choice = "zlib"
     import uproot.compression
 
-    uproot.compression.ZLIB.library = choice
-    uproot.compression._DecompressZLIB.library = choice
+    # only the reading side: the instance uproot decompresses with. The class attribute
+    # would also switch uproot's ZLIB *compression* to ISA-L, whose level mapping turns
+    # ROOT level 1 into ISA-L level 0 (baskets that often stay uncompressed).
     decompressor = getattr(uproot.compression, "_decompress_ZLIB", None)
-    if decompressor is not None:
+    if decompressor is None:  # an uproot without the module-level instance
+        uproot.compression._DecompressZLIB.library = choice
+    else:
         decompressor.library = choice
     return choice
 

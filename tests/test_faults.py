@@ -251,12 +251,16 @@ def test_worker_killed_mid_run_gives_the_same_result(run3_dataset, fileset_of):
 
 
 RESUMABLE = """
-import sys, time
+import signal, sys, time
 import numpy as np
 from tau3mu.datasets import load_datasets, to_fileset
 from tau3mu.execution import run_runner
 from tau3mu.outputs import write_json
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+# a shell that starts a job in the background has it ignore SIGINT; Ctrl-C is what we test
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 class Slow(DsPhiPiProcessor):
     def process(self, events):

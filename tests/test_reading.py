@@ -17,10 +17,12 @@ def restore_inflate():
     inflate.configure(before)
 
 
-def test_importing_the_schema_selects_isal():
+def test_importing_the_schema_selects_isal_for_reading_only():
     import tau3mu.schemas  # noqa: F401
 
     assert inflate.current() == "isal"
+    # writing ZLIB (snapshots, generated files) stays as uproot does it
+    assert uproot.ZLIB(1).library == "zlib"
 
 
 @pytest.mark.usefixtures("restore_inflate")
