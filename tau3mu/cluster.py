@@ -7,6 +7,7 @@ Plus :func:`ensure_package_on_workers`: workers on a shared analysis facility of
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import io
@@ -18,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-from distributed.diagnostics.plugin import WorkerPlugin
 
 log = logging.getLogger(__name__)
 
@@ -203,47 +202,55 @@ def package_zip() -> bytes:
     return buffer.getvalue()
 
 
-class PackagePlugin(WorkerPlugin):
-    """Unpack ``tau3mu`` into the worker's local directory and put it on ``sys.path``.
+@functools.cache
+def _package_plugin_class() -> type:
+    """The worker plugin class, defined on first use: ``distributed`` takes ~0.7 s to
+    import, which runs that never start a cluster (the iterative executor) should not pay."""
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    Unpacked rather than imported from the zip: numba's ``cache=True`` kernels need their
-    source files on disk. Registered once, it reaches workers that join later too.
-    """
+    class PackagePlugin(WorkerPlugin):
+        """Unpack ``tau3mu`` into the worker's local directory and put it on ``sys.path``.
 
-    name = "tau3mu-package"
-    idempotent = False
+        Unpacked rather than imported from the zip: numba's ``cache=True`` kernels need their
+        source files on disk. Registered once, it reaches workers that join later too.
+        """
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.digest = hashlib.sha256(data).hexdigest()[:16]
+        name = "tau3mu-package"
+        idempotent = False
 
-    def __repr__(self) -> str:
-        return f"PackagePlugin(tau3mu, {len(self.data)} bytes, sha256 {self.digest})"
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+            self.digest = hashlib.sha256(data).hexdigest()[:16]
 
-    def setup(self, worker: Any) -> None:
-        base = Path(worker.local_directory) / f"tau3mu-package-{self.digest}"
-        if not base.exists():
-            partial = base.with_name(base.name + f".partial-{os.getpid()}")
-            with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
-                zf.extractall(partial)
-            try:
-                os.replace(partial, base)
-            except OSError:  # another worker sharing the folder got there first
-                if not base.exists():
-                    raise
-                import shutil
+        def __repr__(self) -> str:
+            return f"PackagePlugin(tau3mu, {len(self.data)} bytes, sha256 {self.digest})"
 
-                shutil.rmtree(partial, ignore_errors=True)
-        if str(base) not in sys.path:
-            sys.path.insert(0, str(base))
-        importlib.invalidate_caches()
+        def setup(self, worker: Any) -> None:
+            base = Path(worker.local_directory) / f"tau3mu-package-{self.digest}"
+            if not base.exists():
+                partial = base.with_name(base.name + f".partial-{os.getpid()}")
+                with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
+                    zf.extractall(partial)
+                try:
+                    os.replace(partial, base)
+                except OSError:  # another worker sharing the folder got there first
+                    if not base.exists():
+                        raise
+                    import shutil
+
+                    shutil.rmtree(partial, ignore_errors=True)
+            if str(base) not in sys.path:
+                sys.path.insert(0, str(base))
+            importlib.invalidate_caches()
+
+    return PackagePlugin
 
 
 def ensure_package_on_workers(client: Any, *, force: bool = False) -> bool:
     """Make ``tau3mu`` importable on every worker; upload it where it is missing.
 
     Checks with ``client.run`` whether each worker imports ``tau3mu``; if one does not
-    (or ``force``), registers :class:`PackagePlugin` (present and future workers) and
+    (or ``force``), registers a ``PackagePlugin`` (present and future workers) and
     checks again. Returns True if an upload was needed; :class:`ClusterError` names
     the workers that still cannot import it.
     """
@@ -258,7 +265,7 @@ def ensure_package_on_workers(client: Any, *, force: bool = False) -> bool:
                 len(missing),
                 ", ".join(sorted(missing)),
             )
-        client.register_plugin(PackagePlugin(package_zip()))
+        client.register_plugin(_package_plugin_class()(package_zip()))
         still = {
             w: e
             for w, e in client.run(_can_import, "tau3mu.processors.dsphipi").items()

@@ -110,11 +110,14 @@ def run_runner(
     retries: int = 3,
     progress: bool = False,
     config: SelectionConfig | None = None,
+    inspection_cache: bool = True,
 ) -> AnalysisOutput:
     """Run through ``coffea.processor.Runner`` with the iterative, futures or Dask executor.
 
-    Every file is inspected first (bad ones raise, or are reported with ``skip_bad_files``),
-    failed chunks are retried with backoff, and the events are accounted for at the end.
+    Every file is inspected first (bad ones raise, or are reported with ``skip_bad_files``;
+    with ``inspection_cache``, local files found good by an earlier run and unchanged are
+    not reopened), failed chunks are retried with backoff, and the events are accounted
+    for at the end.
     """
     from coffea import processor
 
@@ -134,6 +137,7 @@ def run_runner(
         skip_bad_files=skip_bad_files,
         era=config.era,
         client=client if executor == "dask" else None,
+        cache=inspection_cache,
     )
     fileset = inspection.fileset
     if skip_bad_files:
@@ -172,6 +176,7 @@ def run_runner(
         inspection, out.get("cutflow", {}), out.get("skipped", []), partial=maxchunks is not None
     )
     metrics["wall_s"] = time.perf_counter() - tic
+    metrics["files_known_good"] = inspection.known_good
     metrics["executor"] = executor
     metrics["mode"] = "runner"
     return _normalise(out, metrics)
@@ -185,6 +190,7 @@ def run_dask_awkward(
     chunksize: int = 100_000,
     skip_bad_files: bool = False,
     config: SelectionConfig | None = None,
+    inspection_cache: bool = True,
 ) -> AnalysisOutput:
     """Build one dask-awkward graph for every dataset and compute it in one go.
 
@@ -199,7 +205,11 @@ def run_dask_awkward(
     config = config or getattr(processor_instance, "config", SelectionConfig())
     tic = time.perf_counter()
     inspection = inspect_inputs(
-        fileset, skip_bad_files=skip_bad_files, era=config.era, client=client
+        fileset,
+        skip_bad_files=skip_bad_files,
+        era=config.era,
+        client=client,
+        cache=inspection_cache,
     )
     fileset = inspection.fileset
     # the inspection opened every file already: steps from its entries, no second pass
@@ -222,6 +232,7 @@ def run_dask_awkward(
         "graph_build_s": build - tic,
         "executor": "dask" if client is not None else "sync",
         "mode": "dask-awkward",
+        "files_known_good": inspection.known_good,
         "entries": sum(
             _to_int(steps["events"]["events"]) for steps in merged.get("cutflow", {}).values()
         ),

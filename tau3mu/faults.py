@@ -44,6 +44,7 @@ class Inspection:
     entries: dict[str, dict[str, int]] = field(default_factory=dict)  # dataset -> file -> events
     skipped: list[dict[str, Any]] = field(default_factory=list)
     uuids: dict[str, bytes] = field(default_factory=dict)  # file -> ROOT file UUID
+    known_good: int = 0  # files not reopened: found good by an earlier run, unchanged
 
     def coffea_metadata(self) -> dict[Any, dict[str, Any]]:
         """What coffea's Runner would fetch by opening every file again, from this pass.
@@ -154,6 +155,39 @@ def _inspect_all(
         return list(pool.map(lambda job: _problem(*job, era), jobs))
 
 
+def _inspect_known(
+    jobs: list[tuple[str, str, str]],
+    era: str,
+    threads: int,
+    client: Any,
+    known: Any,
+) -> list[_Verdict]:
+    """Verdicts in ``jobs`` order: remembered ones from ``known``, the rest inspected now
+    (and remembered when good)."""
+    verdicts: list[_Verdict | None] = [None] * len(jobs)
+    todo = []
+    for i, (_, path, tree) in enumerate(jobs):
+        hit = known.get(path, tree) if known is not None else None
+        if hit is not None:
+            verdicts[i] = _Verdict(*hit)
+        else:
+            todo.append(i)
+    fresh = _inspect_all([jobs[i][1:] for i in todo], era, threads, client)
+    for i, verdict in zip(todo, fresh, strict=True):
+        verdicts[i] = verdict
+        if known is not None and verdict.reason is None and verdict.entries:
+            known.put(*jobs[i][1:], verdict.entries, verdict.uuid)
+    if known is not None and known.hits:
+        log.info("%d of %d file(s) known good from an earlier run", known.hits, len(jobs))
+    return verdicts  # type: ignore[return-value]
+
+
+def _rules(era: str) -> str:
+    """What the inspection checks, for the cache key: the branches it requires."""
+    names = sorted(required_branches("run2", era) | required_branches("run3", era))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
 def required_branches(layout: str, era: str = "2017") -> set[str]:
     """Branches the selection cannot do without (truth and candidate kinematics are optional)."""
     from tau3mu.layouts import RUN2, RUN3
@@ -185,21 +219,26 @@ def inspect_inputs(
     era: str = "2017",
     threads: int | None = None,
     client: Any = None,
+    cache: bool = True,
 ) -> Inspection:
     """Open every file; raise on the first bad one, or (skipping) report and drop it.
 
     With a Dask ``client`` the files are opened on its workers. Otherwise they are opened
     ``threads`` at a time (default: 8 when any file is remote, else 1, since opening a
-    local file is Python-bound work that threads do not speed up).
+    local file is Python-bound work that threads do not speed up). With ``cache``, a
+    local file found good by an earlier run and unchanged since is not opened again
+    (:class:`tau3mu.cache.InspectionCache`).
     """
+    from tau3mu.cache import InspectionCache
     from tau3mu.xrootd import is_remote
 
     jobs = [(d, path, tree) for d, spec in fileset.items() for path, tree in spec["files"].items()]
     if threads is None:
         threads = 8 if any(is_remote(path) for _, path, _ in jobs) else 1
-    verdicts = iter(_inspect_all([(path, tree) for _, path, tree in jobs], era, threads, client))
+    known = InspectionCache.default(era=era, rules=_rules(era)) if cache else None
+    verdicts = iter(_inspect_known(jobs, era, threads, client, known))
     usable: dict[str, Any] = {}
-    result = Inspection(fileset=usable)
+    result = Inspection(fileset=usable, known_good=known.hits if known is not None else 0)
     for dataset, spec in fileset.items():
         files = {}
         result.entries[dataset] = {}

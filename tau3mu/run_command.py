@@ -45,6 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="go on past unreadable files and failing chunks; report exactly what was skipped",
     )
+    parser.add_argument(
+        "--no-inspection-cache",
+        action="store_true",
+        help="open every input file before the run, even those an earlier run found good "
+        "and that have not changed since (see TAU3MU_CACHE_DIR)",
+    )
     parser.add_argument("--checkpoint", help="keep finished chunks here; a rerun resumes from them")
     parser.add_argument("--retries", type=int, default=3, help="retries per chunk, with backoff")
     parser.add_argument("--performance-report", help="write Dask's HTML performance report here")
@@ -132,6 +138,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                     client=client,
                     chunksize=args.chunksize,
                     skip_bad_files=args.skip_bad_files,
+                    inspection_cache=not args.no_inspection_cache,
                 )
             else:
                 executor = "dask" if client is not None else args.executor
@@ -146,6 +153,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                     skip_bad_files=args.skip_bad_files,
                     checkpoint=args.checkpoint,
                     retries=args.retries,
+                    inspection_cache=not args.no_inspection_cache,
                 )
         n_workers = (
             len(client.scheduler_info()["workers"])
@@ -221,6 +229,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "mode": metrics.get("mode"),
         "workers": n_workers,
         "chunksize": args.chunksize,
+        "files_known_good": metrics.get("files_known_good", 0),
         "accounting": accounting,
         "truth": result.truth,
         "scale_factors": result.scale_factors,

@@ -30,6 +30,13 @@ def pog_sf_file(shared_dir: Path) -> Path:
     return shared_dir / "data" / "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory) -> None:
+    """tau3mu's cache (inspection verdicts) in a folder of this session, not the user's;
+    subprocesses inherit it."""
+    os.environ["TAU3MU_CACHE_DIR"] = str(tmp_path_factory.mktemp("tau3mu-cache"))
+
+
 # -- generated ntuples ------------------------------------------------------------------
 #: small datasets: big enough for every cut to act, small enough for 2 cores
 N_FILES = 2

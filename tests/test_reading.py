@@ -88,8 +88,9 @@ def test_concurrent_inspection_keeps_order_and_verdicts(
     ((name, spec),) = fileset.items()
     missing = str(tmp_path / "missing.root")
     spec["files"] = {missing: "Events", **spec["files"]}
-    serial = inspect_inputs(fileset, skip_bad_files=True, threads=1)
-    concurrent = inspect_inputs(fileset, skip_bad_files=True, **how)
+    # without the cache, so that both really open the files
+    serial = inspect_inputs(fileset, skip_bad_files=True, threads=1, cache=False)
+    concurrent = inspect_inputs(fileset, skip_bad_files=True, cache=False, **how)
     assert concurrent.entries == serial.entries
     assert concurrent.uuids == serial.uuids
     assert (

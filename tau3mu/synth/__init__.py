@@ -1,17 +1,36 @@
-"""Synthetic ntuples in the Run 2 and Run 3 layouts, standing in for CMS data."""
+"""Synthetic ntuples in the Run 2 and Run 3 layouts, standing in for CMS data.
+
+The names below are imported on first use (PEP 562): ``tau3mu --help`` and ``tau3mu
+run`` import this package to build the command line and should not pay for numba's
+simulation kernels or the writers.
+"""
 
 from __future__ import annotations
 
-from tau3mu.synth.dataset import EVENTS_PER_INVERSE_FB, generate_dataset
-from tau3mu.synth.physics import SyntheticEvents, Tuning, simulate
-from tau3mu.synth.run3 import write_run3
+import importlib
+from typing import Any
+
+_WHERE = {
+    "EVENTS_PER_INVERSE_FB": "tau3mu.synth.dataset",
+    "generate_dataset": "tau3mu.synth.dataset",
+    "SyntheticEvents": "tau3mu.synth.physics",
+    "Tuning": "tau3mu.synth.physics",
+    "simulate": "tau3mu.synth.physics",
+    "write_run3": "tau3mu.synth.run3",
+}
 
 
-def write_run2(*args, **kwargs):
+def write_run2(*args: Any, **kwargs: Any) -> Any:
     """Run 2 writer; imports ROOT only when called."""
     from tau3mu.synth.run2 import write_run2 as _write
 
     return _write(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
