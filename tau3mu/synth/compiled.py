@@ -2,13 +2,17 @@
 
 The physics is that of the vectorised numpy version this replaced (same distributions,
 same order of operations per particle); the loops fuse the dozens of array passes each
-particle's kinematics took in numpy into one pass over the events, and draw their random
-numbers one at a time from the file's ``numpy.random.Generator`` (numba implements its
-methods on the same bit generator, so a file still depends only on its seed). Redraws
-(the skim on the leading decay, tracks that cannot reach the target mass) loop per event
-instead of re-running whole-array passes on the shrinking remainder.
+particle's kinematics took in numpy into one pass over the events. Redraws (the skim on
+the leading decay, tracks that cannot reach the target mass) loop per event instead of
+re-running whole-array passes on the shrinking remainder.
 
-Arithmetic is in float32, as in the numpy version (scalar float32 exp/sin/... cost a
+Speed: random numbers come from an inline xoshiro256++ generator seeded from the file's
+``numpy.random.Generator`` (so a file still depends only on its seed), normals from a
+ziggurat; atan2, asinh, sin and cos, whose libm float32 versions cost 10-30 ns a call
+here, are short polynomials or a single log. The small helpers are inlined by numba
+(``inline="always"``): left to LLVM they stayed calls, which cost more than their work.
+
+Arithmetic is in float32, as in the numpy version (scalar float32 exp/log/... cost a
 third of the double ones); the columns are float32 (Run 3's types; the Run 2 writer
 stores the same values as doubles). ``error_model="numpy"``: IEEE
 results (inf/NaN) instead of Python's ZeroDivisionError, as in the numpy version.
@@ -53,34 +57,68 @@ LEADING_KEYS = (
     "dimuon_eta",
     "dimuon_phi",
 )
-#: rows of :func:`candidates`' float32 and int32 outputs
-CANDIDATE_FLOATS = (
-    "mass",
-    "vtx_chi2",
-    "pv_ntracks",
-    "flight_sig",
-    "mu1_pt",
-    "mu1_eta",
-    "mu1_phi",
-    "mu2_pt",
-    "mu2_eta",
-    "mu2_phi",
-    "trk_pt",
-    "trk_eta",
-    "trk_phi",
-    "mu1_refit_pt",
-    "mu1_refit_eta",
-    "mu1_refit_phi",
-    "mu2_refit_pt",
-    "mu2_refit_eta",
-    "mu2_refit_phi",
-    "mu1_trig_dr",
-    "mu2_trig_dr",
-    "pt",
-    "eta",
-    "phi",
+#: the candidate columns, in the order of :class:`~tau3mu.synth.physics.SyntheticEvents`'
+#: description, with their type: the one place for both (the kernels' output rows, the
+#: events' column order and the row numbers below are derived from it)
+CANDIDATE_COLUMNS = (
+    ("mass", np.float32),
+    ("vtx_chi2", np.float32),
+    ("pv_ntracks", np.float32),
+    ("flight_sig", np.float32),
+    ("mu1_idx", np.int32),
+    ("mu2_idx", np.int32),
+    ("trk_idx", np.int32),
+    ("mu1_pt", np.float32),
+    ("mu1_eta", np.float32),
+    ("mu1_phi", np.float32),
+    ("mu2_pt", np.float32),
+    ("mu2_eta", np.float32),
+    ("mu2_phi", np.float32),
+    ("trk_pt", np.float32),
+    ("trk_eta", np.float32),
+    ("trk_phi", np.float32),
+    ("mu1_refit_pt", np.float32),
+    ("mu1_refit_eta", np.float32),
+    ("mu1_refit_phi", np.float32),
+    ("mu2_refit_pt", np.float32),
+    ("mu2_refit_eta", np.float32),
+    ("mu2_refit_phi", np.float32),
+    ("mu1_trig_dr", np.float32),
+    ("mu2_trig_dr", np.float32),
+    ("pt", np.float32),
+    ("eta", np.float32),
+    ("phi", np.float32),
+    ("charge", np.int32),
+    ("truth", np.int32),
 )
-CANDIDATE_INTS = ("mu1_idx", "mu2_idx", "trk_idx", "charge", "truth")
+#: rows of :func:`candidates`' float32 and int32 outputs
+CANDIDATE_FLOATS = tuple(name for name, t in CANDIDATE_COLUMNS if t is np.float32)
+CANDIDATE_INTS = tuple(name for name, t in CANDIDATE_COLUMNS if t is np.int32)
+if len(CANDIDATE_FLOATS) + len(CANDIDATE_INTS) != len(CANDIDATE_COLUMNS):
+    raise TypeError("candidate columns are float32 or int32")
+
+
+def _rows(block: tuple[str, ...], *names: str) -> int:
+    """Row of ``names[0]`` in ``block``, checking that ``names`` are consecutive rows."""
+    first = block.index(names[0])
+    if block[first : first + len(names)] != names:
+        raise AssertionError(f"{names} are not consecutive rows of {block}")
+    return first
+
+
+# row numbers of the kernels' candidate output (globals: numba compiles them as constants)
+_R_MASS = _rows(CANDIDATE_FLOATS, "mass", "vtx_chi2", "pv_ntracks", "flight_sig")
+_R_MU1 = _rows(CANDIDATE_FLOATS, "mu1_pt", "mu1_eta", "mu1_phi")
+_R_MU2 = _rows(CANDIDATE_FLOATS, "mu2_pt", "mu2_eta", "mu2_phi")
+_R_TRK = _rows(CANDIDATE_FLOATS, "trk_pt", "trk_eta", "trk_phi")
+_R_REFIT = _rows(
+    CANDIDATE_FLOATS, *(f"mu{k}_refit_{v}" for k in (1, 2) for v in ("pt", "eta", "phi"))
+)
+_R_TRIG = _rows(CANDIDATE_FLOATS, "mu1_trig_dr", "mu2_trig_dr")
+_R_P3 = _rows(CANDIDATE_FLOATS, "pt", "eta", "phi")
+_R_LINKS = _rows(CANDIDATE_INTS, "mu1_idx", "mu2_idx", "trk_idx")
+_R_CHARGE = _rows(CANDIDATE_INTS, "charge")
+_R_TRUTH = _rows(CANDIDATE_INTS, "truth")
 
 
 # -- float32 arithmetic ----------------------------------------------------------------------
@@ -95,34 +133,161 @@ F_DS, F_DPLUS, F_DS_CTAU, F_DPLUS_CTAU = F(DS_MASS), F(DPLUS_MASS), F(DS_CTAU), 
 F_PHI, F_PHI_HALF_WIDTH = F(PHI_MASS), F(0.5 * PHI_WIDTH)
 
 
-@numba.njit(**_JIT)
-def _u(rng):
-    """Uniform in [0, 1), float32."""
-    return F(rng.random())
+# -- random numbers: xoshiro256++ inline ---------------------------------------------------
+# numba's Generator methods cost 7-10 ns a draw (a call through the bit generator's function
+# pointer each time); the kernels draw ~110 numbers per raw event. xoshiro256++ (Blackman &
+# Vigna), its state a uint64[4] seeded from the file's numpy Generator, inlines into the
+# loops: ~1.3 ns a uniform, ~4 ns a normal (ziggurat), so a file still depends only on
+# its seed. ``inline="always"`` (numba IR inlining) on the draws and small helpers: left
+# to LLVM, they stay calls, and each call costs more than the arithmetic.
+_INLINE = {**_JIT, "inline": "always"}
+U64 = np.uint64
 
 
-@numba.njit(**_JIT)
-def _u2(rng):
-    """Two independent uniforms in [0, 1), float32, from one draw's 53 random bits."""
-    x = rng.random() * 16777216.0  # 2^24
-    high = math.floor(x)
-    return F(high * 5.9604644775390625e-08), F(x - high)  # 2^-24
+def rng_state(rng: np.random.Generator) -> np.ndarray:
+    """A xoshiro256++ state (uint64[4], never all zero) drawn from ``rng``."""
+    state = rng.bit_generator.random_raw(4).astype(np.uint64)
+    state[0] |= np.uint64(1)
+    return state
 
 
-@numba.njit(**_JIT)
-def _n(rng):
-    """Standard normal, float32."""
-    return F(rng.standard_normal())
+@numba.njit(**_INLINE)
+def _next(s):
+    """The next 64 random bits; advances the state ``s`` in place."""
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+    x = s0 + s3
+    out = ((x << U64(23)) | (x >> U64(41))) + s0
+    t = s1 << U64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s[0], s[1], s[2], s[3] = s0, s1, s2, (s3 << U64(45)) | (s3 >> U64(19))
+    return out
 
 
-@numba.njit(**_JIT)
-def _e(rng):
-    """Standard exponential, float32."""
-    return F(rng.standard_exponential())
+@numba.njit(**_INLINE)
+def _u(s):
+    """Uniform in [0, 1), float32 (24 random bits)."""
+    return np.float32(_next(s) >> U64(40)) * np.float32(2.0**-24)
+
+
+@numba.njit(**_INLINE)
+def _u2(s):
+    """Two independent uniforms in [0, 1), float32, from one draw's 48 random bits."""
+    x = _next(s)
+    scale = np.float32(2.0**-24)
+    return np.float32(x >> U64(40)) * scale, np.float32((x >> U64(16)) & U64(0xFFFFFF)) * scale
+
+
+@numba.njit(**_INLINE)
+def _e(s):
+    """Standard exponential, float32: -log of a uniform in (0, 1) of 32 bits (max 22.9)."""
+    u = np.float32((np.int64(_next(s) >> U64(32)) + 0.5) * 2.0**-32)
+    return -math.log(u)
+
+
+def _ziggurat(layers: int = 256, r: float = 3.6541528853610088, v: float = 0.00492867323399):
+    """Tables of the normal ziggurat (Marsaglia & Tsang 2000) with ``layers`` layers.
+
+    x[0] = v / f(r) is the base layer's virtual width, x[1] = r, x[layers] = 0, each layer
+    of area v under f(x) = exp(-x^2 / 2). Returns (int64 acceptance thresholds of a 24-bit
+    |j|: j < x[i+1] / x[i] 2^24, float32 x[i] 2^-24, float32 f(x[i])).
+    """
+    x = np.zeros(layers + 1)
+    x[0], x[1] = v / math.exp(-0.5 * r * r), r
+    for i in range(1, layers - 1):
+        x[i + 1] = math.sqrt(-2 * math.log(math.exp(-0.5 * x[i] ** 2) + v / x[i]))
+    threshold = np.floor(x[1:] / x[:-1] * 2**24).astype(np.int64)
+    return threshold, (x[:-1] * 2.0**-24).astype(np.float32), np.exp(-0.5 * x * x).astype(F)
+
+
+_ZIG_K, _ZIG_W, _ZIG_F = _ziggurat()
+_ZIG_R = F(3.6541528853610088)
+
+
+@numba.njit(**_INLINE)
+def _n(s):
+    """Standard normal, float32: ziggurat of 256 layers on one 64-bit draw (layer from the
+    low 8 bits, a signed 25-bit abscissa from the high bits), ~98.5 % in the fast path."""
+    while True:
+        x = _next(s)
+        i = np.int64(x & U64(0xFF))
+        j = np.int64(x >> U64(39)) - 16777216
+        z = F(j) * _ZIG_W[i]
+        if abs(j) < _ZIG_K[i]:
+            return z
+        if i == 0:  # the tail beyond r (Marsaglia 1964)
+            while True:
+                a = _e(s) / _ZIG_R
+                if a * a < F2 * _e(s):
+                    return -(_ZIG_R + a) if j < 0 else _ZIG_R + a
+        if _ZIG_F[i] + _u(s) * (_ZIG_F[i + 1] - _ZIG_F[i]) < math.exp(-HALF * z * z):
+            return z
 
 
 # -- kinematics of one particle (float32 in, float32 out) ----------------------------------
-@numba.njit(**_JIT)
+#: sin and cos on [-pi/4, pi/4] (Cephes' sinf/cosf minimax polynomials)
+_S1, _S2, _S3 = F(-1.6666654611e-1), F(8.3321608736e-3), F(-1.9515295891e-4)
+_C1, _C2, _C3 = F(4.166664568298827e-2), F(-1.388731625493765e-3), F(2.443315711809948e-5)
+
+
+@numba.njit(**_INLINE)
+def _sincos(x):
+    """(sin x, cos x) in float32 for moderate |x| (angles here are within [-pi, pi]): one
+    reduction by pi/2 in double precision, two short polynomials; ~4 ns for both instead
+    of ~20 for sinf and cosf, |error| < 1e-7."""
+    k = round(x * (2 / PI))
+    r = F(np.float64(x) - k * (PI / 2))
+    z = r * r
+    s = r + r * z * ((_S3 * z + _S2) * z + _S1)
+    c = F1 - HALF * z + z * z * ((_C3 * z + _C2) * z + _C1)
+    q = int(k) & 3
+    if q == 0:
+        return s, c
+    if q == 1:
+        return c, -s
+    if q == 2:
+        return -s, -c
+    return -c, s
+
+
+#: atan(a) = a P(a^2) on [0, 1], |error| < 1.3e-7 in float32 (a least-squares fit
+#: reweighted towards minimax, on Chebyshev nodes); glibc's atan2f costs ~28 ns here
+_A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7 = (
+    F(c)
+    for c in (
+        0.9999993355721545,
+        -0.3332986075920127,
+        0.1994656535915976,
+        -0.1390862806451878,
+        0.0964219347415585,
+        -0.055912273478258986,
+        0.021862920492800156,
+        -0.004054556758302019,
+    )
+)
+F_HALF_PI = F(0.5 * PI)
+
+
+@numba.njit(**_INLINE)
+def _atan2(y, x):
+    """atan2 in float32 by a polynomial on the octant (~5 ns instead of ~28 for atan2f)."""
+    ax, ay = abs(x), abs(y)
+    hi = max(ax, ay)
+    a = min(ax, ay) / hi if hi > F0 else F0
+    s = a * a
+    p = ((((((_A7 * s + _A6) * s + _A5) * s + _A4) * s + _A3) * s + _A2) * s + _A1) * s + _A0
+    r = p * a
+    if ay > ax:
+        r = F_HALF_PI - r
+    if x < F0:
+        r = F_PI - r
+    return -r if y < F0 else r
+
+
+@numba.njit(**_INLINE)
 def _wrap(phi):
     """phi in [-pi, pi) (a loop instead of fmod: the argument is rarely far outside)."""
     while phi >= F_PI:
@@ -132,41 +297,48 @@ def _wrap(phi):
     return phi
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _clip(x, lo, hi):
     return min(max(x, lo), hi)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _p4(pt, eta, phi, m):
     """(px, py, pz, E) from (pt, eta, phi, m), sinh/cosh through one exp."""
     ex = math.exp(eta)
     inv = F1 / ex
     p = pt * (ex + inv) * HALF
-    return pt * math.cos(phi), pt * math.sin(phi), pt * (ex - inv) * HALF, math.sqrt(p * p + m * m)
+    sn, cs = _sincos(phi)
+    return pt * cs, pt * sn, pt * (ex - inv) * HALF, math.sqrt(p * p + m * m)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _ptetaphi(px, py, pz):
-    pt = math.sqrt(px * px + py * py)
-    return pt, math.asinh(pz / pt), math.atan2(py, px)
+    """(pt, eta, phi); eta = asinh(pz / pt) = sign(pz) log((|pz| + p) / pt), no cancellation
+    (asinhf costs ~32 ns here, log1pf ~25, logf ~7); absolute error ~1e-7."""
+    pt2 = px * px + py * py
+    pt = math.sqrt(pt2)
+    eta = math.log((abs(pz) + math.sqrt(pt2 + pz * pz)) / pt)
+    return pt, math.copysign(eta, pz), _atan2(py, px)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INLINE)
 def _mass(px, py, pz, e):
     return math.sqrt(max(e * e - px * px - py * py - pz * pz, F0))
 
 
-@numba.njit(**_JIT)
-def _two_body(rng, px, py, pz, e, mp, m1, m2):
+@numba.njit(**_INLINE)
+def _two_body(s, px, py, pz, e, mp, m1, m2):
     """Isotropic two-body decay of (px, py, pz, e) of mass mp, boosted to the lab."""
-    s, d = m1 + m2, m1 - m2
-    p_star = math.sqrt(max((mp * mp - s * s) * (mp * mp - d * d), F0)) / (F2 * mp)
-    cos_t = F2 * _u(rng) - F1
+    m_sum, m_diff = m1 + m2, m1 - m2
+    p_star = math.sqrt(max((mp * mp - m_sum * m_sum) * (mp * mp - m_diff * m_diff), F0)) / (F2 * mp)
+    u0, u1 = _u2(s)
+    cos_t = F2 * u0 - F1
     sin_t = math.sqrt(F1 - cos_t * cos_t)
-    ang = F_2PI * _u(rng) - F_PI
-    dx = p_star * sin_t * math.cos(ang)
-    dy = p_star * sin_t * math.sin(ang)
+    ang = F_2PI * u1 - F_PI
+    sn, cs = _sincos(ang)
+    dx = p_star * sin_t * cs
+    dy = p_star * sin_t * sn
     dz = p_star * cos_t
     e1 = math.sqrt(p_star * p_star + m1 * m1)
     e2 = math.sqrt(p_star * p_star + m2 * m2)
@@ -189,16 +361,16 @@ def _two_body(rng, px, py, pz, e, mp, m1, m2):
 
 
 # -- the leading mu mu (and pion) ------------------------------------------------------------
-def leading(rng, kind, *tuning):
+def leading(state, kind, *tuning):
     """True kinematics of the leading mu mu (and pion): rows LEADING_KEYS (see _leading)."""
     out = np.empty((len(LEADING_KEYS), len(kind)), dtype=np.float32)
-    _leading(rng, kind, *tuning, out)
+    _leading(state, kind, *tuning, out)
     return out
 
 
 @numba.njit(**_JIT)
 def _leading(
-    rng,
+    state,
     kind,
     phi_fraction_background,
     random_pair_fraction,
@@ -228,28 +400,28 @@ def _leading(
         ctau = F_DS_CTAU if is_ds else F_DPLUS_CTAU
         for attempt in range(200):
             # the source: a D meson for signal, the dimuon itself for background
-            e = _e(rng)
+            e = _e(state)
             pt = F(7) + F(5) * e if signal else F(5) + F(4) * e
-            ue, up = _u2(rng)
+            ue, up = _u2(state)
             eta = F(4.2) * ue - F(2.1)
             phi = F_2PI * up - F_PI
             # dimuon mass: phi Breit-Wigner (signal, a share of background), continuum else
-            u0, u1 = _u2(rng)
-            u2, u3 = _u2(rng)
+            u0, u1 = _u2(state)
+            u2, u3 = _u2(state)
             if signal or u2 < phi_bkg:
                 bw = F_PHI + F_PHI_HALF_WIDTH * math.tan(F_PI * (u0 - HALF))
                 m_mumu = _clip(bw, F(0.85), F(1.15))
             else:
-                m_mumu = min(dimuon_lo - F(0.3) * math.log1p(-u1), F(1.95))
+                m_mumu = min(dimuon_lo - F(0.3) * math.log(F1 - u1), F(1.95))  # 1 - u1 exact
             sx, sy, sz, se = _p4(pt, eta, phi, m_parent if signal else m_mumu)
             if signal:
                 dx, dy, dz, de, qx, qy, qz, _ = _two_body(
-                    rng, sx, sy, sz, se, m_parent, m_mumu, F_PION
+                    state, sx, sy, sz, se, m_parent, m_mumu, F_PION
                 )
             else:
                 dx, dy, dz, de = sx, sy, sz, se
                 qx, qy, qz = F0, F1, F0
-            ax, ay, az, _, bx, by, bz, _ = _two_body(rng, dx, dy, dz, de, m_mumu, F_MU, F_MU)
+            ax, ay, az, _, bx, by, bz, _ = _two_body(state, dx, dy, dz, de, m_mumu, F_MU, F_MU)
             # random pairs: the second muon from elsewhere in the event, at any angle
             random_pair = not signal and u3 < pair_f
             # the skim, first on pt and |pz| / pt (no transcendental functions), then eta
@@ -268,14 +440,14 @@ def _leading(
             pt2, eta2, phi2 = _ptetaphi(bx, by, bz)
             pt3, eta3, phi3 = _ptetaphi(qx, qy, qz)
             if random_pair:
-                pt2 = min_pt0 + F(3) * _e(rng)
-                eta2 = _clip(eta1 + F(0.9) * _n(rng), F(-2.38), F(2.38))
-                phi2 = _wrap(phi1 + F(0.9) * _n(rng))
+                pt2 = min_pt0 + F(3) * _e(state)
+                eta2 = _clip(eta1 + F(0.9) * _n(state), F(-2.38), F(2.38))
+                phi2 = _wrap(phi1 + F(0.9) * _n(state))
                 if not ((pt2 > min_pt and abs(eta2) < mu_eta) or last):
                     continue
             _, deta, dphi = _ptetaphi(dx, dy, dz)
             # lifetime: transverse flight length of the D meson (cm)
-            flight = pt / m_parent * ctau * _e(rng) if signal else F0
+            flight = pt / m_parent * ctau * _e(state) if signal else F0
             out[0, i], out[1, i], out[2, i] = pt1, eta1, phi1
             out[3, i], out[4, i], out[5, i] = pt2, eta2, phi2
             out[6, i], out[7, i], out[8, i] = pt3, eta3, phi3
@@ -284,7 +456,7 @@ def _leading(
 
 
 # -- muon collection --------------------------------------------------------------------------
-def muons(rng, n_mu, lead, signal, *tuning):
+def muons(state, n_mu, lead, signal, *tuning):
     """Muon collection (see _muons): float32 rows, charge, is_global, is_pf."""
     total = int(n_mu.sum())
     out = (
@@ -293,13 +465,13 @@ def muons(rng, n_mu, lead, signal, *tuning):
         np.empty(total, dtype=np.bool_),
         np.empty(total, dtype=np.bool_),
     )
-    _muons(rng, n_mu, lead, signal, *tuning, *out)
+    _muons(state, n_mu, lead, signal, *tuning, *out)
     return out
 
 
 @numba.njit(**_JIT)
 def _muons(
-    rng,
+    state,
     n_mu,
     lead,
     signal,
@@ -328,21 +500,21 @@ def _muons(
             leading_muon = s < 2
             if leading_muon:
                 tpt, teta, tphi = lead[3 * s, i], lead[3 * s + 1, i], lead[3 * s + 2, i]
-                pt = tpt * (F1 + pt_res * _n(rng))
-                eta = teta + ang_res * _n(rng)
-                phi = _wrap(tphi + ang_res * _n(rng))
+                pt = tpt * (F1 + pt_res * _n(state))
+                eta = teta + ang_res * _n(state)
+                phi = _wrap(tphi + ang_res * _n(state))
             else:  # extra muons: soft, near the leading dimuon
-                tpt = pt0 + F(2.5) * _e(rng)
-                teta = _clip(lead[10, i] + F(0.9) * _n(rng), F(-2.39), F(2.39))
-                tphi = _wrap(lead[11, i] + F(0.9) * _n(rng))
+                tpt = pt0 + F(2.5) * _e(state)
+                teta = _clip(lead[10, i] + F(0.9) * _n(state), F(-2.39), F(2.39))
+                tphi = _wrap(lead[11, i] + F(0.9) * _n(state))
                 pt, eta, phi = tpt, teta, tphi
             # the skim: above 2 GeV inside the tracker (smearing may cross the edge)
             f[0, j] = max(pt, min_pt)
             f[1, j] = _clip(eta, -max_eta, max_eta)
             f[2, j] = phi
             f[3, j], f[4, j], f[5, j] = tpt, teta, tphi
-            u0, u1 = _u2(rng)
-            u2, u3 = _u2(rng)
+            u0, u1 = _u2(state)
+            u2, u3 = _u2(state)
             c = 1 if u0 < HALF else -1
             if s == 0:
                 c0 = c
@@ -353,23 +525,23 @@ def _muons(
             is_global[j] = u1 < (F(0.975) if sig else F(0.93))
             is_pf[j] = u2 < (F(0.99) if sig else F(0.97))
             matched = u3 < (F(0.94) if sig else (F(0.85) if leading_muon else F(0.45)))
-            dr = abs(F(0.007) * _n(rng)) if matched else F(0.03) + F(0.97) * _u(rng)
+            dr = abs(F(0.007) * _n(state)) if matched else F(0.03) + F(0.97) * _u(state)
             f[6, j] = min(dr, F1)
             j += 1
 
 
 # -- track collection -------------------------------------------------------------------------
-def tracks(rng, n_trk, *args):
+def tracks(state, n_trk, *args):
     """Track collection (see _tracks): float32 rows and charge."""
     total = int(n_trk.sum())
     out = np.empty((8, total), dtype=np.float32), np.empty(total, dtype=np.int32)
-    _tracks(rng, n_trk, *args, *out)
+    _tracks(state, n_trk, *args, *out)
     return out
 
 
 @numba.njit(**_JIT)
 def _tracks(
-    rng,
+    state,
     n_trk,
     mu_offsets,
     mu,
@@ -424,19 +596,19 @@ def _tracks(
         first = j
         for s in range(n_trk[i]):
             # target mass on [lo, hi] with density 1 + slope (m - lo) / (hi - lo)
-            c = -_u(rng) * (F1 + a_slope)
+            c = -_u(state) * (F1 + a_slope)
             x = -c if a_slope == F0 else (math.sqrt(F1 - F(4) * a_slope * c) - F1) / (F2 * a_slope)
             target = lo + width * x
             done = False
             if target > m_dimuon + min_excess:
                 a = (target * target - m_s2 - mpi2) * HALF
                 for _ in range(3):
-                    p = (pt_try0 + F(2.5) * _e(rng)) * cosh_eta
+                    p = (pt_try0 + F(2.5) * _e(state)) * cosh_eta
                     cos_t = (e * math.sqrt(p * p + mpi2) - a) / (p_s * p)
-                    ang = F_2PI * _u(rng) - F_PI
+                    ang = F_2PI * _u(state) - F_PI
                     if abs(cos_t) <= F1:
                         sin_t = math.sqrt(F1 - cos_t * cos_t)
-                        cs, sn = math.cos(ang), math.sin(ang)
+                        sn, cs = _sincos(ang)
                         tx = p * (cos_t * nx + sin_t * (cs * ux + sn * vx))
                         ty = p * (cos_t * ny + sin_t * (cs * uy + sn * vy))
                         tz = p * (cos_t * nz + sin_t * sn * vz)
@@ -446,38 +618,38 @@ def _tracks(
                             done = True
                             break
             if not done:  # a soft track around the dimuon, whatever mass it makes
-                pt = pt0 + F2 * _e(rng)
-                eta = _clip(lead[10, i] + HALF * _n(rng), F(-2.45), F(2.45))
-                phi = _wrap(lead[11, i] + HALF * _n(rng))
+                pt = pt0 + F2 * _e(state)
+                eta = _clip(lead[10, i] + HALF * _n(state), F(-2.45), F(2.45))
+                phi = _wrap(lead[11, i] + HALF * _n(state))
             tpt, teta, tphi = pt, eta, phi
             pion = signal[i] and s == 0
             if pion:
                 tpt, teta, tphi = lead[6, i], lead[7, i], lead[8, i]
-                pt = tpt * (F1 + pt_res * _n(rng))
-                eta = teta + ang_res * _n(rng)
-                phi = _wrap(tphi + ang_res * _n(rng))
+                pt = tpt * (F1 + pt_res * _n(state))
+                eta = teta + ang_res * _n(state)
+                phi = _wrap(tphi + ang_res * _n(state))
             f[0, j], f[1, j], f[2, j] = max(pt, min_pt), eta, phi
             f[3, j], f[4, j], f[5, j] = tpt, teta, tphi
             # impact parameters (cm): prompt core and tails; displaced by the decay for pions
-            u0, u1 = _u2(rng)
-            u2, u3 = _u2(rng)
-            dz = F(4.5) * _n(rng)
+            u0, u1 = _u2(state)
+            u2, u3 = _u2(state)
+            dz = F(4.5) * _n(state)
             if u0 < F(0.015):
                 dz = math.copysign(F(20) + F(10) * u1, dz)
-            dxy = F(0.03) * _n(rng)
+            dxy = F(0.03) * _n(state)
             if u2 < F(0.05):
                 dxy = math.copysign(F(0.3) + F(1.2) * u1, dxy)
             if pion:
-                dxy = F(0.01) * _n(rng) + F(0.3) * lead[9, i]
+                dxy = F(0.01) * _n(state) + F(0.3) * lead[9, i]
             f[6, j], f[7, j] = dz, dxy
             charge[j] = 1 if (pion or u3 < HALF) else -1
             j += 1
         # the muons' own tracks sometimes sit in the track collection too: candidates built
         # with them have dR(mu, track) = 0, which the delta_r step's lower bound removes
         k = n_trk[i]
-        if k >= 2 and _u(rng) < copy_f:
-            last = first + 1 + min(int(rng.random() * (k - 1)), k - 2)
-            source = m0 + (1 if _u(rng) < HALF else 0)
+        if k >= 2 and _u(state) < copy_f:
+            last = first + 1 + min(int(_u(state) * F(k - 1)), k - 2)
+            source = m0 + (1 if _u(state) < HALF else 0)
             for r in range(3):
                 f[r, last] = mu[r, source]
                 f[r + 3, last] = mu[r, source]
@@ -514,7 +686,7 @@ def _true_p4(block, m, meas, out):
 
 
 def candidates(
-    rng,
+    state,
     n_cand,
     combo_offset,
     n_mu,
@@ -563,7 +735,7 @@ def candidates(
     combo_keep = np.empty(n_combos_total, dtype=np.bool_)
     counts = np.zeros(len(n_cand), dtype=np.int64)
     _candidate_skim(
-        rng,
+        state,
         n_cand,
         combo_offset,
         n_mu,
@@ -590,7 +762,7 @@ def candidates(
     fo = np.empty((len(CANDIDATE_FLOATS), w), dtype=np.float32)
     io = np.empty((len(CANDIDATE_INTS), w), dtype=np.int32)
     _candidate_fields(
-        rng,
+        state,
         n_cand,
         combo_offset,
         n_mu,
@@ -627,7 +799,7 @@ def _combo(local, offset, nm, nt, pairs):
 
 @numba.njit(**_JIT)
 def _candidate_skim(
-    rng,
+    state,
     n_cand,
     combo_offset,
     n_mu,
@@ -669,7 +841,7 @@ def _candidate_skim(
                 true_mu[2, g1] + true_mu[2, g2] + true_tr[2, gt],
                 true_mu[3, g1] + true_mu[3, g2] + true_tr[3, gt],
             )
-            mass = m_true + keep * (m_meas - m_true) + noise * _n(rng)
+            mass = m_true + keep * (m_meas - m_true) + noise * _n(state)
             m_dimuon = _mass(dmx, dmy, dmz, dme)
             ok = mass > mass_lo and mass < mass_hi and m_dimuon > dimuon_lo and m_dimuon < dimuon_hi
             combo_mass[c] = mass
@@ -681,7 +853,7 @@ def _candidate_skim(
 
 @numba.njit(**_JIT)
 def _candidate_fields(
-    rng,
+    state,
     n_cand,
     combo_offset,
     n_mu,
@@ -709,7 +881,7 @@ def _candidate_fields(
     c = 0
     w = 0
     for i in range(len(n_cand)):
-        pv_event = max(np.floor(F(22) + F(4.7) * _n(rng) + HALF), F2)
+        pv_event = max(np.floor(F(22) + F(4.7) * _n(state) + HALF), F2)
         for local in range(n_cand[i]):
             c += 1
             if not combo_keep[c - 1]:
@@ -718,40 +890,39 @@ def _candidate_fields(
             g1, g2, gt = mu_offsets[i] + i1, mu_offsets[i] + i2, trk_offsets[i] + it
             is_true = signal[i] and combo == 0
             tpt, teta, tphi = _ptetaphi(combo_p3[0, c - 1], combo_p3[1, c - 1], combo_p3[2, c - 1])
-            fo[0, w] = combo_mass[c - 1]
+            fo[_R_MASS, w] = combo_mass[c - 1]
             # -- refitted muon tracks: the truth with a fraction of the detector resolution
             for k in range(2):
-                row = 13 + 3 * k
+                row = _R_REFIT + 3 * k
                 g = g1 if k == 0 else g2
-                fo[row, w] = mu[3, g] * (F1 + refit_pt * _n(rng))
-                fo[row + 1, w] = mu[4, g] + refit_angle * _n(rng)
-                fo[row + 2, w] = _wrap(mu[5, g] + refit_angle * _n(rng))
-            u0, u1 = _u2(rng)
-            u2, u3 = _u2(rng)
-            u4, u5 = _u2(rng)
+                fo[row, w] = mu[3, g] * (F1 + refit_pt * _n(state))
+                fo[row + 1, w] = mu[4, g] + refit_angle * _n(state)
+                fo[row + 2, w] = _wrap(mu[5, g] + refit_angle * _n(state))
+            u0, u1 = _u2(state)
+            u2, u3 = _u2(state)
+            u4, u5 = _u2(state)
             if u0 < failure:
-                for row in range(13, 19):
+                for row in range(_R_REFIT, _R_REFIT + 6):
                     fo[row, w] = -99.0
             # -- vertex quality, refitted PV, displacement --------------------------------
-            e1, e2 = _e(rng), _e(rng)
-            fo[1, w] = F(1.2) * e1 if is_true else F(3.2) * e1 + F(1.5) * e2
+            e1, e2 = _e(state), _e(state)
+            fo[_R_MASS + 1, w] = F(1.2) * e1 if is_true else F(3.2) * e1 + F(1.5) * e2
             pv = pv_event - np.floor(F(3) * u1)
             if u2 < F(0.03):
                 pv = np.floor(F2 * u3)
-            fo[2, w] = pv
+            fo[_R_MASS + 2, w] = pv
             err = F(0.0025) + F(0.0035) * u5
             flight = flight_of_event[i] if is_true else F0
             if not is_true and u4 < F(0.60):
                 flight = F(0.02) * e2
-            fo[3, w] = abs(flight + _n(rng) * err) / err
+            fo[_R_MASS + 3, w] = abs(flight + _n(state) * err) / err
             for r in range(3):
-                fo[4 + r, w] = mu[r, g1]
-                fo[7 + r, w] = mu[r, g2]
-                fo[10 + r, w] = trk[r, gt]
-            fo[19, w] = mu[6, g1]
-            fo[20, w] = mu[6, g2]
-            fo[21, w], fo[22, w], fo[23, w] = tpt, teta, tphi
-            io[0, w], io[1, w], io[2, w] = i1, i2, it
-            io[3, w] = mu_charge[g1] + mu_charge[g2] + trk_charge[gt]
-            io[4, w] = kind[i] if is_true else TRUTH_BACKGROUND
+                fo[_R_MU1 + r, w] = mu[r, g1]
+                fo[_R_MU2 + r, w] = mu[r, g2]
+                fo[_R_TRK + r, w] = trk[r, gt]
+            fo[_R_TRIG, w], fo[_R_TRIG + 1, w] = mu[6, g1], mu[6, g2]
+            fo[_R_P3, w], fo[_R_P3 + 1, w], fo[_R_P3 + 2, w] = tpt, teta, tphi
+            io[_R_LINKS, w], io[_R_LINKS + 1, w], io[_R_LINKS + 2, w] = i1, i2, it
+            io[_R_CHARGE, w] = mu_charge[g1] + mu_charge[g2] + trk_charge[gt]
+            io[_R_TRUTH, w] = kind[i] if is_true else TRUTH_BACKGROUND
             w += 1

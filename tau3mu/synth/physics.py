@@ -207,6 +207,7 @@ def simulate(
     one dataset never share an event number.
     """
     rng = _rng(seed, file_index)
+    state = compiled.rng_state(rng)  # the compiled kernels' generator, seeded by the file's
     n = int(n_events)
     # raw events in chunks; the kept entries of each are copied once, straight into the
     # file's arrays. About 69 % of raw events keep a candidate after the skim (data;
@@ -217,7 +218,7 @@ def simulate(
     while have < n or not per_event:
         want = n - have
         n_raw = min(max(int(want / survival * 1.01) + 16, 64), RAW_CHUNK)
-        raw = _simulate_raw(rng, n_raw, mc, tuning)
+        raw = _simulate_raw(rng, state, n_raw, mc, tuning)
         keep = (raw.candidates.counts > 0) | (rng.random(n_raw) < tuning.empty_fraction)
         survival = max(float(keep.mean()), 0.05)
         keep &= np.cumsum(keep) <= want
@@ -297,8 +298,14 @@ class _Gathered:
         return Collection.from_blocks(counts, blocks, {}, self.order)
 
 
-def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> SyntheticEvents:
-    """Events before the skim's at-least-one-candidate requirement."""
+def _simulate_raw(
+    rng: np.random.Generator, state: np.ndarray, n: int, mc: bool, t: Tuning
+) -> SyntheticEvents:
+    """Events before the skim's at-least-one-candidate requirement.
+
+    ``rng`` draws the per-event numbers in bulk (numpy), ``state`` is the compiled
+    kernels' generator (:func:`compiled.rng_state`).
+    """
     # -- event kinds: Ds+, D+ or background only; simulation is mostly Ds+ ---------------
     ds_f, dp_f = (
         (t.mc_ds_fraction, t.mc_dplus_fraction) if mc else (t.ds_fraction, t.dplus_fraction)
@@ -310,7 +317,7 @@ def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> Synt
 
     # -- the leading mu mu (and pion) per event, true kinematics, skim-clean ---------------
     lead = compiled.leading(
-        rng,
+        state,
         kind,
         t.phi_fraction_background,
         t.random_pair_fraction,
@@ -324,7 +331,7 @@ def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> Synt
     n_mu = 2 + _poisson(rng, n, t.extra_muons, MAX_MUONS - 2).astype(np.int64)
     n_trk = 1 + _poisson(rng, n, t.extra_tracks, MAX_TRACKS - 1).astype(np.int64)
     mu, mu_charge, is_global, is_pf = compiled.muons(
-        rng,
+        state,
         n_mu,
         lead,
         signal,
@@ -335,7 +342,7 @@ def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> Synt
     )
     mu_offsets = _offsets(n_mu)
     trk, trk_charge = compiled.tracks(
-        rng,
+        state,
         n_trk,
         mu_offsets,
         mu,
@@ -369,7 +376,7 @@ def _simulate_raw(rng: np.random.Generator, n: int, mc: bool, t: Tuning) -> Synt
     shuffled = ~signal & (rng.random(n, dtype=F32) < t.shuffled_candidates)
     offset = np.where(shuffled, rng.integers(0, 1 << 30, n) % n_combos, 0)
     floats, ints, counts = compiled.candidates(
-        rng,
+        state,
         n_cand,
         offset,
         n_mu,
@@ -443,34 +450,4 @@ _MUON_ORDER = (
 )
 _TRACK_ORDER = ("pt", "eta", "phi", "charge", "dz", "dxy", "true_pt", "true_eta", "true_phi")
 #: the candidate columns, in the order of :class:`SyntheticEvents`' description
-_CANDIDATE_ORDER = (
-    "mass",
-    "vtx_chi2",
-    "pv_ntracks",
-    "flight_sig",
-    "mu1_idx",
-    "mu2_idx",
-    "trk_idx",
-    "mu1_pt",
-    "mu1_eta",
-    "mu1_phi",
-    "mu2_pt",
-    "mu2_eta",
-    "mu2_phi",
-    "trk_pt",
-    "trk_eta",
-    "trk_phi",
-    "mu1_refit_pt",
-    "mu1_refit_eta",
-    "mu1_refit_phi",
-    "mu2_refit_pt",
-    "mu2_refit_eta",
-    "mu2_refit_phi",
-    "mu1_trig_dr",
-    "mu2_trig_dr",
-    "pt",
-    "eta",
-    "phi",
-    "charge",
-    "truth",
-)
+_CANDIDATE_ORDER = tuple(name for name, _ in compiled.CANDIDATE_COLUMNS)

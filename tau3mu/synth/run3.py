@@ -9,34 +9,16 @@ import awkward as ak
 import numpy as np
 
 from tau3mu.layouts import RUN3
+from tau3mu.synth.compiled import CANDIDATE_COLUMNS
 from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
 
 #: events per cluster (one basket per branch): ~10 MB compressed, as NanoAOD flushes
 CLUSTER_EVENTS = 30_000
 
-#: analysis name -> numpy dtype of the Run 3 branch (nanoAOD conventions)
-_CANDIDATE_DTYPES = {
-    "mass": np.float32,
-    "vtx_chi2": np.float32,
-    "pv_ntracks": np.float32,
-    "flight_sig": np.float32,
-    "mu1_idx": np.int32,
-    "mu2_idx": np.int32,
-    "trk_idx": np.int32,
-    "mu1_refit_pt": np.float32,
-    "mu1_refit_eta": np.float32,
-    "mu1_refit_phi": np.float32,
-    "mu2_refit_pt": np.float32,
-    "mu2_refit_eta": np.float32,
-    "mu2_refit_phi": np.float32,
-    "mu1_trig_dr": np.float32,
-    "mu2_trig_dr": np.float32,
-    "pt": np.float32,
-    "eta": np.float32,
-    "phi": np.float32,
-    "charge": np.int32,
-    "truth": np.int32,
-}
+#: analysis name -> numpy dtype of the Run 3 branch (nanoAOD conventions): every candidate
+#: column but the copies of the linked muons' and track's kinematics (Run 3 links by index)
+_LINKED_COPIES = {f"{obj}_{v}" for obj in ("mu1", "mu2", "trk") for v in ("pt", "eta", "phi")}
+_CANDIDATE_DTYPES = {name: t for name, t in CANDIDATE_COLUMNS if name not in _LINKED_COPIES}
 _MUON_DTYPES = {
     "pt": np.float32,
     "eta": np.float32,
