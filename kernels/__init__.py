@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from tau3mu.kernels.best import best_candidate
 from tau3mu.kernels.gather import gather
-from tau3mu.kernels.kinematics import delta_r, pair_mass
+from tau3mu.kernels.kinematics import delta_r, delta_r_values, pair_mass
 from tau3mu.kernels.matching import match_to_collection
 from tau3mu.kernels.trigger import trigger_fired
 
 __all__ = [
     "best_candidate",
     "delta_r",
+    "delta_r_values",
     "gather",
     "match_to_collection",
     "pair_mass",

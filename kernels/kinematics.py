@@ -74,6 +74,18 @@ def pair_mass(
     return wrap(offsets, out)
 
 
+def delta_r_values(
+    eta1: np.ndarray, phi1: np.ndarray, eta2: np.ndarray, phi2: np.ndarray
+) -> np.ndarray:
+    """:func:`delta_r` on flat arrays (one entry per candidate): ``float64`` out."""
+    flat = [np.asarray(a, dtype=np.float64) for a in (eta1, phi1, eta2, phi2)]
+    if len({len(a) for a in flat}) != 1:
+        raise ValueError(f"delta_r_values: inputs of different lengths {[len(a) for a in flat]}")
+    out = np.empty(len(flat[0]), dtype=np.float64)
+    _delta_r_kernel(*flat, out)
+    return out
+
+
 def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> ak.Array:
     """sqrt(deta^2 + dphi^2) per entry, dphi wrapped into [-pi, pi).
 

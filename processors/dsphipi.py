@@ -31,7 +31,7 @@ from tau3mu.kernels import best_candidate
 from tau3mu.processors.arrays import call, is_dask, lib
 from tau3mu.processors.histograms import book
 from tau3mu.processors.links import candidate_view, consistent, trigger_fired
-from tau3mu.processors.selection import candidate_steps
+from tau3mu.processors.selection import STEP_FIELDS, select
 
 #: best-candidate quantities written to the snapshot, as ``BestTriplet_<name>``
 SNAPSHOT_FIELDS: tuple[str, ...] = (
@@ -106,12 +106,11 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         }
         if not dask:
             cutflow["events"]["events"] = len(events)
-        passing = None
-        for label, step in candidate_steps(cand, config).items():
-            passing = step if passing is None else passing & step
-            per_event = xp.sum(passing, axis=1) * trigger
+        selection = select(cand, trigger, config)
+        for label in STEP_FIELDS:
+            per_event = selection[label]
             cutflow[label] = {"events": total(per_event > 0), "candidates": total(per_event)}
-        passing = passing & trigger
+        passing = selection.passing
 
         best_index = call(best_candidate, cand.vtx_chi2, passing)
         selected = best_index >= 0

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tau3mu.kernels import (
     best_candidate,
     delta_r,
+    delta_r_values,
     gather,
     match_to_collection,
     pair_mass,
@@ -353,9 +354,10 @@ def test_pair_mass_and_delta_r_equal_reference(rows, dtype):
         got.tolist(), [[reference_pair_mass(e[:3], e[3:], 0.10566) for e in row] for row in stored]
     )
     got = delta_r(columns[1], columns[2], columns[4], columns[5])
-    same_floats(
-        got.tolist(), [[reference_delta_r(e[1], e[2], e[4], e[5]) for e in row] for row in stored]
-    )
+    expected = [[reference_delta_r(e[1], e[2], e[4], e[5]) for e in row] for row in stored]
+    same_floats(got.tolist(), expected)
+    flat = [ak.to_numpy(ak.flatten(columns[k])) for k in (1, 2, 4, 5)]
+    same_floats([delta_r_values(*flat).tolist()], [[x for row in expected for x in row]])
 
 
 def test_pair_mass_of_the_phi():
