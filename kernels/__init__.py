@@ -9,8 +9,8 @@ can be handed to :func:`dask_awkward.map_partitions` as is.
 from __future__ import annotations
 
 from tau3mu.kernels.best import best_candidate
-from tau3mu.kernels.gather import gather
-from tau3mu.kernels.kinematics import delta_r, delta_r_values, pair_mass
+from tau3mu.kernels.gather import gather, gather_values
+from tau3mu.kernels.kinematics import delta_r, delta_r_values, pair_mass, pair_mass_values
 from tau3mu.kernels.matching import match_to_collection
 from tau3mu.kernels.trigger import trigger_fired
 
@@ -19,7 +19,9 @@ __all__ = [
     "delta_r",
     "delta_r_values",
     "gather",
+    "gather_values",
     "match_to_collection",
     "pair_mass",
+    "pair_mass_values",
     "trigger_fired",
 ]

@@ -51,6 +51,29 @@ def result_dtype(values_dtype: Any, fill: Any) -> np.dtype:
     return np.dtype(dtype)
 
 
+def gather_values(
+    v_off: np.ndarray, values: np.ndarray, i_off: np.ndarray, index: np.ndarray, fill: Any
+) -> np.ndarray:
+    """:func:`gather` on flat buffers: offsets (int64, from 0) and contents of the
+    collection and of the indices, same number of events; returns the flat output."""
+    dtype = result_dtype(values.dtype, fill)
+    out = np.empty(len(index), dtype=dtype)
+    bad = _gather_kernel(
+        np.asarray(v_off, dtype=np.int64),
+        values.astype(dtype, copy=False),
+        np.asarray(i_off, dtype=np.int64),
+        index.astype(np.int64, copy=False),
+        dtype.type(fill),
+        out,
+    )
+    if bad >= 0:
+        raise IndexError(
+            f"gather: link index beyond the collection's size in event {bad} of the chunk "
+            "(a corrupt input: indices must be -1 or below the number of entries)"
+        )
+    return out
+
+
 def gather(values: Any, index: Any, fill: Any = np.nan, *, option: bool = False) -> ak.Array:
     """Per event, ``values[index]`` of a collection, for jagged local indices.
 
@@ -77,21 +100,7 @@ def gather(values: Any, index: Any, fill: Any = np.nan, *, option: bool = False)
         )
     if idx.dtype.kind not in "iu":
         raise TypeError(f"gather: indices must be integers, not {idx.dtype}")
-    dtype = result_dtype(v.dtype, fill)
-    out = np.empty(len(idx), dtype=dtype)
-    bad = _gather_kernel(
-        v_off,
-        v.astype(dtype, copy=False),
-        i_off,
-        idx.astype(np.int64, copy=False),
-        dtype.type(fill),
-        out,
-    )
-    if bad >= 0:
-        raise IndexError(
-            f"gather: link index beyond the collection's size in event {bad} of the chunk "
-            "(a corrupt input: indices must be -1 or below the number of entries)"
-        )
+    out = gather_values(v_off, v, i_off, idx, fill)
     if not option:
         return wrap(i_off, out)
     content = ak.contents.ByteMaskedArray(

@@ -69,9 +69,17 @@ def pair_mass(
     if is_typetracer(*arrays):
         return on_typetracer(pair_mass, arrays, mass=mass)
     offsets, flat = _flat_inputs(arrays, "pair_mass")
+    return wrap(offsets, pair_mass_values(*flat, mass=mass))
+
+
+def pair_mass_values(*arrays: np.ndarray, mass: float) -> np.ndarray:
+    """:func:`pair_mass` on six flat arrays (pt1, eta1, phi1, pt2, eta2, phi2): ``float64``."""
+    flat = [np.asarray(a, dtype=np.float64) for a in arrays]
+    if len(flat) != 6 or len({len(a) for a in flat}) != 1:
+        raise ValueError("pair_mass_values: six flat arrays of one length are needed")
     out = np.empty(len(flat[0]), dtype=np.float64)
     _pair_mass_kernel(*flat, float(mass), out)
-    return wrap(offsets, out)
+    return out
 
 
 def delta_r_values(

@@ -31,7 +31,7 @@ from tau3mu.kernels import best_candidate
 from tau3mu.processors.arrays import call, is_dask, lib
 from tau3mu.processors.histograms import book
 from tau3mu.processors.links import candidate_view, consistent, trigger_fired
-from tau3mu.processors.selection import STEP_FIELDS, select
+from tau3mu.processors.selection import STEP_LABELS, select
 
 #: best-candidate quantities written to the snapshot, as ``BestTriplet_<name>``
 SNAPSHOT_FIELDS: tuple[str, ...] = (
@@ -93,7 +93,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         is_mc = _is_mc(metadata)
 
         trigger = trigger_fired(events, config) & consistent(events)
-        cand = candidate_view(events, config)
+        cand = events.Candidate
         n_cand = xp.num(cand.mass, axis=1)
 
         def total(values: Any) -> Any:
@@ -106,17 +106,17 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         }
         if not dask:
             cutflow["events"]["events"] = len(events)
-        selection = select(cand, trigger, config)
-        for label in STEP_FIELDS:
+        selection = select(events, trigger, config)
+        for label in STEP_LABELS:
             per_event = selection[label]
             cutflow[label] = {"events": total(per_event > 0), "candidates": total(per_event)}
         passing = selection.passing
 
         best_index = call(best_candidate, cand.vtx_chi2, passing)
         selected = best_index >= 0
-        chosen = cand[selected]
-        position = xp.local_index(chosen.mass, axis=1)
-        best = xp.firsts(chosen[position == best_index[selected]], axis=1)
+        # links, linked quantities and the phi mass of the best candidates only
+        keep = (xp.local_index(cand.mass, axis=1) == best_index)[selected]
+        best = xp.firsts(candidate_view(events[selected], config, keep=keep), axis=1)
         n_passing = xp.sum(passing, axis=1)[selected]
         cutflow["best_candidate"] = {"events": total(selected), "candidates": total(selected)}
 

@@ -106,9 +106,10 @@ def _as_float32(array: Any) -> Any:
     return lib(array).values_astype(array, np.float32)
 
 
-def candidate_links(events: Any) -> dict[str, Any]:
-    """Indices of each candidate's muons and track in the collections, -1 for none."""
-    cand = events.Candidate
+def candidate_links(events: Any, keep: Any = None) -> dict[str, Any]:
+    """Indices of each candidate's muons and track in the collections, -1 for none
+    (of the candidates where the jagged mask ``keep`` is True, if given)."""
+    cand = events.Candidate if keep is None else events.Candidate[keep]
     if "mu1_idx" in cand.fields:  # Run 3: explicit links
         return {"mu1_idx": cand.mu1_idx, "mu2_idx": cand.mu2_idx, "trk_idx": cand.trk_idx}
     muon = [events.Muon[k] for k in _KINEMATICS]
@@ -123,17 +124,19 @@ def candidate_links(events: Any) -> dict[str, Any]:
     return links
 
 
-def candidate_view(events: Any, config: SelectionConfig) -> Any:
+def candidate_view(events: Any, config: SelectionConfig, keep: Any = None) -> Any:
     """The candidates with links, linked kinematics, ID flags, impact parameters and phi mass.
 
     Run 2 candidates carry copies of their muons' and track's kinematics; Run 3
     candidates are given them from the collections through the links (NaN where a
-    link is -1, which then fails every cut).
+    link is -1, which then fails every cut). With the jagged mask ``keep``, only those
+    candidates (the processor keeps the best one per event: the selection itself works
+    on flat buffers, :func:`tau3mu.processors.selection.select`).
     """
     from tau3mu.processors.selection import pair_mass
 
-    cand = events.Candidate
-    links = candidate_links(events)
+    cand = events.Candidate if keep is None else events.Candidate[keep]
+    links = candidate_links(events, keep)
     xp = lib(cand)
     # one precision for both layouts (Run 3 stores float32): derived quantities and cut
     # comparisons then agree to the last bit with the Run 2 doubles

@@ -1,14 +1,13 @@
 """The per-candidate cuts of SPEC section 3, and the cumulative selection per event.
 
-:func:`step_masks` judges each candidate on flat numpy arrays; :func:`select` applies
-the steps in order to jagged candidates, eagerly (the coffea Runner) or per partition
-(dask-awkward). NaN, from a missing link or a failed refit, compares False and so fails
-every cut that reads it.
+:func:`select` applies steps 1-10 in order on flat numpy buffers, eagerly (the coffea
+Runner) or per partition (dask-awkward). NaN, from a missing link or a failed refit,
+compares False and so fails every cut that reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
 import awkward as ak
@@ -17,7 +16,7 @@ import numpy as np
 from tau3mu import kernels
 from tau3mu.config import SelectionConfig
 from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
-from tau3mu.processors.arrays import call
+from tau3mu.processors.arrays import call, lib
 
 
 def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
@@ -42,91 +41,153 @@ def pair_mass(pt1: Any, eta1: Any, phi1: Any, pt2: Any, eta2: Any, phi2: Any, ma
     return call(kernels.pair_mass, pt1, eta1, phi1, pt2, eta2, phi2, mass=mass)
 
 
-#: steps 2-10 in SPEC order, with the candidate fields each reads
-STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "mass_window": ("mass",),
-    "pv_tracks": ("pv_ntracks",),
-    "flight_significance": ("flight_sig",),
-    "acceptance": ("mu1_pt", "mu1_eta", "mu2_pt", "mu2_eta", "trk_pt"),
-    "delta_r": ("mu1_eta", "mu1_phi", "mu2_eta", "mu2_phi", "trk_eta", "trk_phi"),
-    "muon_id": ("mu1_is_global", "mu1_is_pf", "mu2_is_global", "mu2_is_pf"),
-    "track_ip": ("trk_dz", "trk_dxy"),
-    "phi_mass": ("phi_mass",),
-    "trigger_match": ("mu1_trig_dr", "mu2_trig_dr"),
-}
+_KINEMATICS = ("pt", "eta", "phi")
+#: candidate fields the selection reads when the file has them (Run 2 candidates carry
+#: copies of their muons' and track's kinematics; Run 3 ones are linked to them)
+_CANDIDATE_FIELDS = (
+    "mass",
+    "pv_ntracks",
+    "flight_sig",
+    "mu1_trig_dr",
+    "mu2_trig_dr",
+    *(f"{p}_refit_{k}" for p in ("mu1", "mu2") for k in _KINEMATICS),
+    *(f"{p}_{k}" for p in ("mu1", "mu2", "trk") for k in _KINEMATICS),
+)
+_MUON_FIELDS = ("pt", "eta", "phi", "is_global", "is_pf")
+_TRACK_FIELDS = ("pt", "eta", "phi", "dz", "dxy")
+
+Judge = Callable[[Callable[[str], np.ndarray]], np.ndarray]
 
 
-def step_masks(c: Mapping[str, np.ndarray], config: SelectionConfig) -> dict[str, np.ndarray]:
-    """Per-candidate masks of steps 2-10 on flat arrays (one entry per candidate), in order.
-
-    ``c`` maps the fields of :data:`STEP_FIELDS` (analysis names of :mod:`tau3mu.layouts`
-    plus what the links provide) to flat arrays; each step is judged on its own.
-    """
+def _judges(config: SelectionConfig) -> dict[str, Judge]:
+    """Steps 2-10 in SPEC order. Each judges the candidates still in the running through
+    ``get(name)``: their values of a candidate field (or a linked muon or track field,
+    ``mu1_is_global``, ``trk_dz``, ...), in float64 (flags as stored)."""
     lo_dr = config.delta_r_window
 
-    def dr_ok(a: str, b: str) -> np.ndarray:
-        dr = kernels.delta_r_values(c[f"{a}_eta"], c[f"{a}_phi"], c[f"{b}_eta"], c[f"{b}_phi"])
+    def dr_ok(get: Callable[[str], np.ndarray], a: str, b: str) -> np.ndarray:
+        dr = kernels.delta_r_values(
+            get(f"{a}_eta"), get(f"{a}_phi"), get(f"{b}_eta"), get(f"{b}_phi")
+        )
         return in_open_interval(dr, lo_dr)
 
+    def phi_mass(get: Callable[[str], np.ndarray]) -> np.ndarray:
+        refit = (get(f"{p}_refit_{k}") for p in ("mu1", "mu2") for k in _KINEMATICS)
+        return kernels.pair_mass_values(*refit, mass=config.muon_mass)
+
     return {
-        "mass_window": in_open_interval(c["mass"], config.mass_window),
-        "pv_tracks": c["pv_ntracks"] > config.min_pv_tracks,
-        "flight_significance": c["flight_sig"] > config.min_flight_significance,
-        "acceptance": muon_acceptance(c["mu1_pt"], c["mu1_eta"], config)
-        & muon_acceptance(c["mu2_pt"], c["mu2_eta"], config)
-        & (c["trk_pt"] > config.track_min_pt),
-        "delta_r": dr_ok("mu1", "mu2") & dr_ok("mu1", "trk") & dr_ok("mu2", "trk"),
-        "muon_id": (c["mu1_is_global"] > 0)
-        & (c["mu1_is_pf"] > 0)
-        & (c["mu2_is_global"] > 0)
-        & (c["mu2_is_pf"] > 0),
-        "track_ip": (np.abs(c["trk_dz"]) < config.max_track_abs_dz)
-        & (np.abs(c["trk_dxy"]) < config.max_track_abs_dxy),
-        "phi_mass": in_open_interval(c["phi_mass"], config.phi_mass_window),
-        "trigger_match": (c["mu1_trig_dr"] < config.max_trigger_dr)
-        & (c["mu2_trig_dr"] < config.max_trigger_dr),
+        "mass_window": lambda get: in_open_interval(get("mass"), config.mass_window),
+        "pv_tracks": lambda get: get("pv_ntracks") > config.min_pv_tracks,
+        "flight_significance": lambda get: get("flight_sig") > config.min_flight_significance,
+        "acceptance": lambda get: (
+            muon_acceptance(get("mu1_pt"), get("mu1_eta"), config)
+            & muon_acceptance(get("mu2_pt"), get("mu2_eta"), config)
+            & (get("trk_pt") > config.track_min_pt)
+        ),
+        "delta_r": lambda get: (
+            dr_ok(get, "mu1", "mu2") & dr_ok(get, "mu1", "trk") & dr_ok(get, "mu2", "trk")
+        ),
+        "muon_id": lambda get: (
+            (get("mu1_is_global") > 0)
+            & (get("mu1_is_pf") > 0)
+            & (get("mu2_is_global") > 0)
+            & (get("mu2_is_pf") > 0)
+        ),
+        "track_ip": lambda get: (
+            (np.abs(get("trk_dz")) < config.max_track_abs_dz)
+            & (np.abs(get("trk_dxy")) < config.max_track_abs_dxy)
+        ),
+        "phi_mass": lambda get: in_open_interval(phi_mass(get), config.phi_mass_window),
+        "trigger_match": lambda get: (
+            (get("mu1_trig_dr") < config.max_trigger_dr)
+            & (get("mu2_trig_dr") < config.max_trigger_dr)
+        ),
     }
 
 
-def select(cand: Any, trigger: Any, config: SelectionConfig) -> Any:
-    """Steps 1-10 per event: a record with, for each step label of :data:`STEP_FIELDS`,
-    the number of candidates passing the trigger and every step up to it, and
-    ``passing``, the per-candidate mask after all of them.
+#: the cutflow labels of steps 2-10, in order
+STEP_LABELS: tuple[str, ...] = tuple(_judges(SelectionConfig()))
 
-    Computed on the candidates' flat buffers (eagerly, or per partition for dask-awkward
-    arrays): a jagged awkward operation costs a few ms of fixed overhead, and the ~40 of
-    them that the cuts and the cutflow took were most of the selection's time.
+
+def select(events: Any, trigger: Any, config: SelectionConfig) -> Any:
+    """Steps 1-10 per event: a record with, for each label of :data:`STEP_LABELS`, the
+    number of candidates passing the trigger and every step up to it, and ``passing``,
+    the per-candidate mask after all of them.
+
+    Computed on flat buffers (eagerly, or per partition for dask-awkward arrays), one
+    step at a time, each on the candidates that passed the steps before: a jagged
+    awkward operation costs a few ms of fixed overhead, and the phi mass, delta R and the
+    Run 3 links are worth computing only for the ~20 % of candidates that reach them.
     """
-    fields = sorted({name for names in STEP_FIELDS.values() for name in names})
-    return call(_select, cand[fields], trigger, config=config)
+    from tau3mu.processors.links import candidate_links
+
+    cand = events.Candidate
+    fields = [name for name in _CANDIDATE_FIELDS if name in cand.fields]
+    links = lib(cand).zip(candidate_links(events))
+    muon = events.Muon[list(_MUON_FIELDS)]
+    track = events.Track[list(_TRACK_FIELDS)]
+    return call(_select, cand[fields], links, muon, track, trigger, config=config)
 
 
-def _select(cand: Any, trigger: Any, config: SelectionConfig) -> ak.Array:
-    if is_typetracer(cand, trigger):
-        return on_typetracer(_select, (cand, trigger), config=config)
-    offsets, columns = _flat_fields(cand)
-    fired = np.asarray(ak.to_numpy(trigger), dtype=bool)
-    passing = np.repeat(fired, np.diff(offsets))
+def _select(
+    cand: Any, links: Any, muon: Any, track: Any, trigger: Any, config: SelectionConfig
+) -> ak.Array:
+    arrays = (cand, links, muon, track, trigger)
+    if is_typetracer(*arrays):
+        return on_typetracer(_select, arrays, config=config)
+    c_off, c = _flat_fields(cand)
+    _, link = _flat_fields(links)
+    collections = {"mu": _flat_fields(muon), "trk": _flat_fields(track)}
+    counts = np.diff(c_off)
+    event = np.repeat(np.arange(len(counts)), counts)
+    for name, index in link.items():
+        # a link beyond its event's collection is a corrupt file, whichever the candidate
+        size = np.diff(collections["trk" if name == "trk_idx" else "mu"][0])[event]
+        bad = np.flatnonzero(index >= size)
+        if bad.size:
+            raise IndexError(
+                f"candidate link {name} beyond the collection's size in event "
+                f"{int(event[bad[0]])} of the chunk (a corrupt input: indices must be -1 or "
+                "below the number of entries)"
+            )
+    passing = np.repeat(np.asarray(ak.to_numpy(trigger), dtype=bool), counts)
+    alive = np.flatnonzero(passing)
+
+    def get(name: str) -> np.ndarray:
+        if name in c:
+            return c[name][alive].astype(np.float64)
+        owner, field = name.split("_", 1)
+        v_off, values = collections["trk" if owner == "trk" else "mu"]
+        flag = field in ("is_global", "is_pf")
+        per_event = np.bincount(event[alive], minlength=len(counts))
+        i_off = np.concatenate(([0], np.cumsum(per_event)))
+        out = kernels.gather_values(
+            v_off, values[field], i_off, link[f"{owner}_idx"][alive], 0 if flag else np.nan
+        )
+        return out if flag else out.astype(np.float64)
+
     out: dict[str, Any] = {}
-    for label, mask in step_masks(columns, config).items():
-        passing &= mask
+    for label, judge in _judges(config).items():
+        mask = np.asarray(judge(get), dtype=bool)
+        passing[alive[~mask]] = False
+        alive = alive[mask]
         ahead = np.concatenate(([0], np.cumsum(passing, dtype=np.int64)))
-        out[label] = ahead[offsets[1:]] - ahead[offsets[:-1]]
-    out["passing"] = wrap(offsets, passing)
+        out[label] = ahead[c_off[1:]] - ahead[c_off[:-1]]
+    out["passing"] = wrap(c_off, passing)
     return ak.zip(out, depth_limit=1)
 
 
-def _flat_fields(cand: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(offsets from 0, field -> flat values) of a jagged record array of candidates."""
-    layout = ak.to_layout(cand)
+def _flat_fields(record: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(offsets from 0, field -> flat values) of a jagged record array."""
+    layout = ak.to_layout(record)
     if not isinstance(layout, ak.contents.ListOffsetArray):
-        layout = ak.to_layout(ak.to_packed(cand))
+        layout = ak.to_layout(ak.to_packed(record))
         if not isinstance(layout, ak.contents.ListOffsetArray):
             layout = layout.to_ListOffsetArray64(True)
     offsets = np.asarray(layout.offsets.data, dtype=np.int64)
     start, stop = int(offsets[0]), int(offsets[-1])
-    record = layout.content
+    content = layout.content
     columns = {
-        name: ak.to_numpy(ak.Array(record.content(name))[start:stop]) for name in record.fields
+        name: ak.to_numpy(ak.Array(content.content(name))[start:stop]) for name in content.fields
     }
     return offsets - start, columns
