@@ -20,8 +20,10 @@ from tau3mu.kernels import (
     delta_r,
     delta_r_values,
     gather,
+    gather_values,
     match_to_collection,
     pair_mass,
+    pair_mass_values,
     trigger_fired,
 )
 from tau3mu.kernels.gather import result_dtype
@@ -184,6 +186,17 @@ def test_gather_equals_reference(data, value_dtype, fill, index_dtype, option):
     assert str(got.type.content) == f"var * {'?' if option else ''}{dtype}"
     # NaN == NaN for the comparison
     assert str(got.tolist()) == str(expected)
+    if not option:  # the same on flat buffers
+        v_off = np.concatenate(([0], np.cumsum([len(v) for v in vals])))
+        i_off = np.concatenate(([0], np.cumsum([len(row) for row in idx])))
+        flat = gather_values(
+            v_off,
+            ak.to_numpy(ak.flatten(values)),
+            i_off,
+            np.asarray([i for row in idx for i in row], dtype=index_dtype),
+            fill,
+        )
+        assert str(flat.tolist()) == str([x for row in expected for x in row])
 
 
 def test_gather_keeps_the_values_dtype_when_the_fill_fits():
@@ -350,8 +363,11 @@ def test_pair_mass_and_delta_r_equal_reference(rows, dtype):
     stored = [[tuple(float(x) for x in e) for e in row] for row in stored]
     got = pair_mass(*columns, mass=0.10566)
     assert str(got.type.content) == "var * float64"
+    expected = [[reference_pair_mass(e[:3], e[3:], 0.10566) for e in row] for row in stored]
+    same_floats(got.tolist(), expected)
+    flat = [ak.to_numpy(ak.flatten(c)) for c in columns]
     same_floats(
-        got.tolist(), [[reference_pair_mass(e[:3], e[3:], 0.10566) for e in row] for row in stored]
+        [pair_mass_values(*flat, mass=0.10566).tolist()], [[x for row in expected for x in row]]
     )
     got = delta_r(columns[1], columns[2], columns[4], columns[5])
     expected = [[reference_delta_r(e[1], e[2], e[4], e[5]) for e in row] for row in stored]

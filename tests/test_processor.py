@@ -249,6 +249,35 @@ def test_missing_branch_is_named(tmp_path):
     assert "missing.root" in str(info.value)
 
 
+def test_corrupt_link_is_reported_even_for_a_rejected_candidate(tmp_path):
+    """The selection gathers linked muons only for candidates that reach the cuts needing
+    them; a link beyond the collection is still a corrupt file, for any candidate."""
+    import uproot
+
+    from tau3mu.synth import simulate
+    from tau3mu.synth.run3 import run3_branches
+
+    branches = run3_branches(simulate(1, 0, 200))
+    cand = branches["Cand2MuTrk"]
+    counts = ak.to_numpy(ak.num(cand, axis=1))
+    event = int(np.flatnonzero(counts > 0)[0])
+    flat_mass = ak.to_numpy(ak.flatten(cand["mass"])).copy()
+    flat_link = ak.to_numpy(ak.flatten(cand["mu1Idx"])).copy()
+    first = int(np.sum(counts[:event]))
+    flat_mass[first] = 0.5  # outside every mass window: rejected at step 2
+    flat_link[first] = 999  # and linked to a muon that does not exist
+    cand = ak.with_field(cand, ak.unflatten(flat_mass, counts), "mass")
+    branches["Cand2MuTrk"] = ak.with_field(cand, ak.unflatten(flat_link, counts), "mu1Idx")
+    path = tmp_path / "badlink.root"
+    with uproot.recreate(path) as f:
+        types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
+        f.mktree("Events", types, counter_name=lambda c: f"n{c}")
+        f["Events"].extend(branches)
+    with pytest.raises(Exception, match=rf"mu1_idx beyond .* event {event} of the chunk") as info:
+        run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    assert "badlink.root" in str(info.value)
+
+
 @pytest.mark.root
 def test_unequal_candidate_vectors_are_reported_with_file_branch_and_entries(tmp_path, monkeypatch):
     from tau3mu.synth import run2, simulate
