@@ -23,6 +23,7 @@ numbers. A file depends only on ``(seed, file_index)``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -173,13 +174,17 @@ def _rng(seed: int, file_index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(file_index), 0x7A3]))
 
 
+@functools.cache
 def _poisson_table(mean: float, cap: int, size: int = 4096) -> np.ndarray:
-    """Quantile function of a Poisson(mean) capped at ``cap``, on a grid of ``size``."""
+    """Quantile function of a Poisson(mean) capped at ``cap``, on a grid of ``size``
+    (computed once per process: read-only)."""
     k = np.arange(cap + 1)
     pmf = np.exp(-mean) * mean**k / np.cumprod(np.r_[1, k[1:]])
     cdf = np.cumsum(pmf)
     cdf[-1] = 1.0
-    return np.searchsorted(cdf, (np.arange(size) + 0.5) / size).astype(np.int32)
+    table = np.searchsorted(cdf, (np.arange(size) + 0.5) / size).astype(np.int32)
+    table.flags.writeable = False
+    return table
 
 
 def _poisson(rng: np.random.Generator, n: int, mean: float, cap: int) -> np.ndarray:
@@ -213,7 +218,7 @@ def simulate(
     # file's arrays. About 69 % of raw events keep a candidate after the skim (data;
     # the estimate is updated chunk by chunk)
     collections = {name: _Gathered(n) for name in ("muons", "tracks", "candidates")}
-    per_event: dict[str, list[np.ndarray]] = {}
+    per_event: list[np.ndarray] = []
     have, survival = 0, 0.69
     while have < n or not per_event:
         want = n - have
@@ -224,10 +229,11 @@ def simulate(
         keep &= np.cumsum(keep) <= want
         for name, gathered in collections.items():
             gathered.add(getattr(raw, name), keep)
-        for key, values in _event_arrays(raw).items():
-            per_event.setdefault(key, []).append(values[keep])
+        per_event.append(raw.kind[keep])
         have += int(keep.sum())
-    cat = {key: np.concatenate(parts) for key, parts in per_event.items()}
+    kind = np.concatenate(per_event)
+    # the trigger depends only on the event's kind: drawn for the kept events only
+    signal = kind != TRUTH_BACKGROUND
     if first_event is None:
         first_event = file_index * 10_000_000
     return SyntheticEvents(
@@ -237,18 +243,21 @@ def simulate(
         muons=collections["muons"].collection(),
         tracks=collections["tracks"].collection(),
         candidates=collections["candidates"].collection(),
-        hlt={k: cat[f"hlt/{k}"] for k in HLT_PATHS},
-        l1={k: cat[f"l1/{k}"] for k in L1_SEEDS},
+        hlt=_fired(rng, signal, HLT_RATES),
+        l1=_fired(rng, signal, L1_RATES),
         hlt_version=np.full(n, 8 + file_index % 5, dtype=np.int64),
-        kind=cat["kind"],
+        kind=kind,
     )
 
 
-def _event_arrays(events: SyntheticEvents) -> dict[str, np.ndarray]:
-    out = {"kind": events.kind}
-    out.update({f"hlt/{k}": v for k, v in events.hlt.items()})
-    out.update({f"l1/{k}": v for k, v in events.l1.items()})
-    return out
+def _fired(
+    rng: np.random.Generator, signal: np.ndarray, rates: dict[str, tuple[float, float]]
+) -> dict[str, np.ndarray]:
+    """Per path or seed: whether it fired, with the rate of (signal, background) events."""
+    return {
+        name: rng.random(len(signal), dtype=F32) < np.where(signal, F32(r_sig), F32(r_bkg))
+        for name, (r_sig, r_bkg) in rates.items()
+    }
 
 
 class _Gathered:
@@ -409,13 +418,6 @@ def _simulate_raw(
         _CANDIDATE_ORDER,
     )
 
-    # -- trigger ----------------------------------------------------------------------------
-    def fired(rates: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
-        return {
-            name: rng.random(n, dtype=F32) < np.where(signal, F32(r_sig), F32(r_bkg))
-            for name, (r_sig, r_bkg) in rates.items()
-        }
-
     return SyntheticEvents(
         run=np.zeros(n, dtype=np.uint32),
         lumi=np.zeros(n, dtype=np.uint32),
@@ -423,8 +425,8 @@ def _simulate_raw(
         muons=muons,
         tracks=tracks,
         candidates=candidates,
-        hlt=fired(HLT_RATES),
-        l1=fired(L1_RATES),
+        hlt={},  # drawn for the kept events (simulate)
+        l1={},
         hlt_version=np.zeros(n, dtype=np.int64),
         kind=kind,
     )
