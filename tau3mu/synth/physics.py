@@ -13,10 +13,12 @@ out at the PDG masses with ~11.5 MeV resolution; the dimuon of measured muons ha
 ~11 MeV, the refitted muon tracks about a third of it.
 
 Speed: the per-particle work runs in compiled per-event loops (:mod:`tau3mu.synth.compiled`,
-numba, float32 arithmetic), which fuse what were dozens of whole-array numpy passes and
-redraw rejected decays per event; raw events are simulated in chunks of ``RAW_CHUNK``
-so that their temporaries reuse memory; discrete distributions come from lookup tables.
-The skim is applied to candidates before their expensive fields are drawn. Values are
+numba, float32 arithmetic, an inline random generator seeded from the file's), which
+fuse what were dozens of whole-array numpy passes and redraw rejected decays per event;
+raw events are simulated in chunks of ``RAW_CHUNK`` so that their temporaries reuse
+memory; discrete distributions come from lookup tables. The skim is applied to
+candidates before their expensive fields are drawn, the trigger drawn for kept events
+only. Values are
 float32 (or int/bool), so the same events written in both layouts hold identical
 numbers. A file depends only on ``(seed, file_index)``.
 """
