@@ -3,10 +3,12 @@
 Each engine runs in its own fresh process (zfit's TensorFlow and numba do not share one
 well), which times, in order:
 
-- ``import``: the engine's imports (zfit with TensorFlow; iminuit with numba-stats);
+- ``import``: the engine's imports (tau3mu.fit and zfit with TensorFlow, as ``tau3mu fit``
+  imports them; iminuit with numba-stats);
 - ``build``: the model for the 62-bin SPEC binning;
-- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it; for
-  iminuit, numba compiles the CDFs), timed apart by one call before the first fit;
+- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it, or
+  loads XLA's compilation from tau3mu's cache; for iminuit, numba compiles the CDFs),
+  timed apart by one call before the first fit;
 - ``first_fit`` = ``migrad`` + ``hesse`` + the rest (start values, result): the first fit
   of a SPEC-like toy, with Minuit's Migrad and Hesse timed inside it;
 - ``cold``: all of the above, what ``tau3mu fit`` pays for one histogram;
@@ -17,23 +19,29 @@ Each engine runs in ``--repeat`` fresh processes, interleaved with the other eng
 the table shows the median of each time over them (the machine may be shared).
 
 Engines: ``zfit`` (tau3mu.fit.fit_counts: Minuit's numerical gradient, loss compiled
-with XLA; the defaults), ``zfit+grad`` (the same with the TensorFlow gradient),
-``zfit, no XLA`` (the loss compiled without XLA), ``iminuit``
-(fit_counts_iminuit), and ``zfit before`` (tau3mu/fit.py as of ``--before``: zfit's
-BinnedFromUnbinnedPDF and zfit.minimize.Minuit), so that before and after are measured
-in the same run on the same machine. The yields of every warm fit are compared with the
-iminuit engine's on the same toy (largest difference in units of its error).
+with XLA, the compilation loaded from the XLA cache; the defaults), ``zfit, no XLA
+cache`` (the same with ``TAU3MU_CACHE_DIR=off``: what the first fit on a machine pays),
+``zfit+grad`` (the TensorFlow gradient), ``zfit, no XLA`` (the loss compiled without
+XLA), ``iminuit`` (fit_counts_iminuit), and ``zfit before`` (tau3mu/fit.py as of
+``--before``, imported after zfit as it was), so that before and after are measured in
+the same run on the same machine. The XLA cache is a fresh folder for the run, filled by
+one untimed process per cached engine before the timed ones. The yields of every warm
+fit are compared with the iminuit engine's on the same toy (largest difference in units
+of its error).
 
-Usage: ``python benchmarks/bench_fit.py [--warm 9] [--repeat 3] [--before 4bdd0ba] [--no-before]``
+Usage: ``python benchmarks/bench_fit.py [--warm 9] [--repeat 3] [--before e2327d3] [--no-before]
+[--engines ...]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,10 +70,9 @@ config = json.loads(sys.argv[1])
 engine = config["engine"]
 if engine == "iminuit":
     import iminuit, numba_stats.crystalball  # noqa: F401
-else:
+    from tau3mu import fit
+elif engine == "zfit before":
     import zfit  # noqa: F401
-import numpy as np
-if engine == "zfit before":
     import importlib.util
     spec = importlib.util.spec_from_file_location("fit_before", config["before_path"])
     fit = importlib.util.module_from_spec(spec)
@@ -73,7 +80,9 @@ if engine == "zfit before":
     spec.loader.exec_module(fit)
 else:
     from tau3mu import fit
+    fit._import_zfit()
     fit._XLA = engine != "zfit, no XLA"
+import numpy as np
 import iminuit
 
 t_import = time.perf_counter() - tic
@@ -116,7 +125,7 @@ starts.update(fit.start_values(first, edges))
 tic = time.perf_counter()
 if engine == "iminuit":
     fit.model_cdf(edges, starts, edges[0], edges[-1])
-elif engine == "zfit before":
+elif not hasattr(model, "fcn"):  # a "zfit before" without the compiled loss
     model.data.update_data(first)
     model.loss.value()
 else:
@@ -165,7 +174,7 @@ def toys(count: int) -> tuple[list[float], list[list[float]]]:
     return edges.tolist(), [fit.toy_counts(rng, edges, truth).tolist() for _ in range(count)]
 
 
-def run_engine(engine: str, warm: int, before_path: str | None, data: tuple) -> dict:
+def run_engine(engine: str, warm: int, before_path: str | None, data: tuple, cache: Path) -> dict:
     edges, histograms = data
     config = {
         "engine": engine,
@@ -174,11 +183,16 @@ def run_engine(engine: str, warm: int, before_path: str | None, data: tuple) -> 
         "edges": edges,
         "toys": histograms,
     }
+    env = {
+        **os.environ,
+        "TAU3MU_CACHE_DIR": "off" if engine.endswith("no XLA cache") else str(cache),
+    }
     proc = subprocess.run(
         [sys.executable, "-c", WORKER, json.dumps(config)],
         capture_output=True,
         text=True,
         cwd=ROOT_DIR,
+        env=env,
         timeout=1800,
     )
     if proc.returncode != 0:
@@ -191,7 +205,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--warm", type=int, default=9, help="refits for the warm median")
     parser.add_argument(
-        "--before", default="4bdd0ba", help="git revision of tau3mu/fit.py for 'zfit before'"
+        "--before", default="e2327d3", help="git revision of tau3mu/fit.py for 'zfit before'"
     )
     parser.add_argument("--no-before", action="store_true", help="skip the 'zfit before' run")
     parser.add_argument(
@@ -202,8 +216,9 @@ def main() -> None:
     )
     parser.add_argument("--engines", nargs="+", help="only these engines (iminuit is always run)")
     args = parser.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
 
-    engines = ["zfit", "zfit+grad", "zfit, no XLA", "iminuit"]
+    engines = ["zfit", "zfit, no XLA cache", "zfit+grad", "zfit, no XLA", "iminuit"]
     before_path = None
     if not args.no_before:
         source = subprocess.run(
@@ -222,10 +237,16 @@ def main() -> None:
         engines = [e for e in engines if e in args.engines or e == "iminuit"]
     data = toys(args.warm + 1)
     runs: dict[str, list[dict]] = {engine: [] for engine in engines}
-    for _ in range(args.repeat):  # interleaved: a load change on the machine hits all
-        for engine in engines:
-            runs[engine].append(run_engine(engine, args.warm, before_path, data))
-            print(engine, {k: v for k, v in runs[engine][-1].items() if k != "yields"}, flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_fit_cache_") as folder:
+        cache = Path(folder)
+        for engine in ("zfit", "zfit+grad"):  # fill the XLA cache, untimed
+            if engine in engines:
+                run_engine(engine, 1, before_path, data, cache)
+        for _ in range(args.repeat):  # interleaved: a load change on the machine hits all
+            for engine in engines:
+                runs[engine].append(run_engine(engine, args.warm, before_path, data, cache))
+                row = {k: v for k, v in runs[engine][-1].items() if k != "yields"}
+                print(engine, row, flush=True)
     measured = {}
     for engine, results in runs.items():
         measured[engine] = {
@@ -269,6 +290,8 @@ def main() -> None:
         "before": None if args.no_before else args.before,
         "bins": 62,
         "toy": "SPEC 5 (2017B, 4.8 fb^-1): 5000 Ds+, 1800 D+, 64500 background",
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(save("fit", rows, meta))
 

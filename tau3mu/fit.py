@@ -8,21 +8,37 @@ then fitted all together, which did not converge on real 2017B data. Here:
    log-linear fit of the sidebands, the peak yields from the counts above it;
 2. the Crystal Ball tail exponents are fixed (a 62-bin spectrum does not constrain
    them, and floating them is what lets such fits wander off); the rest floats;
-3. if the fit is not valid, one refit from its minimum; a fit that still fails is
-   reported as failed, with Minuit's reason, and no numbers.
+3. Migrad, a refit from its minimum if that is not valid, then Hesse; while Minuit's
+   minimum is not valid or its covariance not accurate, what a spectrum may fail to
+   determine is held in turn: an absent peak at its lower bound, a width narrower than a
+   bin at the detector resolution, the tail onsets at their start values. A fit that
+   still fails is reported as failed, with Minuit's reason, and no numbers.
 
-The model is built once per binning and reused: zfit's binned loss is compiled into a
-TensorFlow function of the parameter vector on the first fit, which Minuit calls; a warm
-fit only swaps the data (see ``_Model``; times in docs/benchmarks.md). Parameter names used in results:
-``n_ds, n_dplus, n_bkg, mean_ds, sigma_ds, alpha_ds, n_cb_ds, mean_dplus, sigma_dplus,
-alpha_dplus, n_cb_dplus, slope``.
+Two engines share that strategy (``_minimise``) and the result (``_result``); each only
+supplies its loss and expected counts. ``fit_counts`` (the default) uses zfit: its model
+is built once per binning and reused; zfit's binned loss is compiled into a TensorFlow
+function of the parameter vector on the first fit, which Minuit calls; a warm fit only
+swaps the data (see ``_Model``; times in docs/benchmarks.md). ``fit_counts_iminuit``
+uses iminuit's cost with numba-stats CDFs: the independent cross-check. Parameter names
+used in results: ``n_ds, n_dplus, n_bkg, mean_ds, sigma_ds, alpha_ds, n_cb_ds,
+mean_dplus, sigma_dplus, alpha_dplus, n_cb_dplus, slope``.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
+import hashlib
 import json
 import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +184,146 @@ def start_values(counts: np.ndarray, edges: np.ndarray) -> dict[str, float]:
     }
 
 
+# -- TensorFlow: its environment and XLA's compilation cache ------------------------------
+#: entries kept in the XLA cache folder (~0.4 MB each; one per binning and loss function)
+_XLA_CACHE_ENTRIES = 16
+#: what TensorFlow logs each time it reads a cache entry: it tries the text format first
+_XLA_CACHE_NOISE = "Error parsing text-format tensorflow.XlaSerializedCacheEntry"
+
+
+class _XlaCache:
+    """TensorFlow's persistent XLA cache, kept where concurrent or failing writes do no harm.
+
+    Compiling the loss with XLA is ~0.7 s of a cold fit; with the flag
+    ``--tf_xla_persistent_cache_directory`` TensorFlow saves the executable and loads it in
+    later processes. It keys an entry by a hash of the compiled HLO module, which holds the
+    bin edges, and checks the whole module on loading, so binnings do not collide; the
+    folder is per TensorFlow version and CPU (the executable is built for the host's
+    instruction set). But TensorFlow writes entries in place, and a truncated entry or a
+    failed write fails the compiled call itself, for the rest of the process. So
+    TensorFlow gets a private folder in the temporary directory with copies of the user's
+    entries; new entries are copied back by atomic rename after a compilation, and an
+    error in doing that only loses the entry. The private folder is given to TensorFlow
+    through ``TF_XLA_FLAGS``, which is restored once TensorFlow has read it (at the first
+    compilation), so that processes started later do not share it. Up to
+    ``_XLA_CACHE_ENTRIES`` are kept (the key also holds the traced function's name, which
+    counts the functions traced before it in the process). The folder is ``xla/`` in
+    tau3mu's cache folder (:func:`tau3mu.cache.cache_dir`): ``TAU3MU_CACHE_DIR=off`` turns
+    it off, and a cache directory set by the user in ``TF_XLA_FLAGS`` is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.private: Path | None = None
+        self.user_flags: str | None = None
+
+    @staticmethod
+    def folder_for_this_host() -> Path | None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from tau3mu.cache import cache_dir
+
+        root = cache_dir()
+        if root is None:
+            return None
+        try:
+            tensorflow = version("tensorflow")
+        except PackageNotFoundError:
+            return None
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+        flags = next(
+            (line for line in cpuinfo.splitlines() if line.startswith(("flags", "Features"))),
+            platform.processor(),
+        )
+        cpu = hashlib.sha256(flags.encode()).hexdigest()[:12]
+        return root / "xla" / f"tf{tensorflow}-{platform.machine()}-{cpu}"
+
+    def enable(self) -> None:
+        """Point TensorFlow at a private copy of the cache; call before importing it."""
+        flags = os.environ.get("TF_XLA_FLAGS")
+        if flags is not None and "tf_xla_persistent_cache_directory" in flags:
+            return
+        folder = self.folder_for_this_host()
+        if folder is None:
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            private = Path(tempfile.mkdtemp(prefix="tau3mu-xla-"))
+        except OSError:
+            return
+        if shutil.disk_usage(private).free < 2**26:  # a failed write fails the fit
+            private.rmdir()
+            return
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
+        for entry in folder.glob("*.pb"):
+            try:
+                shutil.copyfile(entry, private / entry.name)
+            except OSError:
+                (private / entry.name).unlink(missing_ok=True)
+        os.environ["TF_XLA_FLAGS"] = f"{flags or ''} --tf_xla_persistent_cache_directory={private}"
+        self.folder, self.private, self.user_flags = folder, private, flags
+
+    @contextlib.contextmanager
+    def compiling(self) -> Iterator[None]:
+        """Around a first call: hide the read noise, then publish what was compiled."""
+        folder, private = self.folder, self.private
+        if folder is None or private is None:
+            yield
+            return
+        with _stderr_without(_XLA_CACHE_NOISE):
+            yield
+        if self.user_flags is None:
+            os.environ.pop("TF_XLA_FLAGS", None)
+        else:
+            os.environ["TF_XLA_FLAGS"] = self.user_flags
+        with contextlib.suppress(OSError):  # a cache only ever saves work
+            for entry in private.glob("*.pb"):
+                target = folder / entry.name
+                if not target.exists():
+                    partial = folder / f".{entry.name}.{os.getpid()}"
+                    shutil.copyfile(entry, partial)
+                    os.replace(partial, target)
+            entries = sorted(folder.glob("*.pb"), key=lambda p: p.stat().st_mtime)
+            for old in entries[:-_XLA_CACHE_ENTRIES]:
+                old.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _stderr_without(noise: str) -> Iterator[None]:
+    """Pass on what is written to file descriptor 2 meanwhile, less lines with ``noise``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            sys.stderr.write("".join(x for x in text.splitlines(True) if noise not in x))
+
+
+_XLA_CACHE = _XlaCache()
+
+
+def _import_zfit() -> Any:
+    """zfit, with TensorFlow's environment set first (it is read when TensorFlow loads)."""
+    if "tensorflow" not in sys.modules:
+        # TensorFlow imports Keras 3 (its optimizers, and matplotlib.pyplot with them,
+        # ~1 s) unless told to use tf_keras (Keras 2), which is what zfit uses anyway
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        _XLA_CACHE.enable()
+    import zfit
+
+    return zfit
+
+
 # -- the zfit model, built once per binning ---------------------------------------------
 @functools.cache
 def _binned_pdfs() -> tuple[type, type]:
@@ -180,7 +336,7 @@ def _binned_pdfs() -> tuple[type, type]:
     exponential's in closed form: the same model in a few hundred operations. Each is
     normalised to the fit range by the sum of its bins, which tile the range.
     """
-    import zfit
+    zfit = _import_zfit()
     import zfit.z.numpy as znp
     from zfit.core.space import supports
     from zfit.models.physics import crystalball_integral_func
@@ -243,17 +399,17 @@ class _Model:
     only with ``gradient=True``, the value with its gradient. Going through
     ``zfit.minimize.Minuit`` cost ~10 ms of Python per call (``assign_values_jit`` and the
     loss call each look up a traced function from their Python arguments), ~3 s for the
-    ~300 calls of a fit and its Hesse; one compiled call is ~0.6 ms. Minuit, its
-    settings (strategy 1, errordef and EDM tolerance as zfit sets them) and the retry
-    strategy are those of the zfit minimiser before.
+    ~300 calls of a fit and its Hesse; one compiled call is ~0.6 ms. Minuit's errordef
+    and EDM tolerance are those zfit sets; the strategy is the shared one (``_minimise``).
+    The first call of each function compiles it, through the XLA cache (``_XlaCache``).
     """
 
     #: order of the parameter vector given to Minuit
     ORDER = (*YIELDS, *SHAPE_DEFAULTS)
 
     def __init__(self, edges: np.ndarray) -> None:
+        zfit = _import_zfit()
         import tensorflow as tf
-        import zfit
         from zfit._data.binneddatav1 import BinnedSamplerData
 
         crystal_ball, exponential = _binned_pdfs()
@@ -312,17 +468,28 @@ class _Model:
             return loss, tape.gradient(loss, vector)
 
         self._evaluate, self._value_gradient = evaluate, value_gradient
+        self._compiled: set[Callable] = set()
+
+    def _call(self, function: Callable, x: np.ndarray) -> Any:
+        """``function(x)``; its first call compiles it, through the XLA cache."""
+        x = np.asarray(x, dtype=np.float64)
+        if function in self._compiled:
+            return function(x)
+        with _XLA_CACHE.compiling():
+            out = function(x)
+        self._compiled.add(function)
+        return out
 
     def fcn(self, x: np.ndarray) -> float:
-        return float(self._evaluate(np.asarray(x, dtype=np.float64))[0])
+        return float(self._call(self._evaluate, x)[0])
 
     def grad(self, x: np.ndarray) -> np.ndarray:
-        _, gradient = self._value_gradient(np.asarray(x, dtype=np.float64))
+        _, gradient = self._call(self._value_gradient, x)
         return np.array([float(g) for g in gradient])
 
     def counts_at(self, x: np.ndarray) -> np.ndarray:
         """Expected counts per bin at ``x``; leaves the zfit parameters at ``x``."""
-        return np.asarray(self._evaluate(np.asarray(x, dtype=np.float64))[1])
+        return np.asarray(self._call(self._evaluate, x)[1])
 
     def expected(self, which: str | None = None) -> np.ndarray:
         pdf = self.binned if which is None else self.binned_components[which]
@@ -339,6 +506,7 @@ def _model_for(edges: np.ndarray) -> _Model:
     return _MODELS[key]
 
 
+# -- one strategy and one result for both engines --------------------------------------
 def _shape_of(yield_name: str) -> tuple[str, ...]:
     """Shape parameters of the peak whose yield is ``yield_name``."""
     peak = yield_name.removeprefix("n_")
@@ -359,12 +527,31 @@ def _failed(
     )
 
 
-def fit_mass(h: Any, *, minos: bool = False, min_entries: int = 50) -> FitResult:
-    """Fit a mass histogram (``hist.Hist``; a nominal slice is taken from bigger ones)."""
-    import time
+def _unfit(counts: np.ndarray, min_entries: int) -> FitResult | None:
+    """The failed result for a histogram that cannot be fitted, else None."""
+    entries = float(counts.sum())
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        return _failed(-1, "histogram has negative or non-finite bin contents", entries)
+    if entries < min_entries:
+        return _failed(
+            -1, f"only {entries:.0f} entries: too few for a three-component fit", entries
+        )
+    return None
 
-    counts, edges = mass_counts(h)
-    return fit_counts(counts, edges, minos=minos, min_entries=min_entries, _clock=time.perf_counter)
+
+def _starts(counts: np.ndarray, edges: np.ndarray, names: tuple[str, ...]) -> list[float]:
+    """Start values of ``names`` from the histogram, inside their limits."""
+    starts = {name: spec[0] for name, spec in SHAPE_DEFAULTS.items()}
+    starts.update(start_values(counts, edges))
+    limits = _limits(float(counts.sum()))
+    return [float(np.clip(starts[name], *limits[name])) for name in names]
+
+
+def _limits(entries: float) -> dict[str, tuple[float, float]]:
+    """(lower, upper) per parameter: SPEC section 4's ranges, yields within [1, entries]."""
+    limits = {name: spec[1:] for name, spec in SHAPE_DEFAULTS.items()}
+    limits.update({name: (1.0, max(entries, 2.0)) for name in YIELDS})
+    return limits
 
 
 def _minuit_reason(m: Any) -> str:
@@ -384,56 +571,16 @@ def _minuit_reason(m: Any) -> str:
     return "Minuit did not find a valid minimum" + (f" ({', '.join(problems)})" if problems else "")
 
 
-def fit_counts(
-    counts: np.ndarray,
-    edges: np.ndarray,
-    *,
-    minos: bool = False,
-    min_entries: int = 50,
-    gradient: bool = False,
-    _clock: Any = None,
-) -> FitResult:
-    """Fit bin counts with edges; see the module docstring for the strategy.
+def _minimise(m: Any, entries: float, *, minos: bool) -> tuple[int, str, str]:
+    """Migrad, Hesse and the remedies of the module docstring on a configured Minuit.
 
-    ``gradient``: False (default) lets Minuit differentiate the loss numerically; True
-    gives it the gradient from TensorFlow, as ``zfit.minimize.Minuit`` does by default:
-    fewer loss calls (a warm fit ~0.3 s instead of ~0.45 s), but the gradient graph
-    takes ~1.4 s to compile, which a cold fit pays (benchmarks/bench_fit.py).
+    Returns (status, reason, strategy): status 0 with a valid minimum and an accurate
+    covariance, 3 without a valid minimum, 4 with an inaccurate covariance (Minuit forced
+    it positive definite: a direction the data do not constrain).
     """
-    import time
-
-    from iminuit import Minuit
-
-    clock = _clock or time.perf_counter
-    tic = clock()
-    counts = np.asarray(counts, dtype=np.float64)
-    entries = float(counts.sum())
-    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
-        return _failed(-1, "histogram has negative or non-finite bin contents", entries)
-    if entries < min_entries:
-        return _failed(
-            -1, f"only {entries:.0f} entries: too few for a three-component fit", entries
-        )
-    model = _model_for(np.asarray(edges, dtype=np.float64))
-    model.data.update_data(counts)
-    names = list(model.ORDER)
-    starts = {name: spec[0] for name, spec in SHAPE_DEFAULTS.items()}
-    starts.update(start_values(counts, edges))
-    limits = {name: spec[1:] for name, spec in SHAPE_DEFAULTS.items()}
-    limits.update({name: (1.0, max(entries, 2.0)) for name in YIELDS})
-    m = Minuit(
-        model.fcn,
-        [float(np.clip(starts[n], *limits[n])) for n in names],
-        grad=model.grad if gradient else None,
-        name=names,
-    )
-    m.errordef = model.errordef
-    m.strategy = 1
-    # zfit's tolerance 1e-3 on the EDM in units of errordef (iminuit multiplies by 0.002)
-    m.tol = 1e-3 / 0.002 / model.errordef
-    for name in names:
+    limits = _limits(entries)
+    for name in m.parameters:
         m.limits[name] = limits[name]
-
     # the Crystal Ball tail exponents are not constrained by a 62-bin spectrum: they stay
     # fixed (to SPEC-5-like simulation values); everything else floats from good starts
     for name in FIXED:
@@ -442,171 +589,6 @@ def fit_counts(
     m.migrad()
     if not m.valid:
         # a retry from the minimum found, as Minuit's own strategy 2 would
-        strategy = "refit from the first minimum"
-        m.migrad()
-    # a peak indistinguishable from the background under it (~10 % of the range)
-    floor = 3 * np.sqrt(max(0.1 * float(m.values["n_bkg"]), 1.0))
-    absent = [n for n in ("n_dplus", "n_ds") if m.values[n] < floor]
-    if not m.valid and absent:
-        # a peak the data do not show: its yield sits on the lower bound; hold it there
-        held = [p for name in absent for p in (name, *_shape_of(name))]
-        for name in absent:
-            m.values[name] = 1.0
-        for name in held:
-            m.fixed[name] = True
-        strategy = f"{', '.join(absent)} at the lower bound (peak absent), held fixed"
-        m.migrad()
-    if not m.valid:
-        # the Crystal Ball tail onsets are the last weakly constrained parameters
-        for name in ("alpha_ds", "alpha_dplus"):
-            m.values[name] = SHAPE_DEFAULTS[name][0]
-            m.fixed[name] = True
-        strategy += "; tail onsets fixed"
-        m.migrad()
-    if not m.valid:
-        return _failed(3, _minuit_reason(m), entries, strategy, float(m.fmin.edm))
-    m.hesse()
-    floating = [n for n in names if not m.fixed[n]]
-    cov_ok = (
-        m.covariance is not None
-        and not m.fmin.hesse_failed
-        and all(np.isfinite(m.errors[n]) for n in floating)
-    )
-    if not cov_ok:
-        return _failed(
-            4, "covariance matrix not positive definite", entries, strategy, float(m.fmin.edm)
-        )
-    if minos:
-        m.minos(*floating)
-    params: dict[str, dict[str, float]] = {}
-    at_limit = []
-    for name in [*SHAPE_DEFAULTS, *YIELDS]:
-        entry = {
-            "value": float(m.values[name]),
-            "error": math.nan,
-            "lower": math.nan,
-            "upper": math.nan,
-        }
-        if name in floating:
-            entry["error"] = float(m.errors[name])
-            if minos and name in m.merrors:
-                entry["lower"] = float(m.merrors[name].lower)
-                entry["upper"] = float(m.merrors[name].upper)
-            lower, upper = m.limits[name]
-            span = (upper - lower) * 1e-4
-            if abs(entry["value"] - lower) < span or abs(upper - entry["value"]) < span:
-                at_limit.append(name)
-        params[name] = entry
-    corr = m.covariance.correlation()
-    correlation = {a: {b: float(corr[a, b]) for b in floating} for a in floating}
-    expected = model.counts_at(np.array(m.values))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pulls = np.where(
-            expected > 0, (counts - expected) / np.sqrt(np.maximum(expected, 1e-12)), 0.0
-        )
-    chi2 = float(np.sum(pulls**2))
-    ndf = int(len(counts) - len(floating))
-    return FitResult(
-        converged=True,
-        status=0,
-        reason="",
-        valid=bool(m.valid),
-        edm=float(m.fmin.edm),
-        strategy=strategy,
-        params=params,
-        correlation=correlation,
-        chi2=chi2,
-        ndf=ndf,
-        pulls=[float(x) for x in pulls],
-        entries=entries,
-        fit_time_s=clock() - tic,
-        at_limit=at_limit,
-    )
-
-
-def component_counts(edges: np.ndarray, result: FitResult) -> dict[str, np.ndarray]:
-    """Expected counts per bin of each component and the total, at the fitted values."""
-    model = _model_for(np.asarray(edges, dtype=np.float64))
-    for name, p in result.params.items():
-        param = model.p[name]
-        param.set_value(float(np.clip(p["value"], param.lower, param.upper)))
-    out = {name: model.expected(name) for name in YIELDS}
-    out["total"] = model.expected()
-    return out
-
-
-def load_result(path: str | Path) -> FitResult:
-    return FitResult.from_dict(json.loads(Path(path).read_text()))
-
-
-# -- an independent engine: iminuit with numba-stats ---------------------------------------
-def model_cdf(x: np.ndarray, p: dict[str, float], lo: float, hi: float) -> np.ndarray:
-    """Expected entries below ``x`` of the three-component model truncated to [lo, hi]."""
-    from numba_stats import crystalball
-
-    def cb(alpha: float, n: float, mean: float, sigma: float) -> np.ndarray:
-        ends = crystalball.cdf(np.array([lo, hi]), alpha, n, mean, sigma)
-        return (crystalball.cdf(x, alpha, n, mean, sigma) - ends[0]) / (ends[1] - ends[0])
-
-    slope = p["slope"]
-    if abs(slope) < 1e-9:
-        background = (x - lo) / (hi - lo)
-    else:
-        background = np.expm1(slope * (x - lo)) / np.expm1(slope * (hi - lo))
-    return (
-        p["n_ds"] * cb(p["alpha_ds"], p["n_cb_ds"], p["mean_ds"], p["sigma_ds"])
-        + p["n_dplus"] * cb(p["alpha_dplus"], p["n_cb_dplus"], p["mean_dplus"], p["sigma_dplus"])
-        + p["n_bkg"] * background
-    )
-
-
-def toy_counts(rng: np.random.Generator, edges: np.ndarray, params: dict[str, float]) -> np.ndarray:
-    """A Poisson toy histogram from the model with known parameters (closure tests)."""
-    expected = np.diff(model_cdf(np.asarray(edges, dtype=np.float64), params, edges[0], edges[-1]))
-    return rng.poisson(np.maximum(expected, 0)).astype(np.float64)
-
-
-def fit_counts_iminuit(
-    counts: np.ndarray, edges: np.ndarray, *, min_entries: int = 50
-) -> FitResult:
-    """The same model and strategy with iminuit and numba-stats CDFs: the cross-check.
-
-    Fits in milliseconds; it shares only the start values and parameter ranges with the
-    zfit engine, so agreement between the two tests the zfit model and minimisation.
-    """
-    import time
-
-    from iminuit import Minuit
-    from iminuit.cost import ExtendedBinnedNLL
-
-    tic = time.perf_counter()
-    counts = np.asarray(counts, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
-    entries = float(counts.sum())
-    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
-        return _failed(-1, "histogram has negative or non-finite bin contents", entries)
-    if entries < min_entries:
-        return _failed(
-            -1, f"only {entries:.0f} entries: too few for a three-component fit", entries
-        )
-    names = [*YIELDS, *SHAPE_DEFAULTS]
-
-    def model(x, *values):
-        return model_cdf(x, dict(zip(names, values, strict=True)), edges[0], edges[-1])
-
-    starts = {name: spec[0] for name, spec in SHAPE_DEFAULTS.items()}
-    starts.update(start_values(counts, edges))
-    cost = ExtendedBinnedNLL(counts, edges, model)
-    m = Minuit(cost, *(starts[n] for n in names), name=names)
-    for name, (_, lower, upper) in SHAPE_DEFAULTS.items():
-        m.limits[name] = (lower, upper)
-    for name in YIELDS:
-        m.limits[name] = (1.0, max(entries, 2.0))
-    for name in FIXED:
-        m.fixed[name] = True
-    strategy = "one fit from histogram start values, tail exponents fixed"
-    m.migrad()
-    if not m.valid:
         strategy = "refit from the first minimum"
         m.migrad()
     m.hesse()
@@ -660,52 +642,194 @@ def fit_counts_iminuit(
 
     if not (m.valid and m.accurate):
         hold_absent_peaks()
-    if not m.valid:
-        fix_tail_onsets()
-    if not m.valid:
-        return _failed(
-            3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm)
-        )
-    m.hesse()
-    # an inaccurate covariance (Minuit forced it positive definite) means a direction the
-    # data do not constrain: hold, in turn, what a spectrum may fail to determine
-    for remedy in (hold_absent_peaks, fix_narrow_widths, fix_tail_onsets):
-        if m.valid and m.accurate:
-            break
-        remedy()
+        if not m.valid:
+            fix_tail_onsets()
+        if not m.valid:
+            return 3, _minuit_reason(m), strategy
         m.hesse()
+        # an inaccurate covariance means a direction the data do not constrain: hold, in
+        # turn, what a spectrum may fail to determine
+        for remedy in (hold_absent_peaks, fix_narrow_widths, fix_tail_onsets):
+            if m.valid and m.accurate:
+                break
+            remedy()
+            m.hesse()
     if not m.valid:
-        return _failed(
-            3, "Minuit did not find a valid minimum", entries, strategy, float(m.fmin.edm)
-        )
+        return 3, _minuit_reason(m), strategy
     if not m.accurate:
-        return _failed(4, "covariance matrix not accurate", entries, strategy, float(m.fmin.edm))
-    floating = [n for n in names if not m.fixed[n]]
-    params = {
-        n: {
-            "value": float(m.values[n]),
-            "error": float(m.errors[n]) if not m.fixed[n] else math.nan,
+        return 4, "covariance matrix not accurate (forced positive definite)", strategy
+    if minos:
+        m.minos(*(n for n in m.parameters if not m.fixed[n]))
+    return 0, "", strategy
+
+
+def _result(
+    m: Any,
+    counts: np.ndarray,
+    expected: Callable[[np.ndarray], np.ndarray],
+    *,
+    minos: bool,
+    tic: float,
+) -> FitResult:
+    """Minimise (``_minimise``) and report: numbers for a converged fit, else the reason.
+
+    ``expected`` gives the expected counts per bin at a parameter vector in Minuit's order.
+    """
+    entries = float(counts.sum())
+    status, reason, strategy = _minimise(m, entries, minos=minos)
+    if status:
+        return _failed(status, reason, entries, strategy, float(m.fmin.edm))
+    floating = [n for n in m.parameters if not m.fixed[n]]
+    params: dict[str, dict[str, float]] = {}
+    at_limit = []
+    for name in [*SHAPE_DEFAULTS, *YIELDS]:
+        entry = {
+            "value": float(m.values[name]),
+            "error": math.nan,
             "lower": math.nan,
             "upper": math.nan,
         }
-        for n in [*SHAPE_DEFAULTS, *YIELDS]
-    }
+        if name in floating:
+            entry["error"] = float(m.errors[name])
+            if minos and name in m.merrors:
+                entry["lower"] = float(m.merrors[name].lower)
+                entry["upper"] = float(m.merrors[name].upper)
+            lower, upper = m.limits[name]
+            span = (upper - lower) * 1e-4
+            if abs(entry["value"] - lower) < span or abs(upper - entry["value"]) < span:
+                at_limit.append(name)
+        params[name] = entry
     corr = m.covariance.correlation()
     correlation = {a: {b: float(corr[a, b]) for b in floating} for a in floating}
-    expected = np.diff(model(edges, *m.values))
-    pulls = (counts - expected) / np.sqrt(np.maximum(expected, 1e-12))
+    mu = expected(np.array(m.values))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pulls = np.where(mu > 0, (counts - mu) / np.sqrt(np.maximum(mu, 1e-12)), 0.0)
     return FitResult(
         converged=True,
         status=0,
         reason="",
-        valid=True,
+        valid=bool(m.valid),
         edm=float(m.fmin.edm),
         strategy=strategy,
         params=params,
         correlation=correlation,
         chi2=float(np.sum(pulls**2)),
-        ndf=len(counts) - len(floating),
-        pulls=[float(p) for p in pulls],
+        ndf=int(len(counts) - len(floating)),
+        pulls=[float(x) for x in pulls],
         entries=entries,
         fit_time_s=time.perf_counter() - tic,
+        at_limit=at_limit,
     )
+
+
+# -- the engines -------------------------------------------------------------------------
+def fit_mass(h: Any, *, minos: bool = False, min_entries: int = 50) -> FitResult:
+    """Fit a mass histogram (``hist.Hist``; a nominal slice is taken from bigger ones)."""
+    counts, edges = mass_counts(h)
+    return fit_counts(counts, edges, minos=minos, min_entries=min_entries)
+
+
+def fit_counts(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    minos: bool = False,
+    min_entries: int = 50,
+    gradient: bool = False,
+) -> FitResult:
+    """Fit bin counts with edges, zfit's loss; see the module docstring for the strategy.
+
+    ``gradient``: False (default) lets Minuit differentiate the loss numerically; True
+    gives it the gradient from TensorFlow, as ``zfit.minimize.Minuit`` does by default:
+    fewer loss calls (a warm fit ~0.1 s faster), but the gradient graph takes seconds to
+    compile, which a cold fit pays (benchmarks/bench_fit.py).
+    """
+    from iminuit import Minuit
+
+    tic = time.perf_counter()
+    counts = np.asarray(counts, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if (failed := _unfit(counts, min_entries)) is not None:
+        return failed
+    model = _model_for(edges)
+    model.data.update_data(counts)
+    names = model.ORDER
+    m = Minuit(
+        model.fcn,
+        _starts(counts, edges, names),
+        grad=model.grad if gradient else None,
+        name=names,
+    )
+    # zfit's errordef, and its tolerance 1e-3 on the EDM in units of errordef (iminuit
+    # multiplies its tol by 0.002)
+    m.errordef = model.errordef
+    m.tol = 1e-3 / 0.002 / model.errordef
+    return _result(m, counts, model.counts_at, minos=minos, tic=tic)
+
+
+def component_counts(edges: np.ndarray, result: FitResult) -> dict[str, np.ndarray]:
+    """Expected counts per bin of each component and the total, at the fitted values."""
+    model = _model_for(np.asarray(edges, dtype=np.float64))
+    for name, p in result.params.items():
+        param = model.p[name]
+        param.set_value(float(np.clip(p["value"], param.lower, param.upper)))
+    out = {name: model.expected(name) for name in YIELDS}
+    out["total"] = model.expected()
+    return out
+
+
+def load_result(path: str | Path) -> FitResult:
+    return FitResult.from_dict(json.loads(Path(path).read_text()))
+
+
+# -- an independent engine: iminuit with numba-stats ---------------------------------------
+def model_cdf(x: np.ndarray, p: dict[str, float], lo: float, hi: float) -> np.ndarray:
+    """Expected entries below ``x`` of the three-component model truncated to [lo, hi]."""
+    from numba_stats import crystalball
+
+    def cb(alpha: float, n: float, mean: float, sigma: float) -> np.ndarray:
+        ends = crystalball.cdf(np.array([lo, hi]), alpha, n, mean, sigma)
+        return (crystalball.cdf(x, alpha, n, mean, sigma) - ends[0]) / (ends[1] - ends[0])
+
+    slope = p["slope"]
+    if abs(slope) < 1e-9:
+        background = (x - lo) / (hi - lo)
+    else:
+        background = np.expm1(slope * (x - lo)) / np.expm1(slope * (hi - lo))
+    return (
+        p["n_ds"] * cb(p["alpha_ds"], p["n_cb_ds"], p["mean_ds"], p["sigma_ds"])
+        + p["n_dplus"] * cb(p["alpha_dplus"], p["n_cb_dplus"], p["mean_dplus"], p["sigma_dplus"])
+        + p["n_bkg"] * background
+    )
+
+
+def toy_counts(rng: np.random.Generator, edges: np.ndarray, params: dict[str, float]) -> np.ndarray:
+    """A Poisson toy histogram from the model with known parameters (closure tests)."""
+    expected = np.diff(model_cdf(np.asarray(edges, dtype=np.float64), params, edges[0], edges[-1]))
+    return rng.poisson(np.maximum(expected, 0)).astype(np.float64)
+
+
+def fit_counts_iminuit(
+    counts: np.ndarray, edges: np.ndarray, *, minos: bool = False, min_entries: int = 50
+) -> FitResult:
+    """The same model and strategy with iminuit's cost and numba-stats CDFs: the cross-check.
+
+    Fits in milliseconds; it shares only the start values, parameter ranges and strategy
+    with the zfit engine, not the model code, so agreement between the two tests the zfit
+    model.
+    """
+    from iminuit import Minuit
+    from iminuit.cost import ExtendedBinnedNLL
+
+    tic = time.perf_counter()
+    counts = np.asarray(counts, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if (failed := _unfit(counts, min_entries)) is not None:
+        return failed
+    names = (*YIELDS, *SHAPE_DEFAULTS)
+
+    def model(x, *values):
+        return model_cdf(x, dict(zip(names, values, strict=True)), edges[0], edges[-1])
+
+    m = Minuit(ExtendedBinnedNLL(counts, edges, model), *_starts(counts, edges, names), name=names)
+    return _result(m, counts, lambda values: np.diff(model(edges, *values)), minos=minos, tic=tic)
