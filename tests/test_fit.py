@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -89,6 +91,38 @@ def test_result_json_round_trip(tmp_path):
     assert result.correlation["n_ds"]["n_ds"] == pytest.approx(1.0)
 
 
+def test_model_cdf_is_the_same_with_scipy():
+    x = np.linspace(EDGES[0], EDGES[-1], 301)
+    numba = fit.model_cdf(x, TRUTH, EDGES[0], EDGES[-1])
+    scipy = fit.model_cdf(x, TRUTH, EDGES[0], EDGES[-1], library="scipy")
+    np.testing.assert_allclose(scipy, numba, rtol=1e-12, atol=1e-9)
+
+
+PLOT_ALONE = """
+import sys
+import numpy as np
+from tau3mu import fit
+from tau3mu.fitplot import plot_fit
+edges = np.linspace(1.65, 2.01, 63)
+result = fit.FitResult.from_dict(__import__("json").loads(sys.argv[1]))
+plot_fit(np.ones(62), edges, result, sys.argv[2], lumi=4.8)
+print("numba_stats" in sys.modules, "zfit" in sys.modules)
+"""
+
+
+def test_plotting_a_fit_imports_neither_numba_stats_nor_zfit(tmp_path):
+    """The figure of ``tau3mu fit`` / ``tau3mu run`` costs no compilation (~4-5 s)."""
+    counts = fit.toy_counts(np.random.default_rng(4), EDGES, TRUTH)
+    result = fit.fit_counts_iminuit(counts, EDGES)
+    done = subprocess.run(
+        [sys.executable, "-c", PLOT_ALONE, json.dumps(result.to_dict()), str(tmp_path / "f")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "False"]
+
+
 def test_plot_files(tmp_path):
     from tau3mu.fitplot import plot_fit
 
@@ -125,9 +159,6 @@ def test_zfit_and_iminuit_agree_within_a_tenth_of_a_sigma(tmp_path):
     It runs twice with one XLA cache: the second process loads the compiled loss that the
     first saved, and gives the same numbers. The hard spectra need the shared remedies.
     """
-    import subprocess
-    import sys
-
     truths = [
         TRUTH,
         *({**TRUTH, **SPECTRA[s]} for s in ("low_stats", "steep_background", "no_dplus")),
