@@ -97,11 +97,10 @@ def plot_fit(
     bottom.set_ylabel("Pull")
     bottom.set_xlabel(r"$m(\mu^+\mu^-\pi^+)$ [GeV]")
     top.set_ylabel(f"Candidates / {1000 * (edges[1] - edges[0]):.1f} MeV")
-    top.set_ylim(0, max(counts.max() * 1.45, 1))
-    top.legend(loc="upper right", fontsize=15)
+    top.set_ylim(0, max(counts.max() * 1.75, 1))  # room for the legend above the peaks
+    # the dataset names the legend: above the axes it would run into the CMS label
+    top.legend(loc="upper right", fontsize=15, title=title, title_fontsize=12)
     hep.cms.label(label, data=True, lumi=lumi, ax=top, loc=0)
-    if title:
-        top.set_title(title, fontsize=14, loc="left", pad=28)
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     from tau3mu.outputs import atomic_path
