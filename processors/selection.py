@@ -17,6 +17,7 @@ from tau3mu import kernels
 from tau3mu.config import SelectionConfig
 from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
 from tau3mu.processors.arrays import call, lib
+from tau3mu.processors.links import _KINEMATICS, candidate_links
 
 
 def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
@@ -41,7 +42,6 @@ def pair_mass(pt1: Any, eta1: Any, phi1: Any, pt2: Any, eta2: Any, phi2: Any, ma
     return call(kernels.pair_mass, pt1, eta1, phi1, pt2, eta2, phi2, mass=mass)
 
 
-_KINEMATICS = ("pt", "eta", "phi")
 #: candidate fields the selection reads when the file has them (Run 2 candidates carry
 #: copies of their muons' and track's kinematics; Run 3 ones are linked to them)
 _CANDIDATE_FIELDS = (
@@ -119,8 +119,6 @@ def select(events: Any, trigger: Any, config: SelectionConfig) -> Any:
     awkward operation costs a few ms of fixed overhead, and the phi mass, delta R and the
     Run 3 links are worth computing only for the ~20 % of candidates that reach them.
     """
-    from tau3mu.processors.links import candidate_links
-
     cand = events.Candidate
     fields = [name for name in _CANDIDATE_FIELDS if name in cand.fields]
     links = lib(cand).zip(candidate_links(events))
@@ -153,24 +151,39 @@ def _select(
     passing = np.repeat(np.asarray(ak.to_numpy(trigger), dtype=bool), counts)
     alive = np.flatnonzero(passing)
 
-    def get(name: str) -> np.ndarray:
+    # values of the candidates still in the running, fetched once per step: a step may
+    # read a field twice (delta R reads each eta and phi in two pairs)
+    fetched: dict[str, np.ndarray] = {}
+
+    def fetch(name: str) -> np.ndarray:
         if name in c:
             return c[name][alive].astype(np.float64)
+        if "i_off" not in fetched:  # the alive candidates' offsets, per event
+            per_event = np.bincount(event[alive], minlength=len(counts))
+            fetched["i_off"] = np.concatenate(([0], np.cumsum(per_event)))
         owner, field = name.split("_", 1)
         v_off, values = collections["trk" if owner == "trk" else "mu"]
         flag = field in ("is_global", "is_pf")
-        per_event = np.bincount(event[alive], minlength=len(counts))
-        i_off = np.concatenate(([0], np.cumsum(per_event)))
         out = kernels.gather_values(
-            v_off, values[field], i_off, link[f"{owner}_idx"][alive], 0 if flag else np.nan
+            v_off,
+            values[field],
+            fetched["i_off"],
+            link[f"{owner}_idx"][alive],
+            0 if flag else np.nan,
         )
         return out if flag else out.astype(np.float64)
+
+    def get(name: str) -> np.ndarray:
+        if name not in fetched:
+            fetched[name] = fetch(name)
+        return fetched[name]
 
     out: dict[str, Any] = {}
     for label, judge in _judges(config).items():
         mask = np.asarray(judge(get), dtype=bool)
         passing[alive[~mask]] = False
         alive = alive[mask]
+        fetched.clear()
         ahead = np.concatenate(([0], np.cumsum(passing, dtype=np.int64)))
         out[label] = ahead[c_off[1:]] - ahead[c_off[:-1]]
     out["passing"] = wrap(c_off, passing)
