@@ -109,10 +109,10 @@ class InspectionCache:
         digest, identity = found
         target = self._file(digest)
         text = json.dumps({"identity": identity, "entries": entries, "uuid": uuid.hex()})
+        from tau3mu.outputs import atomic_open
+
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-            partial.write_text(text)
-            os.replace(partial, target)
+            with atomic_open(target) as handle:
+                handle.write(text)
         except OSError as err:
             log.debug("inspection cache not written (%s): %s", target, err)
