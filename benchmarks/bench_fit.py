@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import save
+from common import run_worker, save
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 #: SPEC 5 (2017B, 4.8 fb^-1); the means are the PDG masses
@@ -187,16 +187,7 @@ def run_engine(engine: str, warm: int, before_path: str | None, data: tuple, cac
         **os.environ,
         "TAU3MU_CACHE_DIR": "off" if engine.endswith("no XLA cache") else str(cache),
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", WORKER, json.dumps(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT_DIR,
-        env=env,
-        timeout=1800,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{engine}: {proc.stderr[-3000:]}")
+    proc = run_worker(WORKER, json.dumps(config), env=env, cwd=ROOT_DIR, timeout=1800)
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
     return json.loads(line[len("RESULT") :])
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import save
+from common import run_worker, save
 
 WORKER = r"""
 import inspect, json, os, sys, time
@@ -106,16 +105,7 @@ def measure(cfg: dict, pythonpath: str | None, cwd: str) -> dict:
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, json.dumps(cfg)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
-    if out.returncode:
-        raise RuntimeError(f"worker failed for {cfg}:\n{out.stderr[-3000:]}")
+    out = run_worker(WORKER, json.dumps(cfg), env=env, cwd=cwd)
     origin = next(line for line in out.stderr.splitlines() if line.startswith("tau3mu from"))
     expected = Path(pythonpath).resolve() if pythonpath else Path(__file__).resolve().parents[1]
     if not Path(origin.split(None, 2)[2]).resolve().is_relative_to(expected):

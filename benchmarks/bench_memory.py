@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import dataset, fileset_of, save
+from common import dataset, fileset_of, run_worker, save
 
 WORKER = """
 import json, sys, time
@@ -60,12 +59,7 @@ def main() -> None:
     fileset, _ = fileset_of(info)
     rows = []
     for chunk in args.chunks:
-        out = subprocess.run(
-            [sys.executable, "-c", WORKER, json.dumps(fileset), str(chunk)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        out = run_worker(WORKER, json.dumps(fileset), str(chunk))
         result = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(
             {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +62,29 @@ def fileset_of(info: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
     datasets = load_datasets(info["datasets_json"], names=list(info["datasets"]))
     return to_fileset(datasets), [f for d in datasets for f in d.files]
+
+
+def run_worker(
+    script: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh Python process (``python -c script args...``): every
+    measurement pays its own imports and JIT. A failure raises with the end of its stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args[:1]} failed:\n{proc.stderr[-3000:]}")
+    return proc
 
 
 def timed(function: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
