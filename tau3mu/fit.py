@@ -279,13 +279,14 @@ class _XlaCache:
             os.environ.pop("TF_XLA_FLAGS", None)
         else:
             os.environ["TF_XLA_FLAGS"] = self.user_flags
+        from tau3mu.outputs import atomic_path
+
         with contextlib.suppress(OSError):  # a cache only ever saves work
             for entry in private.glob("*.pb"):
                 target = folder / entry.name
                 if not target.exists():
-                    partial = folder / f".{entry.name}.{os.getpid()}"
-                    shutil.copyfile(entry, partial)
-                    os.replace(partial, target)
+                    with atomic_path(target) as partial:
+                        shutil.copyfile(entry, partial)
             entries = sorted(folder.glob("*.pb"), key=lambda p: p.stat().st_mtime)
             for old in entries[:-_XLA_CACHE_ENTRIES]:
                 old.unlink(missing_ok=True)
