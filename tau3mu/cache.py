@@ -38,6 +38,20 @@ def cache_dir() -> Path | None:
     return Path(base) / "tau3mu"
 
 
+def file_identity(path: str) -> dict[str, int | str]:
+    """What tells a local file on disk from any other, and from its own earlier versions:
+    real path, device, inode, size, modification and change times (raises OSError)."""
+    st = os.stat(path)
+    return {
+        "path": os.path.realpath(path),
+        "device": st.st_dev,
+        "inode": st.st_ino,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+    }
+
+
 class InspectionCache:
     """Entries and UUIDs of local files that an earlier inspection found good.
 
@@ -61,19 +75,13 @@ class InspectionCache:
 
         if self.root is None or is_remote(path):
             return None
-        local = path.removeprefix("file://")
         try:
-            st = os.stat(local)
+            on_disk = file_identity(path.removeprefix("file://"))
         except OSError:
             return None
         identity = {
             "format": _FORMAT,
-            "path": os.path.realpath(local),
-            "device": st.st_dev,
-            "inode": st.st_ino,
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "ctime_ns": st.st_ctime_ns,
+            **on_disk,
             "tree": tree,
             "era": self.era,
             "rules": self.rules,

@@ -81,13 +81,18 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
     )
 
 
-def _uproot_options(fileset: dict[str, Any]) -> dict[str, Any]:
-    """uproot's own XRootD source for ``root://`` inputs: it honours timeouts and reconnects."""
+def _uproot_options(fileset: dict[str, Any], keep_trees: bool = False) -> dict[str, Any]:
+    """uproot's own XRootD source for ``root://`` inputs (it honours timeouts and
+    reconnects); with ``keep_trees`` (the Runner), local files' trees kept open for
+    their next chunks (:mod:`tau3mu.opentrees`)."""
+    from tau3mu import opentrees
     from tau3mu.xrootd import is_xrootd, xrootd_options
 
     paths = [path for spec in fileset.values() for path in spec["files"]]
     if paths and all(is_xrootd(p) for p in paths):
         return xrootd_options()
+    if keep_trees and paths and all(opentrees.is_local(p) for p in paths):
+        return opentrees.uproot_options()
     return {}
 
 
@@ -121,6 +126,7 @@ def run_runner(
     """
     from coffea import processor
 
+    from tau3mu import opentrees
     from tau3mu.faults import (
         AtomicCheckpointer,
         BackoffRunner,
@@ -138,6 +144,7 @@ def run_runner(
         era=config.era,
         client=client if executor == "dask" else None,
         cache=inspection_cache,
+        keep_trees=True,
     )
     fileset = inspection.fileset
     if skip_bad_files:
@@ -165,12 +172,17 @@ def run_runner(
         metadata_cache=inspection.coffea_metadata(),
     )
     tic = time.perf_counter()
-    if fileset:
-        out, metrics = runner(
-            fileset, processor_instance=processor_instance, uproot_options=_uproot_options(fileset)
-        )
-    else:
-        out, metrics = {}, {}
+    try:
+        if fileset:
+            out, metrics = runner(
+                fileset,
+                processor_instance=processor_instance,
+                uproot_options=_uproot_options(fileset, keep_trees=True),
+            )
+        else:
+            out, metrics = {}, {}
+    finally:
+        opentrees.release()  # the files this process kept (workers keep theirs)
     metrics = dict(metrics)
     metrics["accounting"] = check_accounting(
         inspection, out.get("cutflow", {}), out.get("skipped", []), partial=maxchunks is not None

@@ -101,14 +101,19 @@ class _Verdict:
     reason: str | None = None
 
 
-def _problem(path: str, tree: str, era: str) -> _Verdict:
-    """The file's entries and UUID if it is usable, or the reason it is not."""
+def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdict:
+    """The file's entries and UUID if it is usable, or the reason it is not.
+
+    With ``keep_trees``, a local file's tree is kept for the Runner's chunks, should
+    they run in this process (:mod:`tau3mu.opentrees`)."""
     import uproot
 
+    from tau3mu import opentrees
     from tau3mu.schemas import LayoutError, detect_layout
 
+    options = opentrees.uproot_options() if keep_trees and opentrees.is_local(path) else {}
     try:
-        f = uproot.open(path, timeout=60)
+        f = uproot.open(path, timeout=60, **options)
     except FileNotFoundError:
         return _Verdict(reason="file not found")
     except Exception as err:  # uproot raises ValueError, OSError, ... for non-ROOT files
@@ -138,21 +143,27 @@ def _problem(path: str, tree: str, era: str) -> _Verdict:
 
 
 def _inspect_all(
-    jobs: list[tuple[str, str]], era: str, threads: int, client: Any = None
+    jobs: list[tuple[str, str]],
+    era: str,
+    threads: int,
+    client: Any = None,
+    keep_trees: bool = False,
 ) -> list[_Verdict]:
     """Inspect files concurrently: on the Dask workers when there is a client (opening a
     file is Python-bound work, which parallelises across processes, not threads), else on
     threads (opening remote files is mostly waiting on the network)."""
     if client is not None and len(jobs) > 1:
         paths, trees = zip(*jobs, strict=True)
-        futures = client.map(_problem, paths, trees, [era] * len(jobs), pure=False)
+        futures = client.map(
+            _problem, paths, trees, [era] * len(jobs), [keep_trees] * len(jobs), pure=False
+        )
         return list(client.gather(futures))
     if threads <= 1 or len(jobs) <= 1:
-        return [_problem(path, tree, era) for path, tree in jobs]
+        return [_problem(path, tree, era, keep_trees) for path, tree in jobs]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
-        return list(pool.map(lambda job: _problem(*job, era), jobs))
+        return list(pool.map(lambda job: _problem(*job, era, keep_trees), jobs))
 
 
 def _inspect_known(
@@ -161,6 +172,7 @@ def _inspect_known(
     threads: int,
     client: Any,
     known: Any,
+    keep_trees: bool = False,
 ) -> list[_Verdict]:
     """Verdicts in ``jobs`` order: remembered ones from ``known``, the rest inspected now
     (and remembered when good)."""
@@ -172,7 +184,7 @@ def _inspect_known(
             verdicts[i] = _Verdict(*hit)
         else:
             todo.append(i)
-    fresh = _inspect_all([jobs[i][1:] for i in todo], era, threads, client)
+    fresh = _inspect_all([jobs[i][1:] for i in todo], era, threads, client, keep_trees)
     for i, verdict in zip(todo, fresh, strict=True):
         verdicts[i] = verdict
         if known is not None and verdict.reason is None and verdict.entries:
@@ -220,6 +232,7 @@ def inspect_inputs(
     threads: int | None = None,
     client: Any = None,
     cache: bool = True,
+    keep_trees: bool = False,
 ) -> Inspection:
     """Open every file; raise on the first bad one, or (skipping) report and drop it.
 
@@ -227,7 +240,8 @@ def inspect_inputs(
     ``threads`` at a time (default: 8 when any file is remote, else 1, since opening a
     local file is Python-bound work that threads do not speed up). With ``cache``, a
     local file found good by an earlier run and unchanged since is not opened again
-    (:class:`tau3mu.cache.InspectionCache`).
+    (:class:`tau3mu.cache.InspectionCache`). With ``keep_trees``, the process that opens a
+    local file keeps its tree for the Runner's chunks (:mod:`tau3mu.opentrees`).
     """
     from tau3mu.cache import InspectionCache
     from tau3mu.xrootd import is_remote
@@ -236,7 +250,7 @@ def inspect_inputs(
     if threads is None:
         threads = 8 if any(is_remote(path) for _, path, _ in jobs) else 1
     known = InspectionCache.default(era=era, rules=_rules(era)) if cache else None
-    verdicts = iter(_inspect_known(jobs, era, threads, client, known))
+    verdicts = iter(_inspect_known(jobs, era, threads, client, known, keep_trees))
     usable: dict[str, Any] = {}
     result = Inspection(fileset=usable, known_good=known.hits if known is not None else 0)
     for dataset, spec in fileset.items():

@@ -1,0 +1,173 @@
+"""Trees kept open per process: a file's later chunks reuse the tree of its first open,
+and never the tree of another file, of a copy, or of an earlier version of the file."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+from uproot.behaviors.TTree import TTree
+
+from tau3mu import opentrees
+
+TREE = "Events"
+BRANCH = "Cand2MuTrk_mass"
+
+
+@pytest.fixture
+def kept():
+    """A clean process-wide cache before and after each test."""
+    opentrees.release()
+    yield opentrees.kept_trees()
+    opentrees.release()
+
+
+def _open(path) -> uproot.ReadOnlyDirectory:
+    return uproot.open({os.fspath(path): None}, **opentrees.uproot_options())
+
+
+def _deserialisations(monkeypatch) -> list[str]:
+    """Names of the trees uproot reads from a file (rather than takes from the cache)."""
+    seen: list[str] = []
+    original = uproot.reading.ReadOnlyKey.get
+
+    def counting(self):
+        cached = self._file.object_cache.get(self.cache_key)
+        if cached is None and self.fClassName == "TTree":
+            seen.append(self.fName)
+        return original(self)
+
+    monkeypatch.setattr(uproot.reading.ReadOnlyKey, "get", counting)
+    return seen
+
+
+def test_a_files_second_open_takes_the_kept_tree(kept, run3_files, monkeypatch):
+    read = _deserialisations(monkeypatch)
+    with _open(run3_files[0]) as first:
+        tree = first[TREE]
+        expected = tree[BRANCH].array(entry_stop=500)
+    with _open(run3_files[0]) as second:
+        again = second[TREE]
+        assert again is tree
+        # the first chunk's `with` left the kept file open: the tree still reads
+        assert ak.array_equal(again[BRANCH].array(entry_stop=500), expected)
+    assert read == ["Events"]
+    assert len(kept) == 1
+
+
+def test_other_files_get_their_own_tree(kept, run3_files):
+    with _open(run3_files[0]) as a:
+        tree_a = a[TREE]
+    with _open(run3_files[1]) as b:
+        tree_b = b[TREE]
+    assert tree_a is not tree_b
+    assert tree_b.file.file_path == run3_files[1]
+    with _open(run3_files[0]) as a:
+        assert a[TREE] is tree_a
+    assert len(kept) == 2
+
+
+def test_a_copy_with_the_same_uuid_is_read_from_itself(kept, run3_files, tmp_path):
+    copy = tmp_path / "copy.root"
+    shutil.copyfile(run3_files[0], copy)
+    with _open(run3_files[0]) as original:
+        tree = original[TREE]
+    with _open(copy) as copied:
+        assert copied.file.uuid == original.file.uuid
+        assert copied[TREE] is not tree
+        assert copied[TREE].file.file_path == os.fspath(copy)
+
+
+def test_a_rewritten_file_is_read_again(kept, run3_files, tmp_path):
+    path = tmp_path / "changing.root"
+    shutil.copyfile(run3_files[0], path)
+    with _open(path) as before:
+        old = before[TREE]
+        n_old = old.num_entries
+    # the same path now holds another file (new inode, size and mtime)
+    path.unlink()
+    shutil.copyfile(run3_files[1], path)
+    with _open(path) as after:
+        new = after[TREE]
+        assert new is not old
+        with uproot.open(run3_files[1]) as reference:
+            assert new.num_entries == reference[TREE].num_entries
+            np.testing.assert_array_equal(
+                ak.to_numpy(ak.flatten(new[BRANCH].array(entry_stop=200))),
+                ak.to_numpy(ak.flatten(reference[TREE][BRANCH].array(entry_stop=200))),
+            )
+    assert n_old == old.num_entries
+
+
+def test_the_least_recently_used_file_is_closed_beyond_the_limit(kept, run3_files, monkeypatch):
+    monkeypatch.setattr(kept, "max_files", 1)
+    with _open(run3_files[0]) as a:
+        first = a[TREE]
+    assert not first.file.closed
+    with _open(run3_files[1]) as b:
+        b[TREE]
+    assert first.file.closed
+    assert len(kept) == 1
+
+
+def test_release_closes_every_kept_file(kept, run3_files):
+    with _open(run3_files[0]) as f:
+        tree = f[TREE]
+    assert not tree.file.closed
+    opentrees.release()
+    assert tree.file.closed
+    assert len(kept) == 0
+    with _open(run3_files[0]) as f:  # read again, not taken from a closed file
+        assert f[TREE] is not tree
+        assert not f[TREE].file.closed
+
+
+def test_a_chunks_arrays_leave_with_it(kept, run3_files):
+    """uproot's array cache spares NanoEvents a second read within a chunk; a kept
+    file must not hold the arrays between chunks."""
+    with _open(run3_files[0]) as f:
+        tree = f[TREE]
+        tree[BRANCH].array()
+        assert len(tree.file.array_cache) > 0
+    assert len(tree.file.array_cache) == 0
+
+
+def test_the_cache_pickles_as_the_receiving_processs_own(kept):
+    assert pickle.loads(pickle.dumps(kept)) is opentrees.kept_trees()
+    options = pickle.loads(pickle.dumps(opentrees.uproot_options()))
+    assert options["handler"] is opentrees.KeptFileSource
+    assert options["object_cache"] is kept
+
+
+def test_only_trees_read_through_kept_sources_are_kept(kept, run3_files):
+    with uproot.open(run3_files[0], object_cache=kept) as plain:
+        assert isinstance(plain[TREE], TTree)
+    assert len(kept) == 0
+
+
+def test_runner_reads_each_file_once_per_process(kept, run3_dataset, fileset_of, monkeypatch):
+    """The inspection's open serves every chunk of the file in this process, with the
+    same result as a run that keeps nothing."""
+    from tau3mu import execution
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    fileset = fileset_of(run3_dataset)
+    read = _deserialisations(monkeypatch)
+    out = execution.run_runner(fileset, DsPhiPiProcessor(), chunksize=3_000, inspection_cache=False)
+    files = sum(len(spec["files"]) for spec in fileset.values())
+    assert read == ["Events"] * files
+    assert len(kept) == 0  # released at the end of the run
+
+    monkeypatch.setattr(execution, "_uproot_options", lambda fileset, keep_trees=False: {})
+    plain = execution.run_runner(
+        fileset, DsPhiPiProcessor(), chunksize=3_000, inspection_cache=False
+    )
+    assert out.cutflow == plain.cutflow
+    for name, hist in out.hists.items():
+        np.testing.assert_array_equal(hist.values(), plain.hists[name].values())
+    assert len(read) > files  # without kept trees every chunk reads its tree again
