@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +92,57 @@ def build_datasets(args: argparse.Namespace) -> list[Any]:
     return datasets_from_paths(args.inputs, treename=args.tree)
 
 
+@contextlib.contextmanager
+def performance_report_or_warn(path: str | None, client: Any) -> Iterator[None]:
+    """Dask's HTML performance report of the body, written to ``path`` (atomically).
+
+    The report is a by-product: a failure to write it (e.g. a bokeh that does not fit
+    this distributed) is a warning on screen, never a failed run that loses the analysis
+    outputs. Without a Dask client there is nothing to report, which is said too.
+    """
+    if not path:
+        yield
+        return
+    if client is None:
+        print(
+            f"warning: --performance-report {path} not written: it needs a Dask client "
+            "(--executor dask, --scheduler or --htcondor)",
+            file=sys.stderr,
+        )
+        yield
+        return
+    from distributed import performance_report
+
+    from tau3mu.outputs import atomic_path
+
+    report = performance_report(filename=path)
+    try:
+        report.__enter__()
+    except Exception as err:
+        _report_failed(path, err)
+        yield
+        return
+    yield  # an exception in the body propagates: no report of a failed run
+    try:
+        with atomic_path(path) as tmp:
+            report.filename = str(tmp)  # read when the report is written, at exit
+            report.__exit__(None, None, None)
+    except Exception as err:
+        _report_failed(path, err)
+    else:
+        print(f"Dask performance report: {path}", file=sys.stderr)
+
+
+def _report_failed(path: str, err: Exception) -> None:
+    print(
+        f"warning: Dask performance report {path} not written ({type(err).__name__}: {err}); "
+        "the analysis outputs are not affected",
+        file=sys.stderr,
+    )
+
+
 def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``tau3mu run`` does, returning the report (also used by the demo)."""
-    import contextlib
-
     from tau3mu.config import SelectionConfig
     from tau3mu.corrections import MuonScaleFactors
     from tau3mu.datasets import to_fileset
@@ -124,13 +173,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             from tau3mu.credentials import upload_proxy
 
             upload_proxy(client, args.x509_proxy)
-    report_ctx: Any = contextlib.nullcontext()
-    if args.performance_report and client is not None:
-        from distributed import performance_report
-
-        report_ctx = performance_report(filename=args.performance_report)
     try:
-        with report_ctx:
+        with performance_report_or_warn(args.performance_report, client):
             if args.mode == "dask-awkward":
                 result = run_dask_awkward(
                     fileset,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import pickle
 
@@ -118,7 +120,7 @@ def test_fit_json_and_refit_command(run_output, tmp_path):
     )
 
 
-def test_plain_files_and_globs(run3_dataset, tmp_path):
+def test_plain_files_and_globs(run3_dataset, tmp_path, capsys):
     (spec,) = run3_dataset["datasets"].values()
     pattern = spec["rootpath"] + "*.root"
     code = main(
@@ -131,11 +133,16 @@ def test_plain_files_and_globs(run3_dataset, tmp_path):
             "iterative",
             "--no-fit",
             "--no-progress",
+            "--performance-report",
+            str(tmp_path / "report.html"),
         ]
     )
     assert code == 0
     cutflow = json.loads((tmp_path / "cutflow.json").read_text())
     assert cutflow["files"]["events"]["events"] == run3_dataset["events"]
+    # no Dask client, no report: said on screen, not silently ignored
+    assert "--performance-report" in capsys.readouterr().err
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_unknown_dataset_is_a_clear_error(run3_dataset, tmp_path, capsys):
@@ -153,3 +160,55 @@ def test_unknown_dataset_is_a_clear_error(run3_dataset, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown dataset 'DoubleMuonLowMas'" in err
     assert "did you mean" in err
+
+
+# -- on a local Dask cluster ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dask_run(run3_dataset, tmp_path_factory):
+    """``tau3mu run`` with the default executor (a local Dask cluster of 2 workers) and a
+    performance report; stdout and stderr kept for the tests."""
+    out = tmp_path_factory.mktemp("dask-run")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(
+            [
+                "run",
+                run3_dataset["datasets_json"],
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+                "--chunksize",
+                "3000",
+                "--no-fit",
+                "--no-progress",
+                "--performance-report",
+                str(out / "dask-report.html"),
+            ]
+        )
+    assert code == 0, stderr.getvalue()
+    return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
+def test_performance_report_is_written(dask_run):
+    report = dask_run["out"] / "dask-report.html"
+    assert report.is_file(), dask_run["stderr"]
+    html = report.read_text()
+    assert len(html) > 20_000
+    assert "<title>Dask Performance Report</title>" in html
+    assert "Task Stream" in html
+    assert json.loads((dask_run["out"] / "report.json").read_text())["executor"] == "dask"
+
+
+def test_performance_report_failure_is_a_warning(dask_client, tmp_path, capsys):
+    """A report that cannot be written (here: its path is a folder) warns, the body's
+    results stand, and the folder is left as it was."""
+    from tau3mu.run_command import performance_report_or_warn
+
+    with performance_report_or_warn(str(tmp_path), dask_client):
+        assert dask_client.submit(sum, [1, 2]).result(timeout=60) == 3
+    err = capsys.readouterr().err
+    assert f"Dask performance report {tmp_path} not written" in err
+    assert tmp_path.is_dir()
+    assert list(tmp_path.iterdir()) == []
+    assert not list(tmp_path.parent.glob("*.part"))  # no temporary file left behind
