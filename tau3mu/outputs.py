@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -53,17 +54,32 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
+    """``data`` as strict JSON: NaN and infinities (an undefined error, a pull of an empty
+    bin) become ``null``, since ``NaN`` is not JSON and strict parsers reject the file."""
     with atomic_open(path) as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=_json_default)
+        json.dump(
+            _finite(data), handle, indent=2, sort_keys=False, allow_nan=False, default=_json_default
+        )
         handle.write("\n")
     return Path(path)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (containers walked)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _finite(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")

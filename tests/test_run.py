@@ -82,6 +82,20 @@ def test_cutflow_report_and_snapshot_agree(run_output, run3_dataset):
     assert {"run", "lumi", "event", "BestTriplet_mass"} <= set(tree.keys())
 
 
+def strict_json(text: str):
+    """Parse as JavaScript's JSON.parse would: NaN and Infinity are not JSON."""
+
+    def refuse(name: str):
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("name", ["fit.json", "report.json", "cutflow.json"])
+def test_json_outputs_are_strict_json(run_output, name):
+    assert strict_json((run_output / name).read_text())
+
+
 def test_fit_json_and_refit_command(run_output, tmp_path):
     fit = json.loads((run_output / "fit.json").read_text())
     ((_, result),) = fit.items()
