@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,12 @@ import numpy as np
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("histfile", help="histograms.root or histograms.pkl of a run")
     parser.add_argument("--hist", default="h_mass", help="histogram name (prefix in a ROOT file)")
-    parser.add_argument("--dataset", action="append", help="fit only these datasets")
+    parser.add_argument(
+        "--dataset",
+        action="extend",
+        nargs="+",
+        help="fit only these datasets, in this order (--dataset A B or --dataset A --dataset B)",
+    )
     parser.add_argument("--out", default=".", help="output folder (default: here)")
     parser.add_argument("--minos", action="store_true", help="also Minos errors (zfit engine)")
     parser.add_argument("--engine", choices=["zfit", "iminuit"], default="zfit")
@@ -56,6 +62,13 @@ def mass_histograms(
     return out
 
 
+def figure_stem(outdir: str | Path, dataset: str) -> Path:
+    """``<outdir>/mass_fit_<dataset>``: the fit figure of one dataset, without suffix."""
+    from tau3mu.outputs import safe_name
+
+    return Path(outdir) / f"mass_fit_{safe_name(dataset)}"
+
+
 def fit_datasets(
     histograms: dict[str, tuple[np.ndarray, np.ndarray]],
     outdir: str | Path,
@@ -63,11 +76,20 @@ def fit_datasets(
     engine: str = "zfit",
     minos: bool = False,
     lumi: dict[str, float] | None = None,
+    simulation: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Fit each dataset's histogram; write fit.json and the mass_fit figures."""
+    """Fit each dataset's histogram; write fit.json and the figures.
+
+    Each dataset gets ``mass_fit_<dataset>.png/.pdf``; ``mass_fit.png/.pdf`` is a copy
+    of the first dataset's (the first in the datasets file, or in ``--dataset``), so
+    that it shows the same dataset on every run. Datasets in ``simulation`` are labelled
+    as such on the figure.
+    """
+    import shutil
+
     from tau3mu import fit
     from tau3mu.fitplot import plot_fit
-    from tau3mu.outputs import write_json
+    from tau3mu.outputs import atomic_path, write_json
 
     outdir = Path(outdir)
     results = {}
@@ -77,8 +99,19 @@ def fit_datasets(
         else:
             result = fit.fit_counts(counts, edges, minos=minos)
         results[dataset] = result
-        stem = outdir / ("mass_fit" if i == 0 else f"mass_fit_{dataset}")
-        plot_fit(counts, edges, result, stem, lumi=(lumi or {}).get(dataset), title=dataset)
+        written = plot_fit(
+            counts,
+            edges,
+            result,
+            figure_stem(outdir, dataset),
+            lumi=(lumi or {}).get(dataset),
+            title=dataset,
+            simulation=dataset in simulation,
+        )
+        if i == 0:
+            for figure in written:
+                with atomic_path(outdir / f"mass_fit{figure.suffix}") as tmp:
+                    shutil.copyfile(figure, tmp)
     write_json(
         outdir / "fit.json", {d: {"engine": engine, **r.to_dict()} for d, r in results.items()}
     )
@@ -105,5 +138,8 @@ def main(args: argparse.Namespace) -> int:
     for dataset, result in results.items():
         print(f"{dataset}:\n{result.table()}")
         failed += not result.converged
-    print(f"wrote {Path(args.out) / 'fit.json'} and the mass_fit figures")
+    print(
+        f"wrote {Path(args.out) / 'fit.json'}, mass_fit_<dataset>.png/.pdf for each dataset "
+        f"and mass_fit.png/.pdf (a copy of {next(iter(results))}'s)"
+    )
     return 1 if failed else 0

@@ -18,8 +18,13 @@ def plot_fit(
     label: str = "Preliminary",
     lumi: float | None = None,
     title: str | None = None,
+    simulation: bool = False,
 ) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf``; a failed fit shows the data and says so."""
+    """Write ``<stem>.png`` and ``<stem>.pdf``; a failed fit shows the data and says so.
+
+    ``lumi`` (fb^-1) is shown to three significant digits; ``simulation`` labels the
+    points and the CMS label as simulation rather than data.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +44,7 @@ def plot_fit(
         yerr=np.sqrt(counts),
         histtype="errorbar",
         color="black",
-        label="Data",
+        label="Simulation" if simulation else "Data",
         ax=top,
     )
     if result.converged:
@@ -100,7 +105,16 @@ def plot_fit(
     top.set_ylim(0, max(counts.max() * 1.75, 1))  # room for the legend above the peaks
     # the dataset names the legend: above the axes it would run into the CMS label
     top.legend(loc="upper right", fontsize=15, title=title, title_fontsize=12)
-    hep.cms.label(label, data=True, lumi=lumi, ax=top, loc=0)
+    hep.cms.label(
+        label,
+        data=not simulation,
+        lumi=lumi,
+        lumi_format="{0:.3g}",
+        ax=top,
+        loc=0,
+        # "Simulation Preliminary" at the style's size runs into the luminosity
+        **({"fontsize": 20} if simulation else {}),
+    )
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     from tau3mu.outputs import atomic_path

@@ -16,12 +16,14 @@ Files (in the output folder):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -85,8 +87,48 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` usable in a file or ROOT key name: anything but letters, digits, _ and - becomes _."""
     return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)
+
+
+def in_input_order(result: Any, names: Sequence[str]) -> Any:
+    """``result`` (an :class:`~tau3mu.execution.AnalysisOutput`) with its datasets in the
+    order of ``names`` (the datasets file's, or ``--dataset``'s) everywhere: cutflow,
+    snapshot, truth, scale factors and the histograms' ``dataset`` axis.
+
+    The executors merge chunks in the order they finish, so without this the first
+    dataset of the outputs (and of ``mass_fit.png``) would change from run to run.
+    Datasets absent from ``names`` (none in practice) follow in their merged order.
+    """
+    present = list(result.cutflow)
+    for h in result.hists.values():
+        if "dataset" in h.axes.name:
+            present += [d for d in h.axes["dataset"] if d not in present]
+    order = [n for n in dict.fromkeys(names) if n in present]
+    order += [n for n in present if n not in order]
+
+    def ordered(mapping: dict[str, Any]) -> dict[str, Any]:
+        return {key: mapping[key] for key in sorted(mapping, key=order.index)}
+
+    hists = {}
+    for name, h in result.hists.items():
+        if "dataset" in h.axes.name:
+            categories = list(h.axes["dataset"])
+            wanted = sorted(categories, key=order.index)
+            if wanted != categories:
+                with warnings.catch_warnings():  # "list indexing selection is experimental"
+                    warnings.simplefilter("ignore", UserWarning)
+                    h = h[{"dataset": wanted}]
+        hists[name] = h
+    return dataclasses.replace(
+        result,
+        cutflow=ordered(result.cutflow),
+        hists=hists,
+        snapshot=ordered(result.snapshot),
+        truth=ordered(result.truth),
+        scale_factors=ordered(result.scale_factors),
+    )
 
 
 def histogram_slices(hists: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +138,7 @@ def histogram_slices(hists: dict[str, Any]) -> dict[str, Any]:
         for dataset in h.axes["dataset"]:
             for systematic in h.axes["systematic"]:
                 one = h[{"dataset": dataset, "systematic": systematic}]
-                key = f"{name}_{_safe(dataset)}"
+                key = f"{name}_{safe_name(dataset)}"
                 if systematic != "nominal":
                     key += f"_{systematic}"
                 out[key] = one
@@ -134,11 +176,11 @@ def write_snapshot(
     for dataset, array in snapshot.items():
         columns = {name: ak.to_numpy(array[name]) for name in ak.fields(array)}
         if fmt == "parquet":
-            path = Path(outdir) / f"snapshot_{_safe(dataset)}.parquet"
+            path = Path(outdir) / f"snapshot_{safe_name(dataset)}.parquet"
             with atomic_path(path) as tmp:
                 ak.to_parquet(array, tmp)
         elif fmt == "root":
-            path = Path(outdir) / f"snapshot_{_safe(dataset)}.root"
+            path = Path(outdir) / f"snapshot_{safe_name(dataset)}.root"
             with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
                 tree = f.mktree("ntuple", {k: v.dtype for k, v in columns.items()})
                 if len(array):

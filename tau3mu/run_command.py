@@ -148,7 +148,14 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     from tau3mu.datasets import to_fileset
     from tau3mu.execution import run_dask_awkward, run_runner
     from tau3mu.faults import InputFileError
-    from tau3mu.outputs import cutflow_table, write_histograms, write_json, write_snapshot
+    from tau3mu.fit_command import figure_stem
+    from tau3mu.outputs import (
+        cutflow_table,
+        in_input_order,
+        write_histograms,
+        write_json,
+        write_snapshot,
+    )
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     tic = time.perf_counter()
@@ -226,6 +233,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         )
     if not result.hists:
         raise InputFileError("nothing was processed: every input was skipped")
+    # chunks merge in the order they finish: the outputs follow the input's order instead
+    result = in_input_order(result, [d.name for d in datasets])
     paths = write_histograms(out, result.hists)
     write_json(out / "cutflow.json", result.cutflow)
     snapshots = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
@@ -241,7 +250,10 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             one = h[{"dataset": dataset, "systematic": "nominal"}]
             histograms[dataset] = (one.values(), one.axes[0].edges)
         lumi = {d.name: d.lumi for d in datasets if d.lumi}
-        fits = fit_datasets(histograms, out, engine=args.fit_engine, lumi=lumi)
+        simulation = {d.name for d in datasets if d.is_mc}
+        fits = fit_datasets(
+            histograms, out, engine=args.fit_engine, lumi=lumi, simulation=simulation
+        )
         for dataset, fit in fits.items():
             truth = result.truth.get(dataset)
             print(f"\nMass fit of {dataset}:\n{fit.table()}")
@@ -286,7 +298,19 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             "histograms_pickle": str(paths["pickle"]),
             "cutflow": str(out / "cutflow.json"),
             "snapshots": {d: str(p) for d, p in snapshots.items()},
-            **({"fit": str(out / "fit.json"), "plot": str(out / "mass_fit.png")} if fits else {}),
+            **(
+                {
+                    "fit": str(out / "fit.json"),
+                    # mass_fit.png/.pdf: a copy of the first dataset's (input order)
+                    "plot": str(out / "mass_fit.png"),
+                    "plots": {
+                        d: [str(figure_stem(out, d).with_suffix(s)) for s in (".png", ".pdf")]
+                        for d in fits
+                    },
+                }
+                if fits
+                else {}
+            ),
         },
     }
     write_json(out / "report.json", report)

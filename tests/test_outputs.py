@@ -40,3 +40,52 @@ def strict_json(text: str):
 def test_json_is_strict(tmp_path, value, expected):
     path = write_json(tmp_path / "out.json", {"x": value})
     assert strict_json(path.read_text()) == {"x": expected}
+
+
+def _output_in_order(names: list[str]):
+    """An AnalysisOutput whose datasets were merged in the order ``names``."""
+    import awkward as ak
+    import hist
+
+    from tau3mu.execution import AnalysisOutput
+
+    h = hist.Hist(
+        hist.axis.StrCategory([], name="dataset", label="Dataset", growth=True),
+        hist.axis.StrCategory([], name="systematic", growth=True),
+        hist.axis.Regular(4, 0, 4, name="mass"),
+        storage=hist.storage.Weight(),
+    )
+    for i, name in enumerate(names):
+        h.fill(dataset=name, systematic="nominal", mass=[i + 0.5] * (i + 1))
+    return AnalysisOutput(
+        cutflow={n: {"events": {"events": i, "candidates": i}} for i, n in enumerate(names)},
+        hists={"h_mass": h},
+        snapshot={n: ak.Array([{"run": i}]) for i, n in enumerate(names)},
+        truth={n: {"ds": i} for i, n in enumerate(names)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("merged", "wanted"),
+    [
+        (["b", "a", "c"], ["a", "b", "c"]),
+        (["c", "b", "a"], ["a", "b", "c"]),
+        (["a", "b"], ["b", "a"]),
+        (["a", "b"], ["a", "b"]),
+        (["x", "a"], ["a"]),  # not in the input: kept, after the others
+    ],
+)
+def test_in_input_order(merged, wanted):
+    from tau3mu.outputs import in_input_order
+
+    out = in_input_order(_output_in_order(merged), wanted)
+    expected = [n for n in wanted if n in merged] + [n for n in merged if n not in wanted]
+    assert list(out.cutflow) == list(out.snapshot) == list(out.truth) == expected
+    h = out.hists["h_mass"]
+    assert list(h.axes["dataset"]) == expected
+    assert h.axes["dataset"].label == "Dataset"
+    for name in merged:  # each dataset keeps its own contents
+        i = merged.index(name)
+        assert h[{"dataset": name, "systematic": "nominal"}].values()[i] == i + 1
+        assert out.cutflow[name]["events"]["events"] == i
+        assert out.snapshot[name]["run"].tolist() == [i]

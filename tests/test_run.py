@@ -176,32 +176,120 @@ def test_unknown_dataset_is_a_clear_error(run3_dataset, tmp_path, capsys):
     assert "did you mean" in err
 
 
-# -- on a local Dask cluster ------------------------------------------------------------
+# -- two datasets, on a local Dask cluster and with the futures executor -----------------
+#: the run3 files as two datasets, simulation first: input order is not alphabetical
+TWO = ("Zeta_DsPhiPi_MC", "Alpha_DoubleMuonLowMass")
+
+
 @pytest.fixture(scope="module")
-def dask_run(run3_dataset, tmp_path_factory):
-    """``tau3mu run`` with the default executor (a local Dask cluster of 2 workers) and a
-    performance report; stdout and stderr kept for the tests."""
-    out = tmp_path_factory.mktemp("dask-run")
+def two_datasets_json(run3_dataset, tmp_path_factory) -> str:
+    (spec,) = run3_dataset["datasets"].values()
+    config = {
+        TWO[0]: {**spec, "type": "mc", "lumi": 0.0512345},
+        TWO[1]: {**spec, "type": "data"},
+    }
+    path = tmp_path_factory.mktemp("two") / "two.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def run_cli(argv: list[str]) -> dict:
+    """``tau3mu`` with ``argv``; its exit code, stdout and stderr."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(
-            [
-                "run",
-                run3_dataset["datasets_json"],
-                "--out",
-                str(out),
-                "--workers",
-                "2",
-                "--chunksize",
-                "3000",
-                "--no-fit",
-                "--no-progress",
-                "--performance-report",
-                str(out / "dask-report.html"),
-            ]
-        )
-    assert code == 0, stderr.getvalue()
-    return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+        code = main(argv)
+    return {"code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def dask_run(two_datasets_json, pog_sf_file, tmp_path_factory):
+    """``tau3mu run`` with the default executor (a local Dask cluster of 2 workers), muon
+    scale factors and a performance report."""
+    out = tmp_path_factory.mktemp("dask-run")
+    run = run_cli(
+        [
+            "run",
+            two_datasets_json,
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--chunksize",
+            "3000",
+            "--muon-sf",
+            str(pog_sf_file),
+            "--no-fit",
+            "--no-progress",
+            "--performance-report",
+            str(out / "dask-report.html"),
+        ]
+    )
+    assert run["code"] == 0, run["stderr"]
+    return {**run, "out": out}
+
+
+@pytest.fixture(scope="module")
+def futures_run(two_datasets_json, pog_sf_file, tmp_path_factory):
+    """``tau3mu run --executor futures`` (2 processes), parquet snapshot, iminuit fit."""
+    out = tmp_path_factory.mktemp("futures-run")
+    run = run_cli(
+        [
+            "run",
+            two_datasets_json,
+            "--out",
+            str(out),
+            "--executor",
+            "futures",
+            "--workers",
+            "2",
+            "--chunksize",
+            "3000",
+            "--muon-sf",
+            str(pog_sf_file),
+            "--snapshot-format",
+            "parquet",
+            "--fit-engine",
+            "iminuit",
+            "--no-progress",
+        ]
+    )
+    assert run["code"] == 0, run["stderr"]
+    return {**run, "out": out}
+
+
+@pytest.mark.parametrize("run", ["dask_run", "futures_run"])
+def test_datasets_in_input_order(run, request):
+    """Whatever order the chunks finish in, every output lists the datasets as the input does."""
+    done = request.getfixturevalue(run)
+    out = done["out"]
+    assert list(strict_json((out / "cutflow.json").read_text())) == list(TWO)
+    report = strict_json((out / "report.json").read_text())
+    assert list(report["datasets"]) == list(TWO)
+    with open(out / "histograms.pkl", "rb") as handle:
+        hists = pickle.load(handle)
+    for h in hists.values():
+        assert list(h.axes["dataset"]) == list(TWO)
+    printed = [done["stdout"].index(f"Cutflow of {name}") for name in TWO]
+    assert printed == sorted(printed)
+    with uproot.open(out / "histograms.root") as f:
+        keys = [k for k in f.keys(cycle=False) if k.startswith("h_mass_")]
+    assert keys.index(f"h_mass_{TWO[0]}") < keys.index(f"h_mass_{TWO[1]}")
+
+
+def test_fit_per_dataset_in_input_order(futures_run):
+    out = futures_run["out"]
+    fit = strict_json((out / "fit.json").read_text())
+    assert list(fit) == list(TWO)
+    report = strict_json((out / "report.json").read_text())
+    assert list(report["outputs"]["plots"]) == list(TWO)
+    for name in TWO:
+        for suffix in (".png", ".pdf"):
+            figure = out / f"mass_fit_{name}{suffix}"
+            assert str(figure) in report["outputs"]["plots"][name]
+            assert figure.stat().st_size > 10_000
+    # mass_fit.png is the first dataset's, on every run
+    assert (out / "mass_fit.png").read_bytes() == (out / f"mass_fit_{TWO[0]}.png").read_bytes()
+    assert (out / "mass_fit.pdf").read_bytes() == (out / f"mass_fit_{TWO[0]}.pdf").read_bytes()
 
 
 def test_performance_report_is_written(dask_run):
