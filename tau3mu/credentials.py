@@ -3,18 +3,22 @@
 ``upload_proxy(client, path)`` reads the proxy here and registers :class:`X509ProxyPlugin`:
 every worker, including those that join later, writes it to a file of its own with mode
 0600 and sets ``X509_USER_PROXY`` and ``X509_CERT_DIR`` in its environment, so that the
-XRootD client there authenticates. The proxy's bytes never appear in a repr, a log
-line or an error message.
+XRootD client there authenticates; ``remove_proxy(client)`` takes it off them again.
+Without Dask workers (the iterative and futures executors read in this process and its
+children) :func:`proxy_environment` points this process at the proxy. The proxy's bytes
+never appear in a repr, a log line or an error message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import stat
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +184,54 @@ def upload_proxy(
         client.register_plugin(plugin)
     log.info("grid proxy %s registered for all workers", plugin.fingerprint)
     return plugin
+
+
+def remove_proxy(client: Any) -> bool:
+    """Unregister the proxy plugin: every worker deletes its copy and restores its
+    environment (the plugin's ``teardown``). False, with a log line, if that failed."""
+    try:
+        client.unregister_worker_plugin(PLUGIN_NAME)
+    except Exception as err:  # a scheduler gone, a worker lost: nothing to keep the run for
+        log.warning("could not remove the grid proxy from the workers: %s", type(err).__name__)
+        return False
+    log.info("grid proxy removed from the workers")
+    return True
+
+
+def cert_dir_for(cert_dir: str | None = None) -> str | None:
+    """``cert_dir``, else ``$X509_CERT_DIR``, else the grid default where it exists, else None."""
+    if cert_dir:
+        return cert_dir
+    if os.environ.get("X509_CERT_DIR"):
+        return os.environ["X509_CERT_DIR"]
+    return DEFAULT_CERT_DIR if os.path.isdir(DEFAULT_CERT_DIR) else None
+
+
+@contextlib.contextmanager
+def proxy_environment(path: str | os.PathLike[str], cert_dir: str | None = None) -> Iterator[Path]:
+    """``X509_USER_PROXY`` (the proxy's absolute path) and ``X509_CERT_DIR`` (see
+    :func:`cert_dir_for`; left alone when none is known) in this process while inside,
+    then the environment as it was.
+
+    For the executors without Dask workers: XRootD reads in this process and in the
+    processes it starts, which inherit the environment. The proxy is checked first
+    (:func:`read_proxy`), so a missing one is a :class:`ProxyError` here.
+    """
+    read_proxy(path)
+    proxy = Path(path).expanduser().resolve()
+    values = {"X509_USER_PROXY": str(proxy), "X509_CERT_DIR": cert_dir_for(cert_dir)}
+    previous = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if value is not None:
+            os.environ[key] = value
+    try:
+        yield proxy
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def proxy_state() -> dict[str, Any]:

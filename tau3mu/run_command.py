@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--htcondor", action="store_true", help="workers as HTCondor jobs (dask-jobqueue)"
     )
     parser.add_argument(
-        "--x509-proxy", help="grid proxy for the workers (default $X509_USER_PROXY)"
+        "--x509-proxy",
+        help="grid proxy (default $X509_USER_PROXY): copied to every Dask worker (mode 0600), "
+        "or set as X509_USER_PROXY here for the iterative and futures executors",
+    )
+    parser.add_argument(
+        "--x509-cert-dir",
+        help="CA certificates folder set as X509_CERT_DIR with the proxy "
+        "(default $X509_CERT_DIR, else /etc/grid-security/certificates)",
     )
     parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
     parser.add_argument(
@@ -169,18 +177,33 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         print("note: simulation without --muon-sf gets weight 1", file=sys.stderr)
     processor = DsPhiPiProcessor(config, scale_factors=sf)
 
-    client = None
-    if args.executor == "dask" or args.scheduler or args.htcondor:
-        from tau3mu.cluster import ensure_package_on_workers, make_client
+    proxy = args.x509_proxy or os.environ.get("X509_USER_PROXY")
+    with contextlib.ExitStack() as stack:
+        if proxy:  # checked here, before any cluster starts: ProxyError if unusable
+            from tau3mu.credentials import ProxyError, proxy_environment
 
-        client = make_client(scheduler=args.scheduler, workers=args.workers, htcondor=args.htcondor)
-        if args.scheduler:
-            ensure_package_on_workers(client)
-        if args.x509_proxy or os.environ.get("X509_USER_PROXY"):
-            from tau3mu.credentials import upload_proxy
+            try:
+                stack.enter_context(proxy_environment(proxy, args.x509_cert_dir))
+            except ProxyError as err:
+                source = "--x509-proxy" if args.x509_proxy else "$X509_USER_PROXY"
+                raise ProxyError(f"{err} (from {source})") from None
+        client = None
+        if args.executor == "dask" or args.scheduler or args.htcondor:
+            from tau3mu.cluster import ensure_package_on_workers, make_client
 
-            upload_proxy(client, args.x509_proxy)
-    try:
+            client = make_client(
+                scheduler=args.scheduler, workers=args.workers, htcondor=args.htcondor
+            )
+            stack.callback(client.close)
+            if args.scheduler:
+                ensure_package_on_workers(client)
+            if proxy:
+                from tau3mu.credentials import ProxyWarning, remove_proxy, upload_proxy
+
+                with warnings.catch_warnings():  # a loose mode was reported above already
+                    warnings.simplefilter("ignore", ProxyWarning)
+                    upload_proxy(client, proxy, args.x509_cert_dir)
+                stack.callback(remove_proxy, client)  # the workers' copies, at the end
         with performance_report_or_warn(args.performance_report, client):
             if args.mode == "dask-awkward":
                 result = run_dask_awkward(
@@ -211,9 +234,6 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             if client is not None
             else (1 if args.executor == "iterative" else args.workers or os.cpu_count())
         )
-    finally:
-        if client is not None:
-            client.close()
     processed = time.perf_counter()
 
     accounting = result.metrics.get("accounting", {})
@@ -287,6 +307,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "chunksize": args.chunksize,
         "files_known_good": metrics.get("files_known_good", 0),
         "accounting": accounting,
+        # where the proxy is, never what it holds
+        "x509_proxy": str(Path(proxy).expanduser().resolve()) if proxy else None,
         "truth": result.truth,
         "scale_factors": result.scale_factors,
         "fit": {
@@ -317,22 +339,32 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def main(args: argparse.Namespace) -> int:
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """The errors ``tau3mu run`` reports as one line (exit code 2) instead of a traceback."""
     from tau3mu.cluster import ClusterError
     from tau3mu.datasets import DatasetError
     from tau3mu.faults import AccountingError, InputFileError
     from tau3mu.schemas import LayoutError
 
-    try:
-        report = run_analysis(args)
-    except (
+    errors: tuple[type[Exception], ...] = (
         DatasetError,
         ClusterError,
         LayoutError,
         FileNotFoundError,
         InputFileError,
         AccountingError,
-    ) as err:
+    )
+    # loaded only when a proxy is used: importing it imports distributed (~0.7 s)
+    credentials = sys.modules.get("tau3mu.credentials")
+    return (*errors, credentials.ProxyError) if credentials else errors
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        report = run_analysis(args)
+    except Exception as err:
+        if not isinstance(err, _expected_errors()):
+            raise
         print(f"tau3mu run: {err}", file=sys.stderr)
         return 2
     print(

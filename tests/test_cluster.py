@@ -14,11 +14,14 @@ import pytest
 
 from tau3mu.cluster import ClusterError, ensure_package_on_workers, make_client, pickled_by_value
 from tau3mu.credentials import (
+    DEFAULT_CERT_DIR,
     ProxyError,
     ProxyWarning,
     X509ProxyPlugin,
+    proxy_environment,
     proxy_state,
     read_proxy,
+    remove_proxy,
     upload_proxy,
 )
 from tau3mu.testing import dask_cluster_processes, free_port
@@ -188,3 +191,49 @@ def test_package_reaches_a_worker_without_it(processes, proxy):
         with pickled_by_value(sys.modules[proxy_state.__module__]):
             states = client.run(proxy_state)
         assert all(s["sha256"] == hashlib.sha256(secret).hexdigest() for s in states.values())
+
+
+@pytest.mark.parametrize(
+    ("given", "in_environment", "expected"),
+    [
+        ("/opt/certs", None, "/opt/certs"),
+        (None, "/env/certs", "/env/certs"),
+        ("/opt/certs", "/env/certs", "/opt/certs"),
+        (None, None, DEFAULT_CERT_DIR if os.path.isdir(DEFAULT_CERT_DIR) else None),
+    ],
+)
+def test_proxy_environment_in_this_process(
+    proxy, monkeypatch, tmp_path, given, in_environment, expected
+):
+    """For executors without Dask workers: X509_USER_PROXY (absolute) and X509_CERT_DIR set
+    while inside, the environment as it was afterwards."""
+    path, _ = proxy
+    monkeypatch.setenv("X509_USER_PROXY", "/previous")
+    if in_environment:
+        monkeypatch.setenv("X509_CERT_DIR", in_environment)
+    else:
+        monkeypatch.delenv("X509_CERT_DIR", raising=False)
+    monkeypatch.chdir(path.parent)
+    with proxy_environment(path.name, given) as resolved:
+        assert resolved == path.resolve()
+        assert os.environ["X509_USER_PROXY"] == str(path.resolve())
+        assert os.environ.get("X509_CERT_DIR") == expected
+    assert os.environ["X509_USER_PROXY"] == "/previous"
+    assert os.environ.get("X509_CERT_DIR") == in_environment
+    with pytest.raises(ProxyError, match="nope"), proxy_environment(tmp_path / "nope"):
+        pass
+    assert os.environ["X509_USER_PROXY"] == "/previous"
+
+
+def test_remove_proxy_takes_it_off_every_worker(processes, proxy):
+    path, secret = proxy
+    digest = hashlib.sha256(secret).hexdigest()
+    with make_client(scheduler=processes.address, quiet=True) as client:
+        upload_proxy(client, str(path))
+        paths = {s["path"] for s in client.run(proxy_state).values()}
+        assert all(s["sha256"] == digest for s in client.run(proxy_state).values())
+        assert remove_proxy(client) is True
+        after = client.run(proxy_state)
+    assert after
+    assert not any(s["exists"] or s["sha256"] == digest for s in after.values())
+    assert not any(os.path.exists(p) for p in paths)  # same machine: the copies are gone

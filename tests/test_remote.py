@@ -136,6 +136,35 @@ def test_run_against_an_existing_scheduler(processes, run3_dataset, tmp_path, lo
 
 
 @pytest.mark.distributed
+def test_run_with_proxy_leaves_none_on_the_workers(processes, run3_dataset, tmp_path, capsys):
+    """``tau3mu run --x509-proxy`` on an existing scheduler: the proxy is taken off the
+    workers when the run ends, and its content is nowhere in what the run shows or writes."""
+    import hashlib
+
+    from distributed import Client
+
+    from tau3mu.credentials import proxy_state
+
+    secret = (
+        b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode() + b"\n"
+    )
+    proxy = tmp_path / "x509up_u1000"
+    proxy.write_bytes(secret)
+    proxy.chmod(0o600)
+    out = tmp_path / "out"
+    argv = ["run", run3_dataset["datasets_json"], "--scheduler", processes.address]
+    argv += ["--out", str(out), "--no-fit", "--no-progress", "--x509-proxy", str(proxy)]
+    assert main(argv) == 0
+    with Client(processes.address) as client:
+        states = client.run(proxy_state)
+    assert states
+    digest = hashlib.sha256(secret).hexdigest()
+    assert not any(s["exists"] or s["sha256"] == digest for s in states.values())
+    shown = "".join(capsys.readouterr()) + "".join(p.read_text() for p in out.glob("*.json"))
+    assert "not-a-real-proxy" not in shown + processes.logs()
+
+
+@pytest.mark.distributed
 def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
     from distributed import Client
 

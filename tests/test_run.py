@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import pickle
 
 import numpy as np
@@ -314,3 +315,49 @@ def test_performance_report_failure_is_a_warning(dask_client, tmp_path, capsys):
     assert tmp_path.is_dir()
     assert list(tmp_path.iterdir()) == []
     assert not list(tmp_path.parent.glob("*.part"))  # no temporary file left behind
+
+
+# -- grid proxy -----------------------------------------------------------------------
+@pytest.mark.parametrize("problem", ["missing", "folder", "empty", "missing from the environment"])
+def test_unusable_proxy_is_one_line_before_any_cluster(
+    problem, run3_dataset, tmp_path, monkeypatch, capsys
+):
+    """Checked before a cluster starts (the default executor would start one): exit 2, the
+    file and the problem on one line, no traceback."""
+    proxy = tmp_path / "x509up_u1000"
+    if problem == "folder":
+        proxy.mkdir()
+    elif problem == "empty":
+        proxy.write_bytes(b"")
+    argv = ["run", run3_dataset["datasets_json"], "--out", str(tmp_path / "out"), "--no-fit"]
+    if problem == "missing from the environment":
+        monkeypatch.setenv("X509_USER_PROXY", str(proxy))
+    else:
+        argv += ["--x509-proxy", str(proxy)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"tau3mu run: grid proxy {proxy}")
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in captured.out + captured.err
+    assert "Dask:" not in err  # no cluster was started
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_proxy_without_dask_workers(run3_dataset, tmp_path, capsys):
+    """The futures executor: the proxy is checked, the run reads through it, its path (never
+    its content) is in report.json, and this process's environment is left as it was."""
+    secret = b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode()
+    proxy = tmp_path / "x509up_u1000"
+    proxy.write_bytes(secret)
+    proxy.chmod(0o600)
+    before = {k: os.environ.get(k) for k in ("X509_USER_PROXY", "X509_CERT_DIR")}
+    argv = ["run", run3_dataset["datasets_json"], "--out", str(tmp_path / "out"), "--no-fit"]
+    argv += ["--executor", "futures", "--workers", "1", "--no-progress"]
+    argv += ["--x509-proxy", str(proxy), "--x509-cert-dir", str(tmp_path)]
+    assert main(argv) == 0
+    assert {k: os.environ.get(k) for k in before} == before
+    report = (tmp_path / "out" / "report.json").read_text()
+    assert json.loads(report)["x509_proxy"] == str(proxy)
+    shown = report + "".join(capsys.readouterr())
+    assert "not-a-real-proxy" not in shown
