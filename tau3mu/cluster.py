@@ -140,6 +140,19 @@ def make_client(
     return client
 
 
+def close_client(client: Any) -> None:
+    """Close ``client`` and the cluster it was made with, if any (the LocalCluster or
+    HTCondorCluster of :func:`make_client`; a scheduler connected to is left running).
+
+    ``client.close()`` alone leaves a local cluster's worker processes running until
+    the interpreter exits and kills them ("Worker process still alive ... killing").
+    """
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 # -- the package on remote workers -----------------------------------------------------
 @contextlib.contextmanager
 def pickled_by_value(*modules: ModuleType) -> Iterator[None]:

@@ -189,12 +189,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                 raise ProxyError(f"{err} (from {source})") from None
         client = None
         if args.executor == "dask" or args.scheduler or args.htcondor:
-            from tau3mu.cluster import ensure_package_on_workers, make_client
+            from tau3mu.cluster import close_client, ensure_package_on_workers, make_client
 
             client = make_client(
                 scheduler=args.scheduler, workers=args.workers, htcondor=args.htcondor
             )
-            stack.callback(client.close)
+            stack.callback(close_client, client)  # and the local cluster it started
             if args.scheduler:
                 ensure_package_on_workers(client)
             if proxy:

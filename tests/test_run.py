@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -207,6 +208,7 @@ def dask_run(two_datasets_json, pog_sf_file, tmp_path_factory):
     """``tau3mu run`` with the default executor (a local Dask cluster of 2 workers), muon
     scale factors and a performance report."""
     out = tmp_path_factory.mktemp("dask-run")
+    before = _worker_processes()
     run = run_cli(
         [
             "run",
@@ -226,7 +228,30 @@ def dask_run(two_datasets_json, pog_sf_file, tmp_path_factory):
         ]
     )
     assert run["code"] == 0, run["stderr"]
-    return {**run, "out": out}
+    deadline = time.monotonic() + 20
+    while (left := _worker_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {**run, "out": out, "workers_left": left}
+
+
+def _worker_processes() -> set[int]:
+    """PIDs of this process's Dask worker processes (multiprocessing children)."""
+    psutil = pytest.importorskip("psutil")
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.add(child.pid)
+    return found
+
+
+def test_local_cluster_is_closed_and_its_dashboard_shown(dask_run):
+    """The run closes the local cluster it started (not only its client): no worker process
+    is left to be killed at exit; the dashboard link was printed when it started."""
+    assert dask_run["workers_left"] == set()
+    (line,) = (x for x in dask_run["stderr"].splitlines() if x.startswith("Dask: local cluster"))
+    assert "2 worker(s) connected, dashboard http://" in line
+    assert line.rstrip().endswith("/status")
 
 
 @pytest.fixture(scope="module")
