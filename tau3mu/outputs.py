@@ -23,7 +23,7 @@ import os
 import pickle
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,12 +131,21 @@ def in_input_order(result: Any, names: Sequence[str]) -> Any:
     )
 
 
-def histogram_slices(hists: dict[str, Any]) -> dict[str, Any]:
-    """One 1D histogram per (histogram, dataset, systematic), named for ``histograms.root``."""
+def histogram_slices(
+    hists: dict[str, Any], simulation: Collection[str] | None = None
+) -> dict[str, Any]:
+    """One 1D histogram per (histogram, dataset, systematic), named for ``histograms.root``.
+
+    Variations (``_sf_up``, ``_sf_down``) only for the datasets in ``simulation`` (all
+    datasets when None): the ``systematic`` axis is shared, so a data dataset has those
+    categories too, empty.
+    """
     out = {}
     for name, h in hists.items():
         for dataset in h.axes["dataset"]:
             for systematic in h.axes["systematic"]:
+                if systematic != "nominal" and simulation is not None and dataset not in simulation:
+                    continue
                 one = h[{"dataset": dataset, "systematic": systematic}]
                 key = f"{name}_{safe_name(dataset)}"
                 if systematic != "nominal":
@@ -145,14 +154,17 @@ def histogram_slices(hists: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_histograms(outdir: str | Path, hists: dict[str, Any]) -> dict[str, Path]:
-    """``histograms.root`` (TH1D per slice) and ``histograms.pkl`` (the full hist objects)."""
+def write_histograms(
+    outdir: str | Path, hists: dict[str, Any], *, simulation: Collection[str] | None = None
+) -> dict[str, Path]:
+    """``histograms.root`` (TH1D per slice, variations for ``simulation`` only, see
+    :func:`histogram_slices`) and ``histograms.pkl`` (the full hist objects)."""
     import uproot
 
     outdir = Path(outdir)
     root_path = outdir / "histograms.root"
     with atomic_path(root_path) as tmp, uproot.recreate(tmp) as f:
-        for key, h in histogram_slices(hists).items():
+        for key, h in histogram_slices(hists, simulation).items():
             f[key] = h
     pkl_path = outdir / "histograms.pkl"
     with atomic_open(pkl_path, "wb") as handle:

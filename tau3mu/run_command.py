@@ -255,7 +255,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         raise InputFileError("nothing was processed: every input was skipped")
     # chunks merge in the order they finish: the outputs follow the input's order instead
     result = in_input_order(result, [d.name for d in datasets])
-    paths = write_histograms(out, result.hists)
+    simulation = {d.name for d in datasets if d.is_mc}
+    paths = write_histograms(out, result.hists, simulation=simulation)
     write_json(out / "cutflow.json", result.cutflow)
     snapshots = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
     print(cutflow_table(result.cutflow))
@@ -270,7 +271,6 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             one = h[{"dataset": dataset, "systematic": "nominal"}]
             histograms[dataset] = (one.values(), one.axes[0].edges)
         lumi = {d.name: d.lumi for d in datasets if d.lumi}
-        simulation = {d.name for d in datasets if d.is_mc}
         fits = fit_datasets(
             histograms, out, engine=args.fit_engine, lumi=lumi, simulation=simulation
         )

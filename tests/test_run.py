@@ -254,6 +254,42 @@ def test_local_cluster_is_closed_and_its_dashboard_shown(dask_run):
     assert line.rstrip().endswith("/status")
 
 
+@pytest.mark.root
+def test_histograms_root_read_by_root(dask_run):
+    """ROOT reads TH1s of 62 bins on [1.65, 2.01] GeV; the simulation has its scale-factor
+    variations (from the real POG file), the data none."""
+    ROOT = pytest.importorskip("ROOT")
+    f = ROOT.TFile.Open(str(dask_run["out"] / "histograms.root"))
+    try:
+        names = {key.GetName() for key in f.GetListOfKeys()}
+        mc, data = TWO
+        assert {f"h_mass_{mc}_sf_up", f"h_mass_{mc}_sf_down"} <= names
+        assert not any(n.startswith(f"h_mass_{data}_") for n in names)
+        assert not any(
+            n.startswith("h_mu_pt_") and n.endswith(("_sf_up", "_sf_down")) for n in names
+        )
+        integrals = {}
+        for name in (
+            f"h_mass_{data}",
+            f"h_mass_{mc}",
+            f"h_mass_{mc}_sf_up",
+            f"h_mass_{mc}_sf_down",
+        ):
+            h = f.Get(name)
+            assert h.InheritsFrom("TH1"), name
+            assert h.GetNbinsX() == 62
+            assert h.GetXaxis().GetXmin() == pytest.approx(1.65)
+            assert h.GetXaxis().GetXmax() == pytest.approx(2.01)
+            integrals[name.removeprefix("h_mass_")] = h.Integral()
+    finally:
+        f.Close()
+    # the same events: data counts 1 each, simulation its scale factors (about 0.99)
+    assert integrals[data] > 100
+    assert integrals[f"{mc}_sf_down"] < integrals[mc] < integrals[f"{mc}_sf_up"]
+    assert integrals[mc] == pytest.approx(integrals[data], rel=0.1)
+    assert integrals[mc] != integrals[data]
+
+
 @pytest.fixture(scope="module")
 def futures_run(two_datasets_json, pog_sf_file, tmp_path_factory):
     """``tau3mu run --executor futures`` (2 processes), parquet snapshot, iminuit fit."""
