@@ -33,14 +33,30 @@ import numpy as np
 from tau3mu.config import CUTFLOW_STEPS
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where Linux says it (``os.umask``
+    can only be read by setting it, which races with threads creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
     tmp_path = Path(tmp)
+    try:
+        # mkstemp makes 0600 files; an output gets the mode open() would give it
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

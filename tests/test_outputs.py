@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -89,3 +91,28 @@ def test_in_input_order(merged, wanted):
         assert h[{"dataset": name, "systematic": "nominal"}].values()[i] == i + 1
         assert out.cutflow[name]["events"]["events"] == i
         assert out.snapshot[name]["run"].tolist() == [i]
+
+
+@pytest.fixture
+def umask(request):
+    """Run the test under the umask given as its parameter."""
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o027], indirect=True)
+def test_outputs_honour_the_umask(umask, tmp_path):
+    """Atomic writes (mkstemp, 0600) give files the mode open() would: 0666 & ~umask."""
+    import uproot
+
+    from tau3mu.outputs import atomic_open, atomic_path, current_umask
+
+    assert current_umask() == umask
+    write_json(tmp_path / "a.json", {"a": 1})
+    with atomic_open(tmp_path / "b.bin", "wb") as handle:
+        handle.write(b"x")
+    with atomic_path(tmp_path / "c.root") as tmp, uproot.recreate(tmp) as f:
+        f["h"] = (np.ones(3), np.arange(4.0))
+    for name in ("a.json", "b.bin", "c.root"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
