@@ -98,6 +98,13 @@ def test_json_outputs_are_strict_json(run_output, name):
     assert strict_json((run_output / name).read_text())
 
 
+def test_report_times(run_output):
+    report = strict_json((run_output / "report.json").read_text())
+    assert 0 < report["processing_time_s"] <= report["wall_time_s"]
+    assert report["fit_time_s"] > 0
+    assert report["total_time_s"] >= report["wall_time_s"] + report["fit_time_s"]
+
+
 def test_fit_json_and_refit_command(run_output, tmp_path):
     fit = json.loads((run_output / "fit.json").read_text())
     ((_, result),) = fit.items()
@@ -422,3 +429,31 @@ def test_proxy_without_dask_workers(run3_dataset, tmp_path, capsys):
     assert json.loads(report)["x509_proxy"] == str(proxy)
     shown = report + "".join(capsys.readouterr())
     assert "not-a-real-proxy" not in shown
+
+
+# -- --dataset ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dataset", "B", "A"],
+        ["--dataset", "B", "--dataset", "A"],
+        ["--dataset", "B", "A", "--dataset", "A"],  # named twice: once
+    ],
+)
+def test_dataset_option_takes_several_names(argv):
+    from tau3mu.cli import build_parser
+
+    args = build_parser().parse_args(["run", "in.json", "--out", "o", *argv])
+    assert list(dict.fromkeys(args.dataset)) == ["B", "A"]
+
+
+def test_dataset_order_is_the_options(two_datasets_json, tmp_path):
+    """``--dataset A B`` selects both, in that order (here the reverse of the file's)."""
+    argv = ["run", two_datasets_json, "--dataset", TWO[1], TWO[0], "--out", str(tmp_path)]
+    run = run_cli([*argv, "--executor", "iterative", "--no-fit", "--no-progress"])
+    assert run["code"] == 0, run["stderr"]
+    assert list(strict_json((tmp_path / "cutflow.json").read_text())) == [TWO[1], TWO[0]]
+    report = strict_json((tmp_path / "report.json").read_text())
+    assert list(report["datasets"]) == [TWO[1], TWO[0]]
+    assert report["fit_time_s"] is None
+    assert report["total_time_s"] >= report["wall_time_s"]
