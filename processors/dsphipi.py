@@ -84,6 +84,16 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         self.scale_factors = scale_factors
         self.snapshot = snapshot
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything a chunk's output depends on besides its events: checkpoints made
+        under another fingerprint are not reused (:mod:`tau3mu.faults`)."""
+        return {
+            "processor": f"{type(self).__module__}.{type(self).__qualname__}",
+            "config": self.config.to_dict(),
+            "scale_factors": self.scale_factors.fingerprint() if self.scale_factors else None,
+            "snapshot": self.snapshot,
+        }
+
     def process(self, events: Any) -> dict[str, Any]:
         config = self.config
         dask = is_dask(events)
@@ -203,7 +213,9 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         record = xp.zip(columns, depth_limit=1)
         if dask:
             return record
-        return processor.column_accumulator(ak.to_packed(record))
+        # plain arrays only: the events' attrs hold their factory, whose open file a
+        # merged (deep-copied, pickled) accumulator would reopen outside any retry
+        return processor.column_accumulator(ak.Array(ak.to_packed(record).layout))
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator

@@ -8,6 +8,7 @@ that the approximation is visible, not silent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,12 @@ class MuonScaleFactors:
         state = dict(self.__dict__)
         state["_evaluator"] = None
         return state
+
+    def fingerprint(self) -> dict[str, str]:
+        """What the weights depend on (the file's content, not its path): the key under
+        which checkpointed chunks weighted with these factors are kept."""
+        digest = hashlib.sha256(self._text.encode()).hexdigest()
+        return {"correction": self.correction_name, "sha256": digest}
 
     @property
     def evaluator(self) -> Any:

@@ -130,7 +130,6 @@ def run_runner(
     from tau3mu.faults import (
         AtomicCheckpointer,
         BackoffRunner,
-        SafeProcessor,
         check_accounting,
         configure_xrootd,
         inspect_inputs,
@@ -147,8 +146,6 @@ def run_runner(
         keep_trees=True,
     )
     fileset = inspection.fileset
-    if skip_bad_files:
-        processor_instance = SafeProcessor(processor_instance)
     if executor == "iterative":
         ex = processor.IterativeExecutor(status=progress, retries=retries)
     elif executor == "futures":
@@ -156,7 +153,8 @@ def run_runner(
     elif executor == "dask":
         if client is None:
             raise ValueError("the dask executor needs a distributed.Client")
-        ex = processor.DaskExecutor(client=client, status=progress, retries=retries)
+        # retried with backoff on the worker (BackoffRunner), not again by Dask at once
+        ex = processor.DaskExecutor(client=client, status=progress, retries=0)
     else:
         raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
     runner = BackoffRunner(
@@ -165,6 +163,7 @@ def run_runner(
         chunksize=chunksize,
         maxchunks=maxchunks,
         skipbadfiles=skip_bad_files,
+        chunk_retries=retries,
         savemetrics=True,
         xrootdtimeout=xrootd_timeout,
         checkpointer=AtomicCheckpointer(checkpoint) if checkpoint else None,
@@ -187,6 +186,7 @@ def run_runner(
     metrics["accounting"] = check_accounting(
         inspection, out.get("cutflow", {}), out.get("skipped", []), partial=maxchunks is not None
     )
+    metrics["accounting"]["resumed_chunks"] = _to_int(out.get("checkpoint", {}).get("resumed", 0))
     metrics["wall_s"] = time.perf_counter() - tic
     metrics["files_known_good"] = inspection.known_good
     metrics["executor"] = executor

@@ -3,11 +3,11 @@
 - :func:`inspect_inputs` opens every file before processing: a missing file, a file that
   is not ROOT, a truncated one, a missing tree or branch, all get a message naming the
   file and the problem; with ``skip_bad_files`` they are reported and left out.
-- :class:`SafeProcessor` turns a failing chunk into a report entry (file, entry range,
-  events, error) instead of a crash, when the user asked to skip bad input.
 - :func:`check_accounting` proves that processed plus skipped events equal the input.
-- :class:`BackoffRunner` retries failed chunks with exponential backoff (an XRootD server
-  that restarts, a network blip); coffea's own retries are immediate.
+- :class:`BackoffRunner` retries a chunk's transient failures with exponential backoff
+  (an XRootD server that restarts, a network blip; coffea's own retries are immediate),
+  names the file and entries of a chunk that fails, or with ``skip_bad_files`` reports
+  it (file, entry range, events, error) and goes on.
 - :class:`AtomicCheckpointer` keeps each finished chunk's output, written atomically and
   keyed by the selection, so an interrupted run resumes where it stopped.
 """
@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -118,26 +119,27 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
         return _Verdict(reason="file not found")
     except Exception as err:  # uproot raises ValueError, OSError, ... for non-ROOT files
         return _Verdict(reason=f"cannot be opened as a ROOT file ({type(err).__name__}: {err})")
+    entries = 0
     try:
         if tree not in f:
             keys = sorted({k.split(";")[0] for k in f.keys(recursive=True)})[:8]
             return _Verdict(reason=f"no tree {tree!r} (the file has {keys})")
         t = f[tree]
+        entries = int(t.num_entries)  # what a skipped file held, for the accounting
         branches = set(t.keys())
         try:
             layout = detect_layout(branches)
         except LayoutError as err:
-            return _Verdict(reason=str(err))
+            return _Verdict(entries, reason=str(err))
         missing = sorted(required_branches(layout, era) - branches)
         if missing:
-            return _Verdict(reason=f"tree {tree!r} lacks needed branch(es) {missing}")
-        entries = int(t.num_entries)
+            return _Verdict(entries, reason=f"tree {tree!r} lacks needed branch(es) {missing}")
         if entries:
             # read the last basket of one branch: truncated files fail here, not mid-run
             t[sorted(branches)[0]].array(entry_start=entries - 1, entry_stop=entries, library="np")
         return _Verdict(entries, bytes(f.file.fUUID))
     except Exception as err:
-        return _Verdict(reason=f"unreadable ({type(err).__name__}: {err})")
+        return _Verdict(entries, reason=f"unreadable ({type(err).__name__}: {err})")
     finally:
         f.close()
 
@@ -277,7 +279,13 @@ def inspect_inputs(
                     raise InputFileError(message)
                 log.warning("skipping %s", message)
                 result.skipped.append(
-                    {"dataset": dataset, "file": path, "events": None, "error": reason}
+                    {
+                        "dataset": dataset,
+                        "file": path,
+                        # None: not even the event count could be read
+                        "events": verdict.entries if verdict.entries else None,
+                        "error": reason,
+                    }
                 )
                 continue
             files[path] = tree
@@ -288,38 +296,6 @@ def inspect_inputs(
     return result
 
 
-class SafeProcessor(processor.ProcessorABC):
-    """Wrap a processor: a chunk that fails is reported (with its events), not fatal."""
-
-    def __init__(self, inner: processor.ProcessorABC) -> None:
-        self.inner = inner
-
-    @property
-    def config(self) -> Any:
-        return getattr(self.inner, "config", None)
-
-    def process(self, events: Any) -> dict[str, Any]:
-        meta = dict(getattr(events, "metadata", None) or {})
-        try:
-            return self.inner.process(events)
-        except Exception as err:
-            start, stop = meta.get("entrystart"), meta.get("entrystop")
-            entry = {
-                "dataset": meta.get("dataset"),
-                "file": meta.get("filename"),
-                "entries": [start, stop],
-                "events": (stop - start) if start is not None and stop is not None else len(events),
-                "error": f"{type(err).__name__}: {err}",
-            }
-            log.warning(
-                "skipping chunk %s entries %s-%s: %s", entry["file"], start, stop, entry["error"]
-            )
-            return {"skipped": [entry]}
-
-    def postprocess(self, accumulator: Any) -> Any:
-        return accumulator
-
-
 def check_accounting(
     inspection: Inspection,
     cutflow: dict[str, Any],
@@ -327,14 +303,22 @@ def check_accounting(
     *,
     partial: bool = False,
 ) -> dict[str, Any]:
-    """Processed + skipped-chunk events must equal the events of the readable input."""
+    """Processed + skipped-chunk events must equal the events of the usable files.
+
+    ``input_events`` counts every input file whose event count could be read, so it
+    also equals processed + skipped chunks + skipped files' events; files that could
+    not be read at all are listed with ``events: None``."""
     processed = sum(steps["events"]["events"] for steps in cutflow.values())
     skipped = sum(int(s["events"]) for s in skipped_chunks)
     expected = inspection.total
+    in_skipped_files = sum(int(s["events"] or 0) for s in inspection.skipped)
     summary = {
-        "input_events": expected,
+        "input_events": expected + in_skipped_files,
+        "usable_events": expected,
         "processed_events": processed,
         "skipped_chunk_events": skipped,
+        "skipped_file_events": in_skipped_files,
+        "unreadable_files": sum(s["events"] is None for s in inspection.skipped),
         "skipped_files": inspection.skipped,
         "skipped_chunks": skipped_chunks,
         "balanced": processed + skipped == expected,
@@ -342,36 +326,139 @@ def check_accounting(
     }
     if processed + skipped != expected and not partial:
         raise AccountingError(
-            f"events do not add up: {processed} processed + {skipped} in skipped chunks != {expected} in the input"
+            f"events do not add up: {processed} processed + {skipped} in skipped chunks "
+            f"!= {expected} in the usable input files"
         )
     return summary
 
 
-class BackoffRunner(processor.Runner):
-    """``coffea.processor.Runner`` whose chunk retries wait 1, 2, 4, ... s between attempts."""
+def accounting_line(summary: dict[str, Any]) -> str:
+    """One line that adds the events up, as :func:`check_accounting` checked them."""
+    line = (
+        f"accounting: {summary['input_events']:,} input events = "
+        f"{summary['processed_events']:,} processed + "
+        f"{summary['skipped_chunk_events']:,} in skipped chunks + "
+        f"{summary['skipped_file_events']:,} in skipped files"
+    )
+    if summary.get("unreadable_files"):
+        line += f" (+ {summary['unreadable_files']} unreadable file(s), events unknown)"
+    if summary.get("resumed_chunks"):
+        line += f"; {summary['resumed_chunks']} chunk(s) resumed from the checkpoint"
+    return line
 
-    backoff_base: float = 1.0
 
-    @staticmethod
-    def automatic_retries(retries, skipbadfiles, func, *args, use_result_type=False, **kwargs):
-        delay = BackoffRunner.backoff_base
-        for attempt in range(retries + 1):
-            try:
-                return func(*args, **kwargs)
-            except Exception as err:
+class ChunkError(InputFileError):
+    """A chunk that cannot be analysed: its file, entry range and the cause."""
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from, outermost first."""
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
+
+
+def is_transient(err: BaseException) -> bool:
+    """A failure that a later attempt may not meet: an I/O error (a server restarting, a
+    network blip, a timeout), not one of the file itself (missing, unreadable, a corrupt
+    basket, a bad value), which fails the same way every time."""
+    permanent = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+    chain = _chain(err)
+    return any(isinstance(c, OSError) for c in chain) and not any(
+        isinstance(c, permanent) for c in chain
+    )
+
+
+def _work_item(args: tuple[Any, ...]) -> Any:
+    """The coffea WorkItem a Runner closure was called with (None for other calls)."""
+    from coffea.processor.executor import WorkItem
+
+    first = args[0] if args else None
+    if isinstance(first, tuple) and first and isinstance(first[0], WorkItem):
+        first = first[0]  # the Runner's "heavy" mode sends (item, processor)
+    return first if isinstance(first, WorkItem) else None
+
+
+def _cause(err: BaseException) -> str:
+    """The original error under coffea's wrappers, as ``Type: message``."""
+    cause = _chain(err)[-1]
+    return f"{type(cause).__name__}: {cause}"
+
+
+def chunk_error(item: Any, err: BaseException) -> ChunkError:
+    """``err`` restated as the chunk's file, entry range and the original cause."""
+    return ChunkError(f"{item.filename} entries {item.entrystart}-{item.entrystop}: {_cause(err)}")
+
+
+def retry_chunk(
+    retries: int,
+    skipbadfiles: Any,
+    func: Any,
+    *args: Any,
+    at_least: int = 0,
+    backoff: float = 1.0,
+    use_result_type: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Run one chunk: retry transient failures after 1, 2, 4, ... s; then, or at once for a
+    failure of the file itself, raise :class:`ChunkError` naming the file and entries, or
+    with ``skipbadfiles`` return the chunk as skipped (its events counted, nothing saved
+    to a checkpoint, so a later run tries it again).
+
+    coffea passes ``retries=0`` for its Dask executor (Dask would retry at once);
+    ``at_least`` gives the chunk its retries on the worker instead.
+    """
+    item = _work_item(args)
+    retries = max(retries, at_least)
+    delay = backoff
+    for attempt in range(retries + 1):
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:
+            if item is None:
                 if attempt == retries:
                     raise
-                log.warning(
-                    "attempt %d of %d failed (%s); retrying in %.0f s",
-                    attempt + 1,
-                    retries + 1,
-                    err,
-                    delay,
-                )
-                time.sleep(delay)
-                _forget_remote_connections()
-                delay *= 2
-        return None
+            elif attempt == retries or not is_transient(err):
+                failure = chunk_error(item, err)
+                if not skipbadfiles or use_result_type:
+                    raise failure from err
+                entry = {
+                    "dataset": item.dataset,
+                    "file": item.filename,
+                    "entries": [item.entrystart, item.entrystop],
+                    "events": item.entrystop - item.entrystart,
+                    "error": _cause(err),
+                    "attempts": attempt + 1,
+                }
+                log.warning("skipping chunk %s", failure)
+                return {"out": {"skipped": [entry]}, "metrics": {}}
+            log.warning(
+                "attempt %d of %d failed (%s); retrying in %.0f s",
+                attempt + 1,
+                retries + 1,
+                err,
+                delay,
+            )
+            time.sleep(delay)
+            _forget_remote_connections()
+            delay *= 2
+    return None
+
+
+@dataclass
+class BackoffRunner(processor.Runner):
+    """``coffea.processor.Runner`` whose chunks retry transient failures with backoff
+    (coffea's own retries are immediate), on every executor, and whose failing chunks
+    are named (file and entries) or, with ``skipbadfiles``, reported as skipped."""
+
+    chunk_retries: int = 3
+    backoff_base: float = 1.0
+
+    @property
+    def automatic_retries(self) -> Any:  # coffea calls it as a static function
+        return partial(retry_chunk, at_least=self.chunk_retries, backoff=self.backoff_base)
 
 
 def configure_xrootd() -> None:
@@ -388,27 +475,50 @@ def _forget_remote_connections() -> None:
     reset_connections()
 
 
-def selection_key(processor_instance: Any) -> str:
-    """A short hash of the selection settings: checkpoints of other cuts are not reused."""
-    config = getattr(processor_instance, "config", None)
-    payload = json.dumps(
-        config.to_dict() if config is not None else {}, sort_keys=True, default=str
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+#: per-chunk keys of coffea's chunk metadata; the rest is the dataset's metadata
+_CHUNK_KEYS = ("filename", "entrystart", "entrystop", "fileuuid")
+
+
+def checkpoint_key(processor_instance: Any, metadata: dict[str, Any]) -> str:
+    """A short hash of everything a chunk's output depends on besides its events: the
+    processor (its ``fingerprint()``: class, cuts, scale factors' content, ...), the
+    dataset's metadata (type, era, lumi, tree, ...) and the tau3mu version. A checkpoint
+    made under another key is never reused; the file's path is not in it, so a run
+    resumes over another prefix (same file UUID)."""
+    import tau3mu
+
+    fingerprint = getattr(processor_instance, "fingerprint", None)
+    if callable(fingerprint):
+        made_by = fingerprint()
+    else:
+        config = getattr(processor_instance, "config", None)
+        made_by = {
+            "processor": f"{type(processor_instance).__module__}."
+            f"{type(processor_instance).__qualname__}",
+            "config": config.to_dict() if config is not None else None,
+        }
+    payload = {
+        "tau3mu": tau3mu.__version__,
+        "processor": made_by,
+        "dataset": {k: v for k, v in metadata.items() if k not in _CHUNK_KEYS},
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class AtomicCheckpointer(processor.CheckpointerABC):
-    """One file per finished chunk under ``DIR/<selection>/<dataset>/<file uuid>/``."""
+    """One file per finished chunk under ``DIR/<key>/<dataset>/<file uuid>/`` (the key:
+    :func:`checkpoint_key`). A chunk loaded from it counts in the output's
+    ``checkpoint.resumed``; a skipped chunk is never saved, so a later run tries it again.
+    """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
-        self.loaded = 0
-        self.saved = 0
 
     def _path(self, metadata: Any, processor_instance: Any) -> Path:
         return (
             self.directory
-            / selection_key(processor_instance)
+            / checkpoint_key(processor_instance, dict(metadata))
             / str(metadata["dataset"])
             / str(metadata["fileuuid"])
             / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
@@ -426,7 +536,8 @@ class AtomicCheckpointer(processor.CheckpointerABC):
         except Exception as err:  # a damaged checkpoint is recomputed, not trusted
             log.warning("ignoring unreadable checkpoint %s: %s", path, err)
             return None
-        self.loaded += 1
+        if isinstance(out, dict) and isinstance(out.get("out"), dict):
+            out["out"]["checkpoint"] = {"resumed": 1}
         return out
 
     def save(self, output: Any, metadata: Any, processor_instance: Any) -> None:
@@ -434,7 +545,8 @@ class AtomicCheckpointer(processor.CheckpointerABC):
 
         from tau3mu.outputs import atomic_open
 
+        if isinstance(output, dict) and output.get("out", {}).get("skipped"):
+            return  # never resume past a chunk that failed: a later run tries it again
         path = self._path(metadata, processor_instance)
         with atomic_open(path, "wb") as handle:
             cloudpickle.dump(output, handle)
-        self.saved += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +19,13 @@ import uproot
 
 from tau3mu.cli import main
 from tau3mu.execution import run_runner
-from tau3mu.faults import InputFileError
+from tau3mu.faults import (
+    AccountingError,
+    ChunkError,
+    InputFileError,
+    check_accounting,
+    inspect_inputs,
+)
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.synth import simulate
 from tau3mu.synth.run3 import run3_branches, write_run3
@@ -100,7 +107,8 @@ def test_skip_bad_files_reports_each_and_accounts_for_every_event(bad, good, tmp
         ]
     )
     assert code == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     report = json.loads((tmp_path / "report.json").read_text())
     accounting = report["accounting"]
     skipped = {Path(s["file"]).name for s in accounting["skipped_files"]}
@@ -108,13 +116,25 @@ def test_skip_bad_files_reports_each_and_accounts_for_every_event(bad, good, tmp
     for path, _ in bad.values():
         assert f"SKIPPED file {path}" in err
     assert accounting["balanced"]
-    assert accounting["input_events"] == 3000 == accounting["processed_events"]
+    assert accounting["usable_events"] == 3000 == accounting["processed_events"]
+    # files whose tree could be read are counted with their events, the rest as unknown
+    events = {Path(s["file"]).name: s["events"] for s in accounting["skipped_files"]}
+    assert events["missing_branch.root"] == 200
+    assert events["missing.root"] is None
+    assert events["not_root.root"] is None
+    assert accounting["unreadable_files"] == sum(e is None for e in events.values())
+    known = sum(e or 0 for e in events.values())
+    assert accounting["skipped_file_events"] == known
+    assert accounting["input_events"] == 3000 + known
+    assert f"accounting: {3000 + known:,} input events = 3,000 processed" in captured.out
     cutflow = json.loads((tmp_path / "cutflow.json").read_text())
     assert cutflow["files"]["events"]["events"] == 3000
 
 
-def test_failing_chunk_is_skipped_and_counted(tmp_path, good):
-    """A chunk with unequal per-candidate vectors (Run 2) is reported with its events."""
+@pytest.fixture(scope="module")
+def corrupt_run2(tmp_path_factory) -> Path:
+    """A Run 2 file whose event 150-ish has one Tr_Pt value too few: its chunk fails at
+    read time (the file itself opens and inspects fine)."""
     pytest.importorskip("ROOT")
     from tau3mu.synth import run2
 
@@ -133,10 +153,15 @@ def test_failing_chunk_is_skipped_and_counted(tmp_path, good):
 
     run2.run2_columns = corrupt
     try:
-        path = run2.write_run2(tmp_path / "corrupt.root", simulate(2, 0, 400), seed=2)
+        path = tmp_path_factory.mktemp("corrupt") / "corrupt.root"
+        return run2.write_run2(path, simulate(2, 0, 400), seed=2)
     finally:
         run2.run2_columns = original
-    fileset = {"d": {"files": {str(path): "Tree3Mu/ntuple"}}}
+
+
+def test_failing_chunk_is_skipped_and_counted(corrupt_run2):
+    """A chunk with unequal per-candidate vectors (Run 2) is reported with its events."""
+    fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
     out = run_runner(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True, retries=0)
     accounting = out.metrics["accounting"]
     assert accounting["balanced"]
@@ -145,6 +170,75 @@ def test_failing_chunk_is_skipped_and_counted(tmp_path, good):
     assert chunk["events"] == 100
     assert "Tr_Pt" in chunk["error"]
     assert out.cutflow["d"]["events"]["events"] == 300
+
+
+def test_failing_chunk_stops_the_run_naming_file_and_entries_without_retrying(corrupt_run2, caplog):
+    """A failure of the file itself fails the same way every time: no retries, and a
+    message with the file, the chunk's entries and the cause."""
+    fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
+    with (
+        caplog.at_level(logging.WARNING, logger="tau3mu.faults"),
+        pytest.raises(ChunkError) as info,
+    ):
+        run_runner(fileset, DsPhiPiProcessor(), chunksize=100, retries=3)
+    message = str(info.value)
+    assert message.startswith(f"{corrupt_run2} entries 100-200: ")
+    assert "Tr_Pt" in message
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+
+
+def test_cli_names_the_failing_chunk_without_a_traceback(corrupt_run2, tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            str(corrupt_run2),
+            "--tree",
+            "Tree3Mu/ntuple",
+            "--out",
+            str(tmp_path),
+            "--executor",
+            "iterative",
+            "--chunksize",
+            "100",
+            "--no-fit",
+            "--no-progress",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{corrupt_run2} entries 100-200" in err
+    assert "Traceback" not in err
+
+
+def test_skipped_chunks_are_not_checkpointed(corrupt_run2, tmp_path):
+    """A resumed run tries a skipped chunk again: it stops if the user no longer skips."""
+    fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
+    checkpoint = str(tmp_path / "ckpt")
+    first = run_runner(
+        fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True, checkpoint=checkpoint
+    )
+    assert len(first.metrics["accounting"]["skipped_chunks"]) == 1
+    assert len(list((tmp_path / "ckpt").rglob("*.pkl"))) == 3
+    again = run_runner(
+        fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True, checkpoint=checkpoint
+    )
+    assert again.metrics["accounting"]["resumed_chunks"] == 3
+    assert (
+        again.metrics["accounting"]["skipped_chunks"]
+        == first.metrics["accounting"]["skipped_chunks"]
+    )
+    assert again.cutflow == first.cutflow
+    with pytest.raises(ChunkError, match="entries 100-200"):
+        run_runner(fileset, DsPhiPiProcessor(), chunksize=100, checkpoint=checkpoint)
+
+
+def test_accounting_that_does_not_add_up_is_an_error(good):
+    inspection = inspect_inputs({"d": {"files": {str(good): "Events"}}})
+    cutflow = {"d": {"events": {"events": 2999, "candidates": 0}}}
+    with pytest.raises(AccountingError, match="2999 processed"):
+        check_accounting(inspection, cutflow, [])
+    skipped = [{"file": str(good), "entries": [0, 1], "events": 1, "error": "x"}]
+    assert check_accounting(inspection, cutflow, skipped)["balanced"]
 
 
 def test_nan_inf_and_placeholders_do_not_crash(tmp_path):
@@ -189,65 +283,160 @@ def test_datasets_json_mistakes(tmp_path, content, words, capsys):
 # -- faults while running ----------------------------------------------------------------
 @pytest.mark.xrootd
 @pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed")
-def test_xrootd_restart_during_run_is_retried(run3_dataset, fileset_of):
+@pytest.mark.parametrize("skip_bad_files", [False, True], ids=["stop", "skip"])
+def test_xrootd_restart_during_run_is_retried(
+    skip_bad_files, run3_dataset, fileset_of, monkeypatch, caplog
+):
+    """The server goes away for ~3 s mid-run. The XRootD client is told to give up after
+    ~1 s, so our retries (1, 2, 4 s apart), not the client's, must bridge the outage,
+    also when the user asked to skip bad files: an outage is not a bad file."""
+    from tau3mu import faults
+    from tau3mu.xrootd import configure_xrootd_client
+
     reference = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=1000)
+    monkeypatch.setattr(
+        faults,
+        "configure_xrootd",
+        lambda: configure_xrootd_client(connection_window=1, connection_retry=1),
+    )
     ((name, spec),) = run3_dataset["datasets"].items()
-    with xrootd_server(Path(spec["rootpath"])) as server:
-        files = {server.url(spec["rootpath"] + f): "Events" for f in spec["files"].split()}
-        fileset = {name: {"files": files, "metadata": {"type": "data"}}}
+    try:
+        with xrootd_server(Path(spec["rootpath"])) as server:
+            files = {server.url(spec["rootpath"] + f): "Events" for f in spec["files"].split()}
+            fileset = {name: {"files": files, "metadata": {"type": "data"}}}
 
-        def bounce():
-            time.sleep(1.0)
-            server.stop()
-            time.sleep(2.0)
-            server.start()
+            def bounce():
+                time.sleep(1.0)
+                server.stop()
+                time.sleep(3.0)
+                server.start()
 
-        slow = DsPhiPiProcessor()
-        original = slow.process
+            slow = DsPhiPiProcessor()
+            original = slow.process
 
-        def process(events):
-            time.sleep(0.3)  # make the run long enough to span the outage
-            return original(events)
+            def process(events):
+                time.sleep(0.3)  # make the run long enough to span the outage
+                return original(events)
 
-        slow.process = process
-        thread = threading.Thread(target=bounce)
-        thread.start()
-        out = run_runner(fileset, slow, chunksize=1000, retries=5, xrootd_timeout=10)
-        thread.join()
+            slow.process = process
+            thread = threading.Thread(target=bounce)
+            thread.start()
+            with caplog.at_level(logging.WARNING, logger="tau3mu.faults"):
+                out = run_runner(
+                    fileset,
+                    slow,
+                    chunksize=1000,
+                    retries=5,
+                    xrootd_timeout=10,
+                    skip_bad_files=skip_bad_files,
+                )
+            thread.join()
+    finally:
+        configure_xrootd_client()
+    delays = [
+        float(r.getMessage().rsplit("retrying in ", 1)[1].split()[0])
+        for r in caplog.records
+        if "retrying in" in r.getMessage()
+    ]
+    assert delays, "the outage should have failed some attempts"
+    assert delays == [2.0**i for i in range(len(delays))]  # 1, 2, 4 ... s
+    assert out.metrics["accounting"]["skipped_chunks"] == []
     assert out.cutflow == reference.cutflow
     np.testing.assert_array_equal(out.hists["h_mass"].values(), reference.hists["h_mass"].values())
 
 
 @pytest.mark.distributed
-def test_worker_killed_mid_run_gives_the_same_result(run3_dataset, fileset_of):
+def test_worker_killed_mid_chunk_has_its_chunk_recomputed(run3_dataset, fileset_of, tmp_path):
+    """SIGKILL the worker process while it is inside a chunk: another worker computes
+    that chunk again, and the result is the clean run's."""
     from distributed import Client
 
-    reference = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=500)
+    reference = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=1000)
+    markers = tmp_path / "started"
+    markers.mkdir()
+    slow = DsPhiPiProcessor()
+    original = slow.process
+
+    def process(events):
+        meta = events.metadata
+        chunk = f"{Path(meta['filename']).stem}-{meta['entrystart']}"
+        (markers / f"{chunk}.{os.getpid()}").touch()
+        time.sleep(1.0)
+        return original(events)
+
+    slow.process = process
+    killed: list[tuple[str, int]] = []
+
+    def kill_the_first_busy_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            started = sorted(markers.iterdir())
+            if started:
+                chunk, pid = started[0].name.rsplit(".", 1)
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append((chunk, int(pid)))
+                return
+            time.sleep(0.02)
+
     with dask_processes(n_workers=2) as cluster, Client(cluster.address) as client:
-        victim = cluster.workers[0]
-
-        def kill():
-            time.sleep(4.0)
-            os.kill(victim.pid, signal.SIGKILL)
-            cluster.add_worker()
-
-        thread = threading.Thread(target=kill)
-        slow = DsPhiPiProcessor()
-        original = slow.process
-
-        def process(events):
-            time.sleep(0.5)
-            return original(events)
-
-        slow.process = process
+        thread = threading.Thread(target=kill_the_first_busy_worker)
         thread.start()
         out = run_runner(
-            fileset_of(run3_dataset), slow, executor="dask", client=client, chunksize=500
+            fileset_of(run3_dataset), slow, executor="dask", client=client, chunksize=1000
         )
         thread.join()
-        assert victim.poll() is not None  # it really died
+    ((chunk, pid),) = killed
+    runs = {int(p.name.rsplit(".", 1)[1]) for p in markers.glob(f"{chunk}.*")}
+    assert pid in runs
+    assert runs - {pid}, "the killed worker's chunk was not computed again"
     assert out.cutflow == reference.cutflow
     np.testing.assert_array_equal(out.hists["h_mass"].values(), reference.hists["h_mass"].values())
+
+
+def _changed(change: str, fileset: dict, pog_sf_file: Path) -> tuple[dict, DsPhiPiProcessor]:
+    """The same files, with one thing a chunk's output depends on changed."""
+    from dataclasses import replace
+
+    from tau3mu.config import SelectionConfig
+    from tau3mu.corrections import MuonScaleFactors
+
+    ((name, spec),) = fileset.items()
+    if change == "scale factors":
+        return fileset, DsPhiPiProcessor(scale_factors=MuonScaleFactors(pog_sf_file))
+    if change == "a cut":
+        config = replace(SelectionConfig(), min_flight_significance=3.0)
+        return fileset, DsPhiPiProcessor(config)
+    if change == "dataset metadata":
+        metadata = {**spec["metadata"], "lumi": 2 * float(spec["metadata"].get("lumi", 1.0))}
+        return {name: {**spec, "metadata": metadata}}, DsPhiPiProcessor()
+    raise ValueError(change)
+
+
+@pytest.mark.parametrize("change", ["scale factors", "a cut", "dataset metadata"])
+def test_checkpoints_of_another_setup_are_not_reused(
+    change, run3_dataset, fileset_of, pog_sf_file, tmp_path
+):
+    """A checkpoint is reused only by a run whose chunks would give the same output."""
+    fileset = fileset_of(run3_dataset, type="mc", lumi=1.0)
+    checkpoint = str(tmp_path / "ckpt")
+    first = run_runner(fileset, DsPhiPiProcessor(), chunksize=3000, checkpoint=checkpoint)
+    chunks = len(list((tmp_path / "ckpt").rglob("*.pkl")))
+    assert chunks == 4
+    assert first.metrics["accounting"]["resumed_chunks"] == 0
+
+    changed_fileset, changed = _changed(change, fileset, pog_sf_file)
+    fresh = run_runner(changed_fileset, changed, chunksize=3000)
+    second = run_runner(changed_fileset, changed, chunksize=3000, checkpoint=checkpoint)
+    assert second.metrics["accounting"]["resumed_chunks"] == 0
+    assert len(list((tmp_path / "ckpt").rglob("*.pkl"))) == 2 * chunks
+    third = run_runner(changed_fileset, changed, chunksize=3000, checkpoint=checkpoint)
+    assert third.metrics["accounting"]["resumed_chunks"] == chunks
+    for out in (second, third):
+        assert out.cutflow == fresh.cutflow
+        for hist_name, hist in fresh.hists.items():
+            np.testing.assert_array_equal(out.hists[hist_name].values(), hist.values())
+    if change == "scale factors":  # what a stale checkpoint would have hidden
+        assert third.scale_factors == fresh.scale_factors != first.scale_factors
 
 
 RESUMABLE = """
@@ -313,3 +502,55 @@ def test_interrupted_run_resumes_from_checkpoints(run3_dataset, fileset_of, tmp_
     clean = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=300)
     assert json.loads((tmp_path / "out.json").read_text()) == clean.cutflow
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), clean.hists["h_mass"].values())
+
+
+def test_killed_cli_run_resumes_from_checkpoints(run3_dataset, tmp_path):
+    """``tau3mu run --checkpoint`` killed with SIGKILL mid-run, then started again: the
+    finished chunks are loaded (and said so), the result is a clean run's."""
+    checkpoint = tmp_path / "ckpt"
+    command = [
+        sys.executable,
+        "-m",
+        "tau3mu.cli",
+        "run",
+        run3_dataset["datasets_json"],
+        "--executor",
+        "iterative",
+        "--chunksize",
+        "200",
+        "--no-fit",
+        "--no-progress",
+    ]
+    first = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "killed"), "--checkpoint", str(checkpoint)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(checkpoint.rglob("*.pkl"))) < 5:
+        time.sleep(0.005)
+    first.send_signal(signal.SIGSTOP)  # freeze it at once, then kill it
+    first.kill()
+    first.wait(30)
+    done = len(list(checkpoint.rglob("*.pkl")))
+    total = run3_dataset["events"] // 200
+    assert 5 <= done < total
+    assert not (tmp_path / "killed" / "report.json").exists()
+
+    resumed = subprocess.run(
+        [*command, "--out", str(tmp_path / "resumed"), "--checkpoint", str(checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"; {done} chunk(s) resumed from the checkpoint" in resumed.stdout
+    report = json.loads((tmp_path / "resumed" / "report.json").read_text())
+    assert report["accounting"]["resumed_chunks"] == done
+    clean = subprocess.run(
+        [*command, "--out", str(tmp_path / "clean")], capture_output=True, timeout=300
+    )
+    assert clean.returncode == 0
+    assert json.loads((tmp_path / "resumed" / "cutflow.json").read_text()) == json.loads(
+        (tmp_path / "clean" / "cutflow.json").read_text()
+    )
