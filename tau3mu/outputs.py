@@ -9,7 +9,9 @@ Files (in the output folder):
                       plus ``<control>_<dataset>``, written with uproot, readable by ROOT
 ``histograms.pkl``   the ``hist.Hist`` objects with their dataset / systematic axes
 ``cutflow.json``     ``{dataset: {label: {"events": n, "candidates": n}}}``
-``snapshot_<dataset>.root``  TTree ``ntuple`` of the best candidates (``.parquet`` on request)
+``snapshot.root``    TTree ``ntuple``: the best candidates of all datasets, an integer
+                      ``dataset`` branch named by the TObjString ``datasets``
+                      (``snapshot.parquet`` on request, with a string ``dataset`` column)
 ``report.json``      what ran, how fast, on what
 """
 
@@ -194,29 +196,102 @@ def load_histograms(path: str | Path) -> dict[str, Any]:
         return pickle.load(handle)
 
 
+#: the snapshot's tree, and the TObjString beside it naming the ``dataset`` branch's values
+SNAPSHOT_TREE = "ntuple"
+SNAPSHOT_DATASETS = "datasets"
+
+
+def snapshot_columns(snapshot: dict[str, ak.Array]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The datasets' best candidates as one table: flat columns, and the index of each
+    row's dataset in ``snapshot`` (its order: the input's).
+
+    A column that only some datasets have (``weight_sf_up`` of simulation, the truth of
+    files that carry it) is filled for the others: a weight variation with the nominal
+    weight (no variation applies), anything else with -1 (integers), NaN (floats) or
+    False.
+    """
+    arrays = list(snapshot.values())
+    fields = [set(ak.fields(array)) for array in arrays]
+    names = list(dict.fromkeys(f for array in arrays for f in ak.fields(array)))
+    columns = {}
+    for name in names:
+        dtype = np.result_type(
+            *(ak.to_numpy(a[name]).dtype for a, f in zip(arrays, fields, strict=True) if name in f)
+        )
+        pieces = []
+        for array, own in zip(arrays, fields, strict=True):
+            if name in own:
+                pieces.append(ak.to_numpy(array[name]).astype(dtype, copy=False))
+            elif name.startswith("weight_") and "weight" in own:
+                pieces.append(ak.to_numpy(array["weight"]).astype(dtype))
+            else:
+                pieces.append(np.full(len(array), _missing(dtype), dtype=dtype))
+        columns[name] = np.concatenate(pieces)
+    index = np.concatenate(
+        [np.zeros(0, np.int32)] + [np.full(len(a), i, np.int32) for i, a in enumerate(arrays)]
+    )
+    return columns, index
+
+
+def _missing(dtype: np.dtype) -> Any:
+    if np.issubdtype(dtype, np.integer):
+        return -1
+    if np.issubdtype(dtype, np.floating):
+        return np.nan
+    return False
+
+
 def write_snapshot(
     outdir: str | Path, snapshot: dict[str, ak.Array], *, fmt: str = "root"
-) -> dict[str, Path]:
-    """The best candidates of each dataset as TTree ``ntuple`` (or parquet), one file each."""
+) -> dict[str, Any]:
+    """The best candidates of all datasets in one file: ``snapshot.root`` with one TTree
+    ``ntuple`` (or ``snapshot.parquet``), one row per selected event.
+
+    The ROOT tree has an integer branch ``dataset``, the position of the row's dataset in
+    ``snapshot``; what each value means is in the file, as the TObjString ``datasets``
+    (JSON ``{"0": name, ...}``) and in the tree's title. The parquet file has the name
+    itself in a string column ``dataset`` (and the same JSON in its metadata). Returns
+    ``{"path", "format", "tree", "datasets": {"0": name, ...}, "rows": {name: n}}`` for
+    ``report.json``.
+    """
     import uproot
 
-    paths = {}
-    for dataset, array in snapshot.items():
-        columns = {name: ak.to_numpy(array[name]) for name in ak.fields(array)}
-        if fmt == "parquet":
-            path = Path(outdir) / f"snapshot_{safe_name(dataset)}.parquet"
-            with atomic_path(path) as tmp:
-                ak.to_parquet(array, tmp)
-        elif fmt == "root":
-            path = Path(outdir) / f"snapshot_{safe_name(dataset)}.root"
-            with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
-                tree = f.mktree("ntuple", {k: v.dtype for k, v in columns.items()})
-                if len(array):
-                    tree.extend(columns)
-        else:
-            raise ValueError(f"unknown snapshot format {fmt!r}; use root or parquet")
-        paths[dataset] = path
-    return paths
+    columns, index = snapshot_columns(snapshot)
+    datasets = {str(i): name for i, name in enumerate(snapshot)}
+    meaning = json.dumps(datasets)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = Path(outdir) / "snapshot.parquet"
+        table = pa.table(
+            {
+                "dataset": pa.array(list(snapshot), pa.string()).take(pa.array(index)),
+                **columns,
+            }
+        ).replace_schema_metadata({"tau3mu.datasets": meaning})
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    elif fmt == "root":
+        path = Path(outdir) / "snapshot.root"
+        title = "best candidate per selected event; dataset: " + ", ".join(
+            f"{i}={name}" for i, name in datasets.items()
+        )
+        branches = {"dataset": np.int32, **{k: v.dtype for k, v in columns.items()}}
+        with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+            f[SNAPSHOT_DATASETS] = meaning
+            tree = f.mktree(SNAPSHOT_TREE, branches, title=title)
+            if len(index):
+                tree.extend({"dataset": index, **columns})
+    else:
+        raise ValueError(f"unknown snapshot format {fmt!r}; use root or parquet")
+    return {
+        "path": str(path),
+        "format": fmt,
+        **({"tree": SNAPSHOT_TREE} if fmt == "root" else {}),
+        "datasets": datasets,
+        "rows": {name: len(array) for name, array in snapshot.items()},
+    }
 
 
 def cutflow_table(cutflow: dict[str, dict[str, dict[str, int]]]) -> str:

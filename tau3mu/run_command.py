@@ -263,7 +263,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     simulation = {d.name for d in datasets if d.is_mc}
     paths = write_histograms(out, result.hists, simulation=simulation)
     write_json(out / "cutflow.json", result.cutflow)
-    snapshots = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
+    snapshot = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
     print(cutflow_table(result.cutflow))
 
     fits = {}
@@ -318,6 +318,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "chunksize": args.chunksize,
         "files_known_good": metrics.get("files_known_good", 0),
         "accounting": accounting,
+        # one file, one table: its dataset column/branch and, for ROOT, what its values mean
+        "snapshot": snapshot,
         # where the proxy is, never what it holds
         "x509_proxy": str(Path(proxy).expanduser().resolve()) if proxy else None,
         "truth": result.truth,
@@ -330,7 +332,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             "histograms_root": str(paths["root"]),
             "histograms_pickle": str(paths["pickle"]),
             "cutflow": str(out / "cutflow.json"),
-            "snapshots": {d: str(p) for d, p in snapshots.items()},
+            "snapshot": snapshot["path"],
             **(
                 {
                     "fit": str(out / "fit.json"),

@@ -116,3 +116,30 @@ def test_outputs_honour_the_umask(umask, tmp_path):
         f["h"] = (np.ones(3), np.arange(4.0))
     for name in ("a.json", "b.bin", "c.root"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_snapshot_columns_fill_what_a_dataset_lacks():
+    """One table from datasets with different columns: variations take the nominal weight,
+    integers -1, floats NaN; an empty dataset has no rows but keeps its index."""
+    import awkward as ak
+
+    from tau3mu.outputs import snapshot_columns
+
+    mc = ak.zip(
+        {
+            "run": np.array([1, 2], np.int64),
+            "weight": np.array([0.9, 1.1]),
+            "weight_sf_up": np.array([1.0, 1.2]),
+            "truth": np.array([1, 0], np.int32),
+        }
+    )
+    data = ak.zip({"run": np.array([3], np.int64), "weight": np.array([1.0]), "x": [2.5]})
+    columns, index = snapshot_columns({"mc": mc, "empty": ak.Array([]), "data": data})
+    assert index.tolist() == [0, 0, 2]
+    assert index.dtype == np.int32
+    assert columns["run"].tolist() == [1, 2, 3]
+    assert columns["weight_sf_up"].tolist() == [1.0, 1.2, 1.0]
+    assert columns["truth"].tolist() == [1, 0, -1]
+    assert columns["truth"].dtype == np.int32
+    assert np.isnan(columns["x"][:2]).all()
+    assert columns["x"][2] == 2.5

@@ -9,6 +9,7 @@ import os
 import pickle
 import time
 
+import awkward as ak
 import numpy as np
 import pytest
 import uproot
@@ -49,7 +50,8 @@ def test_writes_every_output(run_output):
         "mass_fit.pdf",
         "report.json",
     } <= names
-    assert any(n.startswith("snapshot_") and n.endswith(".root") for n in names)
+    assert "snapshot.root" in names
+    assert not any(n.startswith("snapshot_") for n in names)  # one file for all datasets
     assert not any(n.endswith(".part") for n in names)  # no half-written leftovers
 
 
@@ -78,10 +80,10 @@ def test_cutflow_report_and_snapshot_agree(run_output, run3_dataset):
     assert "Cand2MuTrk_mass" in report["columns"]
     assert "Cand2MuTrk_pt" not in report["columns"]  # not needed, not read
     assert report["versions"]["coffea"]
-    (snapshot,) = (p for p in run_output.iterdir() if p.name.startswith("snapshot_"))
-    tree = uproot.open(snapshot)["ntuple"]
+    tree = uproot.open(run_output / "snapshot.root")["ntuple"]
     assert tree.num_entries == steps["best_candidate"]["events"]
-    assert {"run", "lumi", "event", "BestTriplet_mass"} <= set(tree.keys())
+    assert {"dataset", "run", "lumi", "event", "BestTriplet_mass"} <= set(tree.keys())
+    assert report["snapshot"]["rows"] == {_name: tree.num_entries}
 
 
 def strict_json(text: str):
@@ -298,6 +300,69 @@ def test_histograms_root_read_by_root(dask_run):
 
 
 @pytest.fixture(scope="module")
+def processor_snapshot(run3_dataset, fileset_of):
+    """The processor's own snapshot of the run3 files (both datasets read the same files)."""
+    from tau3mu.execution import run_runner
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    ((_, snapshot),) = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor()).snapshot.items()
+    return snapshot
+
+
+def _same_rows(table, reference):
+    for name in ("run", "lumi", "event", "BestTriplet_mass"):
+        np.testing.assert_array_equal(np.asarray(table[name]), ak.to_numpy(reference[name]))
+
+
+def test_snapshot_is_one_tree_read_by_uproot(dask_run, processor_snapshot):
+    """snapshot.root: one TTree ``ntuple`` with every dataset's best candidates; the
+    ``dataset`` branch's meaning in the file (TObjString and title) and in report.json."""
+    out = dask_run["out"]
+    assert sorted(p.name for p in out.glob("snapshot*")) == ["snapshot.root"]
+    report = strict_json((out / "report.json").read_text())
+    meaning = {"0": TWO[0], "1": TWO[1]}
+    assert report["snapshot"]["datasets"] == meaning
+    assert report["snapshot"]["tree"] == "ntuple"
+    with uproot.open(out / "snapshot.root") as f:
+        assert json.loads(str(f["datasets"])) == meaning
+        tree = f["ntuple"]
+        assert "0=Zeta_DsPhiPi_MC, 1=Alpha_DoubleMuonLowMass" in tree.title
+        table = tree.arrays(library="np")
+    assert table["dataset"].dtype == np.int32
+    for index, name in enumerate(TWO):
+        rows = {k: v[table["dataset"] == index] for k, v in table.items()}
+        _same_rows(rows, processor_snapshot)
+        assert report["snapshot"]["rows"][name] == len(processor_snapshot)
+    mc = table["dataset"] == 0
+    assert not np.array_equal(table["weight_sf_up"][mc], table["weight"][mc])
+    # data: no variation applies, the variations are the nominal weight (1)
+    np.testing.assert_array_equal(table["weight_sf_up"][~mc], table["weight"][~mc])
+    assert np.all(table["weight"][~mc] == 1)
+
+
+@pytest.mark.root
+def test_snapshot_read_by_root(dask_run, processor_snapshot):
+    ROOT = pytest.importorskip("ROOT")
+    path = str(dask_run["out"] / "snapshot.root")
+    f = ROOT.TFile.Open(path)
+    try:
+        meaning = json.loads(str(f.Get("datasets").GetString()))
+    finally:
+        f.Close()
+    assert meaning == {"0": TWO[0], "1": TWO[1]}
+    frame = ROOT.RDataFrame("ntuple", path)
+    counts = {i: frame.Filter(f"dataset == {i}").Count() for i in (0, 1)}
+    masses = frame.Filter("dataset == 1").Take["double"]("BestTriplet_mass")
+    assert {i: c.GetValue() for i, c in counts.items()} == {
+        0: len(processor_snapshot),
+        1: len(processor_snapshot),
+    }
+    np.testing.assert_array_equal(
+        np.asarray(list(masses.GetValue())), ak.to_numpy(processor_snapshot["BestTriplet_mass"])
+    )
+
+
+@pytest.fixture(scope="module")
 def futures_run(two_datasets_json, pog_sf_file, tmp_path_factory):
     """``tau3mu run --executor futures`` (2 processes), parquet snapshot, iminuit fit."""
     out = tmp_path_factory.mktemp("futures-run")
@@ -457,3 +522,22 @@ def test_dataset_order_is_the_options(two_datasets_json, tmp_path):
     assert list(report["datasets"]) == [TWO[1], TWO[0]]
     assert report["fit_time_s"] is None
     assert report["total_time_s"] >= report["wall_time_s"]
+
+
+def test_snapshot_parquet_is_one_file(futures_run, processor_snapshot):
+    """--snapshot-format parquet: snapshot.parquet with a string ``dataset`` column."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = futures_run["out"]
+    assert sorted(p.name for p in out.glob("snapshot*")) == ["snapshot.parquet"]
+    table = pq.read_table(out / "snapshot.parquet")
+    assert json.loads(table.schema.metadata[b"tau3mu.datasets"]) == {"0": TWO[0], "1": TWO[1]}
+    columns = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
+    assert list(dict.fromkeys(columns["dataset"])) == list(TWO)  # in input order
+    for name in TWO:
+        _same_rows(
+            {k: v[columns["dataset"] == name] for k, v in columns.items()}, processor_snapshot
+        )
+    again = ak.from_parquet(out / "snapshot.parquet")
+    assert set(again["dataset"].tolist()) == set(TWO)
+    report = strict_json((out / "report.json").read_text())
+    assert report["outputs"]["snapshot"] == str(out / "snapshot.parquet")
