@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
+
+#: files the demo's dataset is written in
+FILES = 4
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     parser.add_argument("--lumi", type=float, default=1.5, help="fb^-1 to generate (default 1.5)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        help="events to generate instead of --lumi, over 4 files (e.g. 20000 for a quick look)",
+    )
     parser.add_argument("--layout", choices=["run2", "run3"], default="run3")
     parser.add_argument("--workers", type=int, help="local Dask workers (default: all cores)")
     parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
@@ -22,15 +32,25 @@ def main(args: argparse.Namespace) -> int:
     from tau3mu.run_command import run_analysis
     from tau3mu.synth import generate_dataset
 
+    if args.events is not None and args.events < FILES:
+        print(f"tau3mu demo: --events must be at least {FILES}", file=sys.stderr)
+        return 2
     out = Path(args.out)
-    data = out / "data" / f"{args.layout}_{args.lumi:g}fb"
+    if args.events is None:
+        size: dict[str, float] = {"lumi": args.lumi}
+        data = out / "data" / f"{args.layout}_{args.lumi:g}fb"
+        what = f"{args.lumi:g} fb^-1"
+    else:
+        size = {"events_per_file": math.ceil(args.events / FILES)}
+        data = out / "data" / f"{args.layout}_{args.events}events"
+        what = f"{FILES * size['events_per_file']:,} events"
     stamp = data / "datasets.json"
     if stamp.is_file():
         print(f"using the cached dataset in {data}")
     else:
-        print(f"generating {args.lumi:g} fb^-1 of synthetic {args.layout} data in {data} ...")
+        print(f"generating {what} of synthetic {args.layout} data in {data} ...")
         info = generate_dataset(
-            data, layout=args.layout, files=4, lumi=args.lumi, seed=2017, jobs=os.cpu_count() or 1
+            data, layout=args.layout, files=FILES, seed=2017, jobs=os.cpu_count() or 1, **size
         )
         print(f"  {info['events']:,} events, {info['bytes'] / 1e6:.0f} MB, {info['wall_s']:.0f} s")
     run_parser = argparse.ArgumentParser()

@@ -541,3 +541,55 @@ def test_snapshot_parquet_is_one_file(futures_run, processor_snapshot):
     assert set(again["dataset"].tolist()) == set(TWO)
     report = strict_json((out / "report.json").read_text())
     assert report["outputs"]["snapshot"] == str(out / "snapshot.parquet")
+
+
+# -- the other paths ------------------------------------------------------------------
+def test_dask_awkward_mode(run3_dataset, run_output, tmp_path):
+    """--mode dask-awkward (here without a cluster: the synchronous scheduler) gives the
+    Runner's cutflow and histograms."""
+    argv = ["run", run3_dataset["datasets_json"], "--out", str(tmp_path), "--mode", "dask-awkward"]
+    run = run_cli([*argv, "--executor", "iterative", "--chunksize", "4000", "--no-fit"])
+    assert run["code"] == 0, run["stderr"]
+    report = strict_json((tmp_path / "report.json").read_text())
+    assert report["mode"] == "dask-awkward"
+    assert report["events"] == run3_dataset["events"]
+    assert strict_json((tmp_path / "cutflow.json").read_text()) == strict_json(
+        (run_output / "cutflow.json").read_text()
+    )
+    with (
+        uproot.open(tmp_path / "histograms.root") as mine,
+        uproot.open(run_output / "histograms.root") as runner,
+    ):
+        for key in runner.keys(cycle=False):
+            np.testing.assert_array_equal(mine[key].values(), runner[key].values())
+    assert (
+        uproot.open(tmp_path / "snapshot.root")["ntuple"].num_entries
+        == report["snapshot"]["rows"][next(iter(report["datasets"]))]
+    )
+
+
+def test_futures_executor_report(futures_run, run3_dataset):
+    report = strict_json((futures_run["out"] / "report.json").read_text())
+    assert report["executor"] == "futures"
+    assert report["workers"] == 2
+    assert report["events"] == 2 * run3_dataset["events"]
+    assert report["bytes_read"] > 0
+    assert "Dask:" not in futures_run["stderr"]  # no cluster for the futures executor
+
+
+def test_demo_on_a_small_dataset(tmp_path):
+    """``tau3mu demo --events N``: generates N events, runs on a local Dask cluster, fits."""
+    argv = ["demo", "--out", str(tmp_path), "--events", "8000", "--workers", "1"]
+    run = run_cli([*argv, "--fit-engine", "iminuit"])
+    assert run["code"] == 0, run["stderr"]
+    assert "generating 8,000 events of synthetic run3 data" in run["stdout"]
+    assert "Dask: local cluster of 1 worker" in run["stderr"]
+    assert "dashboard http://" in run["stderr"]
+    results = tmp_path / "results"
+    report = strict_json((results / "report.json").read_text())
+    assert report["events"] == 8000
+    assert report["workers"] == 1
+    ((_, fit),) = strict_json((results / "fit.json").read_text()).items()
+    assert fit["result"] == "ok"
+    for name in ("histograms.root", "snapshot.root", "mass_fit.png", "cutflow.json"):
+        assert (results / name).is_file()
