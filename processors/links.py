@@ -48,6 +48,15 @@ def trigger_fired(events: Any, config: SelectionConfig) -> Any:
     # the Run 2 rule (pattern inside the versioned name) on the unversioned bit names
     hlt_bits = [f for f in events.HLT.fields if config.hlt_pattern in f"HLT_{f}_v"]
     l1_bits = [f for f in events.L1.fields if any(p in f"L1_{f}" for p in config.l1_patterns)]
+    for prefix, bits, patterns, fields in (
+        ("HLT", hlt_bits, (config.hlt_pattern,), events.HLT.fields),
+        ("L1", l1_bits, config.l1_patterns, events.L1.fields),
+    ):
+        if not bits:  # the trigger could never fire: a file without the path, not 0 events
+            raise InputError(
+                f"no {prefix}_* trigger bit matches {list(patterns)} (the file has "
+                f"{[f'{prefix}_{f}' for f in fields][:8]})"
+            )
     return _any_of(events.HLT, hlt_bits) & _any_of(events.L1, l1_bits)
 
 
@@ -61,8 +70,11 @@ def _any_of(record: Any, fields: list[str]) -> Any:
 
 
 # -- consistency of Run 2 std::vector lengths ------------------------------------------
-def _check_lengths(branches: Any, *, collection: str, context: str = "") -> Any:
-    """All-True per event if every branch of a collection has the same length per event."""
+def _check_lengths(
+    branches: Any, *, collection: str, context: str = "", first_entry: int | None = None
+) -> Any:
+    """All-True per event if every branch of a collection has the same length per event.
+    ``first_entry``: the chunk's first entry in its file, to name the entry that is wrong."""
     counts = {name: ak.num(branches[name], axis=1) for name in branches.fields}
     names = list(counts)
     if ak.backend(counts[names[0]]) == "typetracer":
@@ -73,9 +85,14 @@ def _check_lengths(branches: Any, *, collection: str, context: str = "") -> Any:
         bad = np.flatnonzero(other != reference)
         if bad.size:
             entry = int(bad[0])
+            where = (
+                f"entry {first_entry + entry}"
+                if first_entry is not None
+                else (f"event {entry} of the chunk")
+            )
             raise InputError(
                 f"{context}branch {name!r} has {int(other[entry])} entries but "
-                f"{names[0]!r} has {int(reference[entry])} in event {entry} of the chunk "
+                f"{names[0]!r} has {int(reference[entry])} in {where} "
                 f"({bad.size} events affected): the {collection} vectors of one event "
                 "must have equal lengths"
             )
@@ -93,7 +110,13 @@ def consistent(events: Any) -> Any:
     ok = None
     for collection in ("Candidate", "Muon", "Track"):
         branches = events[f"_{collection}Branches"]
-        check = call(_check_lengths, branches, collection=collection, context=context)
+        check = call(
+            _check_lengths,
+            branches,
+            collection=collection,
+            context=context,
+            first_entry=meta.get("entrystart"),
+        )
         ok = check if ok is None else ok & check
     return ok
 

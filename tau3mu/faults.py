@@ -110,7 +110,8 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
     import uproot
 
     from tau3mu import opentrees
-    from tau3mu.schemas import LayoutError, detect_layout
+    from tau3mu.layouts import RUN2, RUN3
+    from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout
 
     options = opentrees.uproot_options() if keep_trees and opentrees.is_local(path) else {}
     try:
@@ -134,6 +135,16 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
         missing = sorted(required_branches(layout, era) - branches)
         if missing:
             return _Verdict(entries, reason=f"tree {tree!r} lacks needed branch(es) {missing}")
+        if layout == "run3" and not (
+            any(b.startswith("HLT_") for b in branches)
+            and any(b.startswith("L1_") for b in branches)
+        ):
+            return _Verdict(entries, reason=f"tree {tree!r} has no HLT_* and L1_* trigger bits")
+        needed = required_branches(layout, era) | {RUN2.truth, RUN3.truth}
+        typenames = {b: t[b].typename for b in needed & branches}
+        wrong = branch_type_problems(layout, typenames, era)
+        if wrong:
+            return _Verdict(entries, reason=f"tree {tree!r}: " + "; ".join(wrong))
         if entries:
             # read the last basket of one branch: truncated files fail here, not mid-run
             t[sorted(branches)[0]].array(entry_start=entries - 1, entry_stop=entries, library="np")

@@ -19,6 +19,7 @@ in every worker that unpickles the schema.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from coffea.nanoevents import transforms
@@ -49,6 +50,49 @@ def detect_layout(branches: set[str] | list[str]) -> LayoutName:
     )
 
 
+_INT = r"(?:u?int(?:8|16|32|64)_t|(?:unsigned )?(?:char|short|int|long|long long)|U?Int_t|U?Short_t|U?Long64_t|U?Char_t|bool|Bool_t)"
+_NUM = rf"(?:{_INT}|float|double|Float_t|Double_t|Float16_t|Double32_t)"
+#: what each kind of branch must hold, as uproot names the C++ type
+_TYPE_RULES: dict[str, tuple[str, str]] = {
+    "integer": (rf"^{_INT}$", "an integer"),
+    "vector": (rf"^(?:std::vector<{_NUM}>|{_NUM}\[\])$", "a std::vector of numbers"),
+    "strings": (r"^std::vector<(?:std::)?string>$", "a std::vector<std::string>"),
+    "array": (rf"^{_NUM}\[\]$", "a counted array of numbers"),
+    "index array": (rf"^{_INT}\[\]$", "a counted array of integers (an index)"),
+}
+
+
+def _expected_kinds(layout: LayoutName, era: str) -> dict[str, str]:
+    """Branch -> kind of content (a key of ``_TYPE_RULES``), for the layout's branches."""
+    if layout == "run2":
+        kinds = dict.fromkeys(RUN2.event.values(), "integer")
+        vectors = [*RUN2.candidate(era).values(), *RUN2.muon.values(), *RUN2.track.values()]
+        kinds |= dict.fromkeys([*vectors, RUN2.truth], "vector")
+        kinds |= {RUN2.hlt_decision: "vector", RUN2.l1_decision: "vector"}
+        kinds |= {RUN2.hlt_name: "strings", RUN2.l1_name: "strings"}
+        return kinds
+    kinds = dict.fromkeys(RUN3.event.values(), "integer")
+    collections = (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)
+    kinds |= {RUN3.counter(c): "integer" for c in collections}
+    kinds |= dict.fromkeys([*RUN3.muon.values(), *RUN3.track.values()], "array")
+    for key, branch in RUN3.candidate().items():
+        kinds[branch] = "index array" if key.endswith("_idx") else "array"
+    return kinds
+
+
+def branch_type_problems(layout: LayoutName, typenames: dict[str, str], era: str) -> list[str]:
+    """The layout's branches (among ``typenames``: branch -> C++ type, as uproot names it)
+    whose type is not what SPEC section 2 says: a scalar where a vector belongs, a float
+    index, ... Read by the rules, so any producer's files pass, not only ours."""
+    problems = []
+    for branch, kind in _expected_kinds(layout, era).items():
+        typename = typenames.get(branch)
+        pattern, expected = _TYPE_RULES[kind]
+        if typename is not None and not re.match(pattern, typename.strip()):
+            problems.append(f"branch {branch!r} is {typename}, expected {expected}")
+    return problems
+
+
 def _require(branch_forms: dict[str, Any], names: list[str], what: str) -> None:
     missing = [name for name in names if name not in branch_forms]
     if missing:
@@ -69,6 +113,9 @@ class Tau3MuSchema(BaseSchema):
         super().__init__(base_form)
         branch_forms = dict(zip(self._form["fields"], self._form["contents"], strict=False))
         self.layout: LayoutName = detect_layout(branch_forms)
+        wrong = branch_type_problems(self.layout, base_form.get("typenames") or {}, self.era)
+        if wrong:
+            raise LayoutError(f"{self.layout} layout: " + "; ".join(wrong))
         if self.layout == "run2":
             output = self._build_run2(branch_forms)
         else:

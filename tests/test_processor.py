@@ -118,34 +118,37 @@ def test_yields_scale_like_spec(run3_output, run3_dataset):
     assert abs(truth["background"] - expected_bkg) < 0.2 * expected_bkg
 
 
+LAYOUTS = ["run3", pytest.param("run2", marks=pytest.mark.root)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("executor", ["futures", "dask"])
-def test_executors_agree(executor, run3_dataset, run3_output, fileset_of, dask_client):
+def test_executors_agree(executor, layout, request, fileset_of, dask_client):
+    """The iterative Runner's result, from the futures and Dask executors (the Run 2
+    value-match kernel and the Run 3 gathers in worker processes)."""
+    dataset = request.getfixturevalue(f"{layout}_dataset")
     out = run_runner(
-        fileset_of(run3_dataset),
+        fileset_of(dataset),
         DsPhiPiProcessor(),
         executor=executor,
         client=dask_client if executor == "dask" else None,
         workers=2,
         chunksize=2500,
     )
-    _assert_same(run3_output, out)
+    _assert_same(request.getfixturevalue(f"{layout}_output"), out)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("distributed", [False, True], ids=["sync", "local-cluster"])
-def test_dask_awkward_path_agrees(distributed, run3_dataset, run3_output, fileset_of, dask_client):
+def test_dask_awkward_path_agrees(distributed, layout, request, fileset_of, dask_client):
+    dataset = request.getfixturevalue(f"{layout}_dataset")
     out = run_dask_awkward(
-        fileset_of(run3_dataset),
+        fileset_of(dataset),
         DsPhiPiProcessor(),
         client=dask_client if distributed else None,
         chunksize=2500,
     )
-    _assert_same(run3_output, out)
-
-
-@pytest.mark.root
-def test_dask_awkward_path_agrees_on_run2(run2_dataset, run2_output, fileset_of):
-    out = run_dask_awkward(fileset_of(run2_dataset), DsPhiPiProcessor(), chunksize=2500)
-    _assert_same(run2_output, out)
+    _assert_same(request.getfixturevalue(f"{layout}_output"), out)
 
 
 @pytest.mark.root
@@ -185,6 +188,28 @@ def test_only_the_selection_branches_are_read(run2_output, run2_dataset, fileset
     )
     (graph_columns,) = columns.values()
     assert set(graph_columns) == needed
+
+
+def test_only_the_selection_branches_are_read_on_run3(run3_output, run3_dataset):
+    import uproot
+
+    from tau3mu.layouts import RUN3
+
+    tree = uproot.open(_files(run3_dataset)[0])[RUN3.tree]
+    collections = (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)
+    unused = {"pt", "eta", "phi", "charge"}  # the candidate's own kinematics: not cut on
+    needed = {
+        *(b for k, b in RUN3.candidate().items() if k not in unused),
+        *(b for k, b in RUN3.muon.items() if k != "charge"),
+        *(b for k, b in RUN3.track.items() if k != "charge"),
+        *RUN3.event.values(),
+        *(RUN3.counter(c) for c in collections),
+    }
+    read = {column.rsplit("-", 1)[0] for column in run3_output.metrics["columns"]}
+    triggers = {b for b in read if b.startswith(("HLT_", "L1_"))}
+    assert read - triggers == needed
+    assert RUN3.hlt_path in triggers
+    assert triggers <= {b for b in tree.keys() if b.startswith(("HLT_", "L1_"))}  # noqa: SIM118
 
 
 def test_scale_factors_on_simulation(tmp_path, pog_sf_file, fileset_of):
@@ -306,3 +331,81 @@ def test_unequal_candidate_vectors_are_reported_with_file_branch_and_entries(tmp
     assert "corrupt.root" in message
     assert "entries 0-100" in message
     assert "equal lengths" in message
+
+
+def _write_run3(path, branches):
+    import uproot
+
+    with uproot.recreate(path) as f:
+        types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
+        f.mktree("Events", types, counter_name=lambda c: f"n{c}")
+        f["Events"].extend(branches)
+    return path
+
+
+def test_a_branch_of_the_wrong_type_is_named_with_its_type(tmp_path):
+    """A float index (Run 3) is not an index: named before the run, and by the schema."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    from tau3mu.faults import InputFileError
+    from tau3mu.schemas import LayoutError, Tau3MuSchema
+    from tau3mu.synth import simulate
+    from tau3mu.synth.run3 import run3_branches
+
+    branches = run3_branches(simulate(1, 0, 300))
+    cand = branches["Cand2MuTrk"]
+    branches["Cand2MuTrk"] = ak.with_field(
+        cand, ak.values_astype(cand.mu1Idx, np.float32), "mu1Idx"
+    )
+    path = _write_run3(tmp_path / "float_index.root", branches)
+    with pytest.raises(InputFileError) as info:
+        run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    message = str(info.value)
+    assert str(path) in message
+    assert "'Cand2MuTrk_mu1Idx' is float[], expected a counted array of integers" in message
+    with pytest.raises(LayoutError, match="'Cand2MuTrk_mu1Idx' is float"):
+        NanoEventsFactory.from_root(
+            {str(path): "Events"}, schemaclass=Tau3MuSchema, mode="virtual"
+        ).events()
+
+
+@pytest.mark.root
+def test_a_run2_scalar_where_a_vector_belongs_is_named(run2_files, tmp_path):
+    """Triplet2_Mass written as one double per event (not a std::vector<double>)."""
+    import ROOT
+
+    from tau3mu.faults import InputFileError
+
+    path = tmp_path / "scalar_mass.root"
+    ROOT.RDataFrame("Tree3Mu/ntuple", run2_files[0]).Redefine(
+        "Triplet2_Mass", "Triplet2_Mass.size() > 0 ? Triplet2_Mass[0] : -1.0"
+    ).Snapshot("Tree3Mu/ntuple", str(path))
+    with pytest.raises(InputFileError) as info:
+        run_runner({"d": {"files": {str(path): "Tree3Mu/ntuple"}}}, DsPhiPiProcessor())
+    message = str(info.value)
+    assert str(path) in message
+    assert "'Triplet2_Mass' is double, expected a std::vector of numbers" in message
+
+
+def test_run3_trigger_without_the_path_is_an_error_not_an_empty_result(tmp_path):
+    """Without the HLT path the trigger could never fire: that is a bad file, not a
+    cutflow of zeros."""
+    from tau3mu.faults import ChunkError, InputFileError
+    from tau3mu.layouts import RUN3
+    from tau3mu.synth import simulate
+    from tau3mu.synth.run3 import run3_branches
+
+    branches = run3_branches(simulate(1, 0, 300))
+    without_path = {k: v for k, v in branches.items() if k != RUN3.hlt_path}
+    path = _write_run3(tmp_path / "no_path.root", without_path)
+    with pytest.raises(ChunkError) as info:
+        run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    message = str(info.value)
+    assert message.startswith(f"{path} entries 0-300: ")
+    assert "no HLT_* trigger bit matches ['HLT_DoubleMu3_Trk_Tau3mu_v']" in message
+
+    no_bits = {k: v for k, v in branches.items() if not k.startswith("HLT_")}
+    path = _write_run3(tmp_path / "no_bits.root", no_bits)
+    with pytest.raises(InputFileError, match="no HLT_\\* and L1_\\* trigger bits") as info:
+        run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    assert str(path) in str(info.value)
