@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,13 +48,34 @@ def _connect(address: str, timeout: float) -> Any:
         raise ClusterError(
             f"scheduler address {address!r}: unknown protocol, expected tcp://HOST:PORT"
         )
-    try:
-        return Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as err:
+    # Client's own timeout does not cover a server that accepts the connection but never
+    # answers Dask's handshake (another service on that port): wait for it in a thread
+    result: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            result["client"] = Client(address, timeout=timeout)
+        except BaseException as err:
+            result["error"] = err
+
+    thread = threading.Thread(target=connect, name="tau3mu-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    if "client" in result:
+        return result["client"]
+    err = result.get("error")
+    if err is None:
+        raise ClusterError(
+            f"no Dask scheduler answered at {address} within {timeout + 5:g} s: something "
+            "accepts connections there but does not speak Dask's protocol (another service "
+            "on that port?)"
+        )
+    if isinstance(err, OSError | TimeoutError):
         raise ClusterError(
             f"cannot reach scheduler {address} within {timeout:g} s "
             f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
         ) from err
+    raise err
 
 
 def make_client(

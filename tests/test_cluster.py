@@ -145,6 +145,21 @@ def test_unreachable_scheduler_fails_fast():
     assert f"cannot reach scheduler {address} within 2 s" in str(err.value)
 
 
+def test_a_port_that_is_not_a_scheduler_fails_fast():
+    """Something that accepts the connection but never answers Dask's handshake."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        tic = time.monotonic()
+        with pytest.raises(ClusterError, match="does not speak Dask's protocol") as err:
+            make_client(scheduler=address, timeout=2)
+        assert time.monotonic() - tic < 15
+    assert address in str(err.value)
+
+
 def test_bad_executor_and_missing_htcondor(monkeypatch):
     with pytest.raises(ClusterError, match="unknown executor"):
         make_client("spark")
