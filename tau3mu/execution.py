@@ -203,14 +203,21 @@ def run_dask_awkward(
     skip_bad_files: bool = False,
     config: SelectionConfig | None = None,
     inspection_cache: bool = True,
+    progress: bool = False,
 ) -> AnalysisOutput:
     """Build one dask-awkward graph for every dataset and compute it in one go.
 
     Bad files are found before the graph is built (and skipped on request); a chunk
     that fails inside the graph fails the run, which the Runner path can skip instead.
+    The metrics name the branches the optimised graph reads (``columns``); with
+    ``progress``, a progress bar (distributed's with a client, dask's otherwise).
     """
+    import contextlib
+
     import dask
+    import dask_awkward as dak
     from coffea.dataset_tools import apply_to_fileset
+    from dask.base import unpack_collections
 
     from tau3mu.faults import check_accounting, inspect_inputs
 
@@ -233,8 +240,25 @@ def run_dask_awkward(
         uproot_options=_uproot_options(fileset),
     )
     build = time.perf_counter()
-    kwargs = {"scheduler": client.get} if client is not None else {"scheduler": "sync"}
-    (computed,) = dask.compute(graphs, **kwargs)
+    collections, repack = unpack_collections(graphs)
+    # what the column optimisation leaves to read, per input layer: the Runner's "columns"
+    needed = dak.report_necessary_columns(*collections) if collections else {}
+    columns = sorted({c for layer in needed.values() for c in layer})
+    if client is not None:
+        futures = client.compute(list(collections))
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(futures)
+        (computed,) = repack(client.gather(futures))
+    else:
+        bar: Any = contextlib.nullcontext()
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            bar = ProgressBar()
+        with bar:
+            (computed,) = dask.compute(graphs, scheduler="sync")
     merged: dict[str, Any] = {}
     from coffea.processor import accumulate
 
@@ -245,6 +269,7 @@ def run_dask_awkward(
         "executor": "dask" if client is not None else "sync",
         "mode": "dask-awkward",
         "files_known_good": inspection.known_good,
+        "columns": columns,
         "entries": sum(
             _to_int(steps["events"]["events"]) for steps in merged.get("cutflow", {}).values()
         ),

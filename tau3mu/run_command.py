@@ -218,6 +218,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                     chunksize=args.chunksize,
                     skip_bad_files=args.skip_bad_files,
                     inspection_cache=not args.no_inspection_cache,
+                    progress=not args.no_progress,
                 )
             else:
                 executor = "dask" if client is not None else args.executor

@@ -136,6 +136,20 @@ def test_run_against_an_existing_scheduler(processes, run3_dataset, tmp_path, lo
 
 
 @pytest.mark.distributed
+def test_dask_awkward_mode_on_a_scheduler(processes, run3_dataset, tmp_path, local_result, capsys):
+    """--mode dask-awkward on real worker processes: the Runner's cutflow, the columns the
+    graph reads in report.json, and distributed's progress bar."""
+    argv = ["run", run3_dataset["datasets_json"], "--scheduler", processes.address]
+    argv += ["--mode", "dask-awkward", "--out", str(tmp_path), "--no-fit", "--chunksize", "3000"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "cutflow.json").read_text()) == local_result.cutflow
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["mode"] == "dask-awkward"
+    assert "Cand2MuTrk_mass" in report["columns"]
+    assert "100% Completed" in capsys.readouterr().out
+
+
+@pytest.mark.distributed
 def test_run_with_proxy_leaves_none_on_the_workers(processes, run3_dataset, tmp_path, capsys):
     """``tau3mu run --x509-proxy`` on an existing scheduler: the proxy is taken off the
     workers when the run ends, and its content is nowhere in what the run shows or writes."""

@@ -546,12 +546,18 @@ def test_snapshot_parquet_is_one_file(futures_run, processor_snapshot):
 # -- the other paths ------------------------------------------------------------------
 def test_dask_awkward_mode(run3_dataset, run_output, tmp_path):
     """--mode dask-awkward (here without a cluster: the synchronous scheduler) gives the
-    Runner's cutflow and histograms."""
+    Runner's cutflow, histograms and columns read, with a progress bar."""
     argv = ["run", run3_dataset["datasets_json"], "--out", str(tmp_path), "--mode", "dask-awkward"]
     run = run_cli([*argv, "--executor", "iterative", "--chunksize", "4000", "--no-fit"])
     assert run["code"] == 0, run["stderr"]
     report = strict_json((tmp_path / "report.json").read_text())
     assert report["mode"] == "dask-awkward"
+    assert "Completed |" in run["stdout"]  # dask's progress bar
+    runner = set(strict_json((run_output / "report.json").read_text())["columns"])
+    # the graph's optimisation keeps the candidates' own kinematics, which no cut reads
+    # and the Runner does not load: the only difference
+    assert runner <= set(report["columns"])
+    assert set(report["columns"]) - runner <= {f"Cand2MuTrk_{v}" for v in ("pt", "eta", "phi")}
     assert report["events"] == run3_dataset["events"]
     assert strict_json((tmp_path / "cutflow.json").read_text()) == strict_json(
         (run_output / "cutflow.json").read_text()
