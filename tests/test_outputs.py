@@ -7,9 +7,12 @@ import math
 import os
 import stat
 
+import hist
 import numpy as np
 import pytest
+import uproot
 
+from tau3mu import outputs
 from tau3mu.outputs import write_json
 
 
@@ -143,3 +146,65 @@ def test_snapshot_columns_fill_what_a_dataset_lacks():
     assert columns["truth"].dtype == np.int32
     assert np.isnan(columns["x"][:2]).all()
     assert columns["x"][2] == 2.5
+
+
+# -- atomic writes: a failure half way leaves the previous file as it was --------------
+class _Boom(RuntimeError):
+    pass
+
+
+def _hists(scale: float) -> dict[str, hist.Hist]:
+    h = hist.Hist(
+        hist.axis.StrCategory(["d"], name="dataset"),
+        hist.axis.StrCategory(["nominal"], name="systematic"),
+        hist.axis.Regular(62, 1.65, 2.01, name="mass"),
+        storage=hist.storage.Weight(),
+    )
+    h.fill(dataset="d", systematic="nominal", mass=np.full(10, 1.97), weight=scale)
+    return {"h_mass": h}
+
+
+def _leftovers(directory) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_json_write_that_fails_half_way_keeps_the_old_file(tmp_path):
+    path = tmp_path / "fit.json"
+    outputs.write_json(path, {"yield": 1.0})
+    before = path.read_bytes()
+
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):  # fails after "yield" was written to the temporary file
+        outputs.write_json(path, {"yield": 2.0, "later": Unserialisable()})
+    assert path.read_bytes() == before
+    assert json.loads(before) == {"yield": 1.0}
+    assert _leftovers(tmp_path) == []
+
+
+def test_histograms_written_half_way_keep_the_old_file(tmp_path, monkeypatch):
+    outputs.write_histograms(tmp_path, _hists(1.0))
+    before = (tmp_path / "histograms.root").read_bytes()
+
+    original = outputs.histogram_slices
+
+    def one_then_fail(*args, **kwargs):
+        slices = original(*args, **kwargs)
+        first = next(iter(slices.items()))
+
+        class Failing(dict):
+            def items(self):
+                yield first
+                raise _Boom("interrupted after the first histogram")
+
+        return Failing(slices)
+
+    monkeypatch.setattr(outputs, "histogram_slices", one_then_fail)
+    with pytest.raises(_Boom):
+        outputs.write_histograms(tmp_path, _hists(5.0))
+    assert (tmp_path / "histograms.root").read_bytes() == before
+    with uproot.open(tmp_path / "histograms.root") as f:
+        (key,) = [k for k in f.keys(cycle=False) if k.startswith("h_mass")]
+        assert f[key].values().sum() == pytest.approx(10.0)
+    assert _leftovers(tmp_path) == []
