@@ -160,7 +160,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     from tau3mu.corrections import MuonScaleFactors
     from tau3mu.datasets import to_fileset
     from tau3mu.execution import run_dask_awkward, run_runner
-    from tau3mu.faults import InputFileError
+    from tau3mu.faults import InputFileError, accounting_line
     from tau3mu.fit_command import figure_stem
     from tau3mu.outputs import (
         cutflow_table,
@@ -253,10 +253,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
     if accounting:
-        print(
-            f"accounting: {accounting['input_events']:,} input events = "
-            f"{accounting['processed_events']:,} processed + {accounting['skipped_chunk_events']:,} in skipped chunks"
-        )
+        print(accounting_line(accounting))
     if not result.hists:
         raise InputFileError("nothing was processed: every input was skipped")
     # chunks merge in the order they finish: the outputs follow the input's order instead
