@@ -7,6 +7,7 @@ objects and the snapshot as one awkward record array per dataset, sorted by
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +17,8 @@ import numpy as np
 
 from tau3mu.config import SelectionConfig
 from tau3mu.schemas import Tau3MuSchema
+
+log = logging.getLogger(__name__)
 
 Executor = Literal["iterative", "futures", "dask"]
 Mode = Literal["runner", "dask-awkward"]
@@ -194,6 +197,116 @@ def run_runner(
     return _normalise(out, metrics)
 
 
+def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list[str]]:
+    """Compute coffea's per-dataset graphs; also the columns the optimised graph reads."""
+    import contextlib
+
+    import dask
+    import dask_awkward as dak
+    from dask.base import unpack_collections
+
+    collections, repack = unpack_collections(graphs)
+    # what the column optimisation leaves to read, per input layer: the Runner's "columns"
+    needed = dak.report_necessary_columns(*collections) if collections else {}
+    columns = sorted({c for layer in needed.values() for c in layer})
+    if client is not None:
+        futures = client.compute(list(collections))
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(futures)
+        (computed,) = repack(client.gather(futures))
+        return computed, columns
+    bar: Any = contextlib.nullcontext()
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        bar = ProgressBar()
+    with bar:
+        (computed,) = dask.compute(graphs, scheduler="sync")
+    return computed, columns
+
+
+def _probe_chunk(
+    processor_instance: Any,
+    schema: Any,
+    dataset: str,
+    metadata: dict[str, Any],
+    path: str,
+    tree: str,
+    start: int,
+    stop: int,
+) -> str | None:
+    """Run one chunk eagerly: None if it works, else its error (``Type: message``)."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    from tau3mu.faults import error_cause
+
+    meta = {**metadata, "dataset": dataset, "filename": path, "entrystart": start}
+    meta["entrystop"] = stop
+    try:
+        events = NanoEventsFactory.from_root(
+            {path: tree},
+            schemaclass=schema,
+            entry_start=start,
+            entry_stop=stop,
+            metadata=meta,
+            mode="virtual",
+        ).events()
+        processor_instance.process(events)
+    except Exception as err:
+        return error_cause(err)
+    return None
+
+
+def _failing_chunks(
+    available: dict[str, Any], processor_instance: Any, schema: Any, client: Any
+) -> list[dict[str, Any]]:
+    """Every chunk of ``available`` that fails when run on its own (on the workers when
+    there is a client): what a failed graph does not tell, its file and entries."""
+    jobs = [
+        (dataset, spec.get("metadata") or {}, path, info["object_path"], start, stop)
+        for dataset, spec in available.items()
+        for path, info in spec["files"].items()
+        for start, stop in info["steps"]
+        if stop > start
+    ]
+    if client is not None:
+        futures = [
+            client.submit(_probe_chunk, processor_instance, schema, *job, pure=False)
+            for job in jobs
+        ]
+        errors = client.gather(futures)
+    else:
+        errors = [_probe_chunk(processor_instance, schema, *job) for job in jobs]
+    return [
+        {
+            "dataset": dataset,
+            "file": path,
+            "entries": [start, stop],
+            "events": stop - start,
+            "error": error,
+        }
+        for (dataset, _, path, _, start, stop), error in zip(jobs, errors, strict=True)
+        if error is not None
+    ]
+
+
+def _without_chunks(available: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """``available`` less the steps of ``chunks`` (and files or datasets left empty)."""
+    drop = {(c["dataset"], c["file"], tuple(c["entries"])) for c in chunks}
+    out: dict[str, Any] = {}
+    for dataset, spec in available.items():
+        files = {}
+        for path, info in spec["files"].items():
+            steps = [s for s in info["steps"] if (dataset, path, tuple(s)) not in drop]
+            if steps:
+                files[path] = {**info, "steps": steps}
+        if files:
+            out[dataset] = {**spec, "files": files}
+    return out
+
+
 def run_dask_awkward(
     fileset: dict[str, Any],
     processor_instance: Any,
@@ -207,21 +320,20 @@ def run_dask_awkward(
 ) -> AnalysisOutput:
     """Build one dask-awkward graph for every dataset and compute it in one go.
 
-    Bad files are found before the graph is built (and skipped on request); a chunk
-    that fails inside the graph fails the run, which the Runner path can skip instead.
-    The metrics name the branches the optimised graph reads (``columns``); with
-    ``progress``, a progress bar (distributed's with a client, dask's otherwise).
+    Bad files are found before the graph is built (and skipped on request). A graph
+    that fails does not say which chunk failed: its chunks are then run one by one to
+    find out, and the run stops naming each failing chunk's file and entries, or, with
+    ``skip_bad_files``, the graph is computed again without them and they are reported
+    as skipped. The metrics name the branches the optimised graph reads (``columns``);
+    with ``progress``, a progress bar (distributed's with a client, dask's otherwise).
     """
-    import contextlib
-
-    import dask
-    import dask_awkward as dak
     from coffea.dataset_tools import apply_to_fileset
-    from dask.base import unpack_collections
+    from coffea.processor import accumulate
 
-    from tau3mu.faults import check_accounting, inspect_inputs
+    from tau3mu.faults import ChunkError, check_accounting, inspect_inputs
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
+    schema = schema_for(config)
     tic = time.perf_counter()
     inspection = inspect_inputs(
         fileset,
@@ -233,36 +345,47 @@ def run_dask_awkward(
     fileset = inspection.fileset
     # the inspection opened every file already: steps from its entries, no second pass
     available = inspection.steps_fileset(chunksize)
-    graphs = apply_to_fileset(
-        processor_instance,
-        available,
-        schemaclass=schema_for(config),
-        uproot_options=_uproot_options(fileset),
-    )
+    skipped: list[dict[str, Any]] = []
     build = time.perf_counter()
-    collections, repack = unpack_collections(graphs)
-    # what the column optimisation leaves to read, per input layer: the Runner's "columns"
-    needed = dak.report_necessary_columns(*collections) if collections else {}
-    columns = sorted({c for layer in needed.values() for c in layer})
-    if client is not None:
-        futures = client.compute(list(collections))
-        if progress:
-            from distributed import progress as show_progress
-
-            show_progress(futures)
-        (computed,) = repack(client.gather(futures))
-    else:
-        bar: Any = contextlib.nullcontext()
-        if progress:
-            from dask.diagnostics import ProgressBar
-
-            bar = ProgressBar()
-        with bar:
-            (computed,) = dask.compute(graphs, scheduler="sync")
-    merged: dict[str, Any] = {}
-    from coffea.processor import accumulate
-
-    merged = accumulate(computed.values())
+    while True:
+        graphs = apply_to_fileset(
+            processor_instance,
+            available,
+            schemaclass=schema,
+            uproot_options=_uproot_options(fileset),
+        )
+        build = time.perf_counter()
+        failure: Exception
+        try:
+            computed, columns = _compute_graphs(graphs, client, progress)
+            break
+        except Exception as err:
+            failure = err
+        # outside the except block: the probes' errors are not chained onto the graph's
+        failing = _failing_chunks(available, processor_instance, schema, client)
+        if not failing:
+            raise failure  # not a chunk's fault (a lost cluster, ...): as it came
+        first = failing[0]
+        message = (
+            f"{first['file']} entries {first['entries'][0]}-{first['entries'][1]}: {first['error']}"
+        )
+        if len(failing) > 1:
+            message += f" (and {len(failing) - 1} more failing chunk(s))"
+        if not skip_bad_files:
+            raise ChunkError(message) from failure
+        for chunk in failing:
+            log.warning(
+                "skipping chunk %s entries %s-%s: %s",
+                chunk["file"],
+                *chunk["entries"],
+                chunk["error"],
+            )
+        skipped += failing
+        available = _without_chunks(available, failing)
+        if not available:
+            computed, columns = {}, []
+            break
+    merged: dict[str, Any] = accumulate(computed.values()) if computed else {}
     metrics = {
         "wall_s": time.perf_counter() - tic,
         "graph_build_s": build - tic,
@@ -280,6 +403,6 @@ def run_dask_awkward(
             d: {"events": {"events": _to_int(s["events"]["events"])}}
             for d, s in merged.get("cutflow", {}).items()
         },
-        [],
+        skipped,
     )
     return _normalise(merged, metrics)

@@ -392,7 +392,7 @@ def _work_item(args: tuple[Any, ...]) -> Any:
     return first if isinstance(first, WorkItem) else None
 
 
-def _cause(err: BaseException) -> str:
+def error_cause(err: BaseException) -> str:
     """The original error under coffea's wrappers, as ``Type: message``."""
     cause = _chain(err)[-1]
     return f"{type(cause).__name__}: {cause}"
@@ -400,7 +400,9 @@ def _cause(err: BaseException) -> str:
 
 def chunk_error(item: Any, err: BaseException) -> ChunkError:
     """``err`` restated as the chunk's file, entry range and the original cause."""
-    return ChunkError(f"{item.filename} entries {item.entrystart}-{item.entrystop}: {_cause(err)}")
+    return ChunkError(
+        f"{item.filename} entries {item.entrystart}-{item.entrystop}: {error_cause(err)}"
+    )
 
 
 def retry_chunk(
@@ -440,7 +442,7 @@ def retry_chunk(
                     "file": item.filename,
                     "entries": [item.entrystart, item.entrystop],
                     "events": item.entrystop - item.entrystart,
-                    "error": _cause(err),
+                    "error": error_cause(err),
                     "attempts": attempt + 1,
                 }
                 log.warning("skipping chunk %s", failure)

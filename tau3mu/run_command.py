@@ -67,7 +67,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "and that have not changed since (see TAU3MU_CACHE_DIR)",
     )
     parser.add_argument("--checkpoint", help="keep finished chunks here; a rerun resumes from them")
-    parser.add_argument("--retries", type=int, default=3, help="retries per chunk, with backoff")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries per chunk of a transient (I/O) failure, with backoff (--mode runner)",
+    )
     parser.add_argument("--performance-report", help="write Dask's HTML performance report here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -98,11 +103,27 @@ def _versions() -> dict[str, str]:
 
 
 def build_datasets(args: argparse.Namespace) -> list[Any]:
-    from tau3mu.datasets import datasets_from_paths, load_datasets
+    from tau3mu.datasets import DatasetError, datasets_from_paths, load_datasets
 
     if len(args.inputs) == 1 and args.inputs[0].endswith(".json"):
         return load_datasets(args.inputs[0], names=args.dataset, prefix=args.prefix)
+    if args.dataset:
+        raise DatasetError(
+            f"--dataset {' '.join(args.dataset)} selects datasets of a datasets JSON; "
+            "the inputs are files, which make one dataset"
+        )
     return datasets_from_paths(args.inputs, treename=args.tree)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen mode would silently ignore."""
+    from tau3mu.datasets import DatasetError
+
+    if args.mode == "dask-awkward" and args.checkpoint:
+        raise DatasetError(
+            "--checkpoint needs --mode runner: the dask-awkward graph is computed in one "
+            "go, with no finished chunks to keep"
+        )
 
 
 @contextlib.contextmanager
@@ -172,6 +193,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     tic = time.perf_counter()
+    check_options(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     datasets = build_datasets(args)

@@ -210,6 +210,31 @@ def test_cli_names_the_failing_chunk_without_a_traceback(corrupt_run2, tmp_path,
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("skip", [False, True], ids=["stop", "skip"])
+def test_dask_awkward_names_or_skips_the_failing_chunk(skip, corrupt_run2):
+    """A failed graph does not say which chunk failed; the run still names it (file and
+    entries), or skips exactly it, as the Runner does."""
+    from tau3mu.execution import run_dask_awkward
+
+    fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
+    if not skip:
+        with pytest.raises(ChunkError) as info:
+            run_dask_awkward(fileset, DsPhiPiProcessor(), chunksize=100)
+        assert str(info.value).startswith(f"{corrupt_run2} entries 100-200: ")
+        assert "Tr_Pt" in str(info.value)
+        return
+    out = run_dask_awkward(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True)
+    runner = run_runner(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True)
+    accounting = out.metrics["accounting"]
+    assert accounting["balanced"]
+    (chunk,) = accounting["skipped_chunks"]
+    assert chunk["entries"] == [100, 200]
+    assert chunk["events"] == 100
+    assert "Tr_Pt" in chunk["error"]
+    assert out.cutflow == runner.cutflow
+    np.testing.assert_array_equal(out.hists["h_mass"].values(), runner.hists["h_mass"].values())
+
+
 def test_skipped_chunks_are_not_checkpointed(corrupt_run2, tmp_path):
     """A resumed run tries a skipped chunk again: it stops if the user no longer skips."""
     fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
@@ -278,6 +303,20 @@ def test_datasets_json_mistakes(tmp_path, content, words, capsys):
     err = capsys.readouterr().err
     assert words in err
     assert "input.json" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--dataset", "DsPhiPi"], "--dataset DsPhiPi selects datasets of a datasets JSON"),
+        (["--mode", "dask-awkward", "--checkpoint", "ckpt"], "--checkpoint needs --mode runner"),
+    ],
+)
+def test_options_a_run_would_ignore_are_refused(extra, words, good, tmp_path, capsys):
+    args = ["run", str(good), "--tree", "Events", "--out", str(tmp_path / "out"), *extra]
+    assert main(args) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.json").exists()
 
 
 # -- faults while running ----------------------------------------------------------------
