@@ -196,6 +196,9 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     check_options(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # report.json is written last: it marks a complete run, so an earlier run's must not
+    # stand beside this run's outputs should this one be interrupted
+    (out / "report.json").unlink(missing_ok=True)
     datasets = build_datasets(args)
     fileset = to_fileset(datasets, default_tree=args.tree)
     config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()

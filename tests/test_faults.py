@@ -188,6 +188,7 @@ def test_failing_chunk_stops_the_run_naming_file_and_entries_without_retrying(co
 
 
 def test_cli_names_the_failing_chunk_without_a_traceback(corrupt_run2, tmp_path, capsys):
+    (tmp_path / "report.json").write_text("{}")  # an earlier, complete run's
     code = main(
         [
             "run",
@@ -208,6 +209,8 @@ def test_cli_names_the_failing_chunk_without_a_traceback(corrupt_run2, tmp_path,
     err = capsys.readouterr().err
     assert f"{corrupt_run2} entries 100-200" in err
     assert "Traceback" not in err
+    # the folder no longer claims a complete run
+    assert not (tmp_path / "report.json").exists()
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["stop", "skip"])
