@@ -214,7 +214,9 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
         if progress:
             from distributed import progress as show_progress
 
-            show_progress(futures)
+            # this client's scheduler: by default the bar follows the latest Client made in
+            # this process, which may be another cluster's; it then waits forever
+            show_progress(futures, scheduler=client.scheduler.address)
         (computed,) = repack(client.gather(futures))
         return computed, columns
     bar: Any = contextlib.nullcontext()

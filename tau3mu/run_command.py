@@ -151,7 +151,8 @@ def performance_report_or_warn(path: str | None, client: Any) -> Iterator[None]:
 
     report = performance_report(filename=path)
     try:
-        report.__enter__()
+        with client.as_current():  # the run's client, not the latest made in this process
+            report.__enter__()
     except Exception as err:
         _report_failed(path, err)
         yield
@@ -160,7 +161,8 @@ def performance_report_or_warn(path: str | None, client: Any) -> Iterator[None]:
     try:
         with atomic_path(path) as tmp:
             report.filename = str(tmp)  # read when the report is written, at exit
-            report.__exit__(None, None, None)
+            with client.as_current():
+                report.__exit__(None, None, None)
     except Exception as err:
         _report_failed(path, err)
     else:

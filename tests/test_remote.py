@@ -150,6 +150,57 @@ def test_dask_awkward_mode_on_a_scheduler(processes, run3_dataset, tmp_path, loc
 
 
 @pytest.mark.distributed
+def test_dask_awkward_progress_follows_its_own_client(
+    processes, dask_client, run3_dataset, fileset_of, local_result, capsys
+):
+    """The progress bar watches the run's scheduler even when a newer Client of another
+    cluster is this process's default (it used to watch that one, and wait forever)."""
+    import threading
+
+    from distributed import Client
+
+    with Client(processes.address) as mine, Client(dask_client.scheduler.address):
+        done: dict = {}
+
+        def run():
+            done["out"] = run_dask_awkward(
+                fileset_of(run3_dataset),
+                DsPhiPiProcessor(),
+                client=mine,
+                chunksize=3000,
+                progress=True,
+            )
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout=180)
+        assert not thread.is_alive(), "the progress bar waits on the wrong scheduler"
+    _same(local_result, done["out"])
+    assert "100% Completed" in capsys.readouterr().out
+
+
+@pytest.mark.distributed
+def test_performance_report_of_its_own_client(processes, dask_client, tmp_path):
+    """The report is the run's scheduler's, even when a newer Client of another cluster is
+    this process's default."""
+    from distributed import Client
+
+    from tau3mu.run_command import performance_report_or_warn
+
+    def tau3mu_marker_task(x: int) -> int:  # its name is looked for in the report
+        return x + 1
+
+    path = tmp_path / "report.html"
+    with (
+        Client(processes.address) as mine,
+        Client(dask_client.scheduler.address),
+        performance_report_or_warn(str(path), mine),
+    ):
+        assert mine.gather(mine.map(tau3mu_marker_task, range(20))) == list(range(1, 21))
+    assert "tau3mu_marker_task" in path.read_text()
+
+
+@pytest.mark.distributed
 def test_run_with_proxy_leaves_none_on_the_workers(processes, run3_dataset, tmp_path, capsys):
     """``tau3mu run --x509-proxy`` on an existing scheduler: the proxy is taken off the
     workers when the run ends, and its content is nowhere in what the run shows or writes."""
