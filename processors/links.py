@@ -123,6 +123,9 @@ def consistent(events: Any) -> Any:
 
 # -- links and linked quantities -------------------------------------------------------
 _KINEMATICS = ("pt", "eta", "phi")
+#: the candidate's own kinematics (Run 3 stores them): neither cut on nor written, so the
+#: view leaves them out (the dask-awkward graph would otherwise read their branches)
+_OWN_KINEMATICS = ("pt", "eta", "phi", "charge")
 
 
 def _as_float32(array: Any) -> Any:
@@ -168,6 +171,7 @@ def candidate_view(events: Any, config: SelectionConfig, keep: Any = None) -> An
         if name not in ("mu1_idx", "mu2_idx", "trk_idx", "truth", "charge")
         else cand[name]
         for name in cand.fields
+        if name not in _OWN_KINEMATICS
     }
     fields.update(links)
 
