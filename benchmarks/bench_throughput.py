@@ -265,7 +265,7 @@ def main() -> None:
         "--gb", type=float, default=2.0, help="size of the generated Run 2 set (GB)"
     )
     parser.add_argument("--layout", nargs="+", default=["run2", "run3"])
-    parser.add_argument("--chunksize", type=int, default=200_000)
+    parser.add_argument("--chunksize", type=int, default=100_000, help="as tau3mu run's default")
     parser.add_argument(
         "--events-per-file",
         type=int,
