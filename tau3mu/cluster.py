@@ -49,33 +49,70 @@ def _connect(address: str, timeout: float) -> Any:
             f"scheduler address {address!r}: unknown protocol, expected tcp://HOST:PORT"
         )
     # Client's own timeout does not cover a server that accepts the connection but never
-    # answers Dask's handshake (another service on that port): wait for it in a thread
-    result: dict[str, Any] = {}
-
-    def connect() -> None:
-        try:
-            result["client"] = Client(address, timeout=timeout)
-        except BaseException as err:
-            result["error"] = err
-
-    thread = threading.Thread(target=connect, name="tau3mu-connect", daemon=True)
-    thread.start()
-    thread.join(timeout + 5)
-    if "client" in result:
-        return result["client"]
-    err = result.get("error")
-    if err is None:
+    # answers Dask's handshake (another service on that port), and a Client that hangs
+    # has already made itself dask's default: ask the scheduler who it is first
+    identity = _scheduler_identity(address, timeout)
+    if identity.get("type") != "Scheduler":
         raise ClusterError(
-            f"no Dask scheduler answered at {address} within {timeout + 5:g} s: something "
-            "accepts connections there but does not speak Dask's protocol (another service "
-            "on that port?)"
+            f"{address} is a Dask {identity.get('type', 'server')}, not a scheduler: give the "
+            "scheduler's address (tcp://HOST:PORT, port 8786 by default)"
         )
-    if isinstance(err, OSError | TimeoutError):
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as err:
         raise ClusterError(
             f"cannot reach scheduler {address} within {timeout:g} s "
             f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
         ) from err
-    raise err
+
+
+def _scheduler_identity(address: str, timeout: float) -> dict[str, Any]:
+    """What answers at ``address`` (Dask's ``identity``), or :class:`ClusterError` within
+    ~``timeout`` s: nothing listening there, or something that is not Dask. Asked on a
+    thread of its own, so that it also works where an event loop already runs (a
+    notebook)."""
+    import asyncio
+    import socket
+
+    from distributed.comm import connect, get_address_host_port
+
+    try:
+        with socket.create_connection(get_address_host_port(address), timeout=timeout):
+            pass
+    except (OSError, ValueError) as err:
+        raise ClusterError(
+            f"cannot reach scheduler {address} within {timeout:g} s "
+            f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
+        ) from err
+
+    async def ask() -> dict[str, Any]:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["identity"] = asyncio.run(asyncio.wait_for(ask(), timeout))
+        except Exception as err:
+            result["error"] = err
+
+    thread = threading.Thread(target=run, name="tau3mu-scheduler-identity", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    identity = result.get("identity")
+    if isinstance(identity, dict):
+        return identity
+    detail = f" ({result['error']!r})" if "error" in result else ""
+    raise ClusterError(
+        f"no Dask scheduler answered at {address} within {timeout:g} s: something accepts "
+        f"connections there but does not speak Dask's protocol (another service on that "
+        f"port?){detail}"
+    )
 
 
 def make_client(

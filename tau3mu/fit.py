@@ -118,8 +118,13 @@ class FitResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitResult:
+        """The result of :meth:`to_dict`, also read back from JSON, where the numbers that
+        were NaN (an error not computed, Minos bounds not asked for) are ``null``."""
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        numeric = ("params", "correlation", "chi2", "edm", "pulls", "entries", "fit_time_s")
+        return cls(
+            **{k: _nan_for_null(v) if k in numeric else v for k, v in data.items() if k in known}
+        )
 
     def table(self) -> str:
         if not self.converged:
@@ -129,6 +134,17 @@ class FitResult:
             lines.append(f"  {name:<12} {p['value']:>12.5g} +- {p['error']:<10.3g}")
         lines.append(f"  chi2/ndf     {self.chi2:.1f}/{self.ndf}")
         return "\n".join(lines)
+
+
+def _nan_for_null(value: Any) -> Any:
+    """JSON's ``null`` back to NaN, inside dicts and lists of numbers."""
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return value
 
 
 # -- histogram helpers --------------------------------------------------------------------

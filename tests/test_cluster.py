@@ -158,6 +158,11 @@ def test_a_port_that_is_not_a_scheduler_fails_fast():
             make_client(scheduler=address, timeout=2)
         assert time.monotonic() - tic < 15
     assert address in str(err.value)
+    # dask's default scheduler is left as it was: computations later in this process work
+    import dask
+
+    assert dask.config.get("scheduler", None) != "dask.distributed"
+    assert dask.delayed(sum)([1, 2]).compute() == 3
 
 
 def test_bad_executor_and_missing_htcondor(monkeypatch):
