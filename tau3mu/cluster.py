@@ -60,10 +60,14 @@ def _connect(address: str, timeout: float) -> Any:
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError) as err:
-        raise ClusterError(
-            f"cannot reach scheduler {address} within {timeout:g} s "
-            f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
-        ) from err
+        raise _unreachable(address, timeout, err) from err
+
+
+def _unreachable(address: str, timeout: float, err: BaseException) -> ClusterError:
+    return ClusterError(
+        f"cannot reach scheduler {address} within {timeout:g} s "
+        f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
+    )
 
 
 def _scheduler_identity(address: str, timeout: float) -> dict[str, Any]:
@@ -80,10 +84,7 @@ def _scheduler_identity(address: str, timeout: float) -> dict[str, Any]:
         with socket.create_connection(get_address_host_port(address), timeout=timeout):
             pass
     except (OSError, ValueError) as err:
-        raise ClusterError(
-            f"cannot reach scheduler {address} within {timeout:g} s "
-            f"(cannot reach the Dask scheduler: is it running, is the address right? {err})"
-        ) from err
+        raise _unreachable(address, timeout, err) from err
 
     async def ask() -> dict[str, Any]:
         comm = await connect(address, timeout=timeout)

@@ -266,6 +266,8 @@ def _failing_chunks(
 ) -> list[dict[str, Any]]:
     """Every chunk of ``available`` that fails when run on its own (on the workers when
     there is a client): what a failed graph does not tell, its file and entries."""
+    from tau3mu.faults import skipped_chunk
+
     jobs = [
         (dataset, spec.get("metadata") or {}, path, info["object_path"], start, stop)
         for dataset, spec in available.items()
@@ -282,13 +284,7 @@ def _failing_chunks(
     else:
         errors = [_probe_chunk(processor_instance, schema, *job) for job in jobs]
     return [
-        {
-            "dataset": dataset,
-            "file": path,
-            "entries": [start, stop],
-            "events": stop - start,
-            "error": error,
-        }
+        skipped_chunk(dataset, path, start, stop, error)
         for (dataset, _, path, _, start, stop), error in zip(jobs, errors, strict=True)
         if error is not None
     ]
@@ -332,7 +328,7 @@ def run_dask_awkward(
     from coffea.dataset_tools import apply_to_fileset
     from coffea.processor import accumulate
 
-    from tau3mu.faults import ChunkError, check_accounting, inspect_inputs
+    from tau3mu.faults import ChunkError, check_accounting, chunk_message, inspect_inputs
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     schema = schema_for(config)
@@ -348,7 +344,6 @@ def run_dask_awkward(
     # the inspection opened every file already: steps from its entries, no second pass
     available = inspection.steps_fileset(chunksize)
     skipped: list[dict[str, Any]] = []
-    build = time.perf_counter()
     while True:
         graphs = apply_to_fileset(
             processor_instance,
@@ -367,21 +362,13 @@ def run_dask_awkward(
         failing = _failing_chunks(available, processor_instance, schema, client)
         if not failing:
             raise failure  # not a chunk's fault (a lost cluster, ...): as it came
-        first = failing[0]
-        message = (
-            f"{first['file']} entries {first['entries'][0]}-{first['entries'][1]}: {first['error']}"
-        )
+        message = chunk_message(failing[0])
         if len(failing) > 1:
             message += f" (and {len(failing) - 1} more failing chunk(s))"
         if not skip_bad_files:
             raise ChunkError(message) from failure
         for chunk in failing:
-            log.warning(
-                "skipping chunk %s entries %s-%s: %s",
-                chunk["file"],
-                *chunk["entries"],
-                chunk["error"],
-            )
+            log.warning("skipping chunk %s", chunk_message(chunk))
         skipped += failing
         available = _without_chunks(available, failing)
         if not available:

@@ -132,7 +132,8 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
             layout = detect_layout(branches)
         except LayoutError as err:
             return _Verdict(entries, reason=str(err))
-        missing = sorted(required_branches(layout, era) - branches)
+        required = required_branches(layout, era)
+        missing = sorted(required - branches)
         if missing:
             return _Verdict(entries, reason=f"tree {tree!r} lacks needed branch(es) {missing}")
         if layout == "run3" and not (
@@ -140,7 +141,7 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
             and any(b.startswith("L1_") for b in branches)
         ):
             return _Verdict(entries, reason=f"tree {tree!r} has no HLT_* and L1_* trigger bits")
-        needed = required_branches(layout, era) | {RUN2.truth, RUN3.truth}
+        needed = required | {RUN2.truth, RUN3.truth}
         typenames = {b: t[b].typename for b in needed & branches}
         wrong = branch_type_problems(layout, typenames, era)
         if wrong:
@@ -398,11 +399,21 @@ def error_cause(err: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-def chunk_error(item: Any, err: BaseException) -> ChunkError:
-    """``err`` restated as the chunk's file, entry range and the original cause."""
-    return ChunkError(
-        f"{item.filename} entries {item.entrystart}-{item.entrystop}: {error_cause(err)}"
-    )
+def skipped_chunk(dataset: str, path: str, start: int, stop: int, error: str) -> dict[str, Any]:
+    """The report of a chunk left out: what the accounting and report.json list."""
+    return {
+        "dataset": dataset,
+        "file": path,
+        "entries": [start, stop],
+        "events": stop - start,
+        "error": error,
+    }
+
+
+def chunk_message(chunk: dict[str, Any]) -> str:
+    """``FILE entries A-B: cause`` for a :func:`skipped_chunk` record."""
+    start, stop = chunk["entries"]
+    return f"{chunk['file']} entries {start}-{stop}: {chunk['error']}"
 
 
 def retry_chunk(
@@ -434,18 +445,13 @@ def retry_chunk(
                 if attempt == retries:
                     raise
             elif attempt == retries or not is_transient(err):
-                failure = chunk_error(item, err)
+                entry = skipped_chunk(
+                    item.dataset, item.filename, item.entrystart, item.entrystop, error_cause(err)
+                )
                 if not skipbadfiles or use_result_type:
-                    raise failure from err
-                entry = {
-                    "dataset": item.dataset,
-                    "file": item.filename,
-                    "entries": [item.entrystart, item.entrystop],
-                    "events": item.entrystop - item.entrystart,
-                    "error": error_cause(err),
-                    "attempts": attempt + 1,
-                }
-                log.warning("skipping chunk %s", failure)
+                    raise ChunkError(chunk_message(entry)) from err
+                entry["attempts"] = attempt + 1
+                log.warning("skipping chunk %s", chunk_message(entry))
                 return {"out": {"skipped": [entry]}, "metrics": {}}
             log.warning(
                 "attempt %d of %d failed (%s); retrying in %.0f s",

@@ -159,16 +159,20 @@ def corrupt_run2(tmp_path_factory) -> Path:
         run2.run2_columns = original
 
 
-def test_failing_chunk_is_skipped_and_counted(corrupt_run2):
-    """A chunk with unequal per-candidate vectors (Run 2) is reported with its events."""
-    fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
-    out = run_runner(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True, retries=0)
-    accounting = out.metrics["accounting"]
+def _assert_the_corrupt_chunk_skipped(accounting: dict) -> None:
+    """Exactly the chunk holding the short Tr_Pt vector, with its 100 events."""
     assert accounting["balanced"]
     (chunk,) = accounting["skipped_chunks"]
     assert chunk["entries"] == [100, 200]
     assert chunk["events"] == 100
     assert "Tr_Pt" in chunk["error"]
+
+
+def test_failing_chunk_is_skipped_and_counted(corrupt_run2):
+    """A chunk with unequal per-candidate vectors (Run 2) is reported with its events."""
+    fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
+    out = run_runner(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True, retries=0)
+    _assert_the_corrupt_chunk_skipped(out.metrics["accounting"])
     assert out.cutflow["d"]["events"]["events"] == 300
 
 
@@ -228,12 +232,7 @@ def test_dask_awkward_names_or_skips_the_failing_chunk(skip, corrupt_run2):
         return
     out = run_dask_awkward(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True)
     runner = run_runner(fileset, DsPhiPiProcessor(), chunksize=100, skip_bad_files=True)
-    accounting = out.metrics["accounting"]
-    assert accounting["balanced"]
-    (chunk,) = accounting["skipped_chunks"]
-    assert chunk["entries"] == [100, 200]
-    assert chunk["events"] == 100
-    assert "Tr_Pt" in chunk["error"]
+    _assert_the_corrupt_chunk_skipped(out.metrics["accounting"])
     assert out.cutflow == runner.cutflow
     np.testing.assert_array_equal(out.hists["h_mass"].values(), runner.hists["h_mass"].values())
 
