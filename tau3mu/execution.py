@@ -84,19 +84,25 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
     )
 
 
-def _uproot_options(fileset: dict[str, Any], keep_trees: bool = False) -> dict[str, Any]:
+def _uproot_options(
+    fileset: dict[str, Any], keep_trees: bool = False, graph: bool = False
+) -> dict[str, Any]:
     """uproot's own XRootD source for ``root://`` inputs (it honours timeouts and
     reconnects); with ``keep_trees`` (the Runner), local files' trees kept open for
-    their next chunks (:mod:`tau3mu.opentrees`)."""
-    from tau3mu import opentrees
+    their next chunks (:mod:`tau3mu.opentrees`). Eager reads take ``std::vector``
+    branches in one pass (:mod:`tau3mu.vectors`, through uproot's object cache); the
+    dask-awkward ``graph`` cannot: ``uproot.dask`` opens files without an object cache.
+    """
+    from tau3mu import opentrees, vectors
     from tau3mu.xrootd import is_xrootd, xrootd_options
 
     paths = [path for spec in fileset.values() for path in spec["files"]]
+    fast = {} if graph else vectors.uproot_options()
     if paths and all(is_xrootd(p) for p in paths):
-        return xrootd_options()
+        return {**xrootd_options(), **fast}
     if keep_trees and paths and all(opentrees.is_local(p) for p in paths):
         return opentrees.uproot_options()
-    return {}
+    return fast
 
 
 def schema_for(config: SelectionConfig) -> type[Tau3MuSchema]:
@@ -254,6 +260,8 @@ def _probe_chunk(
             entry_stop=stop,
             metadata=meta,
             mode="virtual",
+            # read as the graph reads, so that it fails the same way
+            uproot_options=_uproot_options({dataset: {"files": {path: tree}}}, graph=True),
         ).events()
         processor_instance.process(events)
     except Exception as err:
@@ -349,7 +357,7 @@ def run_dask_awkward(
             processor_instance,
             available,
             schemaclass=schema,
-            uproot_options=_uproot_options(fileset),
+            uproot_options=_uproot_options(fileset, graph=True),
         )
         build = time.perf_counter()
         failure: Exception

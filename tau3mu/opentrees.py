@@ -10,6 +10,9 @@ inspection just opened) take the tree the first open made:
   tree reads through it (a chunk's ``with`` leaves it open);
 - ``object_cache``: :class:`KeptTrees`, this process's cache of those trees.
 
+Kept trees read ``std::vector`` branches with :class:`tau3mu.vectors.AsStdVector`, as
+every tree the analysis opens does.
+
 uproot's per-file array cache stays: NanoEvents asks for a jagged branch once for its
 offsets and once for its content, and the cache makes the second ask free. A chunk's
 arrays are dropped from it when the chunk closes its file, as they are without kept
@@ -33,6 +36,7 @@ import uproot.source.file
 from uproot.behaviors.TTree import TTree
 
 from tau3mu.cache import file_identity
+from tau3mu.vectors import use_fast_vectors
 
 #: files a process keeps open at most (each holds one file handle and one reader thread)
 MAX_FILES = 8
@@ -111,9 +115,12 @@ class KeptTrees(MutableMapping):
         return tree
 
     def __setitem__(self, key: str, value: Any) -> None:
-        source = getattr(getattr(value, "file", None), "source", None)
-        if not isinstance(value, TTree) or not isinstance(source, KeptFileSource):
-            return  # directories and trees of other sources: uproot reads them again
+        if not isinstance(value, TTree):
+            return  # directories: uproot reads them again
+        use_fast_vectors(value)
+        source = getattr(value.file, "source", None)
+        if not isinstance(source, KeptFileSource):
+            return  # trees of other sources: uproot reads them again
         evicted = []
         with self._lock:
             full = (source.identity, key)

@@ -1,0 +1,281 @@
+"""Faster reading of Run 2 ``std::vector<number>`` branches: uproot with a one-pass reader.
+
+Profiling the I/O floor on Run 2 files (``benchmarks/bench_throughput.py``) showed that,
+after inflate, uproot spends most of its time removing the 10-byte header ROOT writes
+before every event's ``std::vector`` (``AsJagged.basket_array``: a boolean mask over
+the basket's bytes, a fancy-indexed write and a compress). :class:`AsStdVector` is
+uproot's own ``AsJagged`` interpretation with that step replaced by one numba pass
+(:func:`tau3mu.kernels.vectors.strip_vector_headers`), which also checks every header.
+The arrays are identical, and so are their forms, so coffea and dask-awkward see no
+difference.
+
+uproot picks a branch's interpretation when the tree is read, and offers no option to
+choose another for all reads; its ``object_cache`` option is where every opened tree
+passes. :class:`VectorTrees` is such a cache: it swaps the interpretation of each tree's
+``std::vector<number>`` branches (:func:`use_fast_vectors`) and keeps nothing. The
+Runner's kept trees (:mod:`tau3mu.opentrees`) do the same.
+
+``TAU3MU_VECTORS=uproot`` leaves uproot's own reader in place (for side-by-side
+measurements).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+from uproot.behaviors.TTree import TTree
+from uproot.containers import AsString, AsVector
+from uproot.interpretation.jagged import AsJagged, JaggedArray
+from uproot.interpretation.library import Awkward
+from uproot.interpretation.numerical import AsDtype
+from uproot.interpretation.objects import AsObjects
+
+from tau3mu.kernels.vectors import (
+    VECTOR_HEADER_BYTES,
+    split_string_vectors,
+    strip_vector_headers,
+)
+
+READERS = ("tau3mu", "uproot")
+
+
+def reader() -> str:
+    """The ``std::vector`` reader in use: ``$TAU3MU_VECTORS`` or ``"tau3mu"``."""
+    choice = os.environ.get("TAU3MU_VECTORS", "tau3mu").lower()
+    if choice not in READERS:
+        raise ValueError(f"TAU3MU_VECTORS={choice!r}: use one of {READERS}")
+    return choice
+
+
+def _first(basket: Any, branch: Any) -> int:
+    """The basket's first entry in the file (so errors name entries as the file counts)."""
+    return int(branch.basket_entry_start_stop(basket.basket_num)[0])
+
+
+def _malformed(problem: str, basket: Any, branch: Any, context: Any) -> Exception:
+    """uproot's error for bad bytes, naming the file, branch and basket. Raised outside
+    the kernel's ``except`` so that it is the whole story (tau3mu.faults reports the
+    innermost error of a chain)."""
+    return uproot.deserialization.DeserializationError(
+        f"branch {branch.name!r}, basket {basket.basket_num}: {problem}",
+        None,
+        None,
+        context,
+        branch.file.file_path,
+    )
+
+
+class AsStdVector(AsJagged):
+    """uproot's ``AsJagged`` for ``std::vector<number>``, headers removed in one pass."""
+
+    @classmethod
+    def of(cls, interpretation: AsJagged) -> AsStdVector:
+        return cls(
+            interpretation.content,
+            interpretation.header_bytes,
+            interpretation._typename,
+            interpretation._original,
+        )
+
+    def basket_array(
+        self,
+        data: Any,
+        byte_offsets: Any,
+        basket: Any,
+        branch: Any,
+        context: Any,
+        cursor_offset: Any,
+        library: Any,
+        options: Any,
+    ) -> Any:
+        if byte_offsets is None:  # a counted array, not a streamed vector: uproot's way
+            return super().basket_array(
+                data, byte_offsets, basket, branch, context, cursor_offset, library, options
+            )
+        self.hook_before_basket_array(
+            data=data,
+            byte_offsets=byte_offsets,
+            basket=basket,
+            branch=branch,
+            context=context,
+            cursor_offset=cursor_offset,
+            library=library,
+            options=options,
+        )
+        try:
+            elements, offsets = strip_vector_headers(
+                data, byte_offsets, self._content.itemsize, first_entry=_first(basket, branch)
+            )
+        except ValueError as err:
+            problem = str(err)
+        else:
+            problem = None
+        if problem is not None:
+            raise _malformed(problem, basket, branch, context)
+        content = self._content.basket_array(
+            elements, None, basket, branch, context, cursor_offset, library, options
+        )
+        output = JaggedArray(offsets, content)
+        self.hook_after_basket_array(
+            data=data,
+            byte_offsets=byte_offsets,
+            basket=basket,
+            branch=branch,
+            context=context,
+            output=output,
+            cursor_offset=cursor_offset,
+            library=library,
+            options=options,
+        )
+        return output
+
+
+class AsStringVector(AsObjects):
+    """uproot's ``AsObjects`` for ``std::vector<std::string>``, read in one numba pass
+    (uproot runs an AwkwardForth machine) when an awkward array is asked for."""
+
+    @classmethod
+    def of(cls, interpretation: AsObjects) -> AsStringVector:
+        return cls(interpretation.model, interpretation.branch)
+
+    def basket_array(
+        self,
+        data: Any,
+        byte_offsets: Any,
+        basket: Any,
+        branch: Any,
+        context: Any,
+        cursor_offset: Any,
+        library: Any,
+        options: Any,
+    ) -> Any:
+        if byte_offsets is None or not isinstance(library, Awkward):
+            return super().basket_array(
+                data, byte_offsets, basket, branch, context, cursor_offset, library, options
+            )
+        self.hook_before_basket_array(
+            data=data,
+            byte_offsets=byte_offsets,
+            basket=basket,
+            branch=branch,
+            context=context,
+            cursor_offset=cursor_offset,
+            library=library,
+            options=options,
+        )
+        try:
+            entries, strings, chars = split_string_vectors(
+                data, byte_offsets, first_entry=_first(basket, branch)
+            )
+        except ValueError as err:
+            problem = str(err)
+        else:
+            problem = None
+        if problem is not None:
+            raise _malformed(problem, basket, branch, context)
+        output = ak.Array(_string_lists(entries, strings, chars))
+        self.hook_after_basket_array(
+            data=data,
+            byte_offsets=byte_offsets,
+            basket=basket,
+            branch=branch,
+            context=context,
+            output=output,
+            cursor_offset=cursor_offset,
+            library=library,
+            options=options,
+        )
+        return output
+
+
+def _string_lists(
+    entries: np.ndarray, strings: np.ndarray, chars: np.ndarray
+) -> ak.contents.ListOffsetArray:
+    """``var * string``, laid out as uproot's own reader lays it out."""
+    return ak.contents.ListOffsetArray(
+        ak.index.Index64(entries),
+        ak.contents.ListOffsetArray(
+            ak.index.Index64(strings),
+            ak.contents.NumpyArray(chars, parameters={"__array__": "char"}),
+            parameters={"__array__": "string"},
+        ),
+    )
+
+
+def _is_string_vector(interpretation: Any) -> bool:
+    model = getattr(interpretation, "model", None)
+    return (
+        type(interpretation) is AsObjects
+        and type(model) is AsVector
+        and model.header
+        and type(model.values) is AsString
+        and not model.values.header
+    )
+
+
+def _is_number_vector(interpretation: Any) -> bool:
+    return (
+        type(interpretation) is AsJagged
+        and interpretation.header_bytes == VECTOR_HEADER_BYTES
+        and type(interpretation.content) is AsDtype
+        and interpretation.content.from_dtype.shape == ()
+    )
+
+
+def use_fast_vectors(tree: TTree) -> int:
+    """Read ``tree``'s ``std::vector<number>`` branches with :class:`AsStdVector` and
+    its ``std::vector<std::string>`` ones with :class:`AsStringVector`.
+
+    Returns how many branches were switched (0 under ``TAU3MU_VECTORS=uproot``).
+    """
+    if reader() != "tau3mu":
+        return 0
+    switched = 0
+    for branch in tree.itervalues(recursive=True):
+        interpretation = branch.interpretation
+        if _is_number_vector(interpretation):
+            branch._interpretation = AsStdVector.of(interpretation)
+        elif _is_string_vector(interpretation):
+            branch._interpretation = AsStringVector.of(interpretation)
+        else:
+            continue
+        switched += 1
+    return switched
+
+
+class VectorTrees(MutableMapping):
+    """uproot ``object_cache`` that gives every tree read through it :class:`AsStdVector`
+    readers and keeps nothing (each open reads its objects again, as without a cache).
+
+    Pickles to a fresh instance, so it can travel to Dask workers in uproot's options.
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return VectorTrees, ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if isinstance(value, TTree):
+            use_fast_vectors(value)
+
+    def __delitem__(self, key: str) -> None:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def uproot_options() -> dict[str, Any]:
+    """``uproot.open`` options that read ``std::vector<number>`` branches with
+    :class:`AsStdVector`."""
+    return {"object_cache": VectorTrees()}
