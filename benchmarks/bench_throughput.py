@@ -14,8 +14,11 @@ All measured side by side in one run, on the same files and cores:
 - ``rdf``: the original RDataFrame pipeline corrected per SPEC section 6 (ROOT from PyPI),
   one thread and all threads, end to end and its event loop alone.
 
+Every row is measured ``--repeat`` times (3), the rows of a round interleaved, and the
+median kept, with the range beside it: single runs on this shared machine moved by 15 %.
+
 Usage: ``python benchmarks/bench_throughput.py [--gb 2] [--layout run2 run3]
-[--events-per-file N]``. By default the set is written in files of ~0.25 GB; each file
+[--events-per-file N] [--repeat 3]``. By default the set is written in files of ~0.25 GB; each file
 costs the analysis a fixed ~0.3 s (Run 2: uproot deserialising its 277 branches' metadata,
 NanoEvents typing them), so ``--events-per-file`` measures the same amount of data in
 larger files (results saved as ``throughput_<layout>_<N>``).
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,8 +161,10 @@ def rdf(files: list[str], threads: int, layout: str = "run2") -> dict | None:
 
 
 def bench(
-    layout: str, gb: float, step: int, events_per_file: int | None = None
+    layout: str, gb: float, step: int, events_per_file: int | None = None, repeat: int = 3
 ) -> tuple[list[dict], dict]:
+    """Every row ``repeat`` times, the rows of a round interleaved (so that a slow spell of
+    this shared machine touches all of them), and each row's median kept."""
     info = dataset(layout, gb, events_per_file=events_per_file)
     ((name, spec),) = info["datasets"].items()
     fileset, files = fileset_of(info)
@@ -166,98 +172,101 @@ def bench(
     branches = needed_branches(files[0], tree)
     events = info["events"]
     mb = compressed_bytes(files, tree, branches) / 1e6
-    rows = []
+    times: dict[tuple[str, int, str], list[float]] = {}
 
-    def row(what: str, threads: int, seconds: float, note: str = "") -> dict:
-        return {
-            "layout": layout,
-            "what": what,
-            "threads": threads,
-            "wall_s": round(seconds, 2),
-            "events_per_s": round(events / seconds),
-            "MB_per_s_compressed": round(mb / seconds, 1),
-            "us_per_event": round(1e6 * seconds / events, 2),
-            "note": note,
-        }
+    def note_time(what: str, threads: int, seconds: float, note: str = "") -> None:
+        times.setdefault((what, threads, note), []).append(seconds)
 
     from tau3mu import inflate
 
     # uproot as it comes (standard-library inflate, its own std::vector reader), then
     # ISA-L inflate, then also tau3mu's one-pass std::vector readers (tau3mu's default):
     # the floor and the analysis each read the same way in each pair of rows
-    steady = {}
-    for library, reader in (("zlib", "uproot"), ("isal", "uproot"), ("isal", "tau3mu")):
-        inflate.configure(library)
-        os.environ["TAU3MU_VECTORS"] = reader
-        how = f"{library} inflate, {reader} vector reader"
-        rows.append(
-            row(
+    ways = (("zlib", "uproot"), ("isal", "uproot"), ("isal", "tau3mu"))
+    cutflow: dict = {}
+    agrees = []
+    for _ in range(repeat):
+        for library, reader in ways:
+            inflate.configure(library)
+            os.environ["TAU3MU_VECTORS"] = reader
+            how = f"{library} inflate, {reader} vector reader"
+            note_time(
                 f"I/O floor (uproot, needed branches), {how}",
                 1,
                 floor(files, tree, branches, step),
                 f"{len(branches)} branches, {mb:.0f} MB",
             )
-        )
-        steady[how], cutflow = analysis_in_process(fileset, step)
-        rows.append(
-            row(
+            seconds, cutflow = analysis_in_process(fileset, step)
+            note_time(
                 f"tau3mu processor (Runner, in process), {how}",
                 1,
-                steady[how],
+                seconds,
                 "selection + histograms",
             )
-        )
-    os.environ.pop("TAU3MU_VECTORS")
-    seconds, _ = analysis_in_process(fileset, step, cache=True)
-    rows.append(
-        row(
+        os.environ.pop("TAU3MU_VECTORS")
+        inflate.configure()
+        seconds, _ = analysis_in_process(fileset, step, cache=True)
+        note_time(
             "tau3mu processor (Runner, in process), tau3mu defaults, files known good",
             1,
             seconds,
             "inspection cache: files not reopened before the run",
         )
-    )
-    with tempfile.TemporaryDirectory() as cache_dir:
-        for what, note in (
-            ("first run", "every file opened to inspect it"),
-            ("rerun", "inspection cache from the first run"),
-        ):
-            rows.append(
-                row(
+        with tempfile.TemporaryDirectory() as cache_dir:
+            for what, note in (
+                ("first run", "every file opened to inspect it"),
+                ("rerun", "inspection cache from the first run"),
+            ):
+                note_time(
                     f"tau3mu run (fresh process, end to end), {what}",
                     1,
                     analysis_end_to_end(info["datasets_json"], step, cache_dir),
                     f"imports, JIT, outputs; no fit; tau3mu defaults; {note}",
                 )
-            )
-    # the RDataFrame pipeline, on the same files (it reads both layouts)
-    for threads in sorted({1, os.cpu_count() or 1}):
-        result = rdf(files, threads, layout)
-        if result is None:
-            continue
-        rows.append(
-            row(
+        # the RDataFrame pipeline, on the same files (it reads both layouts)
+        for threads in sorted({1, os.cpu_count() or 1}):
+            result = rdf(files, threads, layout)
+            if result is None:
+                continue
+            note_time(
                 "RDataFrame original, corrected (end to end)",
                 threads,
                 result["wall_s"],
                 "fresh process",
             )
-        )
-        rows.append(
-            row(
+            note_time(
                 "RDataFrame event loop only",
                 threads,
                 result["timing"]["event_loop_s"],
                 "steady state",
             )
+            if result.get("cutflow") and threads == 1:
+                agrees.append(
+                    all(
+                        result["cutflow"][k] == [v["events"], v["candidates"]]
+                        or result["cutflow"][k] == v
+                        for k, v in cutflow[name].items()
+                        if k in result["cutflow"]
+                    )
+                )
+    if agrees:
+        print(f"RDataFrame cutflow agrees with tau3mu: {all(agrees)}")
+    rows = []
+    for (what, threads, note), seconds in times.items():
+        middle = statistics.median(seconds)
+        rows.append(
+            {
+                "layout": layout,
+                "what": what,
+                "threads": threads,
+                "wall_s": round(middle, 2),
+                "range_s": f"{min(seconds):.2f}-{max(seconds):.2f}",
+                "events_per_s": round(events / middle),
+                "MB_per_s_compressed": round(mb / middle, 1),
+                "us_per_event": round(1e6 * middle / events, 2),
+                "note": note,
+            }
         )
-        if result.get("cutflow") and threads == 1:
-            same = all(
-                result["cutflow"][k] == [v["events"], v["candidates"]] or result["cutflow"][k] == v
-                for k, v in cutflow[name].items()
-                if k in result["cutflow"]
-            )
-            print(f"RDataFrame cutflow agrees with tau3mu: {same}")
     return rows, {
         "events": events,
         "files": len(files),
@@ -265,6 +274,7 @@ def bench(
         "file_MB": round(info["bytes"] / 1e6),
         "branches": len(branches),
         "events_per_file": events // len(files),
+        "repeats": repeat,
     }
 
 
@@ -278,6 +288,9 @@ def main() -> None:
     parser.add_argument("--layout", nargs="+", default=["run2", "run3"])
     parser.add_argument("--chunksize", type=int, default=100_000, help="as tau3mu run's default")
     parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of every row (the median is kept)"
+    )
+    parser.add_argument(
         "--events-per-file",
         type=int,
         default=None,
@@ -285,15 +298,36 @@ def main() -> None:
     )
     args = parser.parse_args()
     suffix = f"_{args.events_per_file}" if args.events_per_file else ""
-    all_rows, meta = [], {}
     for layout in args.layout:
         gb = args.gb if layout == "run2" else args.gb / 10
-        rows, info = bench(layout, gb, args.chunksize, args.events_per_file)
-        all_rows += rows
-        meta[layout] = info
+        rows, info = bench(layout, gb, args.chunksize, args.events_per_file, args.repeat)
         print(save(f"throughput_{layout}{suffix}", rows, {"dataset": info}), flush=True)
-    print(save(f"throughput{suffix}", all_rows, {"datasets": meta}))
-    print(json.dumps(meta, indent=2))
+        print(json.dumps(info, indent=2))
+    print(merge(args.chunksize))
+
+
+def merge(chunksize: int) -> str:
+    """``results/throughput.md``: every set measured so far (each in its own run), one
+    table with the set and its chunking named."""
+    from common import RESULTS
+
+    rows, datasets = [], {}
+    for path in sorted(RESULTS.glob("throughput_run*.json")):
+        saved = json.loads(path.read_text())
+        info = saved["dataset"]
+        per_file = info["events_per_file"]
+        chunks = (
+            f"{chunksize // 1000}k"
+            if per_file > chunksize
+            else f"{chunksize // 1000}k (one chunk per file)"
+        )
+        name = f"{saved['rows'][0]['layout']}, {info['files']} files of {round(per_file / 1000)}k events"
+        datasets[path.stem] = info
+        rows += [
+            {"set": name, "chunks": chunks, **{k: v for k, v in r.items() if k != "layout"}}
+            for r in saved["rows"]
+        ]
+    return save("throughput", rows, {"datasets": datasets})
 
 
 if __name__ == "__main__":

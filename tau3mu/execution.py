@@ -90,19 +90,20 @@ def _uproot_options(
     """uproot's own XRootD source for ``root://`` inputs (it honours timeouts and
     reconnects); with ``keep_trees`` (the Runner), local files' trees kept open for
     their next chunks (:mod:`tau3mu.opentrees`). Eager reads take ``std::vector``
-    branches in one pass (:mod:`tau3mu.vectors`, through uproot's object cache); the
-    dask-awkward ``graph`` cannot: ``uproot.dask`` opens files without an object cache.
+    branches in one pass (:mod:`tau3mu.vectors`, through uproot's object cache) and
+    keep a chunk's arrays (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); the dask-awkward
+    ``graph`` reads with uproot's options: ``uproot.dask`` opens files without caches.
     """
     from tau3mu import opentrees, vectors
     from tau3mu.xrootd import is_xrootd, xrootd_options
 
     paths = [path for spec in fileset.values() for path in spec["files"]]
-    fast = {} if graph else vectors.uproot_options()
+    eager = {} if graph else {**vectors.uproot_options(), **opentrees.chunk_cache_options()}
     if paths and all(is_xrootd(p) for p in paths):
-        return {**xrootd_options(), **fast}
+        return {**xrootd_options(), **eager}
     if keep_trees and paths and all(opentrees.is_local(p) for p in paths):
         return opentrees.uproot_options()
-    return fast
+    return eager
 
 
 def schema_for(config: SelectionConfig) -> type[Tau3MuSchema]:

@@ -171,3 +171,41 @@ def test_runner_reads_each_file_once_per_process(kept, run3_dataset, fileset_of,
     for name, hist in out.hists.items():
         np.testing.assert_array_equal(hist.values(), plain.hists[name].values())
     assert len(read) > files  # without kept trees every chunk reads its tree again
+
+
+@pytest.mark.parametrize("cache", ["chunk-sized", "too small"])
+def test_a_chunk_inflates_each_basket_once(kept, run2_dataset, fileset_of, monkeypatch, cache):
+    """NanoEvents asks for a jagged branch's offsets and content separately, often far
+    apart; uproot's array cache must hold the chunk, or the branch's baskets are read
+    and inflated again (shown with a cache too small for a chunk)."""
+    import uproot.compression
+
+    from tau3mu import execution
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    if cache == "too small":
+        monkeypatch.setattr(opentrees, "CHUNK_ARRAY_CACHE", "100 kB")
+    inflated = []
+    decompressor = type(uproot.compression._decompress_ZLIB)
+    original = decompressor.decompress
+
+    def counting(self, *args, **kwargs):
+        inflated.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(decompressor, "decompress", counting)
+    fileset = fileset_of(run2_dataset)
+    out = execution.run_runner(
+        fileset, DsPhiPiProcessor(), chunksize=10**6, inspection_cache=False
+    )  # one chunk per file
+    read = {column.rsplit("-", 1)[0] for column in out.metrics["columns"]}
+    files = [path for spec in fileset.values() for path in spec["files"]]
+    baskets = 0
+    for path in files:
+        tree = uproot.open(path)["Tree3Mu/ntuple"]
+        baskets += sum(tree[name].num_baskets for name in read)
+    metadata = 10 * len(files)  # the inspection: the tree's own records, one basket
+    if cache == "chunk-sized":
+        assert baskets <= len(inflated) <= baskets + metadata
+    else:
+        assert len(inflated) > baskets + metadata
