@@ -1,21 +1,23 @@
-"""Faster reading of Run 2 ``std::vector<number>`` branches: uproot with a one-pass reader.
+"""Faster reading of Run 2's ``std::vector`` branches: uproot with one-pass readers.
 
 Profiling the I/O floor on Run 2 files (``benchmarks/bench_throughput.py``) showed that,
 after inflate, uproot spends most of its time removing the 10-byte header ROOT writes
 before every event's ``std::vector`` (``AsJagged.basket_array``: a boolean mask over
-the basket's bytes, a fancy-indexed write and a compress). :class:`AsStdVector` is
-uproot's own ``AsJagged`` interpretation with that step replaced by one numba pass
-(:func:`tau3mu.kernels.vectors.strip_vector_headers`), which also checks every header.
-The arrays are identical, and so are their forms, so coffea and dask-awkward see no
+the basket's bytes, a fancy-indexed write and a compress), and reads the
+``vector<string>`` trigger names through an AwkwardForth machine. :class:`AsStdVector`
+and :class:`AsStringVector` are uproot's own ``AsJagged`` and ``AsObjects`` with that
+step replaced by one numba pass (:mod:`tau3mu.kernels.vectors`), which also checks
+every header. The arrays are identical, and so are their forms, so coffea sees no
 difference.
 
 uproot picks a branch's interpretation when the tree is read, and offers no option to
 choose another for all reads; its ``object_cache`` option is where every opened tree
 passes. :class:`VectorTrees` is such a cache: it swaps the interpretation of each tree's
-``std::vector<number>`` branches (:func:`use_fast_vectors`) and keeps nothing. The
-Runner's kept trees (:mod:`tau3mu.opentrees`) do the same.
+vector branches (:func:`use_fast_vectors`) and keeps nothing. The Runner's kept trees
+(:mod:`tau3mu.opentrees`) do the same. ``uproot.dask`` opens its files without an object
+cache, so the dask-awkward graph reads with uproot's readers.
 
-``TAU3MU_VECTORS=uproot`` leaves uproot's own reader in place (for side-by-side
+``TAU3MU_VECTORS=uproot`` leaves uproot's own readers in place (for side-by-side
 measurements).
 """
 
@@ -57,20 +59,53 @@ def _first(basket: Any, branch: Any) -> int:
     return int(branch.basket_entry_start_stop(basket.basket_num)[0])
 
 
-def _malformed(problem: str, basket: Any, branch: Any, context: Any) -> Exception:
-    """uproot's error for bad bytes, naming the file, branch and basket. Raised outside
-    the kernel's ``except`` so that it is the whole story (tau3mu.faults reports the
-    innermost error of a chain)."""
-    return uproot.deserialization.DeserializationError(
-        f"branch {branch.name!r}, basket {basket.basket_num}: {problem}",
-        None,
-        None,
-        context,
-        branch.file.file_path,
-    )
+class _OnePass:
+    """``basket_array`` through :meth:`_read` (a kernel on the basket's bytes), with
+    uproot's hooks around it and a malformed entry reported as uproot reports bad bytes:
+    a ``DeserializationError`` naming the file, branch, basket and entry."""
+
+    def _uproot_reads(self, byte_offsets: Any, library: Any) -> bool:
+        raise NotImplementedError
+
+    def _read(self, data: Any, byte_offsets: Any, first_entry: int, args: tuple) -> Any:
+        raise NotImplementedError
+
+    def basket_array(
+        self,
+        data: Any,
+        byte_offsets: Any,
+        basket: Any,
+        branch: Any,
+        context: Any,
+        cursor_offset: Any,
+        library: Any,
+        options: Any,
+    ) -> Any:
+        args = (basket, branch, context, cursor_offset, library, options)
+        if self._uproot_reads(byte_offsets, library):
+            return super().basket_array(data, byte_offsets, *args)
+        where = {"data": data, "byte_offsets": byte_offsets, "basket": basket}
+        where |= {"branch": branch, "context": context, "cursor_offset": cursor_offset}
+        self.hook_before_basket_array(**where, library=library, options=options)
+        try:
+            output = self._read(data, byte_offsets, _first(basket, branch), args)
+        except ValueError as err:
+            problem = str(err)
+        else:
+            problem = None
+        if problem is not None:  # raised here, not in the except: the whole story
+            raise uproot.deserialization.DeserializationError(
+                f"branch {branch.name!r}, basket {basket.basket_num}: {problem}",
+                None,
+                None,
+                context,
+                branch.file.file_path,
+            )
+        self.hook_after_basket_array(**where, output=output, library=library, options=options)
+        return output
 
 
-class AsStdVector(AsJagged):
+class AsStdVector(_OnePass, AsJagged):
     """uproot's ``AsJagged`` for ``std::vector<number>``, headers removed in one pass."""
 
     @classmethod
@@ -82,60 +117,17 @@ class AsStdVector(AsJagged):
             interpretation._original,
         )
 
-    def basket_array(
-        self,
-        data: Any,
-        byte_offsets: Any,
-        basket: Any,
-        branch: Any,
-        context: Any,
-        cursor_offset: Any,
-        library: Any,
-        options: Any,
-    ) -> Any:
-        if byte_offsets is None:  # a counted array, not a streamed vector: uproot's way
-            return super().basket_array(
-                data, byte_offsets, basket, branch, context, cursor_offset, library, options
-            )
-        self.hook_before_basket_array(
-            data=data,
-            byte_offsets=byte_offsets,
-            basket=basket,
-            branch=branch,
-            context=context,
-            cursor_offset=cursor_offset,
-            library=library,
-            options=options,
+    def _uproot_reads(self, byte_offsets: Any, library: Any) -> bool:
+        return byte_offsets is None  # a counted array, not a streamed vector
+
+    def _read(self, data: Any, byte_offsets: Any, first_entry: int, args: tuple) -> Any:
+        elements, offsets = strip_vector_headers(
+            data, byte_offsets, self._content.itemsize, first_entry=first_entry
         )
-        try:
-            elements, offsets = strip_vector_headers(
-                data, byte_offsets, self._content.itemsize, first_entry=_first(basket, branch)
-            )
-        except ValueError as err:
-            problem = str(err)
-        else:
-            problem = None
-        if problem is not None:
-            raise _malformed(problem, basket, branch, context)
-        content = self._content.basket_array(
-            elements, None, basket, branch, context, cursor_offset, library, options
-        )
-        output = JaggedArray(offsets, content)
-        self.hook_after_basket_array(
-            data=data,
-            byte_offsets=byte_offsets,
-            basket=basket,
-            branch=branch,
-            context=context,
-            output=output,
-            cursor_offset=cursor_offset,
-            library=library,
-            options=options,
-        )
-        return output
+        return JaggedArray(offsets, self._content.basket_array(elements, None, *args))
 
 
-class AsStringVector(AsObjects):
+class AsStringVector(_OnePass, AsObjects):
     """uproot's ``AsObjects`` for ``std::vector<std::string>``, read in one numba pass
     (uproot runs an AwkwardForth machine) when an awkward array is asked for."""
 
@@ -143,54 +135,12 @@ class AsStringVector(AsObjects):
     def of(cls, interpretation: AsObjects) -> AsStringVector:
         return cls(interpretation.model, interpretation.branch)
 
-    def basket_array(
-        self,
-        data: Any,
-        byte_offsets: Any,
-        basket: Any,
-        branch: Any,
-        context: Any,
-        cursor_offset: Any,
-        library: Any,
-        options: Any,
-    ) -> Any:
-        if byte_offsets is None or not isinstance(library, Awkward):
-            return super().basket_array(
-                data, byte_offsets, basket, branch, context, cursor_offset, library, options
-            )
-        self.hook_before_basket_array(
-            data=data,
-            byte_offsets=byte_offsets,
-            basket=basket,
-            branch=branch,
-            context=context,
-            cursor_offset=cursor_offset,
-            library=library,
-            options=options,
-        )
-        try:
-            entries, strings, chars = split_string_vectors(
-                data, byte_offsets, first_entry=_first(basket, branch)
-            )
-        except ValueError as err:
-            problem = str(err)
-        else:
-            problem = None
-        if problem is not None:
-            raise _malformed(problem, basket, branch, context)
-        output = ak.Array(_string_lists(entries, strings, chars))
-        self.hook_after_basket_array(
-            data=data,
-            byte_offsets=byte_offsets,
-            basket=basket,
-            branch=branch,
-            context=context,
-            output=output,
-            cursor_offset=cursor_offset,
-            library=library,
-            options=options,
-        )
-        return output
+    def _uproot_reads(self, byte_offsets: Any, library: Any) -> bool:
+        return byte_offsets is None or not isinstance(library, Awkward)
+
+    def _read(self, data: Any, byte_offsets: Any, first_entry: int, args: tuple) -> Any:
+        entries, strings, chars = split_string_vectors(data, byte_offsets, first_entry=first_entry)
+        return ak.Array(_string_lists(entries, strings, chars))
 
 
 def _string_lists(
