@@ -161,23 +161,23 @@ def _inspect_all(
     era: str,
     threads: int,
     client: Any = None,
-    keep_trees: bool = False,
+    keep: list[bool] | None = None,
 ) -> list[_Verdict]:
     """Inspect files concurrently: on the Dask workers when there is a client (opening a
     file is Python-bound work, which parallelises across processes, not threads), else on
-    threads (opening remote files is mostly waiting on the network)."""
+    threads (opening remote files is mostly waiting on the network). ``keep``: per job,
+    whether the opening process keeps the file's tree for the Runner's chunks."""
+    keep = keep if keep is not None else [False] * len(jobs)
     if client is not None and len(jobs) > 1:
         paths, trees = zip(*jobs, strict=True)
-        futures = client.map(
-            _problem, paths, trees, [era] * len(jobs), [keep_trees] * len(jobs), pure=False
-        )
+        futures = client.map(_problem, paths, trees, [era] * len(jobs), keep, pure=False)
         return list(client.gather(futures))
     if threads <= 1 or len(jobs) <= 1:
-        return [_problem(path, tree, era, keep_trees) for path, tree in jobs]
+        return [_problem(path, tree, era, k) for (path, tree), k in zip(jobs, keep, strict=True)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
-        return list(pool.map(lambda job: _problem(*job, era, keep_trees), jobs))
+        return list(pool.map(lambda job, k: _problem(*job, era, k), jobs, keep))
 
 
 def _inspect_known(
@@ -190,6 +190,8 @@ def _inspect_known(
 ) -> list[_Verdict]:
     """Verdicts in ``jobs`` order: remembered ones from ``known``, the rest inspected now
     (and remembered when good)."""
+    from tau3mu import opentrees
+
     verdicts: list[_Verdict | None] = [None] * len(jobs)
     todo = []
     for i, (_, path, tree) in enumerate(jobs):
@@ -198,7 +200,10 @@ def _inspect_known(
             verdicts[i] = _Verdict(*hit)
         else:
             todo.append(i)
-    fresh = _inspect_all([jobs[i][1:] for i in todo], era, threads, client, keep_trees)
+    # the Runner takes the files in this order and a process keeps max_files of them: keep
+    # the first ones, which it reaches before a later open evicts them
+    keep = [keep_trees and i < opentrees.kept_trees().max_files for i in todo]
+    fresh = _inspect_all([jobs[i][1:] for i in todo], era, threads, client, keep)
     for i, verdict in zip(todo, fresh, strict=True):
         verdicts[i] = verdict
         if known is not None and verdict.reason is None and verdict.entries:

@@ -173,6 +173,23 @@ def test_runner_reads_each_file_once_per_process(kept, run3_dataset, fileset_of,
     assert len(read) > files  # without kept trees every chunk reads its tree again
 
 
+def test_with_more_files_than_kept_the_first_ones_are_kept(
+    kept, run3_dataset, fileset_of, monkeypatch
+):
+    """The inspection keeps the trees of the files the Runner reaches first: with the last
+    ones kept, the Runner's first opens would evict them unused and read every file twice."""
+    from tau3mu import execution
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    monkeypatch.setattr(kept, "max_files", 1)
+    fileset = fileset_of(run3_dataset)
+    files = sum(len(spec["files"]) for spec in fileset.values())
+    read = _deserialisations(monkeypatch)
+    execution.run_runner(fileset, DsPhiPiProcessor(), chunksize=10**6, inspection_cache=False)
+    # each file once for the inspection; the Runner reads all but the first one again
+    assert len(read) == 2 * files - 1
+
+
 @pytest.mark.parametrize("cache", ["chunk-sized", "too small"])
 def test_a_chunk_inflates_each_basket_once(kept, run2_dataset, fileset_of, monkeypatch, cache):
     """NanoEvents asks for a jagged branch's offsets and content separately, often far
