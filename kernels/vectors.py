@@ -22,8 +22,35 @@ _BYTE_COUNT_MASK = 0x40000000
 
 
 @numba.njit(cache=True, nogil=True)
-def _strip_kernel(data, byte_offsets, itemsize, checked, content, offsets):
-    header = 10
+def _be32(data, at):
+    """The big-endian 4-byte unsigned integer at ``data[at:at + 4]``."""
+    return (
+        (np.int64(data[at]) << 24)
+        | (np.int64(data[at + 1]) << 16)
+        | (np.int64(data[at + 2]) << 8)
+        | np.int64(data[at + 3])
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _header_ok(data, start, stop):
+    """ROOT's byte count of the object at ``start``: the bytes after it, with the flag."""
+    return _be32(data, start) == (_BYTE_COUNT_MASK | (stop - start - 4))
+
+
+@numba.njit(cache=True, nogil=True)
+def _string_size(data, pos):
+    """A streamed string's size and where its characters start: one byte, or 255 and
+    then four bytes for a long string."""
+    size = np.int64(data[pos])
+    if size == 255:
+        return _be32(data, pos + 1), pos + 5
+    return size, pos + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _strip_kernel(data, byte_offsets, itemsize, content, offsets):
+    header = VECTOR_HEADER_BYTES
     pos = 0
     offsets[0] = 0
     for entry in range(len(byte_offsets) - 1):
@@ -34,21 +61,8 @@ def _strip_kernel(data, byte_offsets, itemsize, checked, content, offsets):
         size = stop - start - header
         if size % itemsize != 0 or pos + size > len(content):
             return entry
-        if checked:
-            count = (
-                (np.int64(data[start]) << 24)
-                | (np.int64(data[start + 1]) << 16)
-                | (np.int64(data[start + 2]) << 8)
-                | np.int64(data[start + 3])
-            )
-            length = (
-                (np.int64(data[start + 6]) << 24)
-                | (np.int64(data[start + 7]) << 16)
-                | (np.int64(data[start + 8]) << 8)
-                | np.int64(data[start + 9])
-            )
-            if count != (_BYTE_COUNT_MASK | (stop - start - 4)) or length * itemsize != size:
-                return entry
+        if not _header_ok(data, start, stop) or _be32(data, start + 6) * itemsize != size:
+            return entry
         # unsigned indices: no negative-index wraparound, so LLVM vectorises the copy
         target = np.uint64(pos)
         source = np.uint64(start + header)
@@ -64,15 +78,14 @@ def strip_vector_headers(
     byte_offsets: np.ndarray,
     itemsize: int,
     *,
-    checked: bool = True,
     first_entry: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Elements' bytes (``uint8``, still big-endian) and element offsets (``int32``).
 
     ``data``: a basket's bytes; ``byte_offsets``: where each entry starts in them, plus
-    the end (``n + 1`` values). ``checked`` also verifies each header's byte count and
-    number of elements. A malformed entry raises :class:`ValueError` naming it, counted
-    from ``first_entry`` (the basket's first entry in its file).
+    the end (``n + 1`` values). Each header's byte count and number of elements are
+    checked; a malformed entry raises :class:`ValueError` naming it, counted from
+    ``first_entry`` (the basket's first entry in its file).
     """
     data = np.asarray(data, dtype=np.uint8)
     byte_offsets = np.asarray(byte_offsets, dtype=np.int64)
@@ -80,7 +93,7 @@ def strip_vector_headers(
     size = int(byte_offsets[-1] - byte_offsets[0]) - VECTOR_HEADER_BYTES * entries if entries else 0
     content = np.empty(max(size, 0), dtype=np.uint8)
     offsets = np.empty(entries + 1, dtype=np.int32)
-    bad = _strip_kernel(data, byte_offsets, itemsize, checked, content, offsets)
+    bad = _strip_kernel(data, byte_offsets, itemsize, content, offsets)
     if bad >= 0:
         start, stop = int(byte_offsets[bad]), int(byte_offsets[bad + 1])
         raise ValueError(
@@ -100,38 +113,17 @@ def _string_sizes_kernel(data, byte_offsets, sizes):
     for entry in range(len(byte_offsets) - 1):
         start = byte_offsets[entry]
         stop = byte_offsets[entry + 1]
-        if stop < start + 10 or stop > len(data):
+        if stop < start + VECTOR_HEADER_BYTES or stop > len(data):
             return entry
-        count = (
-            (np.int64(data[start]) << 24)
-            | (np.int64(data[start + 1]) << 16)
-            | (np.int64(data[start + 2]) << 8)
-            | np.int64(data[start + 3])
-        )
-        if count != (_BYTE_COUNT_MASK | (stop - start - 4)):
+        if not _header_ok(data, start, stop):
             return entry
-        length = (
-            (np.int64(data[start + 6]) << 24)
-            | (np.int64(data[start + 7]) << 16)
-            | (np.int64(data[start + 8]) << 8)
-            | np.int64(data[start + 9])
-        )
-        pos = start + 10
+        length = _be32(data, start + 6)
+        pos = start + VECTOR_HEADER_BYTES
         for _ in range(length):
-            if pos >= stop:
+            # the size byte, and for a long string its four more bytes, inside the entry
+            if pos >= stop or (data[pos] == 255 and pos + 5 > stop):
                 return entry
-            size = np.int64(data[pos])
-            pos += 1
-            if size == 255:  # long string: the size follows as 4 bytes
-                if pos + 4 > stop:
-                    return entry
-                size = (
-                    (np.int64(data[pos]) << 24)
-                    | (np.int64(data[pos + 1]) << 16)
-                    | (np.int64(data[pos + 2]) << 8)
-                    | np.int64(data[pos + 3])
-                )
-                pos += 4
+            size, pos = _string_size(data, pos)
             pos += size
             chars += size
         if pos != stop:
@@ -150,24 +142,9 @@ def _string_fill_kernel(data, byte_offsets, entry_offsets, string_offsets, chars
     string_offsets[0] = 0
     for entry in range(len(byte_offsets) - 1):
         start = byte_offsets[entry]
-        length = (
-            (np.int64(data[start + 6]) << 24)
-            | (np.int64(data[start + 7]) << 16)
-            | (np.int64(data[start + 8]) << 8)
-            | np.int64(data[start + 9])
-        )
-        pos = start + 10
-        for _ in range(length):
-            size = np.int64(data[pos])
-            pos += 1
-            if size == 255:
-                size = (
-                    (np.int64(data[pos]) << 24)
-                    | (np.int64(data[pos + 1]) << 16)
-                    | (np.int64(data[pos + 2]) << 8)
-                    | np.int64(data[pos + 3])
-                )
-                pos += 4
+        pos = start + VECTOR_HEADER_BYTES
+        for _ in range(_be32(data, start + 6)):
+            size, pos = _string_size(data, pos)
             source = np.uint64(pos)
             for k in range(np.uint64(size)):
                 chars[filled + k] = data[source + k]
