@@ -1,0 +1,66 @@
+"""What a dataset's era decides (``docs/physics.md``, "Eras"): the one home of that rule.
+
+An era is the data-taking period a dataset belongs to, as input.json spells it:
+``"2017"``, ``"2017B"``, ``"2018D"``, ``"2022F"``, ``"2024C-v1"``. Its leading year
+decides the run period (the Run 2 or the Run 3 selection and layout), the year in the
+names of Run 2's trigger-match branches, the centre-of-mass energy shown on figures,
+and which muon scale-factor file applies.
+
+>>> period_of("2017B"), year_of("2017B"), sqrt_s_tev("2017B")
+('run2', 2017, 13.0)
+>>> period_of("2024C-v1"), sqrt_s_tev("2024C-v1")
+('run3', 13.6)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+__all__ = ["RUN2_YEARS", "RUN3_FIRST_YEAR", "EraError", "Period", "period_of", "sqrt_s_tev", "year_of"]
+
+Period = Literal["run2", "run3"]
+
+#: years whose data come in the Run 2 layout (``Tree3Mu/ntuple``) and take its selection
+RUN2_YEARS: tuple[int, ...] = (2016, 2017, 2018)
+#: the first year of Run 3 (the group's NanoAOD producer, ``Events``)
+RUN3_FIRST_YEAR = 2022
+_LAST_YEAR = 2026
+
+_ERA = re.compile(r"^(?:Run)?(\d{4})[A-Za-z0-9_-]*$")
+
+
+class EraError(ValueError):
+    """An era whose year is not one of Run 2's or Run 3's."""
+
+
+def year_of(era: str) -> int:
+    """The data-taking year of ``era``.
+
+    Raises
+    ------
+    EraError
+        When ``era`` does not start with a Run 2 or Run 3 year.
+
+    >>> year_of("2018D")
+    2018
+    """
+    match = _ERA.match(str(era).strip())
+    year = int(match.group(1)) if match else None
+    if year is None or not (year in RUN2_YEARS or RUN3_FIRST_YEAR <= year <= _LAST_YEAR):
+        raise EraError(
+            f"era {era!r}: expected a year of Run 2 ({RUN2_YEARS[0]}-{RUN2_YEARS[-1]}) or "
+            f"Run 3 ({RUN3_FIRST_YEAR} on) with an optional run letter, such as '2017B' or "
+            "'2022F'"
+        )
+    return year
+
+
+def period_of(era: str) -> Period:
+    """``"run2"`` for 2016-2018, ``"run3"`` from 2022 on (raises :class:`EraError`)."""
+    return "run2" if year_of(era) in RUN2_YEARS else "run3"
+
+
+def sqrt_s_tev(era: str) -> float:
+    """The LHC centre-of-mass energy of ``era`` in TeV: 13 in Run 2, 13.6 in Run 3."""
+    return 13.0 if period_of(era) == "run2" else 13.6
