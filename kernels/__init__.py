@@ -9,6 +9,7 @@ can be handed to :func:`dask_awkward.map_partitions` as is.
 from __future__ import annotations
 
 from tau3mu.kernels.best import best_candidate
+from tau3mu.kernels.dimuon import dimuon_mass, dimuon_mass_values
 from tau3mu.kernels.gather import gather, gather_values
 from tau3mu.kernels.kinematics import delta_r, delta_r_values, pair_mass, pair_mass_values
 from tau3mu.kernels.matching import match_to_collection
@@ -18,6 +19,8 @@ __all__ = [
     "best_candidate",
     "delta_r",
     "delta_r_values",
+    "dimuon_mass",
+    "dimuon_mass_values",
     "gather",
     "gather_values",
     "match_to_collection",

@@ -6,7 +6,8 @@ output is a dictionary that coffea's accumulators merge across chunks:
 
 ``cutflow``
     ``{dataset: {label: {"events": n, "candidates": n}}}`` with the labels ``events``,
-    the ten steps of :data:`tau3mu.config.CUTFLOW_STEPS` and ``best_candidate``.
+    the steps of the dataset's run period (:data:`tau3mu.config.RUN2_STEPS` or
+    :data:`tau3mu.config.RUN3_STEPS`) and ``best_candidate``.
 ``hists``
     ``h_mass`` and the control histograms of :mod:`processors.histograms`.
 ``snapshot``
@@ -20,18 +21,26 @@ output is a dictionary that coffea's accumulators merge across chunks:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 from coffea import processor
 
-from tau3mu.config import TRUTH_BACKGROUND, TRUTH_DPLUS, TRUTH_DS, SelectionConfig
+from tau3mu.config import (
+    TRUTH_BACKGROUND,
+    TRUTH_DPLUS,
+    TRUTH_DS,
+    PeriodSelection,
+    SelectionConfig,
+)
 from tau3mu.corrections import MuonScaleFactors
+from tau3mu.eras import EraError, period_of, year_of
 from tau3mu.kernels import best_candidate
 from tau3mu.processors.arrays import call, is_dask, lib
 from tau3mu.processors.histograms import book
-from tau3mu.processors.links import candidate_view, consistent, trigger_fired
-from tau3mu.processors.selection import STEP_LABELS, select
+from tau3mu.processors.links import InputError, candidate_view, consistent, is_run2, trigger_fired
+from tau3mu.processors.selection import select
 
 #: best-candidate quantities written to the snapshot, as ``BestTriplet_<name>``
 SNAPSHOT_FIELDS: tuple[str, ...] = (
@@ -56,6 +65,15 @@ SNAPSHOT_FIELDS: tuple[str, ...] = (
 )
 
 
+_LAYOUT_NAMES = {"run2": "Run 2 layout (Tree3Mu/ntuple)", "run3": "Run 3 layout (Events)"}
+
+
+def _fingerprint(scale_factors: Any) -> Any:
+    if isinstance(scale_factors, Mapping):
+        return {year: sf.fingerprint() for year, sf in sorted(scale_factors.items())}
+    return scale_factors.fingerprint() if scale_factors is not None else None
+
+
 def _is_mc(metadata: dict[str, Any]) -> bool:
     return str(metadata.get("type", "data")).lower() == "mc" or bool(metadata.get("is_mc"))
 
@@ -66,9 +84,12 @@ class DsPhiPiProcessor(processor.ProcessorABC):
     Parameters
     ----------
     config
-        Cut values and binning; SPEC defaults when omitted.
+        Both periods' cut values and the binning; the defaults of ``docs/physics.md``
+        when omitted. A dataset's ``era`` (its metadata, else ``config.era``) picks its
+        period; without either, the file's layout does.
     scale_factors
-        Muon ID scale factors applied to simulation; without them simulation gets weight 1.
+        Muon ID scale factors applied to simulation: one set for every era, or a mapping
+        from the era's year (``"2017"``) to its set; without them simulation gets weight 1.
     snapshot
         Return the best candidates per event (for the output TTree).
     """
@@ -77,7 +98,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         self,
         config: SelectionConfig | None = None,
         *,
-        scale_factors: MuonScaleFactors | None = None,
+        scale_factors: MuonScaleFactors | Mapping[str, MuonScaleFactors] | None = None,
         snapshot: bool = True,
     ) -> None:
         self.config = config or SelectionConfig()
@@ -90,19 +111,43 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         return {
             "processor": f"{type(self).__module__}.{type(self).__qualname__}",
             "config": self.config.to_dict(),
-            "scale_factors": self.scale_factors.fingerprint() if self.scale_factors else None,
+            "scale_factors": _fingerprint(self.scale_factors),
             "snapshot": self.snapshot,
         }
 
+    def period(self, events: Any) -> tuple[PeriodSelection, str | None, str | None]:
+        """(the selection, Run 2's trigger-match year, the era) for ``events``' dataset.
+
+        Raises
+        ------
+        InputError
+            The file's layout is not the one of the dataset's era's run period.
+        """
+        metadata = getattr(events, "metadata", None) or {}
+        era = metadata.get("era") or self.config.era
+        layout = "run2" if is_run2(events) else "run3"
+        if era:
+            try:
+                period = period_of(str(era))
+            except EraError as err:
+                raise InputError(str(err)) from None
+            if period != layout:
+                raise InputError(
+                    f"the file is in the {_LAYOUT_NAMES[layout]} but its dataset's era "
+                    f"{era!r} is a {period.replace('run', 'Run ')} era"
+                )
+        selection = self.config.for_period(layout)
+        year = self.config.trigger_match_year(era) if layout == "run2" else None
+        return selection, year, str(era) if era else None
+
     def process(self, events: Any) -> dict[str, Any]:
-        config = self.config
         dask = is_dask(events)
         xp = lib(events)
         metadata = dict(getattr(events, "metadata", None) or {})
         dataset = str(metadata.get("dataset", "unknown"))
-        is_mc = _is_mc(metadata)
+        selection, year, era = self.period(events)
 
-        trigger = trigger_fired(events, config) & consistent(events)
+        trigger = trigger_fired(events, selection) & consistent(events, year)
         cand = events.Candidate
         n_cand = xp.num(cand.mass, axis=1)
 
@@ -116,21 +161,21 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         }
         if not dask:
             cutflow["events"]["events"] = len(events)
-        selection = select(events, trigger, config)
-        for label in STEP_LABELS:
-            per_event = selection[label]
+        passed = select(events, trigger, selection, year)
+        for label in selection.steps[1:]:
+            per_event = passed[label]
             cutflow[label] = {"events": total(per_event > 0), "candidates": total(per_event)}
-        passing = selection.passing
+        passing = passed.passing
 
         best_index = call(best_candidate, cand.vtx_chi2, passing)
         selected = best_index >= 0
         # links, linked quantities and the phi mass of the best candidates only
         keep = (xp.local_index(cand.mass, axis=1) == best_index)[selected]
-        best = xp.firsts(candidate_view(events[selected], config, keep=keep), axis=1)
+        best = xp.firsts(candidate_view(events[selected], selection, year, keep=keep), axis=1)
         n_passing = xp.sum(passing, axis=1)[selected]
         cutflow["best_candidate"] = {"events": total(selected), "candidates": total(selected)}
 
-        weights, sf_report = self._weights(best, xp, dask, is_mc)
+        weights, sf_report = self._weights(best, xp, dask, _is_mc(metadata), era)
         hists = self._fill(best, n_passing, weights, dataset, dask)
         out: dict[str, Any] = {
             "cutflow": {dataset: cutflow},
@@ -145,10 +190,25 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         return out
 
     # -- pieces ----------------------------------------------------------------------
-    def _weights(self, best: Any, xp: Any, dask: bool, is_mc: bool) -> tuple[dict, Any]:
-        if not (is_mc and self.scale_factors is not None):
+    def _scale_factors(self, era: str | None) -> MuonScaleFactors | None:
+        """The scale factors of ``era`` (a mapping is keyed by the era's year)."""
+        if not isinstance(self.scale_factors, Mapping):
+            return self.scale_factors
+        year = str(year_of(era)) if era else None
+        if year not in self.scale_factors:
+            raise InputError(
+                f"no muon scale factors for era {era!r} (known years: "
+                f"{sorted(self.scale_factors)})"
+            )
+        return self.scale_factors[year]
+
+    def _weights(
+        self, best: Any, xp: Any, dask: bool, is_mc: bool, era: str | None
+    ) -> tuple[dict, Any]:
+        scale_factors = self._scale_factors(era) if is_mc else None
+        if scale_factors is None:
             return {"nominal": xp.ones_like(best.mass)}, None
-        weights, clamped = self.scale_factors.event_weights(
+        weights, clamped = scale_factors.event_weights(
             [(best.mu1_eta, best.mu1_pt), (best.mu2_eta, best.mu2_pt)]
         )
         muons = 2 * xp.num(best.mass, axis=0)

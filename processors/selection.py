@@ -1,8 +1,9 @@
-"""The per-candidate cuts of SPEC section 3, and the cumulative selection per event.
+"""The per-candidate cuts of each run period, and the cumulative selection per event.
 
-:func:`select` applies steps 1-10 in order on flat numpy buffers, eagerly (the coffea
-Runner) or per partition (dask-awkward). NaN, from a missing link or a failed refit,
-compares False and so fails every cut that reads it.
+:func:`select` applies the period's steps in order (``docs/physics.md``, "Selection") on
+flat numpy buffers, eagerly (the coffea Runner) or per partition (dask-awkward). NaN,
+from a missing link or a failed refit, compares False and so fails every cut that reads
+it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import awkward as ak
 import numpy as np
 
 from tau3mu import kernels
-from tau3mu.config import SelectionConfig
+from tau3mu.config import PeriodSelection, Run2Selection, Run3Selection
 from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
 from tau3mu.processors.arrays import call, lib
-from tau3mu.processors.links import _KINEMATICS, candidate_links
+from tau3mu.processors.links import candidate_links, candidate_record, muon_record
+
+__all__ = ["in_closed_interval", "in_open_interval", "select", "steps"]
 
 
 def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
@@ -25,122 +28,142 @@ def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
     return (values > window[0]) & (values < window[1])
 
 
-def muon_acceptance(pt: Any, eta: Any, config: SelectionConfig) -> Any:
-    """Barrel muons above ``barrel_min_pt``, endcap muons above ``endcap_min_pt``."""
-    abseta = np.abs(eta)
-    barrel = (abseta < config.barrel_max_abseta) & (pt > config.barrel_min_pt)
-    endcap = (
-        (abseta >= config.barrel_max_abseta)
-        & (abseta < config.endcap_max_abseta)
-        & (pt > config.endcap_min_pt)
-    )
-    return barrel | endcap
+def in_closed_interval(values: Any, window: tuple[float, float]) -> Any:
+    """``low <= values <= high``."""
+    return (values >= window[0]) & (values <= window[1])
 
 
-def pair_mass(pt1: Any, eta1: Any, phi1: Any, pt2: Any, eta2: Any, phi2: Any, mass: float) -> Any:
-    """Invariant mass of two tracks with one mass hypothesis; NaN for a failed refit (pt <= 0)."""
-    return call(kernels.pair_mass, pt1, eta1, phi1, pt2, eta2, phi2, mass=mass)
+Get = Callable[[str], np.ndarray]
+Judge = Callable[[Get], np.ndarray]
 
 
-#: candidate fields the selection reads when the file has them (Run 2 candidates carry
-#: copies of their muons' and track's kinematics; Run 3 ones are linked to them)
-_CANDIDATE_FIELDS = (
-    "mass",
-    "pv_ntracks",
-    "flight_sig",
-    "mu1_trig_dr",
-    "mu2_trig_dr",
-    *(f"{p}_refit_{k}" for p in ("mu1", "mu2") for k in _KINEMATICS),
-    *(f"{p}_{k}" for p in ("mu1", "mu2", "trk") for k in _KINEMATICS),
-)
-_MUON_FIELDS = ("pt", "eta", "phi", "is_global", "is_pf")
-_TRACK_FIELDS = ("pt", "eta", "phi", "dz", "dxy")
-
-Judge = Callable[[Callable[[str], np.ndarray]], np.ndarray]
+def _run2_acceptance(get: Get, prefix: str, cut: Run2Selection) -> np.ndarray:
+    """Barrel ``|eta| < 1.2`` above ``barrel_min_pt``, endcap ``1.2 <= |eta| < 2.4`` above
+    ``endcap_min_pt`` (the original's boundaries)."""
+    pt, abseta = get(f"{prefix}_pt"), np.abs(get(f"{prefix}_eta"))
+    barrel = (abseta < cut.barrel_max_abseta) & (pt > cut.barrel_min_pt)
+    endcap = (abseta >= cut.barrel_max_abseta) & (abseta < cut.endcap_max_abseta)
+    return barrel | (endcap & (pt > cut.endcap_min_pt))
 
 
-def _judges(config: SelectionConfig) -> dict[str, Judge]:
-    """Steps 2-10 in SPEC order. Each judges the candidates still in the running through
-    ``get(name)``: their values of a candidate field (or a linked muon or track field,
-    ``mu1_is_global``, ``trk_dz``, ...), in float64 (flags as stored)."""
-    lo_dr = config.delta_r_window
+def _run3_acceptance(get: Get, prefix: str, cut: Run3Selection) -> np.ndarray:
+    """Barrel ``|eta| <= 1.2`` above ``barrel_min_pt``, endcap ``1.2 < |eta| < 2.4`` above
+    ``endcap_min_pt`` (the group's Run 3 boundaries)."""
+    pt, abseta = get(f"{prefix}_pt"), np.abs(get(f"{prefix}_eta"))
+    barrel = (abseta <= cut.barrel_max_abseta) & (pt > cut.barrel_min_pt)
+    endcap = (abseta > cut.barrel_max_abseta) & (abseta < cut.endcap_max_abseta)
+    return barrel | (endcap & (pt > cut.endcap_min_pt))
 
-    def dr_ok(get: Callable[[str], np.ndarray], a: str, b: str) -> np.ndarray:
+
+def _run2_steps(cut: Run2Selection) -> dict[str, Judge]:
+    """Steps 2-10 of Run 2. Each judges the candidates still in the running through
+    ``get(name)``: their values of a candidate field or of a linked muon or track field
+    (``mu1_is_global``, ``trk_dz``, ...), in float64 (flags as stored)."""
+
+    def dr_ok(get: Get, a: str, b: str) -> np.ndarray:
         dr = kernels.delta_r_values(
             get(f"{a}_eta"), get(f"{a}_phi"), get(f"{b}_eta"), get(f"{b}_phi")
         )
-        return in_open_interval(dr, lo_dr)
+        return in_open_interval(dr, cut.delta_r_window)
 
-    def phi_mass(get: Callable[[str], np.ndarray]) -> np.ndarray:
-        refit = (get(f"{p}_refit_{k}") for p in ("mu1", "mu2") for k in _KINEMATICS)
-        return kernels.pair_mass_values(*refit, mass=config.muon_mass)
+    def phi_mass(get: Get) -> np.ndarray:
+        refit = (get(f"{p}_refit_{k}") for p in ("mu1", "mu2") for k in ("pt", "eta", "phi"))
+        return kernels.pair_mass_values(*refit, mass=cut.muon_mass)
+
+    def both(get: Get, flag: str) -> np.ndarray:
+        return (get(f"mu1_{flag}") > 0) & (get(f"mu2_{flag}") > 0)
 
     return {
-        "mass_window": lambda get: in_open_interval(get("mass"), config.mass_window),
-        "pv_tracks": lambda get: get("pv_ntracks") > config.min_pv_tracks,
-        "flight_significance": lambda get: get("flight_sig") > config.min_flight_significance,
+        "mass_window": lambda get: in_open_interval(get("mass"), cut.mass_window),
+        "pv_tracks": lambda get: get("pv_ntracks") > cut.min_pv_tracks,
+        "flight_significance": lambda get: get("flight_sig") > cut.min_flight_significance,
         "acceptance": lambda get: (
-            muon_acceptance(get("mu1_pt"), get("mu1_eta"), config)
-            & muon_acceptance(get("mu2_pt"), get("mu2_eta"), config)
-            & (get("trk_pt") > config.track_min_pt)
+            _run2_acceptance(get, "mu1", cut)
+            & _run2_acceptance(get, "mu2", cut)
+            & (get("trk_pt") > cut.track_min_pt)
         ),
         "delta_r": lambda get: (
             dr_ok(get, "mu1", "mu2") & dr_ok(get, "mu1", "trk") & dr_ok(get, "mu2", "trk")
         ),
-        "muon_id": lambda get: (
-            (get("mu1_is_global") > 0)
-            & (get("mu1_is_pf") > 0)
-            & (get("mu2_is_global") > 0)
-            & (get("mu2_is_pf") > 0)
-        ),
+        "muon_id": lambda get: both(get, "is_global") & both(get, "is_pf"),
         "track_ip": lambda get: (
-            (np.abs(get("trk_dz")) < config.max_track_abs_dz)
-            & (np.abs(get("trk_dxy")) < config.max_track_abs_dxy)
+            (np.abs(get("trk_dz")) < cut.max_track_abs_dz)
+            & (np.abs(get("trk_dxy")) < cut.max_track_abs_dxy)
         ),
-        "phi_mass": lambda get: in_open_interval(phi_mass(get), config.phi_mass_window),
+        "phi_mass": lambda get: in_open_interval(phi_mass(get), cut.phi_mass_window),
         "trigger_match": lambda get: (
-            (get("mu1_trig_dr") < config.max_trigger_dr)
-            & (get("mu2_trig_dr") < config.max_trigger_dr)
+            (get("mu1_trig_dr") < cut.max_trigger_dr) & (get("mu2_trig_dr") < cut.max_trigger_dr)
         ),
     }
 
 
-#: the cutflow labels of steps 2-10, in order
-STEP_LABELS: tuple[str, ...] = tuple(_judges(SelectionConfig()))
+def _run3_steps(cut: Run3Selection) -> dict[str, Judge]:
+    """The Run 3 steps after the trigger, as :func:`_run2_steps` judges them."""
+
+    def phi_mass(get: Get) -> np.ndarray:
+        muons = (get(f"{p}_{k}") for p in ("mu1", "mu2") for k in ("pt", "eta", "phi", "energy"))
+        opposite = (get("mu1_charge") + get("mu2_charge")) == 0
+        return opposite & in_closed_interval(kernels.dimuon_mass_values(*muons), cut.phi_mass_window)
+
+    def matched(get: Get, prefix: str) -> np.ndarray:
+        return (
+            (get(f"{prefix}_hlt_matched") > 0)
+            & (np.abs(get(f"{prefix}_trg_dr")) < cut.max_trigger_dr)
+            & (np.abs(get(f"{prefix}_trg_dpt")) < cut.max_trigger_dpt)
+        )
+
+    return {
+        "acceptance": lambda get: (
+            _run3_acceptance(get, "mu1", cut)
+            & _run3_acceptance(get, "mu2", cut)
+            & _run3_acceptance(get, "trk", cut)
+        ),
+        "flight_significance": lambda get: get("flight_sig") >= cut.min_flight_significance,
+        "muon_id": lambda get: (
+            (get("mu1_is_global") > 0)
+            & (get("mu1_is_medium") > 0)
+            & (get("mu2_is_global") > 0)
+            & (get("mu2_is_medium") > 0)
+        ),
+        "track_ip": lambda get: (
+            (np.abs(get("trk_dz")) < cut.max_track_abs_dz)
+            & (np.abs(get("trk_dxy")) < cut.max_track_abs_dxy)
+        ),
+        "phi_mass": phi_mass,
+        "mass_window": lambda get: in_closed_interval(get("mass"), cut.mass_window),
+        "trigger_match": lambda get: matched(get, "mu1") & matched(get, "mu2"),
+    }
 
 
-def select(events: Any, trigger: Any, config: SelectionConfig) -> Any:
-    """Steps 1-10 per event: a record with, for each label of :data:`STEP_LABELS`, the
+def steps(selection: PeriodSelection) -> dict[str, Judge]:
+    """The per-candidate steps of ``selection``'s period after the trigger, in order."""
+    if isinstance(selection, Run2Selection):
+        return _run2_steps(selection)
+    return _run3_steps(selection)
+
+
+def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | None) -> Any:
+    """The period's steps per event: a record with, for each label after ``trigger``, the
     number of candidates passing the trigger and every step up to it, and ``passing``,
-    the per-candidate mask after all of them.
+    the per-candidate mask after all of them (Run 2 reads the trigger-match branches of
+    ``year``).
 
     Computed on flat buffers (eagerly, or per partition for dask-awkward arrays), one
     step at a time, each on the candidates that passed the steps before: a jagged
     awkward operation costs a few ms of fixed overhead, and the phi mass, delta R and the
     Run 3 links are worth computing only for the ~20 % of candidates that reach them.
     """
-    cand = events.Candidate
-    fields = [name for name in _CANDIDATE_FIELDS if name in cand.fields]
+    cand = candidate_record(events, year)
     links = lib(cand).zip(candidate_links(events))
-    muon = events.Muon[list(_MUON_FIELDS)]
-    track = events.Track[list(_TRACK_FIELDS)]
-    return call(_select, cand[fields], links, muon, track, trigger, config=config)
+    muon = muon_record(events, selection)
+    track = events.Track[list(("pt", "eta", "phi", "dz", "dxy"))]
+    return call(_select, cand, links, muon, track, trigger, selection=selection)
 
 
-def _select(
-    cand: Any, links: Any, muon: Any, track: Any, trigger: Any, config: SelectionConfig
-) -> ak.Array:
-    arrays = (cand, links, muon, track, trigger)
-    if is_typetracer(*arrays):
-        return on_typetracer(_select, arrays, config=config)
-    c_off, c = _flat_fields(cand)
-    _, link = _flat_fields(links)
-    collections = {"mu": _flat_fields(muon), "trk": _flat_fields(track)}
-    counts = np.diff(c_off)
-    event = np.repeat(np.arange(len(counts)), counts)
+def _check_links(link: dict[str, np.ndarray], sizes: dict[str, np.ndarray], event: np.ndarray) -> None:
+    """Raise IndexError for a link beyond its event's collection (a corrupt file)."""
     for name, index in link.items():
-        # a link beyond its event's collection is a corrupt file, whichever the candidate
-        size = np.diff(collections["trk" if name == "trk_idx" else "mu"][0])[event]
+        size = sizes["trk" if name == "trk_idx" else "mu"][event]
         bad = np.flatnonzero(index >= size)
         if bad.size:
             raise IndexError(
@@ -148,6 +171,20 @@ def _select(
                 f"{int(event[bad[0]])} of the chunk (a corrupt input: indices must be -1 or "
                 "below the number of entries)"
             )
+
+
+def _select(
+    cand: Any, links: Any, muon: Any, track: Any, trigger: Any, selection: PeriodSelection
+) -> ak.Array:
+    arrays = (cand, links, muon, track, trigger)
+    if is_typetracer(*arrays):
+        return on_typetracer(_select, arrays, selection=selection)
+    c_off, c = _flat_fields(cand)
+    _, link = _flat_fields(links)
+    collections = {"mu": _flat_fields(muon), "trk": _flat_fields(track)}
+    counts = np.diff(c_off)
+    event = np.repeat(np.arange(len(counts)), counts)
+    _check_links(link, {k: np.diff(v[0]) for k, v in collections.items()}, event)
     passing = np.repeat(np.asarray(ak.to_numpy(trigger), dtype=bool), counts)
     alive = np.flatnonzero(passing)
 
@@ -163,13 +200,9 @@ def _select(
             fetched["i_off"] = np.concatenate(([0], np.cumsum(per_event)))
         owner, field = name.split("_", 1)
         v_off, values = collections["trk" if owner == "trk" else "mu"]
-        flag = field in ("is_global", "is_pf")
+        flag = field.startswith("is_") or field == "hlt_matched"
         out = kernels.gather_values(
-            v_off,
-            values[field],
-            fetched["i_off"],
-            link[f"{owner}_idx"][alive],
-            0 if flag else np.nan,
+            v_off, values[field], fetched["i_off"], link[f"{owner}_idx"][alive], 0 if flag else np.nan
         )
         return out if flag else out.astype(np.float64)
 
@@ -179,7 +212,7 @@ def _select(
         return fetched[name]
 
     out: dict[str, Any] = {}
-    for label, judge in _judges(config).items():
+    for label, judge in steps(selection).items():
         mask = np.asarray(judge(get), dtype=bool)
         passing[alive[~mask]] = False
         alive = alive[mask]

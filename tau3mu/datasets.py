@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tau3mu.eras import EraError, year_of
 from tau3mu.xrootd import is_remote, join_url
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 
 REQUIRED = ("rootpath", "files", "treename")
 #: optional keys and their defaults; ``metadata`` is an object passed on to the processor
-OPTIONAL: dict[str, Any] = {"era": "2017", "lumi": None, "type": "data", "metadata": None}
+OPTIONAL: dict[str, Any] = {"era": None, "lumi": None, "type": "data", "metadata": None}
 TYPES = ("data", "mc")
 _GLOB_CHARS = "*?["
 
@@ -50,7 +51,9 @@ class Dataset:
     name: str
     files: list[str]
     treename: str | None
-    era: str = "2017"
+    #: the data-taking era (``"2017B"``, ``"2022F"``); None: the run's default, else the
+    #: files' layout decides the period (:mod:`tau3mu.eras`)
+    era: str | None = None
     lumi: float | None = None
     type: str = "data"
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -168,10 +171,15 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
     ):
         raise DatasetError(f"{where}: 'lumi' must be a non-negative number (fb^-1), not {lumi!r}")
     era = spec.get("era", OPTIONAL["era"])
-    if isinstance(era, bool) or not isinstance(era, str | int):
+    if era is not None and (isinstance(era, bool) or not isinstance(era, str | int)):
         raise DatasetError(
-            f"{where}: 'era' must be a string such as \"2017\", not {_type_name(era)}"
+            f"{where}: 'era' must be a string such as \"2017B\", not {_type_name(era)}"
         )
+    if era is not None:
+        try:
+            year_of(str(era))
+        except EraError as err:
+            raise DatasetError(f"{where}: {err}") from None
     metadata = spec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise DatasetError(f"{where}: 'metadata' must be an object, not {_type_name(metadata)}")
@@ -183,7 +191,7 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         name=name,
         files=[join_url(rootpath, f) for f in files],
         treename=spec["treename"],
-        era=str(era),
+        era=str(era) if era is not None else None,
         lumi=float(lumi) if lumi is not None else None,
         type=kind,
         metadata=dict(metadata),
@@ -207,7 +215,7 @@ def datasets_from_paths(
     *,
     treename: str | None = None,
     name: str = "files",
-    era: str = "2017",
+    era: str | None = None,
     kind: str = "data",
     lumi: float | None = None,
 ) -> list[Dataset]:

@@ -106,10 +106,6 @@ def _uproot_options(
     return eager
 
 
-def schema_for(config: SelectionConfig) -> type[Tau3MuSchema]:
-    return Tau3MuSchema.for_era(config.era)
-
-
 def run_runner(
     fileset: dict[str, Any],
     processor_instance: Any,
@@ -150,7 +146,7 @@ def run_runner(
     inspection = inspect_inputs(
         fileset,
         skip_bad_files=skip_bad_files,
-        era=config.era,
+        config=config,
         client=client if executor == "dask" else None,
         cache=inspection_cache,
         keep_trees=True,
@@ -169,7 +165,7 @@ def run_runner(
         raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
     runner = BackoffRunner(
         executor=ex,
-        schema=schema_for(config),
+        schema=Tau3MuSchema,
         chunksize=chunksize,
         maxchunks=maxchunks,
         skipbadfiles=skip_bad_files,
@@ -340,12 +336,12 @@ def run_dask_awkward(
     from tau3mu.faults import ChunkError, check_accounting, chunk_message, inspect_inputs
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
-    schema = schema_for(config)
+    schema = Tau3MuSchema
     tic = time.perf_counter()
     inspection = inspect_inputs(
         fileset,
         skip_bad_files=skip_bad_files,
-        era=config.era,
+        config=config,
         client=client,
         cache=inspection_cache,
     )

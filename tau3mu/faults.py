@@ -100,9 +100,28 @@ class _Verdict:
     entries: int = 0
     uuid: bytes = b""
     reason: str | None = None
+    #: a mistake of the datasets file, not of the file: never skipped
+    fatal: bool = False
 
 
-def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdict:
+class EraMismatchError(InputFileError):
+    """A file whose layout is not the one of its dataset's era's run period."""
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """What a file of a dataset must satisfy: its era (None: any period) and the year of
+    Run 2's trigger-match branches."""
+
+    era: str | None
+    year: str
+
+    @classmethod
+    def of(cls, era: str | None, config: Any) -> _Rules:
+        return cls(era, config.trigger_match_year(era))
+
+
+def _problem(path: str, tree: str, rules: _Rules, keep_trees: bool = False) -> _Verdict:
     """The file's entries and UUID if it is usable, or the reason it is not.
 
     With ``keep_trees``, a local file's tree is kept for the Runner's chunks, should
@@ -110,8 +129,6 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
     import uproot
 
     from tau3mu import opentrees
-    from tau3mu.layouts import RUN2, RUN3
-    from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout
 
     options = opentrees.uproot_options() if keep_trees and opentrees.is_local(path) else {}
     try:
@@ -127,28 +144,12 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
             return _Verdict(reason=f"no tree {tree!r} (the file has {keys})")
         t = f[tree]
         entries = int(t.num_entries)  # what a skipped file held, for the accounting
-        branches = set(t.keys())
-        try:
-            layout = detect_layout(branches)
-        except LayoutError as err:
-            return _Verdict(entries, reason=str(err))
-        required = required_branches(layout, era)
-        missing = sorted(required - branches)
-        if missing:
-            return _Verdict(entries, reason=f"tree {tree!r} lacks needed branch(es) {missing}")
-        if layout == "run3" and not (
-            any(b.startswith("HLT_") for b in branches)
-            and any(b.startswith("L1_") for b in branches)
-        ):
-            return _Verdict(entries, reason=f"tree {tree!r} has no HLT_* and L1_* trigger bits")
-        needed = required | {RUN2.truth, RUN3.truth}
-        typenames = {b: t[b].typename for b in needed & branches}
-        wrong = branch_type_problems(layout, typenames, era)
-        if wrong:
-            return _Verdict(entries, reason=f"tree {tree!r}: " + "; ".join(wrong))
+        verdict = _tree_problem(t, tree, rules, entries)
+        if verdict is not None:
+            return verdict
         if entries:
             # read the last basket of one branch: truncated files fail here, not mid-run
-            t[sorted(branches)[0]].array(entry_start=entries - 1, entry_stop=entries, library="np")
+            t[sorted(t.keys())[0]].array(entry_start=entries - 1, entry_stop=entries, library="np")
         return _Verdict(entries, bytes(f.file.fUUID))
     except Exception as err:
         return _Verdict(entries, reason=f"unreadable ({type(err).__name__}: {err})")
@@ -156,9 +157,49 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
         f.close()
 
 
+def _tree_problem(t: Any, tree: str, rules: _Rules, entries: int) -> _Verdict | None:
+    """Why the tree cannot serve its dataset (layout, era, branches, types), or None."""
+    from tau3mu.eras import period_of
+    from tau3mu.layouts import RUN2, RUN3
+    from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout
+
+    branches = set(t.keys())
+    try:
+        layout = detect_layout(branches)
+    except LayoutError as err:
+        return _Verdict(entries, reason=str(err))
+    if rules.era is not None and period_of(rules.era) != layout:
+        names = {"run2": f"Run 2 layout ({RUN2.tree})", "run3": f"Run 3 layout ({RUN3.tree})"}
+        return _Verdict(
+            entries,
+            reason=f"the file is in the {names[layout]}, but its dataset's era {rules.era!r} "
+            f"is a {period_of(rules.era).replace('run', 'Run ')} era",
+            fatal=True,
+        )
+    required = required_branches(layout, rules.year)
+    missing = sorted(required - branches)
+    if layout == "run2" and RUN2.l1_decision in missing and RUN2.l1_final_decision in branches:
+        missing.remove(RUN2.l1_decision)  # the producer version with initial/final decisions
+    if missing:
+        return _Verdict(entries, reason=f"tree {tree!r} lacks needed branch(es) {missing}")
+    if layout == "run3" and not (
+        any(b.startswith(RUN3.trigger_bit("HLT_")) for b in branches)
+        and any(b.startswith(RUN3.trigger_bit("L1_")) for b in branches)
+    ):
+        return _Verdict(
+            entries, reason=f"tree {tree!r} has no Trigger_HLT_* and Trigger_L1_* trigger bits"
+        )
+    needed = required | {RUN2.truth, RUN3.truth, RUN2.l1_final_decision}
+    typenames = {b: t[b].typename for b in needed & branches}
+    wrong = branch_type_problems(layout, typenames, rules.year)
+    if wrong:
+        return _Verdict(entries, reason=f"tree {tree!r}: " + "; ".join(wrong))
+    return None
+
+
 def _inspect_all(
     jobs: list[tuple[str, str]],
-    era: str,
+    rules: _Rules,
     threads: int,
     client: Any = None,
     keep: list[bool] | None = None,
@@ -170,19 +211,19 @@ def _inspect_all(
     keep = keep if keep is not None else [False] * len(jobs)
     if client is not None and len(jobs) > 1:
         paths, trees = zip(*jobs, strict=True)
-        futures = client.map(_problem, paths, trees, [era] * len(jobs), keep, pure=False)
+        futures = client.map(_problem, paths, trees, [rules] * len(jobs), keep, pure=False)
         return list(client.gather(futures))
     if threads <= 1 or len(jobs) <= 1:
-        return [_problem(path, tree, era, k) for (path, tree), k in zip(jobs, keep, strict=True)]
+        return [_problem(path, tree, rules, k) for (path, tree), k in zip(jobs, keep, strict=True)]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
-        return list(pool.map(lambda job, k: _problem(*job, era, k), jobs, keep))
+        return list(pool.map(lambda job, k: _problem(*job, rules, k), jobs, keep))
 
 
 def _inspect_known(
     jobs: list[tuple[str, str, str]],
-    era: str,
+    rules: _Rules,
     threads: int,
     client: Any,
     known: Any,
@@ -203,7 +244,7 @@ def _inspect_known(
     # the Runner takes the files in this order and a process keeps max_files of them: keep
     # the first ones, which it reaches before a later open evicts them
     keep = [keep_trees and i < opentrees.kept_trees().max_files for i in todo]
-    fresh = _inspect_all([jobs[i][1:] for i in todo], era, threads, client, keep)
+    fresh = _inspect_all([jobs[i][1:] for i in todo], rules, threads, client, keep)
     for i, verdict in zip(todo, fresh, strict=True):
         verdicts[i] = verdict
         if known is not None and verdict.reason is None and verdict.entries:
@@ -213,14 +254,15 @@ def _inspect_known(
     return verdicts  # type: ignore[return-value]
 
 
-def _rules(era: str) -> str:
+def _rules_key(rules: _Rules) -> str:
     """What the inspection checks, for the cache key: the branches it requires."""
-    names = sorted(required_branches("run2", era) | required_branches("run3", era))
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    names = sorted(required_branches("run2", rules.year) | required_branches("run3"))
+    return hashlib.sha256("\n".join([str(rules.era), *names]).encode()).hexdigest()[:16]
 
 
-def required_branches(layout: str, era: str = "2017") -> set[str]:
-    """Branches the selection cannot do without (truth and candidate kinematics are optional)."""
+def required_branches(layout: str, year: str = "2017") -> set[str]:
+    """Branches the selection cannot do without (Run 2: with the trigger-match branches
+    of ``year``; truth and the candidate's own kinematics are optional)."""
     from tau3mu.layouts import RUN2, RUN3
 
     if layout == "run2":
@@ -228,18 +270,17 @@ def required_branches(layout: str, era: str = "2017") -> set[str]:
             *RUN2.event.values(),
             *RUN2.muon.values(),
             *RUN2.track.values(),
-            *RUN2.candidate(era).values(),
+            *RUN2.candidate(year).values(),
             RUN2.hlt_name,
             RUN2.hlt_decision,
             RUN2.l1_name,
             RUN2.l1_decision,
         }
-    optional = ("truth", "pt", "eta", "phi", "charge")
     return {
         *RUN3.event.values(),
         *RUN3.muon.values(),
         *RUN3.track.values(),
-        *(v for k, v in RUN3.candidate().items() if k not in optional),
+        *(v for k, v in RUN3.candidate().items() if k not in RUN3.optional_candidate),
     }
 
 
@@ -247,7 +288,7 @@ def inspect_inputs(
     fileset: dict[str, Any],
     *,
     skip_bad_files: bool = False,
-    era: str = "2017",
+    config: Any = None,
     threads: int | None = None,
     client: Any = None,
     cache: bool = True,
@@ -261,23 +302,35 @@ def inspect_inputs(
     local file found good by an earlier run and unchanged since is not opened again
     (:class:`tau3mu.cache.InspectionCache`). With ``keep_trees``, the process that opens a
     local file keeps its tree for the Runner's chunks (:mod:`tau3mu.opentrees`).
+
+    Each dataset's files are checked against its era (``metadata["era"]``, else
+    ``config.era``; :class:`tau3mu.config.SelectionConfig`): the layout of the era's run
+    period (a mismatch raises :class:`EraMismatchError`, skipping or not) and, for Run 2,
+    the trigger-match branches of the era's year.
     """
-    from tau3mu.cache import InspectionCache
+    from tau3mu.config import SelectionConfig
     from tau3mu.xrootd import is_remote
 
+    config = config or SelectionConfig()
     jobs = [(d, path, tree) for d, spec in fileset.items() for path, tree in spec["files"].items()]
     if threads is None:
         threads = 8 if any(is_remote(path) for _, path, _ in jobs) else 1
-    known = InspectionCache.default(era=era, rules=_rules(era)) if cache else None
-    verdicts = iter(_inspect_known(jobs, era, threads, client, known, keep_trees))
+    rules = {
+        d: _Rules.of((spec.get("metadata") or {}).get("era") or config.era, config)
+        for d, spec in fileset.items()
+    }
+    verdicts, known_good = _inspect_by_rules(jobs, rules, threads, client, cache, keep_trees)
     usable: dict[str, Any] = {}
-    result = Inspection(fileset=usable, known_good=known.hits if known is not None else 0)
+    result = Inspection(fileset=usable, known_good=known_good)
+    verdicts = iter(verdicts)
     for dataset, spec in fileset.items():
         files = {}
         result.entries[dataset] = {}
         for path, tree in spec["files"].items():
             verdict = next(verdicts)
             reason = verdict.reason
+            if verdict.fatal:
+                raise EraMismatchError(f"{path} (dataset {dataset!r}): {reason}")
             if reason is None and verdict.entries == 0:
                 if skip_bad_files:
                     result.skipped.append(
@@ -311,6 +364,30 @@ def inspect_inputs(
         if files:
             usable[dataset] = {**spec, "files": files}
     return result
+
+
+def _inspect_by_rules(
+    jobs: list[tuple[str, str, str]],
+    rules: dict[str, _Rules],
+    threads: int,
+    client: Any,
+    cache: bool,
+    keep_trees: bool,
+) -> tuple[list[_Verdict], int]:
+    """Verdicts in ``jobs`` order, the datasets of one rule set inspected together; and
+    how many files the cache knew good."""
+    from tau3mu.cache import InspectionCache
+
+    verdicts: list[_Verdict | None] = [None] * len(jobs)
+    known_good = 0
+    for rule in dict.fromkeys(rules.values()):
+        positions = [i for i, job in enumerate(jobs) if rules[job[0]] == rule]
+        known = InspectionCache.default(era=str(rule.era), rules=_rules_key(rule)) if cache else None
+        group = [jobs[i] for i in positions]
+        for i, verdict in zip(positions, _inspect_known(group, rule, threads, client, known, keep_trees), strict=True):
+            verdicts[i] = verdict
+        known_good += known.hits if known is not None else 0
+    return verdicts, known_good  # type: ignore[return-value]
 
 
 def check_accounting(

@@ -1,17 +1,20 @@
-"""Branch names of the two input layouts (SPEC section 2): the one place that knows them.
+"""Branch names of the two input layouts (``docs/physics.md``, "Input layouts"): their one home.
 
-Both layouts are mapped onto the same *analysis names* (the keys of the dictionaries
-below), so that the processor, the generator's tests and the cross-checks speak one
+Both layouts are mapped onto the same *analysis names* (the keys of the mappings
+below), so that the processor, the generator and the cross-checks speak one
 vocabulary:
 
 ``Candidate``
-    mass, vtx_chi2, pv_ntracks, flight_sig, mu{1,2}_{pt,eta,phi}, trk_{pt,eta,phi},
-    mu{1,2}_refit_{pt,eta,phi}, mu{1,2}_trig_dr, truth (synthetic files only), and in
-    Run 3 the links mu1_idx, mu2_idx, trk_idx (int32, -1 for none).
+    Run 2: mass, vtx_chi2, pv_ntracks, flight_sig, copies of the linked objects'
+    mu{1,2}_{pt,eta,phi} and trk_{pt,eta,phi}, the refitted muon tracks
+    mu{1,2}_refit_{pt,eta,phi}, mu{1,2}_trig_dr (the era's year in the branch name).
+    Run 3: mass, vtx_chi2, flight_sig, the links mu1_idx, mu2_idx, trk_idx (int32, -1 for
+    none), mu{1,2}_refit_pt, trk_refit_pt. Both: truth (synthetic files only).
 ``Muon``
-    pt, eta, phi, is_global, is_pf
+    pt, eta, phi, is_global, is_pf; Run 3 also energy, charge, is_medium, trg_dr,
+    trg_dpt and one match flag per HLT path.
 ``Track``
-    pt, eta, phi, dz, dxy
+    pt, eta, phi, dz, dxy (Run 3 also charge)
 event level
     run, lumi, event
 """
@@ -38,7 +41,14 @@ class Run2Layout:
     hlt_name: str = "Trigger_hltname"
     hlt_decision: str = "Trigger_hltdecision"
     l1_name: str = "Trigger_l1name"
+    #: the L1 decision, by producer version: one branch, or initial and final decisions
+    #: (the final one is used)
     l1_decision: str = "Trigger_l1decision"
+    l1_final_decision: str = "Trigger_l1Finaldecision"
+    #: the trigger-match branches carry the era's year: ``Mu1_dRtriggerMatch_2017``
+    trigger_match: tuple[str, str] = ("Mu1_dRtriggerMatch_{year}", "Mu2_dRtriggerMatch_{year}")
+    #: simulation only: true pileup, generated particles
+    pileup: str = "nPileUpInt"
     event: MappingProxyType[str, str] = field(
         default_factory=lambda: _ro({"run": "run", "lumi": "lumi", "event": "evt"})
     )
@@ -67,8 +77,8 @@ class Run2Layout:
     #: truth category per candidate (0 background, 1 Ds+, 2 D+); synthetic files only
     truth: str = "Triplet2_Truth"
 
-    def candidate(self, era: str = "2017") -> MappingProxyType[str, str]:
-        """Candidate branches; the trigger-match branches carry the era in their name."""
+    def candidate(self, year: str = "2017") -> MappingProxyType[str, str]:
+        """Candidate branches; the trigger-match branches carry the era's ``year``."""
         return _ro(
             {
                 "mass": "Triplet2_Mass",
@@ -90,30 +100,51 @@ class Run2Layout:
                 "mu2_refit_pt": "RefTrack2_Pt",
                 "mu2_refit_eta": "RefTrack2_Eta",
                 "mu2_refit_phi": "RefTrack2_Phi",
-                "mu1_trig_dr": f"Mu1_dRtriggerMatch_{era}",
-                "mu2_trig_dr": f"Mu2_dRtriggerMatch_{era}",
+                "mu1_trig_dr": self.trigger_match[0].format(year=year),
+                "mu2_trig_dr": self.trigger_match[1].format(year=year),
             }
         )
 
 
 @dataclass(frozen=True)
 class Run3Layout:
-    """nanoAOD-like ``Events``: C arrays with counters, int32 index links, bool trigger bits."""
+    """``Events`` of the CMS group's NanoAOD producer (fnenna/Tau3MuRun3_NANO).
+
+    NanoAOD conventions: C arrays with counters ``n<Coll>``, branches ``<Coll>_<field>``,
+    float32 kinematics, int32 index links (-1 for none), one uint8 branch per trigger
+    bit prefixed ``Trigger_``. The Ds -> phi pi candidates are ``Cand2MuTrk``; the signal
+    channel's ``Tau3Mu`` table, ``PVtx``, ``GenPart`` and ``Pileup`` sit beside them.
+    """
 
     name: LayoutName = "run3"
     tree: str = "Events"
     candidate_collection: str = "Cand2MuTrk"
     muon_collection: str = "Muon"
     track_collection: str = "Track"
-    hlt_path: str = "HLT_DoubleMu3_Trk_Tau3mu"
-    #: L1 seeds written by the producer; the selection matches by pattern, not this list
+    gen_collection: str = "GenPart"
+    #: prefix of the trigger bits: ``Trigger_HLT_<path>``, ``Trigger_L1_<seed>``
+    trigger_prefix: str = "Trigger_"
+    #: HLT paths the producer keeps, as bits and as per-muon match flags ``Muon_<path>``
+    hlt_paths: tuple[str, ...] = (
+        "HLT_DoubleMu3_Trk_Tau3mu",
+        "HLT_DoubleMu3_TkMu_DsTau3Mu_v",
+        "HLT_DoubleMu3_Trk_Tau3mu_NoL1Mass_v",
+        "HLT_DoubleMu4_3_LowMass_v",
+        "HLT_DoubleMu4_LowMass_Displaced_v",
+    )
+    #: L1 seeds the producer keeps
     l1_seeds: tuple[str, ...] = (
         "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4",
+        "L1_DoubleMu0er1p4_SQ_OS_dR_Max1p4",
         "L1_DoubleMu4_SQ_OS_dR_Max1p2",
-        "L1_TripleMu_5_3_3",
+        "L1_DoubleMu4p5_SQ_OS_dR_Max1p2",
+        "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p6",
+        "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p5",
+        "L1_TripleMu_5SQ_3SQ_0_DoubleMu_5_3_SQ_OS_Mass_Max9",
+        "L1_TripleMu_5SQ_3SQ_0OQ_DoubleMu_5_3_SQ_OS_Mass_Max9",
+        "L1_TripleMu_2SQ_1p5SQ_0OQ_Mass_Max12",
+        "L1_TripleMu_3SQ_2p5SQ_0OQ_Mass_Max12",
     )
-    #: other bool trigger branches present in the files, not used by the selection
-    other_paths: tuple[str, ...] = ("HLT_Tau3Mu_Mu7_Mu1_TkMu1_IsoTau15", "HLT_DoubleMu4_3_LowMass")
     event: MappingProxyType[str, str] = field(
         default_factory=lambda: _ro({"run": "run", "lumi": "luminosityBlock", "event": "event"})
     )
@@ -122,37 +153,32 @@ class Run3Layout:
         default_factory=lambda: _ro(
             {
                 "mass": "mass",
-                "vtx_chi2": "vtxChi2",
-                "pv_ntracks": "pvNTracks",
-                "flight_sig": "flightDistSigBS",
-                "mu1_idx": "mu1Idx",
-                "mu2_idx": "mu2Idx",
-                "trk_idx": "trkIdx",
-                "mu1_refit_pt": "mu1RefitPt",
-                "mu1_refit_eta": "mu1RefitEta",
-                "mu1_refit_phi": "mu1RefitPhi",
-                "mu2_refit_pt": "mu2RefitPt",
-                "mu2_refit_eta": "mu2RefitEta",
-                "mu2_refit_phi": "mu2RefitPhi",
-                "mu1_trig_dr": "mu1TrigDR",
-                "mu2_trig_dr": "mu2TrigDR",
-                "pt": "pt",
-                "eta": "eta",
-                "phi": "phi",
-                "charge": "charge",
+                "vtx_chi2": "chi2",
+                "flight_sig": "flightDistBSSig",
+                "mu1_idx": "mu1_idx",
+                "mu2_idx": "mu2_idx",
+                "trk_idx": "tr_idx",
+                "mu1_refit_pt": "refit_mu1_pt",
+                "mu2_refit_pt": "refit_mu2_pt",
+                "trk_refit_pt": "refit_tr_pt",
                 "truth": "truth",
             }
         )
     )
+    #: analysis name -> field name inside ``Muon`` (the match flags come on top)
     muon_fields: MappingProxyType[str, str] = field(
         default_factory=lambda: _ro(
             {
                 "pt": "pt",
                 "eta": "eta",
                 "phi": "phi",
+                "energy": "energy",
                 "charge": "charge",
                 "is_global": "isGlobal",
                 "is_pf": "isPF",
+                "is_medium": "isMedium",
+                "trg_dr": "trgDR",
+                "trg_dpt": "trgDPT",
             }
         )
     )
@@ -161,6 +187,13 @@ class Run3Layout:
             {"pt": "pt", "eta": "eta", "phi": "phi", "charge": "charge", "dz": "dz", "dxy": "dxy"}
         )
     )
+    #: simulation only: the muon's generator origin (0 none, 1 prompt Ds, 2 from a b
+    #: hadron, 3 other), the generated particles, the true pileup
+    decay_type: str = "Muon_decayType"
+    gen_fields: tuple[str, ...] = ("pt", "eta", "phi", "mass", "pdgId", "status", "genPartIdxMother")
+    pileup: str = "Pileup_nTrueInt"
+    #: candidate fields that are optional: synthetic truth only
+    optional_candidate: tuple[str, ...] = ("truth",)
 
     def branch(self, collection: str, field_name: str) -> str:
         """Flat branch name ``<Coll>_<field>`` of a collection field."""
@@ -170,7 +203,15 @@ class Run3Layout:
         """Counter branch ``n<Coll>``."""
         return f"n{collection}"
 
-    def candidate(self, era: str = "2017") -> MappingProxyType[str, str]:
+    def trigger_bit(self, name: str) -> str:
+        """Branch of an HLT path's or L1 seed's bit: ``Trigger_<name>``."""
+        return f"{self.trigger_prefix}{name}"
+
+    def muon_match_flag(self, path: str) -> str:
+        """Branch of the per-muon match flag of an HLT path: ``Muon_<path>``."""
+        return self.branch(self.muon_collection, path)
+
+    def candidate(self, era: str | None = None) -> MappingProxyType[str, str]:
         """Analysis name -> flat branch name for the candidate collection."""
         del era  # Run 3 names carry no era
         return _ro(

@@ -32,7 +32,6 @@ from typing import IO, Any
 import awkward as ak
 import numpy as np
 
-from tau3mu.config import CUTFLOW_STEPS
 
 
 def current_umask() -> int:
@@ -301,8 +300,8 @@ def cutflow_table(cutflow: dict[str, dict[str, dict[str, int]]]) -> str:
         lines.append(f"Cutflow of {dataset}")
         lines.append(f"  {'step':<22}{'events':>12}{'eff.':>9}{'candidates':>14}{'eff.':>9}")
         previous = None
-        labels = ["events", *CUTFLOW_STEPS, "best_candidate"]
-        for label in [label for label in labels if label in steps]:
+        # in the processor's order: input, the dataset's period's steps, best candidate
+        for label in steps:
             counts = steps[label]
             if previous is None:
                 eff_e = eff_c = ""

@@ -3,30 +3,34 @@
 Whatever the file, the processor sees
 
 - ``events.Candidate``: the mu mu track candidates, fields named as in
-  :mod:`tau3mu.layouts` (``mass``, ``vtx_chi2``, ``mu1_pt``, ...); Run 3 adds the
-  index links ``mu1_idx``, ``mu2_idx``, ``trk_idx``;
-- ``events.Muon`` and ``events.Track``: the collections the candidates point into;
+  :mod:`tau3mu.layouts` (``mass``, ``vtx_chi2``, ``mu1_pt``, ...); Run 2's trigger-match
+  branches as ``mu1_trig_dr_<year>``/``mu2_trig_dr_<year>`` for every year the file has
+  (the dataset's era picks one); Run 3 adds the index links ``mu1_idx``, ``mu2_idx``,
+  ``trk_idx``;
+- ``events.Muon`` and ``events.Track``: the collections the candidates point into (Run 3
+  muons also carry one match flag per HLT path, named as the path);
 - ``events.run``, ``events.lumi``, ``events.event``;
 - the trigger, as ``events.HLTPath`` / ``events.L1Seed`` (Run 2: jagged records of
-  ``name`` and ``decision``) or ``events.HLT`` / ``events.L1`` (Run 3: records of
-  bools, one field per path, prefix stripped as in coffea's NanoAOD schema).
+  ``name`` and ``decision``) or ``events.Trigger`` (Run 3: one field per ``Trigger_*``
+  bit, prefix stripped: ``HLT_DoubleMu4_3_LowMass_v``, ``L1_DoubleMu4_SQ_OS_dR_Max1p2``).
 
 :class:`Tau3MuSchema` detects the layout from the branches of the tree, so one
-schema serves every file; a tree in neither layout gets a clear error. Importing this
-module switches uproot's ZLIB inflate to ISA-L (:mod:`tau3mu.inflate`), in the client and
-in every worker that unpickles the schema.
+schema serves every file and every era; a tree in neither layout gets a clear error.
+Branches the analysis does not use (the producer's ``Tau3Mu``, ``PVtx``, ``GenPart``,
+... tables) are left alone. Importing this module switches uproot's ZLIB inflate to
+ISA-L (:mod:`tau3mu.inflate`), in the client and in every worker that unpickles the
+schema.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from coffea.nanoevents import transforms
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
 from tau3mu import inflate
-from tau3mu.config import SelectionConfig
 from tau3mu.layouts import RUN2, RUN3, LayoutName
 
 inflate.configure()
@@ -62,35 +66,64 @@ _TYPE_RULES: dict[str, tuple[str, str]] = {
 }
 
 
-def _expected_kinds(layout: LayoutName, era: str) -> dict[str, str]:
-    """Branch -> kind of content (a key of ``_TYPE_RULES``), for the layout's branches."""
+def _expected_kinds(layout: LayoutName, year: str | None) -> dict[str, str]:
+    """Branch -> kind of content (a key of ``_TYPE_RULES``), for the layout's branches
+    (Run 2: with the trigger-match branches of ``year``, or of no year when None)."""
     if layout == "run2":
         kinds = dict.fromkeys(RUN2.event.values(), "integer")
-        vectors = [*RUN2.candidate(era).values(), *RUN2.muon.values(), *RUN2.track.values()]
+        candidate = dict(RUN2.candidate(year or "")) if year else _run2_fixed_candidate()
+        vectors = [*candidate.values(), *RUN2.muon.values(), *RUN2.track.values()]
         kinds |= dict.fromkeys([*vectors, RUN2.truth], "vector")
-        kinds |= {RUN2.hlt_decision: "vector", RUN2.l1_decision: "vector"}
+        kinds |= {b: "vector" for b in (RUN2.hlt_decision, RUN2.l1_decision, RUN2.l1_final_decision)}
         kinds |= {RUN2.hlt_name: "strings", RUN2.l1_name: "strings"}
         return kinds
     kinds = dict.fromkeys(RUN3.event.values(), "integer")
     collections = (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)
     kinds |= {RUN3.counter(c): "integer" for c in collections}
     kinds |= dict.fromkeys([*RUN3.muon.values(), *RUN3.track.values()], "array")
+    kinds |= {RUN3.muon_match_flag(p): "index array" for p in RUN3.hlt_paths}
+    kinds |= {RUN3.trigger_bit(b): "integer" for b in (*RUN3.hlt_paths, *RUN3.l1_seeds)}
     for key, branch in RUN3.candidate().items():
         kinds[branch] = "index array" if key.endswith("_idx") else "array"
     return kinds
 
 
-def branch_type_problems(layout: LayoutName, typenames: dict[str, str], era: str) -> list[str]:
+def branch_type_problems(
+    layout: LayoutName, typenames: dict[str, str], year: str | None = None
+) -> list[str]:
     """The layout's branches (among ``typenames``: branch -> C++ type, as uproot names it)
-    whose type is not what SPEC section 2 says: a scalar where a vector belongs, a float
-    index, ... Read by the rules, so any producer's files pass, not only ours."""
+    whose type is not what ``docs/physics.md`` says: a scalar where a vector belongs, a
+    float index, ... Read by the rules, so any producer's files pass, not only ours
+    (trigger-match vectors of float or double alike)."""
     problems = []
-    for branch, kind in _expected_kinds(layout, era).items():
+    for branch, kind in _expected_kinds(layout, year).items():
         typename = typenames.get(branch)
         pattern, expected = _TYPE_RULES[kind]
         if typename is not None and not re.match(pattern, typename.strip()):
             problems.append(f"branch {branch!r} is {typename}, expected {expected}")
     return problems
+
+
+def _run2_fixed_candidate() -> dict[str, str]:
+    """Run 2 candidate branches but the era-named trigger-match ones."""
+    return {k: v for k, v in RUN2.candidate().items() if not k.endswith("_trig_dr")}
+
+
+def run2_trigger_match_years(branches: set[str] | list[str]) -> list[str]:
+    """Years whose two trigger-match branches (``Mu1_dRtriggerMatch_<year>``, ...) exist."""
+    names = set(branches)
+    first, second = RUN2.trigger_match
+    prefix = first.format(year="")
+    years = [b[len(prefix) :] for b in names if b.startswith(prefix)]
+    return sorted(y for y in years if y.isdigit() and second.format(year=y) in names)
+
+
+def run2_l1_decision(branches: set[str] | list[str]) -> str | None:
+    """The L1 decision branch of this producer version (single, or the final one)."""
+    for branch in (RUN2.l1_decision, RUN2.l1_final_decision):
+        if branch in branches:
+            return branch
+    return None
 
 
 def _require(branch_forms: dict[str, Any], names: list[str], what: str) -> None:
@@ -99,21 +132,31 @@ def _require(branch_forms: dict[str, Any], names: list[str], what: str) -> None:
         raise LayoutError(f"{what}: missing branch(es) {missing}")
 
 
+def _records(fields: dict[str, Any]) -> dict[str, Any]:
+    """A record of forms kept apart (each branch with its own offsets)."""
+    return {
+        "class": "RecordArray",
+        "fields": list(fields),
+        "contents": list(fields.values()),
+        "form_key": None,
+    }
+
+
 class Tau3MuSchema(BaseSchema):
     """Build ``Candidate``, ``Muon``, ``Track`` and trigger collections from either layout.
 
-    The era (for Run 2's era-named trigger-match branches) comes from the class attribute
-    :attr:`era`; use :meth:`for_era` to get a schema class for another era.
+    One schema for every file and era: a Run 2 file's trigger-match branches of every
+    year it has are offered (``mu1_trig_dr_2017``, ...), and the processor reads those of
+    the dataset's era; nothing is read until the processor asks for it.
     """
 
-    era: ClassVar[str] = SelectionConfig().era
     __dask_capable__ = True
 
     def __init__(self, base_form: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(base_form)
         branch_forms = dict(zip(self._form["fields"], self._form["contents"], strict=False))
         self.layout: LayoutName = detect_layout(branch_forms)
-        wrong = branch_type_problems(self.layout, base_form.get("typenames") or {}, self.era)
+        wrong = branch_type_problems(self.layout, base_form.get("typenames") or {})
         if wrong:
             raise LayoutError(f"{self.layout} layout: " + "; ".join(wrong))
         if self.layout == "run2":
@@ -124,24 +167,16 @@ class Tau3MuSchema(BaseSchema):
         self._form["contents"] = list(output.values())
         self._form["parameters"]["tau3mu_layout"] = self.layout
 
-    @classmethod
-    def for_era(cls, era: str) -> type[Tau3MuSchema]:
-        """A schema class reading the trigger-match branches of ``era``."""
-        if era == cls.era:
-            return cls
-        return type(f"Tau3MuSchema_{era}", (cls,), {"era": era})
-
     # -- Run 2: std::vector branches, one offsets per branch -------------------------
     def _build_run2(self, branch_forms: dict[str, Any]) -> dict[str, Any]:
-        candidate = dict(RUN2.candidate(self.era))
+        candidate = _run2_fixed_candidate()
         if RUN2.truth in branch_forms:
             candidate["truth"] = RUN2.truth
+        l1_decision = run2_l1_decision(branch_forms) or RUN2.l1_decision
         groups: dict[str, dict[str, str]] = {
             "Candidate": candidate,
             "Muon": dict(RUN2.muon),
             "Track": dict(RUN2.track),
-            "HLTPath": {"name": RUN2.hlt_name, "decision": RUN2.hlt_decision},
-            "L1Seed": {"name": RUN2.l1_name, "decision": RUN2.l1_decision},
         }
         output: dict[str, Any] = {}
         for key, branch in RUN2.event.items():
@@ -149,42 +184,49 @@ class Tau3MuSchema(BaseSchema):
             output[key] = branch_forms[branch]
         for collection, fields in groups.items():
             _require(branch_forms, list(fields.values()), f"Run 2 collection {collection}")
-            if collection in ("HLTPath", "L1Seed"):
-                # names and decisions stay separate lists (the kernel checks their
-                # lengths): zipping a vector<string> into a record is not dask-safe
-                output[collection] = {
-                    "class": "RecordArray",
-                    "fields": list(fields),
-                    "contents": [branch_forms[branch] for branch in fields.values()],
-                    "form_key": None,
-                }
-                continue
+        matches: dict[str, str] = {}
+        for year in run2_trigger_match_years(branch_forms):
+            match = RUN2.candidate(year)
+            pair = {f"{key}_{year}": match[key] for key in ("mu1_trig_dr", "mu2_trig_dr")}
+            matches |= pair
+            output[f"_TriggerMatch{year}Branches"] = _records(
+                {branch: branch_forms[branch] for branch in pair.values()}
+            )
+        for collection, fields in groups.items():
+            zipped = {**fields, **matches} if collection == "Candidate" else fields
             output[collection] = zip_forms(
-                {name: branch_forms[branch] for name, branch in fields.items()},
+                {name: branch_forms[branch] for name, branch in zipped.items()},
                 collection,
                 record_name=None,
             )
             # each branch with its own offsets, so that unequal lengths can be detected
-            output[f"_{collection}Branches"] = {
-                "class": "RecordArray",
-                "fields": list(fields.values()),
-                "contents": [branch_forms[branch] for branch in fields.values()],
-                "form_key": None,
-            }
+            output[f"_{collection}Branches"] = _records(
+                {branch: branch_forms[branch] for branch in fields.values()}
+            )
+        # names and decisions stay separate lists (the kernel checks their lengths):
+        # zipping a vector<string> into a record is not dask-safe
+        triggers = {
+            "HLTPath": {"name": RUN2.hlt_name, "decision": RUN2.hlt_decision},
+            "L1Seed": {"name": RUN2.l1_name, "decision": l1_decision},
+        }
+        for collection, fields in triggers.items():
+            _require(branch_forms, list(fields.values()), f"Run 2 trigger {collection}")
+            output[collection] = _records({k: branch_forms[b] for k, b in fields.items()})
         return output
 
-    # -- Run 3: nanoAOD C arrays with counters ---------------------------------------
+    # -- Run 3: the producer's NanoAOD C arrays with counters ---------------------------
     def _build_run3(self, branch_forms: dict[str, Any]) -> dict[str, Any]:
         output: dict[str, Any] = {}
         for key, branch in RUN3.event.items():
             _require(branch_forms, [branch], "Run 3 event id")
             output[key] = branch_forms[branch]
+        flags = {path: path for path in RUN3.hlt_paths}
         collections = {
-            "Candidate": (RUN3.candidate_collection, RUN3.candidate_fields),
-            "Muon": (RUN3.muon_collection, RUN3.muon_fields),
-            "Track": (RUN3.track_collection, RUN3.track_fields),
+            "Candidate": (RUN3.candidate_collection, RUN3.candidate_fields, {"truth"}),
+            "Muon": (RUN3.muon_collection, {**RUN3.muon_fields, **flags}, set(flags)),
+            "Track": (RUN3.track_collection, RUN3.track_fields, set()),
         }
-        for name, (collection, fields) in collections.items():
+        for name, (collection, fields, optional) in collections.items():
             counter = RUN3.counter(collection)
             _require(branch_forms, [counter], f"Run 3 collection {collection}")
             offsets = transforms.counts2offsets_form(branch_forms[counter])
@@ -193,20 +235,20 @@ class Tau3MuSchema(BaseSchema):
                 for key, value in fields.items()
                 if RUN3.branch(collection, value) in branch_forms
             }
-            needed = [k for k in fields if k not in present and k != "truth"]
+            needed = [k for k in fields if k not in present and k not in optional]
             if needed:
                 missing = [RUN3.branch(collection, fields[k]) for k in needed]
                 raise LayoutError(f"Run 3 collection {collection}: missing branch(es) {missing}")
             output[name] = zip_forms(present, name, record_name=None, offsets=offsets)
-        for prefix in ("HLT", "L1"):
-            bits = {
-                key[len(prefix) + 1 :]: form
-                for key, form in branch_forms.items()
-                if key.startswith(prefix + "_") and form["class"] == "NumpyArray"
-            }
-            if not bits:
-                raise LayoutError(f"Run 3 trigger: no {prefix}_* bool branches")
-            output[prefix] = zip_forms(bits, prefix)
+        prefix = RUN3.trigger_prefix
+        bits = {
+            key[len(prefix) :]: form
+            for key, form in branch_forms.items()
+            if key.startswith(prefix) and form["class"] == "NumpyArray"
+        }
+        if not bits:
+            raise LayoutError(f"Run 3 trigger: no {prefix}* bit branches")
+        output["Trigger"] = zip_forms(bits, "Trigger")
         return output
 
     @classmethod

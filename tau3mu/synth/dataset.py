@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tau3mu.eras import period_of, year_of
 from tau3mu.layouts import LAYOUTS
 from tau3mu.synth.physics import Tuning, simulate
 
@@ -97,7 +98,7 @@ def _write_one(job: FileJob) -> dict[str, Any]:
         job.index,
         job.n_events,
         mc=job.mc,
-        run_number=RUN_NUMBERS.get(job.era, 300000),
+        run_number=RUN_NUMBERS.get(str(year_of(job.era)), 300000),
         first_event=job.first_event,
     )
     simulated = time.process_time()
@@ -117,7 +118,12 @@ def _write_one(job: FileJob) -> dict[str, Any]:
         from tau3mu.synth.run3 import write_run3
 
         write_run3(
-            job.path, events, compression=job.compression, compression_level=job.compression_level
+            job.path,
+            events,
+            compression=job.compression,
+            compression_level=job.compression_level,
+            mc=job.mc,
+            seed=job.seed * 1_000_003 + job.index,
         )
     done = time.process_time()
     return {
@@ -138,7 +144,7 @@ def generate_dataset(
     events_per_file: int = 10_000,
     seed: int = 1,
     lumi: float | None = None,
-    era: str = "2017",
+    era: str | None = None,
     mc: bool = False,
     compression: str = "zlib",
     compression_level: int = 1,
@@ -153,6 +159,9 @@ def generate_dataset(
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use run2 or run3")
+    era = era or ("2017" if layout == "run2" else "2022")
+    if period_of(era) != layout:
+        raise ValueError(f"era {era!r} is not a {layout} era (2016-2018: run2, 2022 on: run3)")
     if files < 1:
         raise ValueError("need at least one file")
     outdir = Path(outdir).resolve()

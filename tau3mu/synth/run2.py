@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tau3mu.config import MUON_MASS
+from tau3mu.eras import year_of
 from tau3mu.layouts import RUN2
 from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
 
@@ -248,7 +249,8 @@ def run2_columns(
     ) = _trigger_menus(events, rng)
 
     known: dict[str, tuple[str, np.ndarray]] = {}
-    for key, branch in RUN2.candidate(era).items():
+    year = str(year_of(era))
+    for key, branch in RUN2.candidate(year).items():
         known[branch] = ("candidate", cand.columns[key])
     for key, branch in RUN2.muon.items():
         known[branch] = ("muon", muon.columns[key])
@@ -284,6 +286,8 @@ def run2_columns(
     }
     columns: dict[str, tuple[str, Any]] = {}
     layout = branch_list() + [b for b in EXTRA_BRANCHES if truth or b[0] != RUN2.truth]
+    # the real tree names its trigger-match branches after its era's year
+    layout = [(name.replace("_dRtriggerMatch_2017", f"_dRtriggerMatch_{year}"), cpp) for name, cpp in layout]
     for name, cpp in layout:
         kind, dtype = _TYPES[cpp]
         if kind == "scalar":

@@ -1,4 +1,12 @@
-"""Write simulated events in the Run 3 nanoAOD-like layout (SPEC 2.2) with uproot."""
+"""Write simulated events in the layout of the CMS group's Run 3 NanoAOD producer.
+
+The branches are the producer's (``docs/physics.md``, "Input layouts"): ``Cand2MuTrk_*``
+with index links, ``Muon_*`` with per-path trigger-match flags, ``trgDR`` and ``trgDPT``,
+``Track_*``, one uint8 ``Trigger_*`` bit per HLT path and L1 seed, ``PVtx_*``, and in
+simulation ``Muon_decayType``, ``Muon_genPartPdgId``, ``GenPart_*`` and ``Pileup_*``.
+What the Run 2-flavoured simulation does not draw (the Run 3 trigger menu, the Medium ID,
+the per-muon trigger match) is drawn here, from the file's seed.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from tau3mu.config import MUON_MASS, PION_MASS, TRUTH_BACKGROUND, TRUTH_DPLUS, TRUTH_DS
 from tau3mu.layouts import RUN3
-from tau3mu.synth.compiled import CANDIDATE_COLUMNS
-from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
+from tau3mu.synth.physics import Collection, SyntheticEvents
 
 #: events per cluster (one basket per branch): ~16 MB compressed (NanoAOD flushes ~10 MB).
 #: A divisor of the readers' 100k-event chunks, so that no basket is inflated by two
@@ -18,59 +26,178 @@ from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvent
 #: events fewer than with clusters of 30k
 CLUSTER_EVENTS = 50_000
 
-#: analysis name -> numpy dtype of the Run 3 branch (nanoAOD conventions): every candidate
-#: column but the copies of the linked muons' and track's kinematics (Run 3 links by index)
-_LINKED_COPIES = {f"{obj}_{v}" for obj in ("mu1", "mu2", "trk") for v in ("pt", "eta", "phi")}
-_CANDIDATE_DTYPES = {name: t for name, t in CANDIDATE_COLUMNS if name not in _LINKED_COPIES}
-_MUON_DTYPES = {
-    "pt": np.float32,
-    "eta": np.float32,
-    "phi": np.float32,
-    "charge": np.int32,
-    "is_global": np.bool_,
-    "is_pf": np.bool_,
+#: per HLT path / L1 seed: probability to fire in (signal, background) events
+RUN3_HLT_RATES = {
+    "HLT_DoubleMu3_Trk_Tau3mu": (0.60, 0.50),
+    "HLT_DoubleMu3_TkMu_DsTau3Mu_v": (0.30, 0.20),
+    "HLT_DoubleMu3_Trk_Tau3mu_NoL1Mass_v": (0.50, 0.45),
+    "HLT_DoubleMu4_3_LowMass_v": (0.85, 0.75),
+    "HLT_DoubleMu4_LowMass_Displaced_v": (0.35, 0.25),
 }
-_TRACK_DTYPES = {
-    "pt": np.float32,
-    "eta": np.float32,
-    "phi": np.float32,
-    "charge": np.int32,
-    "dz": np.float32,
-    "dxy": np.float32,
+RUN3_L1_RATES = {seed: (0.30, 0.30) for seed in RUN3.l1_seeds} | {
+    "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4": (0.80, 0.78),
+    "L1_DoubleMu4_SQ_OS_dR_Max1p2": (0.45, 0.40),
 }
+#: share of the muons that pass the PF requirement and also the Medium ID
+MEDIUM_EFFICIENCY = 0.96
+#: the producer's trigger-object matching cone, and its values for unmatched muons
+MATCH_CONE = 0.3
+UNMATCHED_DR, UNMATCHED_DPT = -1.0, 10000.0
+#: relative pt difference to the trigger object of matched muons (Gaussian sigma)
+MATCH_DPT_SIGMA = 0.04
+_PDG = {TRUTH_DS: 431, TRUTH_DPLUS: 411}
 
 
-def _zip(collection: Collection, names: dict[str, str], dtypes: dict[str, type]) -> ak.Array:
-    offsets = ak.index.Index64(collection.offsets)
-    contents = [
-        ak.contents.NumpyArray(collection.columns[key].astype(dtype, copy=False))
-        for key, dtype in dtypes.items()
-    ]
-    record = ak.contents.RecordArray(
-        contents, [names[key] for key in dtypes], length=int(collection.counts.sum())
-    )
+def _jagged(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
+    """A collection for uproot's ``mktree``: a jagged record array."""
+    offsets = ak.index.Index64(np.concatenate(([0], np.cumsum(counts))).astype(np.int64))
+    contents = [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in columns.values()]
+    record = ak.contents.RecordArray(contents, list(columns), length=int(np.sum(counts)))
     return ak.Array(ak.contents.ListOffsetArray(offsets, record))
 
 
-def run3_branches(events: SyntheticEvents, *, truth: bool = True) -> dict[str, object]:
+def _fired(rng: np.random.Generator, signal: np.ndarray, rates: dict) -> dict[str, np.ndarray]:
+    return {
+        name: (rng.random(len(signal)) < np.where(signal, r_sig, r_bkg)).astype(np.uint8)
+        for name, (r_sig, r_bkg) in rates.items()
+    }
+
+
+def _muons(
+    events: SyntheticEvents, rng: np.random.Generator, hlt: dict[str, np.ndarray], mc: bool
+) -> dict[str, np.ndarray]:
+    """The producer's ``Muon`` columns, trigger match and simulation truth included."""
+    mu = events.muons.columns
+    n = len(mu["pt"])
+    pt, eta = mu["pt"].astype(np.float32), mu["eta"].astype(np.float32)
+    event = np.repeat(np.arange(len(events)), events.muons.counts)
+    in_cone = mu["trig_dr"] < MATCH_CONE
+    columns = {
+        "pt": pt,
+        "eta": eta,
+        "phi": mu["phi"].astype(np.float32),
+        "mass": np.full(n, MUON_MASS, dtype=np.float32),
+        "energy": np.hypot(pt * np.cosh(eta), MUON_MASS).astype(np.float32),
+        "charge": mu["charge"].astype(np.int32),
+        "isGlobal": mu["is_global"].astype(np.bool_),
+        "isPF": mu["is_pf"].astype(np.bool_),
+        "isMedium": mu["is_pf"].astype(np.bool_) & (rng.random(n) < MEDIUM_EFFICIENCY),
+    }
+    matched_any = np.zeros(n, dtype=bool)
+    for path, fired in hlt.items():
+        flag = in_cone & (fired[event] > 0)
+        columns[path] = flag.astype(np.int32)
+        matched_any |= flag
+    dpt = rng.normal(0.0, MATCH_DPT_SIGMA, n).astype(np.float32)
+    columns["isTriggering"] = matched_any
+    columns["trgDR"] = np.where(matched_any, mu["trig_dr"], UNMATCHED_DR).astype(np.float32)
+    columns["trgDPT"] = np.where(matched_any, dpt, UNMATCHED_DPT).astype(np.float32)
+    if mc:
+        columns["decayType"] = np.zeros(n, dtype=np.int32)
+        columns["genPartPdgId"] = np.zeros(n, dtype=np.int32)
+    return columns
+
+
+def _true_candidates(events: SyntheticEvents) -> tuple[np.ndarray, np.ndarray]:
+    """(event, candidate position) of each signal event's true candidate."""
+    cand = events.candidates
+    truth = cand.columns["truth"]
+    event = np.repeat(np.arange(len(events)), cand.counts)
+    true = np.flatnonzero(truth != TRUTH_BACKGROUND)
+    first = true[np.unique(event[true], return_index=True)[1]]
+    return event[first], first
+
+
+def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[str, object]:
+    """``GenPart``: per signal event the Ds+ (or D+), its phi and pion, and the phi's
+    muons (mother indices as the producer writes them); the truth-matched muons get
+    ``decayType`` 1 (a prompt Ds+ or D+: no b hadron) and ``genPartPdgId`` 13."""
+    cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns
+    ev, c = _true_candidates(events)
+    mu_off, trk_off = events.muons.offsets, events.tracks.offsets
+    m1 = mu_off[ev] + cand["mu1_idx"][c]
+    m2 = mu_off[ev] + cand["mu2_idx"][c]
+    tk = trk_off[ev] + cand["trk_idx"][c]
+    pdg = np.array([_PDG[int(k)] for k in cand["truth"][c]], dtype=np.int32)
+    charge = np.sign(cand["charge"][c]).astype(np.int32)
+    per = {
+        "pt": [cand["pt"][c], mu["true_pt"][m1] + mu["true_pt"][m2], trk["true_pt"][tk], mu["true_pt"][m1], mu["true_pt"][m2]],
+        "eta": [cand["eta"][c], (mu["true_eta"][m1] + mu["true_eta"][m2]) / 2, trk["true_eta"][tk], mu["true_eta"][m1], mu["true_eta"][m2]],
+        "phi": [cand["phi"][c], mu["true_phi"][m1], trk["true_phi"][tk], mu["true_phi"][m1], mu["true_phi"][m2]],
+        "mass": [np.where(pdg == 431, 1.96835, 1.86966), np.full(len(c), 1.019461), np.full(len(c), PION_MASS), np.full(len(c), MUON_MASS), np.full(len(c), MUON_MASS)],
+        "pdgId": [pdg * charge, np.full(len(c), 333), 211 * charge, -13 * mu["charge"][m1], -13 * mu["charge"][m2]],
+        "status": [np.full(len(c), 2), np.full(len(c), 2), np.ones(len(c)), np.ones(len(c)), np.ones(len(c))],
+        "genPartIdxMother": [np.full(len(c), -1), np.zeros(len(c)), np.zeros(len(c)), np.ones(len(c)), np.ones(len(c))],
+    }
+    dtypes = {"pdgId": np.int32, "status": np.int32, "genPartIdxMother": np.int16}
+    counts = np.zeros(len(events), dtype=np.int64)
+    counts[ev] = 5
+    columns = {
+        k: np.stack(v, axis=1).reshape(-1).astype(dtypes.get(k, np.float32)) for k, v in per.items()
+    }
+    for index in (m1, m2):
+        muons["decayType"][index] = 1
+        muons["genPartPdgId"][index] = -13 * muons["charge"][index]
+    return {"GenPart": _jagged(counts, columns)}
+
+
+def run3_branches(
+    events: SyntheticEvents, *, truth: bool = True, mc: bool = False, seed: int = 0
+) -> dict[str, object]:
     """The ``Events`` tree's content as uproot ``extend`` input (collections as records)."""
-    cand_dtypes = dict(_CANDIDATE_DTYPES)
-    if not truth:
-        cand_dtypes.pop("truth")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xB3]))
+    n = len(events)
+    signal = events.kind != TRUTH_BACKGROUND
+    hlt = _fired(rng, signal, RUN3_HLT_RATES)
+    l1 = _fired(rng, signal, RUN3_L1_RATES)
     out: dict[str, object] = {
         RUN3.event["run"]: events.run.astype(np.uint32),
         RUN3.event["lumi"]: events.lumi.astype(np.uint32),
         RUN3.event["event"]: events.event.astype(np.uint64),
     }
-    for path in HLT_PATHS:
-        out[path] = events.hlt[path]
-    for seed in L1_SEEDS:
-        out[seed] = events.l1[seed]
-    out[RUN3.candidate_collection] = _zip(
-        events.candidates, dict(RUN3.candidate_fields), cand_dtypes
+    out |= {RUN3.trigger_bit(name): bits for name, bits in (hlt | l1).items()}
+    cand = events.candidates.columns
+    candidates = {
+        "pt": cand["pt"],
+        "eta": cand["eta"],
+        "phi": cand["phi"],
+        "charge": cand["charge"].astype(np.int32),
+        "mu1_idx": cand["mu1_idx"].astype(np.int32),
+        "mu2_idx": cand["mu2_idx"].astype(np.int32),
+        "tr_idx": cand["trk_idx"].astype(np.int32),
+        "mass": cand["mass"],
+        "chi2": cand["vtx_chi2"],
+        "ndof": np.full(len(cand["mass"]), 3.0, dtype=np.float32),
+        "flightDistBSSig": cand["flight_sig"],
+        "refit_mu1_pt": cand["mu1_refit_pt"],
+        "refit_mu2_pt": cand["mu2_refit_pt"],
+        "refit_tr_pt": cand["trk_pt"],
+    }
+    if truth:
+        candidates["truth"] = cand["truth"].astype(np.int32)
+    muons = _muons(events, rng, hlt, mc)
+    if mc:
+        out |= _generated(events, muons)
+        out["Pileup_nTrueInt"] = rng.gamma(30.0, 1.0, n).astype(np.float32)
+        out["Pileup_nPU"] = rng.poisson(out["Pileup_nTrueInt"]).astype(np.int32)
+    out[RUN3.candidate_collection] = _jagged(events.candidates.counts, candidates)
+    out[RUN3.muon_collection] = _jagged(events.muons.counts, muons)
+    track = events.tracks.columns
+    out[RUN3.track_collection] = _jagged(
+        events.tracks.counts,
+        {
+            "pt": track["pt"].astype(np.float32),
+            "eta": track["eta"].astype(np.float32),
+            "phi": track["phi"].astype(np.float32),
+            "mass": np.full(len(track["pt"]), PION_MASS, dtype=np.float32),
+            "charge": track["charge"].astype(np.int32),
+            "dz": track["dz"].astype(np.float32),
+            "dxy": track["dxy"].astype(np.float32),
+            "trackHighPurity": np.ones(len(track["pt"]), dtype=np.bool_),
+        },
     )
-    out[RUN3.muon_collection] = _zip(events.muons, dict(RUN3.muon_fields), _MUON_DTYPES)
-    out[RUN3.track_collection] = _zip(events.tracks, dict(RUN3.track_fields), _TRACK_DTYPES)
+    n_pv = 1 + rng.poisson(30, n)
+    out["PVtx"] = _jagged(n_pv, {"z": rng.normal(0.0, 4.0, int(n_pv.sum())).astype(np.float32)})
     return out
 
 
@@ -120,15 +247,19 @@ def write_run3(
     compression_level: int = 1,
     truth: bool = True,
     deflate: str = "isal",
+    mc: bool = False,
+    seed: int = 0,
 ) -> Path:
     """Write ``events`` as a Run 3 ``Events`` tree (counters ``n<Coll>``, ``<Coll>_<field>``).
 
-    ``deflate`` chooses the library behind ``compression="zlib"`` (see :func:`codec`).
+    ``mc`` adds the simulation branches; ``seed`` seeds what is drawn here (the Run 3
+    trigger menu, Medium ID, trigger match); ``deflate`` chooses the library behind
+    ``compression="zlib"`` (see :func:`codec`).
     """
     import uproot
 
     compressor = codec(compression, compression_level, deflate=deflate)
-    branches = run3_branches(events, truth=truth)
+    branches = run3_branches(events, truth=truth, mc=mc, seed=seed)
     path = Path(path)
     with uproot.recreate(path, compression=compressor) as f:
         types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
