@@ -1,8 +1,10 @@
-"""An independent, plain per-event implementation of SPEC section 3: the processor's yardstick.
+"""An independent, plain per-event implementation of both periods' selections: the
+processor's yardstick (``docs/physics.md``, "Selection").
 
 Loops over events and candidates with Python floats and ``math``. It shares nothing with
 the columnar code (``tau3mu.processors``, ``tau3mu.kernels``) but the configuration (cut
-values) and the layouts (branch names).
+values) and, for Run 2, the layout's branch names; the Run 3 part spells the producer's
+branch names itself.
 
 Structure, so that each piece can be tested on hand-made input:
 
@@ -28,16 +30,21 @@ import numpy as np
 import uproot
 
 from tau3mu.config import (
-    CUTFLOW_STEPS,
+    RUN2_STEPS,
+    RUN3_STEPS,
     TRUTH_BACKGROUND,
     TRUTH_DPLUS,
     TRUTH_DS,
+    Run2Selection,
+    Run3Selection,
     SelectionConfig,
 )
-from tau3mu.layouts import RUN2, RUN3
+from tau3mu.layouts import RUN2
 
-#: cutflow rows in order: the input, the ten steps, the best candidate
-CUTFLOW_ROWS: tuple[str, ...] = ("events", *CUTFLOW_STEPS, "best_candidate")
+#: cutflow rows in order: the input, the ten Run 2 steps, the best candidate
+CUTFLOW_ROWS: tuple[str, ...] = ("events", *RUN2_STEPS, "best_candidate")
+#: the same for Run 3
+RUN3_CUTFLOW_ROWS: tuple[str, ...] = ("events", *RUN3_STEPS, "best_candidate")
 TRUTH_NAMES = {TRUTH_BACKGROUND: "background", TRUTH_DS: "ds", TRUTH_DPLUS: "dplus"}
 
 Kinematics = tuple[float, float, float]  # (pt, eta, phi)
@@ -62,6 +69,7 @@ class ReferenceResult:
     truth: dict[str, int] = field(default_factory=dict)
     has_truth: bool = False
     config: SelectionConfig = field(default_factory=SelectionConfig)
+    layout: str = "run2"
 
     @property
     def cutflow_pairs(self) -> dict[str, tuple[int, int]]:
@@ -105,7 +113,7 @@ def run2_trigger(
     hlt_decisions: list[int],
     l1_names: list[str],
     l1_decisions: list[int],
-    config: SelectionConfig,
+    config: Run2Selection,
 ) -> bool:
     """An HLT path containing ``hlt_pattern`` fired and an L1 seed containing one of ``l1_patterns`` fired."""
     hlt = False
@@ -119,26 +127,10 @@ def run2_trigger(
     return hlt and l1
 
 
-def run3_hlt_branches(names: list[str], config: SelectionConfig) -> list[str]:
-    """Bool HLT branches that the Run 2 substring rule would accept.
-
-    nanoAOD names a path without its version (``HLT_DoubleMu3_Trk_Tau3mu`` for
-    ``HLT_DoubleMu3_Trk_Tau3mu_v12``). Putting the ``_v`` back before matching keeps the
-    Run 2 meaning: ``..._Tau3mu_NoL1Mass`` does not contain ``..._Tau3mu_v`` in Run 2
-    and is not taken in Run 3 either.
-    """
-    return [n for n in names if n.startswith("HLT_") and config.hlt_pattern in n + "_v"]
-
-
-def run3_l1_branches(names: list[str], config: SelectionConfig) -> list[str]:
-    """Bool L1 branches whose name contains one of ``l1_patterns``."""
-    return [n for n in names if n.startswith("L1_") and any(p in n for p in config.l1_patterns)]
-
-
-def run3_trigger(bits: dict[str, bool], config: SelectionConfig) -> bool:
-    """OR of the matching HLT bits AND OR of the matching L1 bits."""
-    hlt = any(bool(bits[n]) for n in run3_hlt_branches(list(bits), config))
-    l1 = any(bool(bits[n]) for n in run3_l1_branches(list(bits), config))
+def run3_trigger(bits: dict[str, int], config: Run3Selection) -> bool:
+    """One of the HLT path bits and one of the L1 seed bits is 1 (``Trigger_<name>``)."""
+    hlt = any(bits.get(f"Trigger_{p}", 0) == 1 for p in config.hlt_paths)
+    l1 = any(bits.get(f"Trigger_{s}", 0) == 1 for s in config.l1_seeds)
     return hlt and l1
 
 
@@ -226,7 +218,7 @@ def delta_r(a: Kinematics, b: Kinematics) -> float:
     return math.hypot(a[1] - b[1], delta_phi(a[2], b[2]))
 
 
-def muon_accepted(pt: float, eta: float, c: SelectionConfig) -> bool:
+def muon_accepted(pt: float, eta: float, c: Run2Selection) -> bool:
     a = abs(eta)
     barrel = a < c.barrel_max_abseta and pt > c.barrel_min_pt
     endcap = c.barrel_max_abseta <= a < c.endcap_max_abseta and pt > c.endcap_min_pt
@@ -254,9 +246,9 @@ def candidate_steps(
     links: Links,
     muons: list[dict],
     tracks: list[dict],
-    c: SelectionConfig,
+    c: Run2Selection,
 ) -> dict[str, bool]:
-    """Steps 2-10 for one candidate, each on its own (the caller combines them with AND)."""
+    """Run 2 steps 2-10 for one candidate, each on its own (the caller combines them with AND)."""
     k1, k2, kt = links.mu1_kin, links.mu2_kin, links.trk_kin
     have_kin = k1 is not None and k2 is not None and kt is not None
 
@@ -297,6 +289,56 @@ def candidate_steps(
     }
 
 
+def run3_accepted(pt: float, eta: float, c: Run3Selection) -> bool:
+    """The group's Run 3 acceptance: barrel ``|eta| <= 1.2``, endcap ``1.2 < |eta| < 2.4``."""
+    a = abs(eta)
+    barrel = a <= c.barrel_max_abseta and pt > c.barrel_min_pt
+    endcap = c.barrel_max_abseta < a < c.endcap_max_abseta and pt > c.endcap_min_pt
+    return barrel or endcap
+
+
+def four_vector_mass(a: dict[str, float], b: dict[str, float]) -> float:
+    """Mass of two particles from their (pt, eta, phi, energy)."""
+    e = a["energy"] + b["energy"]
+    px = a["pt"] * math.cos(a["phi"]) + b["pt"] * math.cos(b["phi"])
+    py = a["pt"] * math.sin(a["phi"]) + b["pt"] * math.sin(b["phi"])
+    pz = a["pt"] * math.sinh(a["eta"]) + b["pt"] * math.sinh(b["eta"])
+    m2 = e * e - px * px - py * py - pz * pz
+    return math.sqrt(m2) if m2 > 0 else 0.0
+
+
+def run3_candidate_steps(
+    cand: dict[str, Any], muons: list[dict], tracks: list[dict], c: Run3Selection
+) -> dict[str, bool]:
+    """The Run 3 steps after the trigger for one candidate, each on its own."""
+    i1, i2, it = int(cand["mu1_idx"]), int(cand["mu2_idx"]), int(cand["tr_idx"])
+    mu1 = muons[i1] if 0 <= i1 < len(muons) else None
+    mu2 = muons[i2] if 0 <= i2 < len(muons) else None
+    trk = tracks[it] if 0 <= it < len(tracks) else None
+    linked = mu1 is not None and mu2 is not None and trk is not None
+    if not linked:
+        return dict.fromkeys(RUN3_STEPS[1:], False) | {
+            "flight_significance": cand["flightDistBSSig"] >= c.min_flight_significance,
+            "mass_window": c.mass_window[0] <= cand["mass"] <= c.mass_window[1],
+        }
+
+    def matched(mu: dict[str, float]) -> bool:
+        flag = any(mu.get(path, 0) > 0 for path in c.matched_paths)
+        return flag and abs(mu["trgDR"]) < c.max_trigger_dr and abs(mu["trgDPT"]) < c.max_trigger_dpt
+
+    phi = four_vector_mass(mu1, mu2)
+    return {
+        "acceptance": all(run3_accepted(x["pt"], x["eta"], c) for x in (mu1, mu2, trk)),
+        "flight_significance": cand["flightDistBSSig"] >= c.min_flight_significance,
+        "muon_id": all(m["isGlobal"] > 0 and m["isMedium"] > 0 for m in (mu1, mu2)),
+        "track_ip": abs(trk["dz"]) < c.max_track_abs_dz and abs(trk["dxy"]) < c.max_track_abs_dxy,
+        "phi_mass": mu1["charge"] + mu2["charge"] == 0
+        and c.phi_mass_window[0] <= phi <= c.phi_mass_window[1],
+        "mass_window": c.mass_window[0] <= cand["mass"] <= c.mass_window[1],
+        "trigger_match": matched(mu1) and matched(mu2),
+    }
+
+
 @dataclass
 class EventSelection:
     """One event: ``(passes, candidates)`` after each step, and the best candidate (-1: none)."""
@@ -306,31 +348,38 @@ class EventSelection:
 
 
 def select_event(event: dict[str, Any], layout: str, c: SelectionConfig) -> EventSelection:
-    """Steps 1-10 combined with AND per candidate, then the best candidate.
+    """The period's steps combined with AND per candidate, then the best candidate.
 
     ``event``: ``{"trigger": bool, "candidates": [...], "muons": [...], "tracks": [...]}``
-    as :func:`read_events` yields (candidate keys: the analysis names of
-    :mod:`tau3mu.layouts`).
+    as :func:`read_events` yields (Run 2 candidate keys: the analysis names of
+    :mod:`tau3mu.layouts`; Run 3: the producer's field names).
     """
     cands, muons, tracks = event["candidates"], event["muons"], event["tracks"]
-    link = run2_links if layout == "run2" else run3_links
     n = len(cands)
     steps: dict[str, tuple[bool, int]] = {"events": (True, n)}
     fired = bool(event["trigger"])
     steps["trigger"] = (fired, n if fired else 0)
     alive = [fired] * n
-    per_cand = [
-        candidate_steps(cand, link(cand, muons, tracks), muons, tracks, c) for cand in cands
-    ]
-    for label in CUTFLOW_STEPS[1:]:
+    if layout == "run2":
+        labels = RUN2_STEPS
+        per_cand = [
+            candidate_steps(cand, run2_links(cand, muons, tracks), muons, tracks, c.run2)
+            for cand in cands
+        ]
+        chi2_key = "vtx_chi2"
+    else:
+        labels = RUN3_STEPS
+        per_cand = [run3_candidate_steps(cand, muons, tracks, c.run3) for cand in cands]
+        chi2_key = "chi2"
+    for label in labels[1:]:
         alive = [a and p[label] for a, p in zip(alive, per_cand, strict=True)]
         steps[label] = (any(alive), sum(alive))
     best = -1
     for j, cand in enumerate(cands):
-        chi2 = cand["vtx_chi2"]
+        chi2 = cand[chi2_key]
         if not alive[j] or math.isnan(chi2):  # a NaN chi2 is no smallest chi2
             continue
-        if best < 0 or chi2 < cands[best]["vtx_chi2"]:  # strict: ties keep the lower index
+        if best < 0 or chi2 < cands[best][chi2_key]:  # strict: ties keep the lower index
             best = j
     steps["best_candidate"] = (best >= 0, int(best >= 0))
     return EventSelection(steps, best)
@@ -347,9 +396,12 @@ def _rows(arrays: dict[str, np.ndarray], mapping: dict[str, str], i: int) -> lis
     ]
 
 
-def _read_run2(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
+def _read_run2(path: str, c: SelectionConfig, year: str) -> Iterator[dict[str, Any]]:
     tree = uproot.open(path)[RUN2.tree]
-    cand_map = dict(RUN2.candidate(c.era))
+    cand_map = dict(RUN2.candidate(year))
+    l1_decision = next(
+        b for b in ("Trigger_l1decision", "Trigger_l1Finaldecision") if b in tree.keys()  # noqa: SIM118
+    )
     if RUN2.truth in tree.keys():  # noqa: SIM118 (branch names)
         cand_map["truth"] = RUN2.truth
     muon_map = {k: RUN2.muon[k] for k in MUON_KEYS}
@@ -362,7 +414,7 @@ def _read_run2(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
         RUN2.hlt_name,
         RUN2.hlt_decision,
         RUN2.l1_name,
-        RUN2.l1_decision,
+        l1_decision,
     ]
     a = tree.arrays(names, library="np")
     for i in range(tree.num_entries):
@@ -372,8 +424,8 @@ def _read_run2(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
                 [str(s) for s in a[RUN2.hlt_name][i]],
                 [int(d) for d in a[RUN2.hlt_decision][i]],
                 [str(s) for s in a[RUN2.l1_name][i]],
-                [int(d) for d in a[RUN2.l1_decision][i]],
-                c,
+                [int(d) for d in a[l1_decision][i]],
+                c.run2,
             ),
             "candidates": _rows(a, cand_map, i),
             "muons": _rows(a, muon_map, i),
@@ -381,48 +433,50 @@ def _read_run2(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
         }
 
 
+#: the producer's Run 3 fields the reference reads, spelled out here
+_RUN3_CANDIDATE = ("mass", "chi2", "flightDistBSSig", "mu1_idx", "mu2_idx", "tr_idx")
+_RUN3_MUON = ("pt", "eta", "phi", "energy", "charge", "isGlobal", "isMedium", "trgDR", "trgDPT")
+_RUN3_TRACK = ("pt", "eta", "phi", "dz", "dxy")
+
+
 def _read_run3(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
-    tree = uproot.open(path)[RUN3.tree]
-    keys = list(tree.keys())
-    # Run 3 candidates carry no muon/track kinematics the selection reads; links instead
-    unused = ("pt", "eta", "phi", "charge", "truth")
-    cand_map = {k: v for k, v in RUN3.candidate().items() if k not in unused}
-    if RUN3.truth in keys:
-        cand_map["truth"] = RUN3.truth
-    bits = run3_hlt_branches(keys, c) + run3_l1_branches(keys, c)
-    muon_map = {k: RUN3.muon[k] for k in MUON_KEYS}
-    track_map = {k: RUN3.track[k] for k in TRACK_KEYS}
-    names = [
-        *cand_map.values(),
-        *muon_map.values(),
-        *track_map.values(),
-        *RUN3.event.values(),
-        *bits,
-    ]
+    tree = uproot.open(path)["Events"]
+    keys = set(tree.keys())
+    cand_map = {k: f"Cand2MuTrk_{k}" for k in _RUN3_CANDIDATE}
+    if "Cand2MuTrk_truth" in keys:
+        cand_map["truth"] = "Cand2MuTrk_truth"
+    flags = [p for p in c.run3.matched_paths if f"Muon_{p}" in keys]
+    muon_map = {k: f"Muon_{k}" for k in (*_RUN3_MUON, *flags)}
+    track_map = {k: f"Track_{k}" for k in _RUN3_TRACK}
+    bits = [b for b in keys if b.startswith("Trigger_")]
+    ids = ("run", "luminosityBlock", "event")
+    names = [*cand_map.values(), *muon_map.values(), *track_map.values(), *ids, *bits]
     a = tree.arrays(names, library="np")
     for i in range(tree.num_entries):
         yield {
-            "ids": tuple(int(a[RUN3.event[k]][i]) for k in ("run", "lumi", "event")),
-            "trigger": run3_trigger({b: bool(a[b][i]) for b in bits}, c),
+            "ids": tuple(int(a[k][i]) for k in ids),
+            "trigger": run3_trigger({b: int(a[b][i]) for b in bits}, c.run3),
             "candidates": _rows(a, cand_map, i),
             "muons": _rows(a, muon_map, i),
             "tracks": _rows(a, track_map, i),
         }
 
 
-def read_events(path: str | Path, layout: str, config: SelectionConfig) -> Iterator[dict]:
-    """Per-event dictionaries of Python scalars from one file of ``layout``."""
+def read_events(
+    path: str | Path, layout: str, config: SelectionConfig, year: str = "2017"
+) -> Iterator[dict]:
+    """Per-event dictionaries of Python scalars from one file of ``layout`` (Run 2: the
+    trigger-match branches of ``year``)."""
     if layout == "run2":
-        return _read_run2(str(path), config)
+        return _read_run2(str(path), config, year)
     if layout == "run3":
         return _read_run3(str(path), config)
     raise ValueError(f"unknown layout {layout!r}; expected 'run2' or 'run3'")
 
 
 def has_truth_branch(path: str | Path, layout: str) -> bool:
-    layout_obj = RUN2 if layout == "run2" else RUN3
-    tree = uproot.open(str(path))[layout_obj.tree]
-    return layout_obj.truth in tree.keys()  # noqa: SIM118 (branch names)
+    tree, truth = ("Tree3Mu/ntuple", RUN2.truth) if layout == "run2" else ("Events", "Cand2MuTrk_truth")
+    return truth in uproot.open(str(path))[tree].keys()  # noqa: SIM118 (branch names)
 
 
 # -- the whole selection -------------------------------------------------------------------
@@ -432,21 +486,26 @@ def reference_select(
     path_or_paths: str | Path | list[str | Path],
     layout: str,
     config: SelectionConfig | None = None,
+    era: str | None = None,
 ) -> ReferenceResult:
-    """Cutflow, best candidates and truth counts of SPEC section 3, one event at a time."""
+    """Cutflow, best candidates and truth counts of the period's selection, one event at
+    a time (Run 2: the trigger-match branches of ``era``'s year, 2017 without one)."""
     if layout not in ("run2", "run3"):
         raise ValueError(f"unknown layout {layout!r}; expected 'run2' or 'run3'")
     c = config or SelectionConfig()
     paths = [path_or_paths] if isinstance(path_or_paths, (str, Path)) else list(path_or_paths)
+    rows = CUTFLOW_ROWS if layout == "run2" else RUN3_CUTFLOW_ROWS
     result = ReferenceResult(
-        cutflow={label: {"events": 0, "candidates": 0} for label in CUTFLOW_ROWS},
+        cutflow={label: {"events": 0, "candidates": 0} for label in rows},
         truth=dict.fromkeys(("ds", "dplus", "background"), 0),
         config=c,
+        layout=layout,
     )
+    year = c.trigger_match_year(era)
     axis = c.mass_axis
     for path in paths:
         result.has_truth = result.has_truth or has_truth_branch(path, layout)
-        for event in read_events(path, layout, c):
+        for event in read_events(path, layout, c, year):
             sel = select_event(event, layout, c)
             for label, (passes, n) in sel.steps.items():
                 result.cutflow[label]["events"] += int(passes)
