@@ -1,4 +1,5 @@
-"""The original RDataFrame pipeline, corrected per SPEC section 6, on Run 2 layout files.
+"""The original RDataFrame pipeline, corrected (``docs/physics.md``, "Defects"), and the
+group's Run 3 selection, in RDataFrame: the ROOT cross-check of both periods.
 
 JIT-compiled C++ strings in the style of the original notebook, with its defects fixed:
 
@@ -10,14 +11,15 @@ JIT-compiled C++ strings in the style of the original notebook, with its defects
    survivors only;
 5. the track impact-parameter cut two-sided on absolute values.
 
-Cut values come from :class:`tau3mu.config.SelectionConfig`, branch names from
+Cut values come from :class:`tau3mu.config.SelectionConfig`; Run 2 branch names from
 :mod:`tau3mu.layouts`. One event loop books the histogram and every cutflow counter.
 
-Run 3 (``--layout run3``): the bool trigger branches and the index links of the nanoAOD-like
-layout, otherwise the same graph.
+Run 3 (``--layout run3``): the group's Run 3 selection on its NanoAOD producer's files,
+spelled here with the producer's branch names (``Cand2MuTrk_*``, ``Muon_*``, ``Track_*``,
+``Trigger_*``), the phi mass from ROOT's own ``PtEtaPhiEVector``.
 
-Usage: ``python benchmarks/rdf_original.py FILE [FILE ...] [--layout run2|run3] [--threads N]
-[--scheduler ADDRESS [--npartitions N]] [--json OUT]``
+Usage: ``python benchmarks/rdf_original.py FILE [FILE ...] [--layout run2|run3] [--era ERA]
+[--threads N] [--scheduler ADDRESS [--npartitions N]] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from tau3mu.config import CUTFLOW_STEPS, SelectionConfig
-from tau3mu.layouts import RUN2, RUN3
+from tau3mu.config import Run2Selection, Run3Selection, SelectionConfig
+from tau3mu.layouts import RUN2
 
 _HELPERS = r"""
 #ifndef TAU3MU_RDF_HELPERS
 #define TAU3MU_RDF_HELPERS
 #include <ROOT/RVec.hxx>
+#include <Math/Vector4D.h>
 #include <cmath>
 #include <string>
 using ROOT::RVecD; using ROOT::RVecF; using ROOT::RVecI; using ROOT::RVecB;
@@ -97,6 +100,16 @@ RVecD pair_mass(const T& pt1, const T& eta1, const T& phi1,
   }
   return out;
 }
+template <typename T, typename E>
+RVecD energy_mass(const T& pt1, const T& eta1, const T& phi1, const E& e1,
+                  const T& pt2, const T& eta2, const T& phi2, const E& e2) {
+  RVecD out(pt1.size(), NAN);
+  for (size_t i = 0; i < pt1.size(); ++i) {
+    ROOT::Math::PtEtaPhiEVector a(pt1[i], eta1[i], phi1[i], e1[i]), b(pt2[i], eta2[i], phi2[i], e2[i]);
+    out[i] = (a + b).M();
+  }
+  return out;
+}
 template <typename T>
 int best(const T& chi2, const RVecB& pass) {
   int b = -1;
@@ -138,26 +151,25 @@ def _run_logged(ROOT: Any, action: Any) -> tuple[Any, float | None, float | None
     return value, float(jit.group(1)) if jit else None, float(loop.group(1)) if loop else None
 
 
-def _steps(c: SelectionConfig) -> dict[str, str]:
-    """Per-candidate masks of steps 2-10 as C++ expressions."""
-    acc = "((abs({e}) < {b} && {p} > {bp}) || (abs({e}) >= {b} && abs({e}) < {ee} && {p} > {ep}))"
+def _accept(p: str, e: str, c: Run2Selection | Run3Selection, closed_barrel: bool) -> str:
+    """Muon acceptance as C++: Run 2 barrel ``|eta| < b``, Run 3 barrel ``|eta| <= b``."""
+    lt, ge = ("<=", ">") if closed_barrel else ("<", ">=")
+    return (
+        f"((abs({e}) {lt} {c.barrel_max_abseta} && {p} > {c.barrel_min_pt}) || "
+        f"(abs({e}) {ge} {c.barrel_max_abseta} && abs({e}) < {c.endcap_max_abseta} && "
+        f"{p} > {c.endcap_min_pt}))"
+    )
 
-    def accept(p: str, e: str) -> str:
-        return acc.format(
-            p=p,
-            e=e,
-            b=c.barrel_max_abseta,
-            bp=c.barrel_min_pt,
-            ee=c.endcap_max_abseta,
-            ep=c.endcap_min_pt,
-        )
 
+def _run2_steps(c: Run2Selection) -> dict[str, str]:
+    """Per-candidate masks of Run 2 steps 2-10 as C++ expressions."""
     lo, hi = c.delta_r_window
+    mu1, mu2 = _accept("mu1_pt", "mu1_eta", c, False), _accept("mu2_pt", "mu2_eta", c, False)
     return {
         "mass_window": f"(mass > {c.mass_window[0]} && mass < {c.mass_window[1]})",
         "pv_tracks": f"(pv_ntracks > {c.min_pv_tracks})",
         "flight_significance": f"(flight_sig > {c.min_flight_significance})",
-        "acceptance": f"({accept('mu1_pt', 'mu1_eta')} && {accept('mu2_pt', 'mu2_eta')} && trk_pt > {c.track_min_pt})",
+        "acceptance": f"({mu1} && {mu2} && trk_pt > {c.track_min_pt})",
         "delta_r": f"(dr12 > {lo} && dr12 < {hi} && dr1t > {lo} && dr1t < {hi} && dr2t > {lo} && dr2t < {hi})",
         "muon_id": "(mu1_global > 0 && mu1_pf > 0 && mu2_global > 0 && mu2_pf > 0)",
         "track_ip": f"(abs(trk_dz) < {c.max_track_abs_dz} && abs(trk_dxy) < {c.max_track_abs_dxy})",
@@ -166,15 +178,39 @@ def _steps(c: SelectionConfig) -> dict[str, str]:
     }
 
 
-def _columns_run2(df: Any, c: SelectionConfig) -> Any:
+def _run3_steps(c: Run3Selection) -> dict[str, str]:
+    """Per-candidate masks of the Run 3 steps after the trigger as C++ expressions."""
+    accept = " && ".join(_accept(f"{p}_pt", f"{p}_eta", c, True) for p in ("mu1", "mu2", "trk"))
+
+    def matched(p: str) -> str:
+        return (
+            f"({p}_hlt > 0 && abs({p}_trg_dr) < {c.max_trigger_dr} && "
+            f"abs({p}_trg_dpt) < {c.max_trigger_dpt})"
+        )
+
+    lo, hi = c.phi_mass_window
+    return {
+        "acceptance": f"({accept})",
+        "flight_significance": f"(Cand2MuTrk_flightDistBSSig >= {c.min_flight_significance})",
+        "muon_id": "(mu1_global > 0 && mu1_medium > 0 && mu2_global > 0 && mu2_medium > 0)",
+        "track_ip": f"(abs(trk_dz) < {c.max_track_abs_dz} && abs(trk_dxy) < {c.max_track_abs_dxy})",
+        "phi_mass": f"(mu1_charge + mu2_charge == 0 && dimuon_mass >= {lo} && dimuon_mass <= {hi})",
+        "mass_window": f"(Cand2MuTrk_mass >= {c.mass_window[0]} && Cand2MuTrk_mass <= {c.mass_window[1]})",
+        "trigger_match": f"({matched('mu1')} && {matched('mu2')})",
+    }
+
+
+def _columns_run2(df: Any, c: Run2Selection, year: str) -> Any:
     """Run 2: string-matched trigger, candidate copies, muons and track matched by value."""
-    cand = RUN2.candidate(c.era)
+    cand = RUN2.candidate(year)
+    names = {str(n) for n in df.GetColumnNames()}
+    l1_decision = RUN2.l1_decision if RUN2.l1_decision in names else RUN2.l1_final_decision
     patterns_hlt = "{" + ", ".join(f'"{p}"' for p in (c.hlt_pattern,)) + "}"
     patterns_l1 = "{" + ", ".join(f'"{p}"' for p in c.l1_patterns) + "}"
     df = df.Define(
         "trigger",
         f"tau3mu_rdf::any_fired({RUN2.hlt_name}, {RUN2.hlt_decision}, {patterns_hlt}) && "
-        f"tau3mu_rdf::any_fired({RUN2.l1_name}, {RUN2.l1_decision}, {patterns_l1})",
+        f"tau3mu_rdf::any_fired({RUN2.l1_name}, {l1_decision}, {patterns_l1})",
     )
     for key in _CANDIDATE_COLUMNS + _KINEMATICS:
         df = df.Alias(key, cand[key])
@@ -184,39 +220,50 @@ def _columns_run2(df: Any, c: SelectionConfig) -> Any:
             f"mu{i}_idx",
             f"tau3mu_rdf::match(mu{i}_pt, mu{i}_eta, mu{i}_phi, {m['pt']}, {m['eta']}, {m['phi']}, true)",
         )
+        df = df.Define(f"mu{i}_global", f"tau3mu_rdf::take({m['is_global']}, mu{i}_idx, 0.)")
+        df = df.Define(f"mu{i}_pf", f"tau3mu_rdf::take({m['is_pf']}, mu{i}_idx, 0.)")
     df = df.Define(
         "trk_idx",
         f"tau3mu_rdf::match(trk_pt, trk_eta, trk_phi, {t['pt']}, {t['eta']}, {t['phi']}, false)",
     )
-    return df
+    df = df.Define("trk_dz", f"tau3mu_rdf::take({t['dz']}, trk_idx, NAN)")
+    df = df.Define("trk_dxy", f"tau3mu_rdf::take({t['dxy']}, trk_idx, NAN)")
+    df = df.Define("dr12", "tau3mu_rdf::delta_r(mu1_eta, mu1_phi, mu2_eta, mu2_phi)")
+    df = df.Define("dr1t", "tau3mu_rdf::delta_r(mu1_eta, mu1_phi, trk_eta, trk_phi)")
+    df = df.Define("dr2t", "tau3mu_rdf::delta_r(mu2_eta, mu2_phi, trk_eta, trk_phi)")
+    refit = [f"mu{i}_refit_{k}" for i in (1, 2) for k in ("pt", "eta", "phi")]
+    df = df.Define("phi_mass", f"tau3mu_rdf::pair_mass({', '.join(refit)}, {c.muon_mass})")
+    return df.Alias("best_chi2", "vtx_chi2")
 
 
-def _run3_bits(names: list[str], c: SelectionConfig) -> tuple[list[str], list[str]]:
-    """Bool trigger branches: the Run 2 substring rule on names without the version."""
-    hlt = [n for n in names if n.startswith("HLT_") and c.hlt_pattern in n + "_v"]
-    l1 = [n for n in names if n.startswith("L1_") and any(p in n for p in c.l1_patterns)]
-    return hlt, l1
+def _columns_run3(df: Any, c: Run3Selection) -> Any:
+    """Run 3: the producer's uint8 trigger bits, muons and track through the index links."""
+    names = {str(n) for n in df.GetColumnNames()}
+
+    def any_bit(wanted: tuple[str, ...]) -> str:
+        bits = [f"Trigger_{b} == 1" for b in wanted if f"Trigger_{b}" in names]
+        return "(" + (" || ".join(bits) or "false") + ")"
+
+    df = df.Define("trigger", f"{any_bit(c.hlt_paths)} && {any_bit(c.l1_seeds)}")
+    links = {"mu1": "Cand2MuTrk_mu1_idx", "mu2": "Cand2MuTrk_mu2_idx", "trk": "Cand2MuTrk_tr_idx"}
+    fields = {"mu": ("pt", "eta", "phi", "energy", "charge", "trgDR", "trgDPT"), "trk": ("pt", "eta", "phi", "dz", "dxy")}
+    short = {"trgDR": "trg_dr", "trgDPT": "trg_dpt"}
+    flags = [f"Muon_{p}" for p in c.matched_paths if f"Muon_{p}" in names]
+    for prefix, link in links.items():
+        collection = "Track" if prefix == "trk" else "Muon"
+        for k in fields["trk" if prefix == "trk" else "mu"]:
+            df = df.Define(f"{prefix}_{short.get(k, k)}", f"tau3mu_rdf::take({collection}_{k}, {link}, NAN)")
+        if prefix != "trk":
+            df = df.Define(f"{prefix}_global", f"tau3mu_rdf::take(Muon_isGlobal, {link}, 0.)")
+            df = df.Define(f"{prefix}_medium", f"tau3mu_rdf::take(Muon_isMedium, {link}, 0.)")
+            matched = " + ".join(f"tau3mu_rdf::take({flag}, {link}, 0.)" for flag in flags) or "0."
+            df = df.Define(f"{prefix}_hlt", matched)
+    energy = "mu1_pt, mu1_eta, mu1_phi, mu1_energy, mu2_pt, mu2_eta, mu2_phi, mu2_energy"
+    df = df.Define("dimuon_mass", f"tau3mu_rdf::energy_mass({energy})")
+    return df.Alias("mass", "Cand2MuTrk_mass").Alias("best_chi2", "Cand2MuTrk_chi2")
 
 
-def _columns_run3(df: Any, c: SelectionConfig) -> Any:
-    """Run 3: bool trigger branches, kinematics from the collections through the index links."""
-    cand = RUN3.candidate()
-    names = [str(n) for n in df.GetColumnNames()]
-    hlt, l1 = _run3_bits(names, c)
-    any_of = lambda bits: "(" + (" || ".join(bits) or "false") + ")"  # noqa: E731
-    df = df.Define("trigger", f"{any_of(hlt)} && {any_of(l1)}")
-    for key in _CANDIDATE_COLUMNS:
-        df = df.Alias(key, cand[key])
-    links = {"mu1": (cand["mu1_idx"], RUN3.muon), "mu2": (cand["mu2_idx"], RUN3.muon)}
-    links["trk"] = (cand["trk_idx"], RUN3.track)
-    for prefix, (link, coll) in links.items():
-        df = df.Alias(f"{prefix}_idx", link)
-        for k in ("pt", "eta", "phi"):
-            df = df.Define(f"{prefix}_{k}", f"tau3mu_rdf::take({coll[k]}, {prefix}_idx, NAN)")
-    return df
-
-
-#: candidate columns both layouts carry (analysis names)
+#: Run 2 candidate columns (analysis names)
 _CANDIDATE_COLUMNS = (
     "mass",
     "vtx_chi2",
@@ -243,16 +290,19 @@ def run_rdf(
     layout: str = "run2",
     scheduler: str | None = None,
     npartitions: int | None = None,
+    era: str | None = None,
 ) -> dict[str, Any]:
-    """h_mass counts, the cutflow and timings of the corrected original pipeline.
+    """h_mass counts, the cutflow and timings of the period's selection in RDataFrame.
 
-    ``layout``: ``"run2"`` (``Tree3Mu/ntuple``) or ``"run3"`` (``Events``); ``treename``
-    defaults to the layout's tree. With ``scheduler`` (a Dask scheduler address) the
-    same graph runs as distributed RDataFrame on that cluster's workers, in
-    ``npartitions`` ranges.
+    ``layout``: ``"run2"`` (``Tree3Mu/ntuple``, the trigger-match branches of ``era``'s
+    year) or ``"run3"`` (``Events``); ``treename`` defaults to the layout's tree. With
+    ``scheduler`` (a Dask scheduler address) the same graph runs as distributed
+    RDataFrame on that cluster's workers, in ``npartitions`` ranges.
     """
     with contextlib.ExitStack() as closing:
-        return _run_rdf(files, treename, config, threads, layout, scheduler, npartitions, closing)
+        return _run_rdf(
+            files, treename, config, threads, layout, scheduler, npartitions, era, closing
+        )
 
 
 def _run_rdf(
@@ -263,6 +313,7 @@ def _run_rdf(
     layout: str,
     scheduler: str | None,
     npartitions: int | None,
+    era: str | None,
     closing: contextlib.ExitStack,
 ) -> dict[str, Any]:
     import ROOT
@@ -277,7 +328,7 @@ def _run_rdf(
         ROOT.DisableImplicitMT()
     if not hasattr(ROOT, "tau3mu_rdf"):
         ROOT.gInterpreter.Declare(_HELPERS)
-    tree = treename or (RUN2.tree if layout == "run2" else RUN3.tree)
+    tree = treename or (RUN2.tree if layout == "run2" else "Events")
     if scheduler is not None:
         from distributed import Client
 
@@ -287,33 +338,25 @@ def _run_rdf(
         df = ROOT.RDataFrame(tree, files, executor=client, npartitions=npartitions)
     else:
         df = ROOT.RDataFrame(tree, files)
-    df = _columns_run2(df, c) if layout == "run2" else _columns_run3(df, c)
-    # what both layouts share: the muon ID and track IP read at the link, delta R, phi mass
-    m, t = (RUN2.muon, RUN2.track) if layout == "run2" else (RUN3.muon, RUN3.track)
-    for i in ("1", "2"):
-        df = df.Define(f"mu{i}_global", f"tau3mu_rdf::take({m['is_global']}, mu{i}_idx, 0.)")
-        df = df.Define(f"mu{i}_pf", f"tau3mu_rdf::take({m['is_pf']}, mu{i}_idx, 0.)")
-    df = df.Define("trk_dz", f"tau3mu_rdf::take({t['dz']}, trk_idx, NAN)")
-    df = df.Define("trk_dxy", f"tau3mu_rdf::take({t['dxy']}, trk_idx, NAN)")
-    df = df.Define("dr12", "tau3mu_rdf::delta_r(mu1_eta, mu1_phi, mu2_eta, mu2_phi)")
-    df = df.Define("dr1t", "tau3mu_rdf::delta_r(mu1_eta, mu1_phi, trk_eta, trk_phi)")
-    df = df.Define("dr2t", "tau3mu_rdf::delta_r(mu2_eta, mu2_phi, trk_eta, trk_phi)")
-    refit = [f"mu{i}_refit_{k}" for i in (1, 2) for k in ("pt", "eta", "phi")]
-    df = df.Define("phi_mass", f"tau3mu_rdf::pair_mass({', '.join(refit)}, {c.muon_mass})")
+    if layout == "run2":
+        df = _columns_run2(df, c.run2, c.trigger_match_year(era))
+        steps = _run2_steps(c.run2)
+    else:
+        df = _columns_run3(df, c.run3)
+        steps = _run3_steps(c.run3)
     df = df.Define("ncand", "(int)mass.size()")
     df = df.Define("trigger_events", "(int)trigger").Define("trigger_cands", "trigger ? ncand : 0")
     booked: dict[str, tuple[Any, Any]] = {"events": (df.Count(), df.Sum("ncand"))}
     booked["trigger"] = (df.Sum("trigger_events"), df.Sum("trigger_cands"))
     previous = "trigger"
-    for label, step in _steps(c).items():
+    for label, step in steps.items():
         # AND with the candidates that passed every step so far (SPEC 6, defect 4)
         df = df.Define(f"pass_{label}", f"ROOT::RVecB({step} && {previous})")
         previous = f"pass_{label}"
         df = df.Define(f"n_{label}", f"(int)ROOT::VecOps::Sum(pass_{label})")
         df = df.Define(f"e_{label}", f"(int)(n_{label} > 0)")
         booked[label] = (df.Sum(f"e_{label}"), df.Sum(f"n_{label}"))
-    last = list(_steps(c))[-1]
-    df = df.Define("best", f"tau3mu_rdf::best(vtx_chi2, pass_{last})")
+    df = df.Define("best", f"tau3mu_rdf::best(best_chi2, {previous})")
     selected = df.Filter("best >= 0")
     axis = c.mass_axis
     h = selected.Define("best_mass", "mass[best]").Histo1D(
@@ -346,7 +389,7 @@ def _run_rdf(
         },
         "threads": threads,
         "layout": layout,
-        "order": ["events", *CUTFLOW_STEPS, "best_candidate"],
+        "order": ["events", *c.for_period(layout).steps, "best_candidate"],
     }
 
 
@@ -357,6 +400,7 @@ def main() -> None:
     parser.add_argument("files", nargs="+")
     parser.add_argument("--layout", choices=("run2", "run3"), default="run2")
     parser.add_argument("--tree", default=None, help="default: the layout's tree")
+    parser.add_argument("--era", default=None, help="Run 2: the era whose trigger match is read")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write the result here")
     parser.add_argument("--scheduler", help="Dask scheduler address: distributed RDataFrame")
@@ -369,6 +413,7 @@ def main() -> None:
         layout=args.layout,
         scheduler=args.scheduler,
         npartitions=args.npartitions,
+        era=args.era,
     )
     for label in result["order"]:
         events, cands = result["cutflow"][label]
