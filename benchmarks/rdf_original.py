@@ -246,13 +246,18 @@ def _columns_run3(df: Any, c: Run3Selection) -> Any:
 
     df = df.Define("trigger", f"{any_bit(c.hlt_paths)} && {any_bit(c.l1_seeds)}")
     links = {"mu1": "Cand2MuTrk_mu1_idx", "mu2": "Cand2MuTrk_mu2_idx", "trk": "Cand2MuTrk_tr_idx"}
-    fields = {"mu": ("pt", "eta", "phi", "energy", "charge", "trgDR", "trgDPT"), "trk": ("pt", "eta", "phi", "dz", "dxy")}
+    fields = {
+        "mu": ("pt", "eta", "phi", "energy", "charge", "trgDR", "trgDPT"),
+        "trk": ("pt", "eta", "phi", "dz", "dxy"),
+    }
     short = {"trgDR": "trg_dr", "trgDPT": "trg_dpt"}
     flags = [f"Muon_{p}" for p in c.matched_paths if f"Muon_{p}" in names]
     for prefix, link in links.items():
         collection = "Track" if prefix == "trk" else "Muon"
         for k in fields["trk" if prefix == "trk" else "mu"]:
-            df = df.Define(f"{prefix}_{short.get(k, k)}", f"tau3mu_rdf::take({collection}_{k}, {link}, NAN)")
+            df = df.Define(
+                f"{prefix}_{short.get(k, k)}", f"tau3mu_rdf::take({collection}_{k}, {link}, NAN)"
+            )
         if prefix != "trk":
             df = df.Define(f"{prefix}_global", f"tau3mu_rdf::take(Muon_isGlobal, {link}, 0.)")
             df = df.Define(f"{prefix}_medium", f"tau3mu_rdf::take(Muon_isMedium, {link}, 0.)")

@@ -197,8 +197,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         year = str(year_of(era)) if era else None
         if year not in self.scale_factors:
             raise InputError(
-                f"no muon scale factors for era {era!r} (known years: "
-                f"{sorted(self.scale_factors)})"
+                f"no muon scale factors for era {era!r} (known years: {sorted(self.scale_factors)})"
             )
         return self.scale_factors[year]
 

@@ -18,7 +18,7 @@ from tau3mu import kernels
 from tau3mu.config import PeriodSelection, Run2Selection, Run3Selection
 from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
 from tau3mu.processors.arrays import call, lib
-from tau3mu.processors.links import candidate_links, candidate_record, muon_record
+from tau3mu.processors.links import TRACK_FIELDS, candidate_links, candidate_record, muon_record
 
 __all__ = ["in_closed_interval", "in_open_interval", "select", "steps"]
 
@@ -103,7 +103,9 @@ def _run3_steps(cut: Run3Selection) -> dict[str, Judge]:
     def phi_mass(get: Get) -> np.ndarray:
         muons = (get(f"{p}_{k}") for p in ("mu1", "mu2") for k in ("pt", "eta", "phi", "energy"))
         opposite = (get("mu1_charge") + get("mu2_charge")) == 0
-        return opposite & in_closed_interval(kernels.dimuon_mass_values(*muons), cut.phi_mass_window)
+        return opposite & in_closed_interval(
+            kernels.dimuon_mass_values(*muons), cut.phi_mass_window
+        )
 
     def matched(get: Get, prefix: str) -> np.ndarray:
         return (
@@ -156,11 +158,13 @@ def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | No
     cand = candidate_record(events, year)
     links = lib(cand).zip(candidate_links(events))
     muon = muon_record(events, selection)
-    track = events.Track[list(("pt", "eta", "phi", "dz", "dxy"))]
+    track = events.Track[list(TRACK_FIELDS)]
     return call(_select, cand, links, muon, track, trigger, selection=selection)
 
 
-def _check_links(link: dict[str, np.ndarray], sizes: dict[str, np.ndarray], event: np.ndarray) -> None:
+def _check_links(
+    link: dict[str, np.ndarray], sizes: dict[str, np.ndarray], event: np.ndarray
+) -> None:
     """Raise IndexError for a link beyond its event's collection (a corrupt file)."""
     for name, index in link.items():
         size = sizes["trk" if name == "trk_idx" else "mu"][event]
@@ -202,7 +206,11 @@ def _select(
         v_off, values = collections["trk" if owner == "trk" else "mu"]
         flag = field.startswith("is_") or field == "hlt_matched"
         out = kernels.gather_values(
-            v_off, values[field], fetched["i_off"], link[f"{owner}_idx"][alive], 0 if flag else np.nan
+            v_off,
+            values[field],
+            fetched["i_off"],
+            link[f"{owner}_idx"][alive],
+            0 if flag else np.nan,
         )
         return out if flag else out.astype(np.float64)
 

@@ -17,7 +17,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-__all__ = ["RUN2_YEARS", "RUN3_FIRST_YEAR", "EraError", "Period", "period_of", "sqrt_s_tev", "year_of"]
+__all__ = [
+    "RUN2_YEARS",
+    "RUN3_FIRST_YEAR",
+    "EraError",
+    "Period",
+    "period_of",
+    "sqrt_s_tev",
+    "year_of",
+]
 
 Period = Literal["run2", "run3"]
 

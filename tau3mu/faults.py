@@ -382,9 +382,13 @@ def _inspect_by_rules(
     known_good = 0
     for rule in dict.fromkeys(rules.values()):
         positions = [i for i, job in enumerate(jobs) if rules[job[0]] == rule]
-        known = InspectionCache.default(era=str(rule.era), rules=_rules_key(rule)) if cache else None
+        known = (
+            InspectionCache.default(era=str(rule.era), rules=_rules_key(rule)) if cache else None
+        )
         group = [jobs[i] for i in positions]
-        for i, verdict in zip(positions, _inspect_known(group, rule, threads, client, known, keep_trees), strict=True):
+        for i, verdict in zip(
+            positions, _inspect_known(group, rule, threads, client, known, keep_trees), strict=True
+        ):
             verdicts[i] = verdict
         known_good += known.hits if known is not None else 0
     return verdicts, known_good  # type: ignore[return-value]

@@ -190,7 +190,15 @@ class Run3Layout:
     #: simulation only: the muon's generator origin (0 none, 1 prompt Ds, 2 from a b
     #: hadron, 3 other), the generated particles, the true pileup
     decay_type: str = "Muon_decayType"
-    gen_fields: tuple[str, ...] = ("pt", "eta", "phi", "mass", "pdgId", "status", "genPartIdxMother")
+    gen_fields: tuple[str, ...] = (
+        "pt",
+        "eta",
+        "phi",
+        "mass",
+        "pdgId",
+        "status",
+        "genPartIdxMother",
+    )
     pileup: str = "Pileup_nTrueInt"
     #: candidate fields that are optional: synthetic truth only
     optional_candidate: tuple[str, ...] = ("truth",)

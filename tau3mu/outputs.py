@@ -33,7 +33,6 @@ import awkward as ak
 import numpy as np
 
 
-
 def current_umask() -> int:
     """This process's umask, read without changing it where Linux says it (``os.umask``
     can only be read by setting it, which races with threads creating files)."""

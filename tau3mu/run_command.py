@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -48,7 +49,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="CA certificates folder set as X509_CERT_DIR with the proxy "
         "(default $X509_CERT_DIR, else /etc/grid-security/certificates)",
     )
-    parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
+    parser.add_argument(
+        "--selection",
+        help='JSON overriding selection settings: {"run2": {...}, "run3": {...}, '
+        '"mass_axis": {...}} (names of tau3mu.config\'s Run2Selection, Run3Selection, MassAxis)',
+    )
+    parser.add_argument(
+        "--era",
+        help="era of inputs that name none (plain files, datasets without 'era'), e.g. 2018D "
+        "or 2022F; without it the files' layout picks the period (Run 2 then reads the "
+        "2017 trigger-match branches)",
+    )
     parser.add_argument(
         "--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)"
     )
@@ -204,6 +215,14 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     datasets = build_datasets(args)
     fileset = to_fileset(datasets, default_tree=args.tree)
     config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()
+    if args.era:
+        from tau3mu.eras import EraError, year_of
+
+        try:
+            year_of(args.era)
+        except EraError as err:
+            raise EraError(f"--era: {err}") from None
+        config = dataclasses.replace(config, era=args.era)
     sf = MuonScaleFactors(args.muon_sf) if args.muon_sf else None
     if sf is None and any(d.is_mc for d in datasets):
         print("note: simulation without --muon-sf gets weight 1", file=sys.stderr)
@@ -347,6 +366,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "snapshot": snapshot,
         # where the proxy is, never what it holds
         "x509_proxy": str(Path(proxy).expanduser().resolve()) if proxy else None,
+        "selection": {"config": config.to_dict(), "periods": _periods(datasets, config)},
         "truth": result.truth,
         "scale_factors": result.scale_factors,
         "fit": {
@@ -377,15 +397,36 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _periods(datasets: list[Any], config: Any) -> dict[str, dict[str, Any]]:
+    """Per dataset: the era used, its run period and, for Run 2, the trigger-match branch
+    year (and whether ``--selection`` set it instead of the era)."""
+    from tau3mu.eras import period_of
+
+    out = {}
+    for d in datasets:
+        era = d.era or config.era
+        period = period_of(era) if era else None
+        entry: dict[str, Any] = {"era": era, "period": period or "from the files' layout"}
+        if period in ("run2", None):
+            entry["trigger_match_year"] = config.trigger_match_year(era)
+            entry["trigger_match_year_from"] = (
+                "--selection" if config.run2.trigger_match_year is not None else "era"
+            )
+        out[d.name] = entry
+    return out
+
+
 def _expected_errors() -> tuple[type[Exception], ...]:
     """The errors ``tau3mu run`` reports as one line (exit code 2) instead of a traceback."""
     from tau3mu.cluster import ClusterError
     from tau3mu.datasets import DatasetError
+    from tau3mu.eras import EraError
     from tau3mu.faults import AccountingError, InputFileError
     from tau3mu.schemas import LayoutError
 
     errors: tuple[type[Exception], ...] = (
         DatasetError,
+        EraError,
         ClusterError,
         LayoutError,
         FileNotFoundError,

@@ -74,7 +74,9 @@ def _expected_kinds(layout: LayoutName, year: str | None) -> dict[str, str]:
         candidate = dict(RUN2.candidate(year or "")) if year else _run2_fixed_candidate()
         vectors = [*candidate.values(), *RUN2.muon.values(), *RUN2.track.values()]
         kinds |= dict.fromkeys([*vectors, RUN2.truth], "vector")
-        kinds |= {b: "vector" for b in (RUN2.hlt_decision, RUN2.l1_decision, RUN2.l1_final_decision)}
+        kinds |= dict.fromkeys(
+            (RUN2.hlt_decision, RUN2.l1_decision, RUN2.l1_final_decision), "vector"
+        )
         kinds |= {RUN2.hlt_name: "strings", RUN2.l1_name: "strings"}
         return kinds
     kinds = dict.fromkeys(RUN3.event.values(), "integer")

@@ -324,7 +324,9 @@ def run3_candidate_steps(
 
     def matched(mu: dict[str, float]) -> bool:
         flag = any(mu.get(path, 0) > 0 for path in c.matched_paths)
-        return flag and abs(mu["trgDR"]) < c.max_trigger_dr and abs(mu["trgDPT"]) < c.max_trigger_dpt
+        return (
+            flag and abs(mu["trgDR"]) < c.max_trigger_dr and abs(mu["trgDPT"]) < c.max_trigger_dpt
+        )
 
     phi = four_vector_mass(mu1, mu2)
     return {
@@ -400,7 +402,9 @@ def _read_run2(path: str, c: SelectionConfig, year: str) -> Iterator[dict[str, A
     tree = uproot.open(path)[RUN2.tree]
     cand_map = dict(RUN2.candidate(year))
     l1_decision = next(
-        b for b in ("Trigger_l1decision", "Trigger_l1Finaldecision") if b in tree.keys()  # noqa: SIM118
+        b
+        for b in ("Trigger_l1decision", "Trigger_l1Finaldecision")
+        if b in tree.keys()  # noqa: SIM118
     )
     if RUN2.truth in tree.keys():  # noqa: SIM118 (branch names)
         cand_map["truth"] = RUN2.truth
@@ -475,7 +479,9 @@ def read_events(
 
 
 def has_truth_branch(path: str | Path, layout: str) -> bool:
-    tree, truth = ("Tree3Mu/ntuple", RUN2.truth) if layout == "run2" else ("Events", "Cand2MuTrk_truth")
+    tree, truth = (
+        ("Tree3Mu/ntuple", RUN2.truth) if layout == "run2" else ("Events", "Cand2MuTrk_truth")
+    )
     return truth in uproot.open(str(path))[tree].keys()  # noqa: SIM118 (branch names)
 
 

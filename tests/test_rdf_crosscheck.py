@@ -65,7 +65,9 @@ def test_rdataframe_and_tau3mu_agree(rdf_run2, run2_dataset, fileset_of):
     np.testing.assert_array_equal(h, rdf_run2["h_mass"])
 
 
-def _ours(files: list[str], era: str | None = None, tree: str = "Events") -> tuple[dict, np.ndarray]:
+def _ours(
+    files: list[str], era: str | None = None, tree: str = "Events"
+) -> tuple[dict, np.ndarray]:
     fileset = {"d": {"files": dict.fromkeys(files, tree), "metadata": {"era": era}}}
     ours = run_runner(fileset, DsPhiPiProcessor(), chunksize=2500, inspection_cache=False)
     h = ours.hists["h_mass"][{"dataset": "d", "systematic": "nominal"}].values()
@@ -103,7 +105,8 @@ def test_run3_files_written_by_root_read_as_generated(run3_dataset, tmp_path):
         ROOT.RDataFrame("Events", path).Snapshot("Events", out)
         written.append(out)
     types = uproot.open(written[0])["Events"].typenames()
-    assert types["Muon_pt"] == "float[]" and types["Cand2MuTrk_mu1_idx"] == "int32_t[]"
+    assert types["Muon_pt"] == "float[]"
+    assert types["Cand2MuTrk_mu1_idx"] == "int32_t[]"
     rdf = run_rdf(written, layout="run3")
     ref = reference_select(written, "run3")
     assert _pairs(ref.cutflow) == rdf["cutflow"]

@@ -287,7 +287,10 @@ def run2_columns(
     columns: dict[str, tuple[str, Any]] = {}
     layout = branch_list() + [b for b in EXTRA_BRANCHES if truth or b[0] != RUN2.truth]
     # the real tree names its trigger-match branches after its era's year
-    layout = [(name.replace("_dRtriggerMatch_2017", f"_dRtriggerMatch_{year}"), cpp) for name, cpp in layout]
+    layout = [
+        (name.replace("_dRtriggerMatch_2017", f"_dRtriggerMatch_{year}"), cpp)
+        for name, cpp in layout
+    ]
     for name, cpp in layout:
         kind, dtype = _TYPES[cpp]
         if kind == "scalar":

@@ -18,7 +18,7 @@ import numpy as np
 
 from tau3mu.config import MUON_MASS, PION_MASS, TRUTH_BACKGROUND, TRUTH_DPLUS, TRUTH_DS
 from tau3mu.layouts import RUN3
-from tau3mu.synth.physics import Collection, SyntheticEvents
+from tau3mu.synth.physics import SyntheticEvents
 
 #: events per cluster (one basket per branch): ~16 MB compressed (NanoAOD flushes ~10 MB).
 #: A divisor of the readers' 100k-event chunks, so that no basket is inflated by two
@@ -34,7 +34,7 @@ RUN3_HLT_RATES = {
     "HLT_DoubleMu4_3_LowMass_v": (0.85, 0.75),
     "HLT_DoubleMu4_LowMass_Displaced_v": (0.35, 0.25),
 }
-RUN3_L1_RATES = {seed: (0.30, 0.30) for seed in RUN3.l1_seeds} | {
+RUN3_L1_RATES = dict.fromkeys(RUN3.l1_seeds, (0.3, 0.3)) | {
     "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4": (0.80, 0.78),
     "L1_DoubleMu4_SQ_OS_dR_Max1p2": (0.45, 0.40),
 }
@@ -121,13 +121,55 @@ def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[st
     pdg = np.array([_PDG[int(k)] for k in cand["truth"][c]], dtype=np.int32)
     charge = np.sign(cand["charge"][c]).astype(np.int32)
     per = {
-        "pt": [cand["pt"][c], mu["true_pt"][m1] + mu["true_pt"][m2], trk["true_pt"][tk], mu["true_pt"][m1], mu["true_pt"][m2]],
-        "eta": [cand["eta"][c], (mu["true_eta"][m1] + mu["true_eta"][m2]) / 2, trk["true_eta"][tk], mu["true_eta"][m1], mu["true_eta"][m2]],
-        "phi": [cand["phi"][c], mu["true_phi"][m1], trk["true_phi"][tk], mu["true_phi"][m1], mu["true_phi"][m2]],
-        "mass": [np.where(pdg == 431, 1.96835, 1.86966), np.full(len(c), 1.019461), np.full(len(c), PION_MASS), np.full(len(c), MUON_MASS), np.full(len(c), MUON_MASS)],
-        "pdgId": [pdg * charge, np.full(len(c), 333), 211 * charge, -13 * mu["charge"][m1], -13 * mu["charge"][m2]],
-        "status": [np.full(len(c), 2), np.full(len(c), 2), np.ones(len(c)), np.ones(len(c)), np.ones(len(c))],
-        "genPartIdxMother": [np.full(len(c), -1), np.zeros(len(c)), np.zeros(len(c)), np.ones(len(c)), np.ones(len(c))],
+        "pt": [
+            cand["pt"][c],
+            mu["true_pt"][m1] + mu["true_pt"][m2],
+            trk["true_pt"][tk],
+            mu["true_pt"][m1],
+            mu["true_pt"][m2],
+        ],
+        "eta": [
+            cand["eta"][c],
+            (mu["true_eta"][m1] + mu["true_eta"][m2]) / 2,
+            trk["true_eta"][tk],
+            mu["true_eta"][m1],
+            mu["true_eta"][m2],
+        ],
+        "phi": [
+            cand["phi"][c],
+            mu["true_phi"][m1],
+            trk["true_phi"][tk],
+            mu["true_phi"][m1],
+            mu["true_phi"][m2],
+        ],
+        "mass": [
+            np.where(pdg == 431, 1.96835, 1.86966),
+            np.full(len(c), 1.019461),
+            np.full(len(c), PION_MASS),
+            np.full(len(c), MUON_MASS),
+            np.full(len(c), MUON_MASS),
+        ],
+        "pdgId": [
+            pdg * charge,
+            np.full(len(c), 333),
+            211 * charge,
+            -13 * mu["charge"][m1],
+            -13 * mu["charge"][m2],
+        ],
+        "status": [
+            np.full(len(c), 2),
+            np.full(len(c), 2),
+            np.ones(len(c)),
+            np.ones(len(c)),
+            np.ones(len(c)),
+        ],
+        "genPartIdxMother": [
+            np.full(len(c), -1),
+            np.zeros(len(c)),
+            np.zeros(len(c)),
+            np.ones(len(c)),
+            np.ones(len(c)),
+        ],
     }
     dtypes = {"pdgId": np.int32, "status": np.int32, "genPartIdxMother": np.int16}
     counts = np.zeros(len(events), dtype=np.int64)
