@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tau3mu.eras import Period, period_of, year_of
+from tau3mu.layouts import RUN3
 
 __all__ = [
     "DPLUS_CTAU",
@@ -83,23 +84,10 @@ RUN3_STEPS: tuple[str, ...] = (
 #: Per-candidate truth categories written by the synthetic generator.
 TRUTH_BACKGROUND, TRUTH_DS, TRUTH_DPLUS = 0, 1, 2
 
-#: the Run 3 producer's HLT paths with a per-muon match flag (``Muon_<path>``)
-RUN3_MATCHED_PATHS: tuple[str, ...] = (
-    "HLT_DoubleMu3_Trk_Tau3mu",
-    "HLT_DoubleMu3_TkMu_DsTau3Mu_v",
-    "HLT_DoubleMu3_Trk_Tau3mu_NoL1Mass_v",
-    "HLT_DoubleMu4_3_LowMass_v",
-    "HLT_DoubleMu4_LowMass_Displaced_v",
-)
-#: the six L1 DoubleMu seeds of the group's Run 3 Ds -> phi pi selection
-RUN3_L1_SEEDS: tuple[str, ...] = (
-    "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4",
-    "L1_DoubleMu0er1p4_SQ_OS_dR_Max1p4",
-    "L1_DoubleMu4_SQ_OS_dR_Max1p2",
-    "L1_DoubleMu4p5_SQ_OS_dR_Max1p2",
-    "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p6",
-    "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p5",
-)
+#: the group's Run 3 Ds -> phi pi selection takes the producer's L1 DoubleMu seeds (six of
+#: its ten) and accepts a muon matched to any of the producer's five HLT paths
+RUN3_L1_SEEDS: tuple[str, ...] = tuple(s for s in RUN3.l1_seeds if s.startswith("L1_DoubleMu"))
+RUN3_MATCHED_PATHS: tuple[str, ...] = RUN3.hlt_paths
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ vocabulary:
     mu{1,2}_{pt,eta,phi} and trk_{pt,eta,phi}, the refitted muon tracks
     mu{1,2}_refit_{pt,eta,phi}, mu{1,2}_trig_dr (the era's year in the branch name).
     Run 3: mass, vtx_chi2, flight_sig, the links mu1_idx, mu2_idx, trk_idx (int32, -1 for
-    none), mu{1,2}_refit_pt, trk_refit_pt. Both: truth (synthetic files only).
+    none). Both: truth (synthetic files only).
 ``Muon``
-    pt, eta, phi, is_global, is_pf; Run 3 also energy, charge, is_medium, trg_dr,
-    trg_dpt and one match flag per HLT path.
+    pt, eta, phi, is_global; Run 2 also is_pf; Run 3 also energy, charge, is_medium,
+    trg_dr, trg_dpt and one match flag per HLT path.
 ``Track``
     pt, eta, phi, dz, dxy (Run 3 also charge)
 event level
@@ -158,9 +158,6 @@ class Run3Layout:
                 "mu1_idx": "mu1_idx",
                 "mu2_idx": "mu2_idx",
                 "trk_idx": "tr_idx",
-                "mu1_refit_pt": "refit_mu1_pt",
-                "mu2_refit_pt": "refit_mu2_pt",
-                "trk_refit_pt": "refit_tr_pt",
                 "truth": "truth",
             }
         )
@@ -175,7 +172,6 @@ class Run3Layout:
                 "energy": "energy",
                 "charge": "charge",
                 "is_global": "isGlobal",
-                "is_pf": "isPF",
                 "is_medium": "isMedium",
                 "trg_dr": "trgDR",
                 "trg_dpt": "trgDPT",
