@@ -12,11 +12,22 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
+import vector
 
-from tau3mu.config import MUON_MASS, PION_MASS, TRUTH_BACKGROUND, TRUTH_DPLUS, TRUTH_DS
+from tau3mu.config import (
+    DPLUS_MASS,
+    DS_MASS,
+    MUON_MASS,
+    PHI_MASS,
+    PION_MASS,
+    TRUTH_BACKGROUND,
+    TRUTH_DPLUS,
+    TRUTH_DS,
+)
 from tau3mu.layouts import RUN3
 from tau3mu.synth.physics import SyntheticEvents
 
@@ -109,78 +120,56 @@ def _true_candidates(events: SyntheticEvents) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[str, object]:
-    """``GenPart``: per signal event the Ds+ (or D+), its phi and pion, and the phi's
-    muons (mother indices as the producer writes them); the truth-matched muons get
-    ``decayType`` 1 (a prompt Ds+ or D+: no b hadron) and ``genPartPdgId`` 13."""
+    """``GenPart``: per signal event the Ds+ (or D+), its phi and pion, and the phi's two
+    muons, with mother indices as the producer writes them (-1 for none); the
+    truth-matched muons get ``decayType`` 1 (a prompt Ds+ or D+: no b hadron among the
+    ancestors) and ``genPartPdgId`` +-13. The parent's direction is the reconstructed
+    triplet's (the simulation keeps no true parent momentum)."""
     cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns
     ev, c = _true_candidates(events)
-    mu_off, trk_off = events.muons.offsets, events.tracks.offsets
-    m1 = mu_off[ev] + cand["mu1_idx"][c]
-    m2 = mu_off[ev] + cand["mu2_idx"][c]
-    tk = trk_off[ev] + cand["trk_idx"][c]
-    pdg = np.array([_PDG[int(k)] for k in cand["truth"][c]], dtype=np.int32)
-    charge = np.sign(cand["charge"][c]).astype(np.int32)
-    per = {
-        "pt": [
+    m1 = events.muons.offsets[ev] + cand["mu1_idx"][c]
+    m2 = events.muons.offsets[ev] + cand["mu2_idx"][c]
+    tk = events.tracks.offsets[ev] + cand["trk_idx"][c]
+    pdg = np.where(cand["truth"][c] == TRUTH_DS, _PDG[TRUTH_DS], _PDG[TRUTH_DPLUS])
+    sign = np.sign(cand["charge"][c])
+
+    def true(columns: dict[str, np.ndarray], index: np.ndarray, mass: float) -> Any:
+        return vector.array(
+            {k: columns[f"true_{k}"][index] for k in ("pt", "eta", "phi")}
+            | {"mass": np.full(len(index), mass)}
+        )
+
+    mu1, mu2 = true(mu, m1, MUON_MASS), true(mu, m2, MUON_MASS)
+    phi = mu1 + mu2
+    # (pt, eta, phi, mass, pdgId, status, mother) of the five particles, in file order
+    rows = [
+        (
             cand["pt"][c],
-            mu["true_pt"][m1] + mu["true_pt"][m2],
-            trk["true_pt"][tk],
-            mu["true_pt"][m1],
-            mu["true_pt"][m2],
-        ],
-        "eta": [
             cand["eta"][c],
-            (mu["true_eta"][m1] + mu["true_eta"][m2]) / 2,
-            trk["true_eta"][tk],
-            mu["true_eta"][m1],
-            mu["true_eta"][m2],
-        ],
-        "phi": [
             cand["phi"][c],
-            mu["true_phi"][m1],
-            trk["true_phi"][tk],
-            mu["true_phi"][m1],
-            mu["true_phi"][m2],
-        ],
-        "mass": [
-            np.where(pdg == 431, 1.96835, 1.86966),
-            np.full(len(c), 1.019461),
-            np.full(len(c), PION_MASS),
-            np.full(len(c), MUON_MASS),
-            np.full(len(c), MUON_MASS),
-        ],
-        "pdgId": [
-            pdg * charge,
-            np.full(len(c), 333),
-            211 * charge,
-            -13 * mu["charge"][m1],
-            -13 * mu["charge"][m2],
-        ],
-        "status": [
-            np.full(len(c), 2),
-            np.full(len(c), 2),
-            np.ones(len(c)),
-            np.ones(len(c)),
-            np.ones(len(c)),
-        ],
-        "genPartIdxMother": [
-            np.full(len(c), -1),
-            np.zeros(len(c)),
-            np.zeros(len(c)),
-            np.ones(len(c)),
-            np.ones(len(c)),
-        ],
-    }
-    dtypes = {"pdgId": np.int32, "status": np.int32, "genPartIdxMother": np.int16}
-    counts = np.zeros(len(events), dtype=np.int64)
-    counts[ev] = 5
+            np.where(pdg == 431, DS_MASS, DPLUS_MASS),
+            pdg * sign,
+            2,
+            -1,
+        ),
+        (phi.pt, phi.eta, phi.phi, PHI_MASS, 333, 2, 0),
+        (trk["true_pt"][tk], trk["true_eta"][tk], trk["true_phi"][tk], PION_MASS, 211 * sign, 1, 0),
+        (mu1.pt, mu1.eta, mu1.phi, MUON_MASS, -13 * mu["charge"][m1], 1, 1),
+        (mu2.pt, mu2.eta, mu2.phi, MUON_MASS, -13 * mu["charge"][m2], 1, 1),
+    ]
+    dtypes = (np.float32, np.float32, np.float32, np.float32, np.int32, np.int32, np.int16)
     columns = {
-        k: np.stack(v, axis=1).reshape(-1).astype(dtypes.get(k, np.float32)) for k, v in per.items()
+        name: np.stack([np.broadcast_to(row[k], len(c)) for row in rows], axis=1)
+        .reshape(-1)
+        .astype(dtype)
+        for k, (name, dtype) in enumerate(zip(RUN3.gen_fields, dtypes, strict=True))
     }
+    counts = np.zeros(len(events), dtype=np.int64)
+    counts[ev] = len(rows)
     for index in (m1, m2):
         muons["decayType"][index] = 1
         muons["genPartPdgId"][index] = -13 * muons["charge"][index]
-    return {"GenPart": _jagged(counts, columns)}
+    return {RUN3.gen_collection: _jagged(counts, columns)}
 
 
 def run3_branches(
