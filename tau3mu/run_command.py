@@ -50,7 +50,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
     parser.add_argument(
-        "--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)"
+        "--muon-sf",
+        metavar="FILE",
+        help="correctionlib file with NUM_MediumID_DEN_TrackerMuons for all simulation "
+        "(default: the file tau3mu ships for the era's year; 2017 only)",
+    )
+    parser.add_argument(
+        "--no-muon-sf",
+        action="store_true",
+        help="weight simulation 1, without muon ID scale factors",
     )
     parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
@@ -113,6 +121,23 @@ def build_datasets(args: argparse.Namespace) -> list[Any]:
             "the inputs are files, which make one dataset"
         )
     return datasets_from_paths(args.inputs, treename=args.tree)
+
+
+def one_scale_factors(sf_by_year: dict[int, Any]) -> Any:
+    """The one :class:`MuonScaleFactors` the processor takes today, from the per-year
+    mapping of :func:`tau3mu.corrections.scale_factors_for` (None when empty).
+
+    Raises ScaleFactorError when the years need different files, which one processor
+    cannot apply yet."""
+    from tau3mu.corrections import ScaleFactorError
+
+    distinct = {sf.fingerprint()["sha256"]: sf for sf in sf_by_year.values()}
+    if len(distinct) > 1:
+        raise ScaleFactorError(
+            f"simulation of years {sorted(sf_by_year)} needs different scale-factor files, "
+            "which one run cannot apply yet; run the years separately"
+        )
+    return next(iter(distinct.values()), None)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -180,7 +205,7 @@ def _report_failed(path: str, err: Exception) -> None:
 def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``tau3mu run`` does, returning the report (also used by the demo)."""
     from tau3mu.config import SelectionConfig
-    from tau3mu.corrections import MuonScaleFactors
+    from tau3mu.corrections import scale_factors_for
     from tau3mu.datasets import to_fileset
     from tau3mu.execution import run_dask_awkward, run_runner
     from tau3mu.faults import InputFileError, accounting_line
@@ -204,10 +229,10 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     datasets = build_datasets(args)
     fileset = to_fileset(datasets, default_tree=args.tree)
     config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()
-    sf = MuonScaleFactors(args.muon_sf) if args.muon_sf else None
-    if sf is None and any(d.is_mc for d in datasets):
-        print("note: simulation without --muon-sf gets weight 1", file=sys.stderr)
-    processor = DsPhiPiProcessor(config, scale_factors=sf)
+    sf_by_year = scale_factors_for(datasets, args.muon_sf, args.no_muon_sf)
+    if args.no_muon_sf and any(d.is_mc for d in datasets):
+        print("note: --no-muon-sf: simulation gets weight 1", file=sys.stderr)
+    processor = DsPhiPiProcessor(config, scale_factors=one_scale_factors(sf_by_year))
 
     proxy = args.x509_proxy or os.environ.get("X509_USER_PROXY")
     with contextlib.ExitStack() as stack:
@@ -347,6 +372,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "snapshot": snapshot,
         # where the proxy is, never what it holds
         "x509_proxy": str(Path(proxy).expanduser().resolve()) if proxy else None,
+        # the scale-factor file applied to each simulated year ({} without simulation)
+        "muon_sf": {str(year): sf.path for year, sf in sorted(sf_by_year.items())},
         "truth": result.truth,
         "scale_factors": result.scale_factors,
         "fit": {
@@ -380,6 +407,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
 def _expected_errors() -> tuple[type[Exception], ...]:
     """The errors ``tau3mu run`` reports as one line (exit code 2) instead of a traceback."""
     from tau3mu.cluster import ClusterError
+    from tau3mu.corrections import ScaleFactorError
     from tau3mu.datasets import DatasetError
     from tau3mu.faults import AccountingError, InputFileError
     from tau3mu.schemas import LayoutError
@@ -391,6 +419,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
         FileNotFoundError,
         InputFileError,
         AccountingError,
+        ScaleFactorError,
     )
     # loaded only when a proxy is used: importing it imports distributed (~0.7 s)
     credentials = sys.modules.get("tau3mu.credentials")
