@@ -206,7 +206,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``tau3mu run`` does, returning the report (also used by the demo)."""
     from tau3mu.config import SelectionConfig
     from tau3mu.corrections import scale_factors_for
-    from tau3mu.datasets import to_fileset
+    from tau3mu.datasets import input_notes, to_fileset
     from tau3mu.execution import run_dask_awkward, run_runner
     from tau3mu.faults import InputFileError, accounting_line
     from tau3mu.fit_command import figure_stem
@@ -227,6 +227,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     # stand beside this run's outputs should this one be interrupted
     (out / "report.json").unlink(missing_ok=True)
     datasets = build_datasets(args)
+    for line in input_notes(datasets):
+        print(line, file=sys.stderr)
     fileset = to_fileset(datasets, default_tree=args.tree)
     config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()
     sf_by_year = scale_factors_for(datasets, args.muon_sf, args.no_muon_sf)
@@ -345,7 +347,14 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     wall = processed - tic
     report = {
         "datasets": {
-            d.name: {"files": list(d.files), "type": d.type, "era": d.era, "lumi": d.lumi}
+            d.name: {
+                "files": list(d.files),
+                "type": d.type,
+                "era": d.era,
+                "lumi": d.lumi,
+                # the dataset's own keys: its "metadata" object and the keys tau3mu does not use
+                "metadata": d.metadata,
+            }
             for d in datasets
         },
         "events": events,
