@@ -277,19 +277,7 @@ def inspect_inputs(
         result.entries[dataset] = {}
         for path, tree in spec["files"].items():
             verdict = next(verdicts)
-            reason = verdict.reason
-            if reason is None and verdict.entries == 0:
-                if skip_bad_files:
-                    result.skipped.append(
-                        {
-                            "dataset": dataset,
-                            "file": path,
-                            "events": 0,
-                            "error": "empty tree (0 entries)",
-                        }
-                    )
-                    continue
-                reason = "empty tree (0 entries)"
+            reason = verdict.reason  # a valid tree with 0 entries is usable: 0 events
             if reason is not None:
                 message = f"{path}: {reason}"
                 if not skip_bad_files:
@@ -310,7 +298,25 @@ def inspect_inputs(
             result.uuids[path] = verdict.uuid
         if files:
             usable[dataset] = {**spec, "files": files}
+    check_one_file_once(result.fileset, result.uuids)
     return result
+
+
+def check_one_file_once(fileset: dict[str, Any], uuids: dict[str, bytes]) -> None:
+    """Raise InputFileError when two files of one dataset are one ROOT file (same file
+    UUID: a copy, or a name the datasets file could not resolve, such as two URLs)."""
+    for dataset, spec in fileset.items():
+        seen: dict[bytes, str] = {}
+        for path in spec["files"]:
+            uuid = uuids.get(path)
+            if not uuid:
+                continue
+            if uuid in seen:
+                raise InputFileError(
+                    f"dataset {dataset!r}: {seen[uuid]} and {path} are the same ROOT file "
+                    f"(file UUID {uuid.hex()}): listed twice, its events would count twice"
+                )
+            seen[uuid] = path
 
 
 def check_accounting(

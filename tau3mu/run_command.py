@@ -60,6 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="weight simulation 1, without muon ID scale factors",
     )
+    parser.add_argument(
+        "--drop-duplicate-events",
+        action="store_true",
+        help="keep one copy of a selected event that occurs twice in a dataset (same run, "
+        "lumi, event): removed from the snapshot and histograms, not from the cutflow",
+    )
     parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
     parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
@@ -207,6 +213,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     from tau3mu.config import SelectionConfig
     from tau3mu.corrections import scale_factors_for
     from tau3mu.datasets import input_notes, to_fileset
+    from tau3mu.duplicates import drop_duplicate_events, duplicate_events, duplicates_line
     from tau3mu.execution import run_dask_awkward, run_runner
     from tau3mu.faults import InputFileError, accounting_line
     from tau3mu.fit_command import figure_stem
@@ -312,6 +319,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         raise InputFileError("nothing was processed: every input was skipped")
     # chunks merge in the order they finish: the outputs follow the input's order instead
     result = in_input_order(result, [d.name for d in datasets])
+    duplicates = duplicate_events(result.snapshot)
+    if args.drop_duplicate_events:
+        result, _ = drop_duplicate_events(result)
+    line = duplicates_line(duplicates, dropped=args.drop_duplicate_events)
+    if line:
+        print(line)
     simulation = {d.name for d in datasets if d.is_mc}
     paths = write_histograms(out, result.hists, simulation=simulation)
     write_json(out / "cutflow.json", result.cutflow)
@@ -377,6 +390,11 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "chunksize": args.chunksize,
         "files_known_good": metrics.get("files_known_good", 0),
         "accounting": accounting,
+        # selected events that occur more than once in a dataset (same run, lumi, event)
+        "duplicate_events": {
+            "extra_copies": duplicates,
+            "dropped": bool(args.drop_duplicate_events),
+        },
         # one file, one table: its dataset column/branch and, for ROOT, what its values mean
         "snapshot": snapshot,
         # where the proxy is, never what it holds
