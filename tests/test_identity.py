@@ -81,9 +81,10 @@ def test_a_copy_of_a_file_in_one_dataset_is_refused_with_both_names(folder, tmp_
     assert set(inspected.fileset) == {"a", "b"}
 
 
-def test_a_tree_with_zero_entries_is_zero_events(folder, tmp_path):
+@pytest.mark.parametrize("mode", ["runner", "dask-awkward"])
+def test_a_tree_with_zero_entries_is_zero_events(folder, tmp_path, mode):
     datasets = _datasets_json(folder, "Tree_PhiPi_11.root Tree_PhiPi_12.root")
-    assert _run(datasets, tmp_path) == 0
+    assert _run(datasets, tmp_path, "--mode", mode) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     accounting = report["accounting"]
     assert accounting["skipped_files"] == []
