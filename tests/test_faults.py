@@ -293,7 +293,7 @@ def test_nan_inf_and_placeholders_do_not_crash(tmp_path):
     [
         (
             '{"d": {"rootpath": "/x/", "flies": "a.root", "treename": "Events"}}',
-            "did you mean 'files'",
+            "'flies' is given: a misspelling of 'files'?",
         ),
         ('{"d": {"rootpath": "/x/", "treename": "Events"}}', "missing key(s) ['files']"),
         (
