@@ -186,3 +186,37 @@ def test_the_repository_names_nothing_outside_it():
         text = (repo / name).read_text(encoding="utf-8", errors="replace")
         offenders += [f"{name}: {word}" for word in outside if word in text]
     assert offenders == []
+
+
+def test_run_weights_2017_simulation_with_the_shipped_file(tmp_path, pog_sf_file):
+    """No option: the shipped 2017 file, the same weights as naming it with --muon-sf."""
+    from tau3mu.cli import main
+    from tau3mu.synth import generate_dataset
+
+    mc = generate_dataset(tmp_path / "mc", files=1, events_per_file=3000, seed=5, mc=True)
+    ((name, spec),) = mc["datasets"].items()
+    assert spec["type"] == "mc"
+    assert spec["era"] == "2017"
+    reports = {}
+    for label, extra in (
+        ("default", []),
+        ("given", ["--muon-sf", str(pog_sf_file)]),
+        ("none", ["--no-muon-sf"]),
+    ):
+        out = tmp_path / label
+        argv = ["run", mc["datasets_json"], "--out", str(out), "--executor", "iterative"]
+        assert main([*argv, "--no-fit", "--no-progress", *extra]) == 0
+        reports[label] = json.loads((out / "report.json").read_text())
+        with open(out / "histograms.pkl", "rb") as handle:
+            reports[label]["h_mass"] = pickle.load(handle)["h_mass"][{"dataset": name}]
+    from tau3mu.corrections import shipped_muon_sf
+
+    assert reports["default"]["muon_sf"] == {"2017": str(shipped_muon_sf(2017))}
+    assert reports["given"]["muon_sf"] == {"2017": str(pog_sf_file)}
+    assert reports["none"]["muon_sf"] == {}
+    default, given, none = (reports[k]["h_mass"] for k in ("default", "given", "none"))
+    np.testing.assert_array_equal(default.values(), given.values())
+    assert list(default.axes["systematic"]) == ["nominal", "sf_up", "sf_down"]
+    assert list(none.axes["systematic"]) == ["nominal"]
+    nominal = default[{"systematic": "nominal"}].sum().value
+    assert nominal != none[{"systematic": "nominal"}].sum().value  # weights applied
