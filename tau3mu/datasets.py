@@ -113,7 +113,9 @@ def load_datasets(
     path: str | Path, *, names: Sequence[str] | None = None, prefix: str | None = None
 ) -> list[Dataset]:
     """Read ``input.json``; ``names`` selects datasets (in that order); ``prefix``
-    (e.g. ``root://eosuser.cern.ch/``) goes before every rootpath that is not already a URL."""
+    (e.g. ``root://eosuser.cern.ch//eos/user/f/x/``) goes before every rootpath that is not
+    already a URL (:func:`join_rootpath`). Glob patterns are expanded here (listed on the
+    server for URLs). Raises :class:`DatasetError` naming the file, dataset and problem."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
