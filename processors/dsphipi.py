@@ -192,8 +192,8 @@ class DsPhiPiProcessor(processor.ProcessorABC):
     # -- pieces ----------------------------------------------------------------------
     def _scale_factors(self, era: str | None) -> MuonScaleFactors | None:
         """The scale factors of ``era`` (a mapping is keyed by the era's year)."""
-        if not isinstance(self.scale_factors, Mapping):
-            return self.scale_factors
+        if not self.scale_factors or not isinstance(self.scale_factors, Mapping):
+            return self.scale_factors or None
         year = str(year_of(era)) if era else None
         if year not in self.scale_factors:
             raise InputError(

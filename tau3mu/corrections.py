@@ -4,21 +4,32 @@ The real Muon POG 2017 UL file has pt edges from 3 GeV with flow ``"error"``, wh
 selection admits endcap muons down to 2 GeV. Inputs are therefore clamped into the
 correction's domain before evaluation, and the number of clamped values is reported so
 that the approximation is visible, not silent.
+
+The files tau3mu ships (the repository's ``data/`` folder, package ``tau3mu.data``) are
+found per data-taking year by :func:`shipped_muon_sf`; :func:`scale_factors_for` turns
+the command's ``--muon-sf`` / ``--no-muon-sf`` into the scale factors of every simulated
+dataset's year.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
+from tau3mu.eras import year_of
+
 #: correction used by the analysis (SPEC section 3)
 DEFAULT_CORRECTION = "NUM_MediumID_DEN_TrackerMuons"
+#: Muon POG ID scale-factor files shipped in ``data/`` (package ``tau3mu.data``), by year
+SHIPPED_MUON_SF: dict[int, str] = {2017: "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"}
 #: weight variations, as (label in the output, key in the correction)
 VARIATIONS: tuple[tuple[str, str], ...] = (
     ("nominal", "nominal"),
@@ -144,3 +155,89 @@ class MuonScaleFactors:
 
     def __repr__(self) -> str:
         return f"MuonScaleFactors({self.path!r}, correction={self.correction_name!r})"
+
+
+class ScaleFactorError(ValueError):
+    """The scale factors of a simulated dataset cannot be chosen or read."""
+
+
+def shipped_muon_sf(year: int) -> Path | None:
+    """The Muon POG ID scale-factor file tau3mu ships for ``year``, or None (2017 only)."""
+    name = SHIPPED_MUON_SF.get(year)
+    if name is None:
+        return None
+    return Path(str(resources.files("tau3mu.data").joinpath(name)))
+
+
+def _load(path: str | Path, option: str) -> MuonScaleFactors:
+    try:
+        return MuonScaleFactors(path)
+    except (OSError, ValueError, KeyError) as err:
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise ScaleFactorError(f"{option}: {text}") from None
+
+
+def scale_factors_for(
+    datasets: Iterable[Any],
+    muon_sf: str | Path | None = None,
+    no_muon_sf: bool = False,
+    default_era: str | None = None,
+) -> dict[str, MuonScaleFactors]:
+    """The muon ID scale factors of every year that has simulation among ``datasets``.
+
+    Parameters
+    ----------
+    datasets
+        Objects with ``name``, ``era`` and ``is_mc`` (:class:`tau3mu.datasets.Dataset`).
+    muon_sf
+        A correctionlib file (``--muon-sf``) used for every simulated year instead of the
+        shipped ones.
+    no_muon_sf
+        Run simulation without scale factors (weight 1): returns ``{}``.
+    default_era
+        The era of datasets that name none (``--era``).
+
+    Returns
+    -------
+    ``{year: MuonScaleFactors}`` (years as strings, ``"2017"``) for the years of the
+    simulated datasets (each file read once); ``{}`` when no dataset is simulation or
+    with ``no_muon_sf``. :class:`tau3mu.processors.dsphipi.DsPhiPiProcessor` takes it as
+    its ``scale_factors``.
+
+    Raises
+    ------
+    ScaleFactorError
+        Both options given; a simulated dataset whose era has no year or whose year has
+        no shipped file (and no ``muon_sf``); a file that cannot be read or lacks the
+        correction.
+    """
+    if muon_sf is not None and no_muon_sf:
+        raise ScaleFactorError("--muon-sf and --no-muon-sf exclude each other: choose one")
+    simulated = [d for d in datasets if d.is_mc]
+    if no_muon_sf or not simulated:
+        return {}
+    chosen = _load(muon_sf, f"--muon-sf {muon_sf}") if muon_sf is not None else None
+    loaded: dict[Path, MuonScaleFactors] = {}
+    out: dict[str, MuonScaleFactors] = {}
+    for d in simulated:
+        era = d.era or default_era
+        if era is None:
+            raise ScaleFactorError(
+                f"dataset {d.name!r}: simulation without an era, so its muon scale factors "
+                "are unknown; give its 'era' (or --era), or pass --muon-sf FILE or --no-muon-sf"
+            )
+        year = year_of(era)
+        if chosen is not None:
+            out[str(year)] = chosen
+            continue
+        path = shipped_muon_sf(year)
+        if path is None:
+            shipped = ", ".join(str(y) for y in sorted(SHIPPED_MUON_SF))
+            raise ScaleFactorError(
+                f"dataset {d.name!r} (simulation, era {d.era!r}): tau3mu ships muon ID scale "
+                f"factors for {shipped} only, not {year}; pass --muon-sf FILE or --no-muon-sf"
+            )
+        if path not in loaded:
+            loaded[path] = _load(path, f"shipped scale factors {path.name}")
+        out[str(year)] = loaded[path]
+    return out

@@ -2,9 +2,18 @@
 
 ``input.json``::
 
-    {"DoubleMuonLowMass_2017B": {"rootpath": "/eos/.../", "files": "a.root b.root",
-                                 "treename": "Tree3Mu/ntuple", "era": "2017",
-                                 "lumi": 4.8, "type": "data"}}
+    {"2017B": {"type": "data", "skim": "dsphipi",
+               "rootpath": "SkimPhiPi_UL2017_Run2017B/0000/", "files": "a.root b.root",
+               "treename": "Tree3Mu/ntuple", "era": "2017B", "lumi": 4.8}}
+
+- ``rootpath`` joins ``prefix`` as the original notebook did (prefix + rootpath + "/" +
+  file), whether it starts or ends with a slash or not (:func:`join_rootpath`).
+- ``files`` (and ``rootpath``) may be glob patterns (``*``, ``?``, ``[...]``), expanded
+  locally or on the XRootD server; a pattern that matches nothing is an error.
+- Keys tau3mu does not use (the original's ``skim``, or any other) are kept as the
+  dataset's metadata, named once by :func:`input_notes`, never an error.
+- A file listed twice in a dataset, under any spelling that resolves to the same local
+  file (a symlink, ``../``), is an error naming both entries.
 
 Every problem is reported with the file, the dataset and what is wrong (and, for a
 typo, what was probably meant), before anything is read.
@@ -15,20 +24,23 @@ from __future__ import annotations
 import difflib
 import glob
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tau3mu.eras import EraError, year_of
-from tau3mu.xrootd import is_remote, join_url
+from tau3mu.xrootd import is_remote, is_xrootd, join_url, split_url
 
 __all__ = [
     "Dataset",
     "DatasetError",
     "datasets_from_paths",
     "detect_tree",
+    "input_notes",
     "is_remote",
+    "join_rootpath",
     "load_datasets",
     "to_fileset",
 ]
@@ -36,6 +48,8 @@ __all__ = [
 REQUIRED = ("rootpath", "files", "treename")
 #: optional keys and their defaults; ``metadata`` is an object passed on to the processor
 OPTIONAL: dict[str, Any] = {"era": None, "lumi": None, "type": "data", "metadata": None}
+#: keys of the original input.json that tau3mu reads no meaning from (kept as metadata)
+ORIGINAL_UNUSED = ("skim",)
 TYPES = ("data", "mc")
 _GLOB_CHARS = "*?["
 
@@ -57,6 +71,10 @@ class Dataset:
     lumi: float | None = None
     type: str = "data"
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: keys of the datasets file that tau3mu does not use (their values are in ``metadata``)
+    unused_keys: tuple[str, ...] = field(default=(), compare=False)
+    #: glob patterns of the datasets file and how many files each matched
+    patterns: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     @property
     def is_mc(self) -> bool:
@@ -66,6 +84,16 @@ class Dataset:
 def _suggest(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _misspelt(missing: Sequence[str], given: Sequence[str]) -> str:
+    """`` ('flies' is given: a misspelling of 'files'?)`` for the keys that look like typos."""
+    hints = []
+    for key in missing:
+        close = difflib.get_close_matches(key, list(given), n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{close[0]!r} is given: a misspelling of {key!r}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _type_name(value: Any) -> str:
@@ -88,7 +116,9 @@ def load_datasets(
     path: str | Path, *, names: Sequence[str] | None = None, prefix: str | None = None
 ) -> list[Dataset]:
     """Read ``input.json``; ``names`` selects datasets (in that order); ``prefix``
-    (e.g. ``root://eosuser.cern.ch/``) goes before every rootpath that is not already a URL."""
+    (e.g. ``root://eosuser.cern.ch//eos/user/f/x/``) goes before every rootpath that is not
+    already a URL (:func:`join_rootpath`). Glob patterns are expanded here (listed on the
+    server for URLs). Raises :class:`DatasetError` naming the file, dataset and problem."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -132,14 +162,10 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
             f"{where}: expected an object with keys {list(REQUIRED)}, not {_type_name(spec)}"
         )
     known = [*REQUIRED, *OPTIONAL]
-    for key in spec:
-        if key not in known:
-            raise DatasetError(
-                f"{where}: unknown key {key!r}{_suggest(key, known)}; keys are {known}"
-            )
+    unused = tuple(key for key in spec if key not in known)
     missing = [key for key in REQUIRED if key not in spec]
     if missing:
-        raise DatasetError(f"{where}: missing key(s) {missing}")
+        raise DatasetError(f"{where}: missing key(s) {missing}{_misspelt(missing, unused)}")
     for key in ("rootpath", "treename"):
         if not isinstance(spec[key], str):
             raise DatasetError(f"{where}: {key!r} must be a string, not {_type_name(spec[key])}")
@@ -161,6 +187,10 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
     duplicates = sorted({f for f in files if files.count(f) > 1})
     if duplicates:
         raise DatasetError(f"{where}: file(s) listed twice: {duplicates}")
+    if not isinstance(spec.get("metadata") or {}, dict):
+        raise DatasetError(
+            f"{where}: 'metadata' must be an object, not {_type_name(spec['metadata'])}"
+        )
     kind = spec.get("type", OPTIONAL["type"])
     if kind not in TYPES:
         hint = _suggest(kind.lower(), TYPES) if isinstance(kind, str) else ""
@@ -180,22 +210,113 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
             year_of(str(era))
         except EraError as err:
             raise DatasetError(f"{where}: {err}") from None
-    metadata = spec.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise DatasetError(f"{where}: 'metadata' must be an object, not {_type_name(metadata)}")
-
-    rootpath = spec["rootpath"]
-    if prefix and not is_remote(rootpath):
-        rootpath = join_url(prefix, rootpath)
+    metadata = {**(spec.get("metadata") or {}), **{key: spec[key] for key in unused}}
+    rootpath = join_rootpath(prefix, spec["rootpath"])
+    paths, patterns = _expand_files(where, [join_url(rootpath, f) for f in files])
     return Dataset(
         name=name,
-        files=[join_url(rootpath, f) for f in files],
+        files=paths,
         treename=spec["treename"],
         era=str(era) if era is not None else None,
         lumi=float(lumi) if lumi is not None else None,
         type=kind,
-        metadata=dict(metadata),
+        metadata=metadata,
+        unused_keys=unused,
+        patterns=patterns,
     )
+
+
+def join_rootpath(prefix: str | None, rootpath: str) -> str:
+    """The folder of a dataset: ``prefix`` + ``rootpath``, as the original notebook joined them.
+
+    The rootpath is taken relative to the prefix whether it starts with a slash or not
+    (``root://eosuser.cern.ch//eos/user/f/x/`` + ``/Skim/0000/`` ->
+    ``root://eosuser.cern.ch//eos/user/f/x/Skim/0000``); XRootD keeps its ``//`` before the
+    absolute path. Without a prefix, or for a rootpath that is already a URL, the rootpath
+    is used as it is.
+    """
+    if not prefix or is_remote(rootpath):
+        return rootpath
+    if not is_remote(prefix):
+        return str(Path(prefix) / rootpath.lstrip("/"))
+    server, base = split_url(prefix)
+    parts = [p for p in f"{base}/{rootpath}".split("/") if p]
+    if is_xrootd(prefix):
+        return f"{server}//" + "/".join(parts)
+    return f"{server}/" + "/".join(parts)
+
+
+def _has_glob(path: str) -> bool:
+    return any(c in path for c in _GLOB_CHARS)
+
+
+def _expand_files(where: str, paths: list[str]) -> tuple[list[str], tuple[tuple[str, int], ...]]:
+    """``paths`` with their glob patterns expanded (each must match a file), the number
+    of files each pattern matched, and no local file twice under two spellings."""
+    out: list[str] = []
+    patterns = []
+    for path in paths:
+        if not _has_glob(path):
+            out.append(path)
+            continue
+        matches = _expand_remote_glob(path) if is_remote(path) else _local_files(path)
+        if not matches:
+            raise DatasetError(f"{where}: the pattern {path!r} matches no file")
+        patterns.append((path, len(matches)))
+        out.extend(matches)
+    _no_file_twice(where, out)
+    return out, tuple(patterns)
+
+
+def _local_files(pattern: str) -> list[str]:
+    """The files (not folders) a local glob pattern matches, sorted."""
+    return sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+
+
+def file_identity(path: str) -> str:
+    """What a path is rather than how it is spelled: a local file's real path (symlinks and
+    ``..`` resolved), a URL as it is."""
+    return path if is_remote(path) else os.path.realpath(path)
+
+
+def _no_file_twice(where: str, paths: list[str]) -> None:
+    """Raise DatasetError when two entries of ``paths`` are one file."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        identity = file_identity(path)
+        if identity not in seen:
+            seen[identity] = path
+            continue
+        first = seen[identity]
+        raise DatasetError(
+            f"{where}: {first!r} and {path!r} are the same file, listed twice"
+            if first != path
+            else f"{where}: {path!r} listed twice (its patterns overlap)"
+        )
+
+
+def input_notes(datasets: Sequence[Dataset]) -> list[str]:
+    """Lines to tell the user about the datasets file: the keys tau3mu does not use (one
+    line for all datasets) and how many files each dataset's patterns matched."""
+    notes = []
+    unused: dict[str, list[str]] = {}
+    for d in datasets:
+        for key in d.unused_keys:
+            unused.setdefault(key, []).append(d.name)
+    if unused:
+        keys = ", ".join(f"{key!r}{_suggest(key, [*REQUIRED, *OPTIONAL])}" for key in unused)
+        notes.append(
+            f"note: keys tau3mu does not use, kept as dataset metadata: {keys} "
+            f"(in {len({n for names in unused.values() for n in names})} dataset(s))"
+        )
+    for d in datasets:
+        if d.patterns:
+            found = sum(n for _, n in d.patterns)
+            notes.append(
+                f"dataset {d.name!r}: {found} file(s) found by "
+                + ", ".join(f"{p} ({n})" for p, n in d.patterns)
+            )
+    return notes
 
 
 def _expand_remote_glob(url: str) -> list[str]:
@@ -204,9 +325,10 @@ def _expand_remote_glob(url: str) -> list[str]:
 
     try:
         fs, fs_path = fsspec.core.url_to_fs(url)
-        matches = sorted(fs.glob(fs_path))
+        found = fs.glob(fs_path, detail=True)
     except (OSError, ValueError) as err:
         raise DatasetError(f"{url}: cannot list the remote folder: {err}") from err
+    matches = sorted(m for m, info in found.items() if info.get("type") != "directory")
     return [fs.unstrip_protocol(m) for m in matches]
 
 
@@ -244,7 +366,7 @@ def datasets_from_paths(
                 raise DatasetError(f"{p}: a folder without .root files")
         else:
             matches = [p]  # a missing file is reported by the inspection (or skipped)
-        files.extend(str(Path(match).resolve()) for match in matches)
+        files.extend(file_identity(str(Path(match).absolute())) for match in matches)
     if not files:
         raise DatasetError("no input files given")
     files = list(dict.fromkeys(files))

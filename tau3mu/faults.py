@@ -328,21 +328,9 @@ def inspect_inputs(
         result.entries[dataset] = {}
         for path, tree in spec["files"].items():
             verdict = next(verdicts)
-            reason = verdict.reason
+            reason = verdict.reason  # a valid tree with 0 entries is usable: 0 events
             if verdict.fatal:
                 raise EraMismatchError(f"{path} (dataset {dataset!r}): {reason}")
-            if reason is None and verdict.entries == 0:
-                if skip_bad_files:
-                    result.skipped.append(
-                        {
-                            "dataset": dataset,
-                            "file": path,
-                            "events": 0,
-                            "error": "empty tree (0 entries)",
-                        }
-                    )
-                    continue
-                reason = "empty tree (0 entries)"
             if reason is not None:
                 message = f"{path}: {reason}"
                 if not skip_bad_files:
@@ -363,6 +351,7 @@ def inspect_inputs(
             result.uuids[path] = verdict.uuid
         if files:
             usable[dataset] = {**spec, "files": files}
+    check_one_file_once(result.fileset, result.uuids)
     return result
 
 
@@ -392,6 +381,23 @@ def _inspect_by_rules(
             verdicts[i] = verdict
         known_good += known.hits if known is not None else 0
     return verdicts, known_good  # type: ignore[return-value]
+
+
+def check_one_file_once(fileset: dict[str, Any], uuids: dict[str, bytes]) -> None:
+    """Raise InputFileError when two files of one dataset are one ROOT file (same file
+    UUID: a copy, or a name the datasets file could not resolve, such as two URLs)."""
+    for dataset, spec in fileset.items():
+        seen: dict[bytes, str] = {}
+        for path in spec["files"]:
+            uuid = uuids.get(path)
+            if not uuid:
+                continue
+            if uuid in seen:
+                raise InputFileError(
+                    f"dataset {dataset!r}: {seen[uuid]} and {path} are the same ROOT file "
+                    f"(file UUID {uuid.hex()}): listed twice, its events would count twice"
+                )
+            seen[uuid] = path
 
 
 def check_accounting(

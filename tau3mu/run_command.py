@@ -61,7 +61,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "2017 trigger-match branches)",
     )
     parser.add_argument(
-        "--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)"
+        "--muon-sf",
+        metavar="FILE",
+        help="correctionlib file with NUM_MediumID_DEN_TrackerMuons for all simulation "
+        "(default: the file tau3mu ships for the era's year; 2017 only)",
+    )
+    parser.add_argument(
+        "--no-muon-sf",
+        action="store_true",
+        help="weight simulation 1, without muon ID scale factors",
+    )
+    parser.add_argument(
+        "--drop-duplicate-events",
+        action="store_true",
+        help="keep one copy of a selected event that occurs twice in a dataset (same run, "
+        "lumi, event): removed from the snapshot and histograms, not from the cutflow",
     )
     parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
@@ -191,8 +205,9 @@ def _report_failed(path: str, err: Exception) -> None:
 def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``tau3mu run`` does, returning the report (also used by the demo)."""
     from tau3mu.config import SelectionConfig
-    from tau3mu.corrections import MuonScaleFactors
-    from tau3mu.datasets import to_fileset
+    from tau3mu.corrections import scale_factors_for
+    from tau3mu.datasets import input_notes, to_fileset
+    from tau3mu.duplicates import drop_duplicate_events, duplicate_events, duplicates_line
     from tau3mu.execution import run_dask_awkward, run_runner
     from tau3mu.faults import InputFileError, accounting_line
     from tau3mu.fit_command import figure_stem
@@ -213,6 +228,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     # stand beside this run's outputs should this one be interrupted
     (out / "report.json").unlink(missing_ok=True)
     datasets = build_datasets(args)
+    for line in input_notes(datasets):
+        print(line, file=sys.stderr)
     fileset = to_fileset(datasets, default_tree=args.tree)
     config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()
     if args.era:
@@ -223,10 +240,10 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         except EraError as err:
             raise EraError(f"--era: {err}") from None
         config = dataclasses.replace(config, era=args.era)
-    sf = MuonScaleFactors(args.muon_sf) if args.muon_sf else None
-    if sf is None and any(d.is_mc for d in datasets):
-        print("note: simulation without --muon-sf gets weight 1", file=sys.stderr)
-    processor = DsPhiPiProcessor(config, scale_factors=sf)
+    sf_by_year = scale_factors_for(datasets, args.muon_sf, args.no_muon_sf, default_era=config.era)
+    if args.no_muon_sf and any(d.is_mc for d in datasets):
+        print("note: --no-muon-sf: simulation gets weight 1", file=sys.stderr)
+    processor = DsPhiPiProcessor(config, scale_factors=sf_by_year)
 
     proxy = args.x509_proxy or os.environ.get("X509_USER_PROXY")
     with contextlib.ExitStack() as stack:
@@ -304,6 +321,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         raise InputFileError("nothing was processed: every input was skipped")
     # chunks merge in the order they finish: the outputs follow the input's order instead
     result = in_input_order(result, [d.name for d in datasets])
+    duplicates = duplicate_events(result.snapshot)
+    if args.drop_duplicate_events:
+        result, _ = drop_duplicate_events(result)
+    line = duplicates_line(duplicates, dropped=args.drop_duplicate_events)
+    if line:
+        print(line)
     simulation = {d.name for d in datasets if d.is_mc}
     paths = write_histograms(out, result.hists, simulation=simulation)
     write_json(out / "cutflow.json", result.cutflow)
@@ -339,7 +362,14 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     wall = processed - tic
     report = {
         "datasets": {
-            d.name: {"files": list(d.files), "type": d.type, "era": d.era, "lumi": d.lumi}
+            d.name: {
+                "files": list(d.files),
+                "type": d.type,
+                "era": d.era,
+                "lumi": d.lumi,
+                # the dataset's own keys: its "metadata" object and the keys tau3mu does not use
+                "metadata": d.metadata,
+            }
             for d in datasets
         },
         "events": events,
@@ -362,11 +392,18 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "chunksize": args.chunksize,
         "files_known_good": metrics.get("files_known_good", 0),
         "accounting": accounting,
+        # selected events that occur more than once in a dataset (same run, lumi, event)
+        "duplicate_events": {
+            "extra_copies": duplicates,
+            "dropped": bool(args.drop_duplicate_events),
+        },
         # one file, one table: its dataset column/branch and, for ROOT, what its values mean
         "snapshot": snapshot,
         # where the proxy is, never what it holds
         "x509_proxy": str(Path(proxy).expanduser().resolve()) if proxy else None,
         "selection": {"config": config.to_dict(), "periods": _periods(datasets, config)},
+        # the scale-factor file applied to each simulated year ({} without simulation)
+        "muon_sf": {str(year): sf.path for year, sf in sorted(sf_by_year.items())},
         "truth": result.truth,
         "scale_factors": result.scale_factors,
         "fit": {
@@ -419,6 +456,7 @@ def _periods(datasets: list[Any], config: Any) -> dict[str, dict[str, Any]]:
 def _expected_errors() -> tuple[type[Exception], ...]:
     """The errors ``tau3mu run`` reports as one line (exit code 2) instead of a traceback."""
     from tau3mu.cluster import ClusterError
+    from tau3mu.corrections import ScaleFactorError
     from tau3mu.datasets import DatasetError
     from tau3mu.eras import EraError
     from tau3mu.faults import AccountingError, InputFileError
@@ -432,6 +470,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
         FileNotFoundError,
         InputFileError,
         AccountingError,
+        ScaleFactorError,
     )
     # loaded only when a proxy is used: importing it imports distributed (~0.7 s)
     credentials = sys.modules.get("tau3mu.credentials")

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the steering repo's shared data and generated ntuples."""
+"""Shared fixtures: the repository's data files and generated ntuples."""
 
 from __future__ import annotations
 
@@ -8,26 +8,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: ``../shared`` beside the checkout (CI lays a copy there); overridable for odd set-ups
-SHARED = Path(os.environ.get("TAU3MU_SHARED", REPO.parent / "shared"))
+#: the repository's data folder (installed as the package ``tau3mu.data``)
+DATA = REPO / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"shared data folder {SHARED} not found; set TAU3MU_SHARED")
-    return SHARED
+def branch_list_file() -> Path:
+    """The 270 branches of the real Run 2 ``Tree3Mu/ntuple``, with their C++ types."""
+    return DATA / "tree3mu_branches.txt"
 
 
 @pytest.fixture(scope="session")
-def branch_list_file(shared_dir: Path) -> Path:
-    return shared_dir / "data" / "tree3mu_branches.txt"
-
-
-@pytest.fixture(scope="session")
-def pog_sf_file(shared_dir: Path) -> Path:
+def pog_sf_file() -> Path:
     """The real Muon POG 2017 UL ID scale factors (correctionlib schema v2)."""
-    return shared_dir / "data" / "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"
+    return DATA / "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -88,3 +88,138 @@ def test_clear_errors(tmp_path):
     empty.write_text(json.dumps({"schema_version": 2, "corrections": []}))
     with pytest.raises(KeyError, match="NUM_MediumID_DEN_TrackerMuons"):
         MuonScaleFactors(empty)
+
+
+# -- the shipped files and the choice per year ---------------------------------------------
+def _dataset(name: str, era: str, kind: str = "mc"):
+    from tau3mu.datasets import Dataset
+
+    return Dataset(name=name, files=["/nowhere/a.root"], treename="Events", era=era, type=kind)
+
+
+def test_the_shipped_2017_file_is_the_repository_data_file(pog_sf_file):
+    from importlib import resources
+
+    from tau3mu.corrections import shipped_muon_sf
+
+    shipped = shipped_muon_sf(2017)
+    assert shipped is not None
+    assert shipped.read_bytes() == pog_sf_file.read_bytes()
+    packaged = resources.files("tau3mu.data").joinpath(pog_sf_file.name)
+    assert packaged.read_bytes() == pog_sf_file.read_bytes()
+    assert shipped_muon_sf(2018) is None
+    assert shipped_muon_sf(2022) is None
+
+
+def test_scale_factors_for_picks_the_shipped_file_per_year(pog_sf_file):
+    from tau3mu.corrections import scale_factors_for
+
+    chosen = scale_factors_for(
+        [_dataset("data", "2017B", "data"), _dataset("mcB", "2017B"), _dataset("mcC", "2017C")]
+    )
+    assert list(chosen) == ["2017"]
+    assert chosen["2017"].fingerprint() == MuonScaleFactors(pog_sf_file).fingerprint()
+    assert scale_factors_for([_dataset("data", "2018A", "data")]) == {}
+
+
+def test_scale_factors_for_an_unshipped_year_needs_an_option(pog_sf_file):
+    from tau3mu.corrections import ScaleFactorError, scale_factors_for
+
+    mc2018 = [_dataset("DsPhiPi_2018", "2018D")]
+    with pytest.raises(ScaleFactorError) as err:
+        scale_factors_for(mc2018)
+    message = str(err.value)
+    for word in ("'DsPhiPi_2018'", "2018", "--muon-sf FILE", "--no-muon-sf"):
+        assert word in message
+    assert scale_factors_for(mc2018, no_muon_sf=True) == {}
+    given = scale_factors_for(mc2018, muon_sf=pog_sf_file)
+    assert given["2018"].path == str(pog_sf_file)
+    with pytest.raises(ScaleFactorError, match="exclude each other"):
+        scale_factors_for(mc2018, muon_sf=pog_sf_file, no_muon_sf=True)
+    with pytest.raises(ScaleFactorError, match="simulation without an era"):
+        scale_factors_for([_dataset("no_era", None)])
+    assert list(scale_factors_for([_dataset("no_era", None)], default_era="2017F")) == ["2017"]
+
+
+def test_scale_factors_for_names_an_unusable_file(tmp_path):
+    from tau3mu.corrections import ScaleFactorError, scale_factors_for
+
+    bad = tmp_path / "sf.json"
+    bad.write_text(json.dumps({"schema_version": 2, "corrections": []}))
+    mc = [_dataset("mc", "2017")]
+    with pytest.raises(ScaleFactorError, match=r"--muon-sf .*sf\.json.*no correction"):
+        scale_factors_for(mc, muon_sf=bad)
+    with pytest.raises(ScaleFactorError, match=r"--muon-sf .*missing\.json"):
+        scale_factors_for(mc, muon_sf=tmp_path / "missing.json")
+
+
+def test_run_refuses_unweighted_simulation_before_any_work(tmp_path, capsys):
+    """Simulation of a year without a shipped file: exit 2 and one line, no file opened."""
+    from tau3mu.cli import main
+
+    datasets = tmp_path / "input.json"
+    spec = {"rootpath": str(tmp_path), "files": "never.root", "treename": "Events"}
+    datasets.write_text(json.dumps({"mc2018": {**spec, "era": "2018", "type": "mc"}}))
+    code = main(["run", str(datasets), "--out", str(tmp_path / "out"), "--executor", "iterative"])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "'mc2018'" in lines[0]
+    assert "--no-muon-sf" in lines[0]
+    assert "never.root" not in lines[0]  # refused before the inspection looks at files
+
+
+def test_the_repository_names_nothing_outside_it():
+    """Tests, code, docs and help read their data from the repository (data/)."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.split()
+    me = Path(__file__).relative_to(repo).as_posix()
+    outside = ("../shared", "TAU3MU_SHARED", "shared/data", "shared/SPEC")
+    offenders = []
+    for name in tracked:
+        if name == me or not name.endswith((".py", ".md", ".toml", ".ipynb", ".txt", ".cfg")):
+            continue
+        text = (repo / name).read_text(encoding="utf-8", errors="replace")
+        offenders += [f"{name}: {word}" for word in outside if word in text]
+    assert offenders == []
+
+
+def test_run_weights_2017_simulation_with_the_shipped_file(tmp_path, pog_sf_file):
+    """No option: the shipped 2017 file, the same weights as naming it with --muon-sf."""
+    from tau3mu.cli import main
+    from tau3mu.synth import generate_dataset
+
+    mc = generate_dataset(
+        tmp_path / "mc", layout="run2", files=1, events_per_file=3000, seed=5, mc=True
+    )
+    ((name, spec),) = mc["datasets"].items()
+    assert spec["type"] == "mc"
+    assert spec["era"] == "2017"
+    reports = {}
+    for label, extra in (
+        ("default", []),
+        ("given", ["--muon-sf", str(pog_sf_file)]),
+        ("none", ["--no-muon-sf"]),
+    ):
+        out = tmp_path / label
+        argv = ["run", mc["datasets_json"], "--out", str(out), "--executor", "iterative"]
+        assert main([*argv, "--no-fit", "--no-progress", *extra]) == 0
+        reports[label] = json.loads((out / "report.json").read_text())
+        with open(out / "histograms.pkl", "rb") as handle:
+            reports[label]["h_mass"] = pickle.load(handle)["h_mass"][{"dataset": name}]
+    from tau3mu.corrections import shipped_muon_sf
+
+    assert reports["default"]["muon_sf"] == {"2017": str(shipped_muon_sf(2017))}
+    assert reports["given"]["muon_sf"] == {"2017": str(pog_sf_file)}
+    assert reports["none"]["muon_sf"] == {}
+    default, given, none = (reports[k]["h_mass"] for k in ("default", "given", "none"))
+    np.testing.assert_array_equal(default.values(), given.values())
+    assert list(default.axes["systematic"]) == ["nominal", "sf_up", "sf_down"]
+    assert list(none.axes["systematic"]) == ["nominal"]
+    nominal = default[{"systematic": "nominal"}].sum().value
+    assert nominal != none[{"systematic": "nominal"}].sum().value  # weights applied

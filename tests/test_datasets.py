@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from tau3mu.datasets import Dataset, DatasetError, datasets_from_paths, load_datasets, to_fileset
+from tau3mu.datasets import (
+    Dataset,
+    DatasetError,
+    datasets_from_paths,
+    input_notes,
+    load_datasets,
+    to_fileset,
+)
 from tau3mu.xrootd import is_remote, is_xrootd, join_url
 
 GOOD = {
@@ -87,9 +94,12 @@ def _one(**spec):
     [
         (
             {"d": {"rootpath": "/x/", "flies": "a.root", "treename": "Events"}},
-            ["dataset 'd'", "'flies'", "did you mean 'files'?"],
+            [
+                "dataset 'd'",
+                "missing key(s) ['files']",
+                "'flies' is given: a misspelling of 'files'?",
+            ],
         ),
-        (_one(treenmae="Events"), ["did you mean 'treename'?"]),
         (
             {"d": {"rootpath": "/x/", "treename": "Events"}},
             ["dataset 'd'", "missing key(s) ['files']"],
@@ -221,3 +231,125 @@ def test_is_remote():
     assert not is_xrootd("https://h/a.root")
     assert not is_remote("/a.root")
     assert not is_remote("file:///a.root")
+
+
+# -- the original input.json's keys, its rootpaths, patterns, one file once ----------------
+def test_keys_tau3mu_does_not_use_are_metadata_named_once(tmp_path):
+    content = {name: {**_one(skim="dsphipi")["d"], "era": f"2017{name}"} for name in ("B", "C")}
+    content["C"]["comment"] = "reprocessed"
+    content["C"]["trenname"] = "typo"
+    datasets = load_datasets(_write(tmp_path, content))
+    assert datasets[0].metadata == {"skim": "dsphipi"}
+    assert datasets[1].metadata == {"skim": "dsphipi", "comment": "reprocessed", "trenname": "typo"}
+    assert to_fileset(datasets)["C"]["metadata"]["comment"] == "reprocessed"
+    (line,) = input_notes(datasets)
+    assert "'skim'" in line
+    assert "'comment'" in line
+    assert "'trenname' (did you mean 'treename'?)" in line
+    assert input_notes(load_datasets(_write(tmp_path, _one()))) == []
+
+
+NOTEBOOK_PREFIX = "root://eosuser.cern.ch//eos/user/f/fsimone/lustre/"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "rootpath", "folder"),
+    [
+        # the original input.json: 2017B-D without a leading slash, 2017E-F with one
+        (
+            NOTEBOOK_PREFIX,
+            "Skim_B/0000/",
+            "root://eosuser.cern.ch//eos/user/f/fsimone/lustre/Skim_B/0000",
+        ),
+        (
+            NOTEBOOK_PREFIX,
+            "/Skim_E/0000/",
+            "root://eosuser.cern.ch//eos/user/f/fsimone/lustre/Skim_E/0000",
+        ),
+        (
+            NOTEBOOK_PREFIX,
+            "/Skim_E/0000",
+            "root://eosuser.cern.ch//eos/user/f/fsimone/lustre/Skim_E/0000",
+        ),
+        (
+            NOTEBOOK_PREFIX.rstrip("/"),
+            "Skim_B",
+            "root://eosuser.cern.ch//eos/user/f/fsimone/lustre/Skim_B",
+        ),
+        (
+            "root://eosuser.cern.ch/",
+            "/eos/user/x/2017B/",
+            "root://eosuser.cern.ch//eos/user/x/2017B",
+        ),
+        ("root://host:1094", "eos/x", "root://host:1094//eos/x"),
+        ("https://host/data/", "/x/", "https://host/data/x"),
+        ("/mnt/lustre/", "/Skim_E/0000/", "/mnt/lustre/Skim_E/0000"),
+        ("/mnt/lustre", "Skim_B/0000/", "/mnt/lustre/Skim_B/0000"),
+        (NOTEBOOK_PREFIX, "root://other//eos/x/", "root://other//eos/x/"),
+        (None, "/eos/x/", "/eos/x/"),
+    ],
+)
+def test_rootpath_joins_the_prefix_as_the_notebook_did(prefix, rootpath, folder):
+    from tau3mu.datasets import join_rootpath
+
+    assert join_rootpath(prefix, rootpath) == folder
+
+
+def test_original_notebook_file_urls(tmp_path):
+    content = {
+        "2017E": {"rootpath": "/Skim_E/0000/", "files": "Tree_PhiPi_1.root", "treename": "T"},
+        "2017B": {"rootpath": "Skim_B/0000/", "files": "Tree_PhiPi_1.root", "treename": "T"},
+    }
+    e, b = load_datasets(_write(tmp_path, content), prefix=NOTEBOOK_PREFIX)
+    assert e.files == [NOTEBOOK_PREFIX + "Skim_E/0000/Tree_PhiPi_1.root"]
+    assert b.files == [NOTEBOOK_PREFIX + "Skim_B/0000/Tree_PhiPi_1.root"]
+
+
+def test_files_and_rootpath_may_be_patterns(tmp_path):
+    for stream in (0, 1):
+        for job in ("240101_1", "240102_2"):
+            folder = tmp_path / f"Parking{stream}" / "Skim" / job / "0000"
+            folder.mkdir(parents=True)
+            for i in (1, 2):
+                (folder / f"out_{i}.root").write_bytes(b"")
+            (folder / "log.txt").write_bytes(b"")
+    content = {
+        "streams": {
+            "rootpath": "Parking*/Skim/*/00*/",
+            "files": "out_*.root",
+            "treename": "Events",
+        },
+        "one": {"rootpath": "Parking0/Skim", "files": "*/0000/out_1.root", "treename": "Events"},
+    }
+    streams, one = load_datasets(_write(tmp_path, content), prefix=str(tmp_path))
+    assert len(streams.files) == 8
+    assert streams.files == sorted(streams.files)
+    assert all(f.endswith(".root") for f in streams.files)
+    assert len(one.files) == 2
+    notes = input_notes([streams, one])
+    assert notes == [
+        f"dataset 'streams': 8 file(s) found by {tmp_path}/Parking*/Skim/*/00*/out_*.root (8)",
+        f"dataset 'one': 2 file(s) found by {tmp_path}/Parking0/Skim/*/0000/out_1.root (2)",
+    ]
+    nothing = {"x": {"rootpath": "Parking*/Skim/*/", "files": "nope_*.root", "treename": "Events"}}
+    with pytest.raises(
+        DatasetError, match=r"dataset 'x': the pattern .*nope_\*\.root' matches no file"
+    ):
+        load_datasets(_write(tmp_path, nothing), prefix=str(tmp_path))
+
+
+def test_one_file_under_two_names_is_refused(tmp_path):
+    folder = tmp_path / "d"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.root").write_bytes(b"")
+    (folder / "link.root").symlink_to(folder / "a.root")
+    for files, names in (
+        ("a.root link.root", ["'", "a.root' and '", "link.root' are the same file"]),
+        ("a.root sub/../a.root", ["a.root' and '", "sub/../a.root' are the same file"]),
+        ("a.root a*.root", ["a.root' listed twice (its patterns overlap)"]),
+    ):
+        content = {"d": {"rootpath": str(folder), "files": files, "treename": "Events"}}
+        with pytest.raises(DatasetError) as err:
+            load_datasets(_write(tmp_path, content))
+        for name in names:
+            assert name in str(err.value)

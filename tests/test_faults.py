@@ -63,11 +63,13 @@ def _bad_files(directory: Path, good: Path) -> dict[str, tuple[Path, str]]:
     branches = run3_branches(simulate(32, 0, 200))
     branches["Muon"] = ak.without_field(branches["Muon"], "isPF")
     out["missing_branch"] = (_write(directory / "missing_branch.root", branches), "Muon_isPF")
-    empty = run3_branches(simulate(33, 0, 10))
-    out["empty"] = (
-        _write(directory / "empty.root", {k: v[:0] for k, v in empty.items()}),
-        "empty tree",
-    )
+    loop = directory / "loop.root"
+    loop.symlink_to(directory / "loop_back.root")
+    (directory / "loop_back.root").symlink_to(loop)
+    out["symlink_loop"] = (loop, "too many levels of symbolic links")
+    folder = directory / "folder.root"
+    folder.mkdir()
+    out["folder"] = (folder, "cannot be opened as a ROOT file")
     return out
 
 
@@ -77,7 +79,8 @@ def bad(tmp_path_factory, good):
 
 
 @pytest.mark.parametrize(
-    "kind", ["missing", "not_root", "truncated", "no_tree", "missing_branch", "empty"]
+    "kind",
+    ["missing", "not_root", "truncated", "no_tree", "missing_branch", "symlink_loop", "folder"],
 )
 def test_bad_file_stops_the_run_naming_file_and_problem(kind, bad, good):
     path, words = bad[kind]
@@ -90,6 +93,8 @@ def test_bad_file_stops_the_run_naming_file_and_problem(kind, bad, good):
 
 
 def test_skip_bad_files_reports_each_and_accounts_for_every_event(bad, good, tmp_path, capsys):
+    # a folder given as a path on the command line is a folder of inputs, not a bad file
+    bad = {kind: entry for kind, entry in bad.items() if kind != "folder"}
     files = [str(good)] + [str(p) for p, _ in bad.values()]
     code = main(
         [
@@ -288,7 +293,7 @@ def test_nan_inf_and_placeholders_do_not_crash(tmp_path):
     [
         (
             '{"d": {"rootpath": "/x/", "flies": "a.root", "treename": "Events"}}',
-            "did you mean 'files'",
+            "'flies' is given: a misspelling of 'files'?",
         ),
         ('{"d": {"rootpath": "/x/", "treename": "Events"}}', "missing key(s) ['files']"),
         (

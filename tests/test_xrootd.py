@@ -167,3 +167,53 @@ def test_backoff_delays_double_and_cap():
     assert delays == [1.0, 2.0, 3.0, 3.0]
     with pytest.raises(KeyError):  # not an I/O error: raised at once
         with_retries(lambda: {}["k"], what="x", sleep=delays.append)
+
+
+def test_input_json_patterns_are_listed_on_the_server(tmp_path):
+    """Run 3's parking streams as the CMS group lists them: globs in rootpath and files,
+    expanded by the XRootD server; the count is said, an empty match is an error."""
+    import json
+
+    from tau3mu.datasets import DatasetError, input_notes
+
+    export = tmp_path / "store"
+    expected = []
+    for stream in (0, 1):
+        folder = (
+            export
+            / f"ParkingDoubleMuonLowMass{stream}"
+            / f"SkimDsPhiPi_2024eraC_stream{stream}_Mini_v4"
+            / "240501_120000"
+        )
+        for block in ("0000", "0001"):
+            (folder / block).mkdir(parents=True)
+            for i in (1, 2):
+                path = folder / block / f"dsphipi_output_Data_{i}.root"
+                with uproot.recreate(path) as f:
+                    f["Events"] = {"x": np.arange(3)}
+                expected.append(path)
+            (folder / block / "crab.log").write_text("not a root file")
+    pattern = "ParkingDoubleMuonLowMass*/SkimDsPhiPi_2024eraC_stream*_Mini_v4/*/00*/"
+    datasets = tmp_path / "input.json"
+    datasets.write_text(
+        json.dumps(
+            {
+                "2024C": {
+                    "rootpath": pattern,
+                    "files": "dsphipi_output_Data_*.root",
+                    "treename": "Events",
+                    "era": "2024C",
+                },
+                "none": {"rootpath": pattern, "files": "nothing_*.root", "treename": "Events"},
+            }
+        )
+    )
+    with xrootd_server(export) as server:
+        prefix = server.url(export) + "/"
+        (ds,) = load_datasets(datasets, names=["2024C"], prefix=prefix)
+        assert ds.files == sorted(server.url(p) for p in expected)
+        assert input_notes([ds]) == [
+            f"dataset '2024C': 8 file(s) found by {prefix}{pattern}dsphipi_output_Data_*.root (8)"
+        ]
+        with pytest.raises(DatasetError, match=r"dataset 'none': the pattern .* matches no file"):
+            load_datasets(datasets, names=["none"], prefix=prefix)

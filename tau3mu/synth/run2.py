@@ -5,7 +5,7 @@ uproot writes jagged data only as C arrays with counters and cannot write
 runs in compiled C++ (declared once through cling): Python hands it pointers to flat
 numpy buffers (offsets and contents) per branch, and C++ copies each event's slice into
 the branch's ``std::vector`` and fills. All 270 branches of the real tree are written
-(``tau3mu/data/tree3mu_branches.txt``), those the analysis does not read with
+(``data/tree3mu_branches.txt``), those the analysis does not read with
 plausible values of the right multiplicity, plus the refitted muon tracks the selection
 needs and the truth branch.
 """
@@ -141,7 +141,7 @@ def _root() -> Any:
 
 def branch_list() -> list[tuple[str, str]]:
     """(name, C++ type) of the 270 branches of the real ``Tree3Mu/ntuple``."""
-    text = resources.files("tau3mu").joinpath("data/tree3mu_branches.txt").read_text()
+    text = resources.files("tau3mu.data").joinpath("tree3mu_branches.txt").read_text()
     return [tuple(line.split(None, 1)) for line in text.splitlines() if line.strip()]  # type: ignore[misc]
 
 
