@@ -41,8 +41,9 @@ system-deps:
 demo: $(STAMP_RUN)
 	$(VENV)/bin/tau3mu demo --out demo-output
 
+# TAU3MU_REQUIRE_ALL=1: a test that would skip (no ROOT, no xrootd server) fails instead
 test: $(STAMP_TEST) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff check .
