@@ -45,8 +45,9 @@ SPECTRA = {
 N_TOYS = 100
 #: spectra whose yield pulls are biased beyond the toys' statistical error: on 200 toys
 #: with these seeds, +0.25 +- 0.06 (spec, Ds), +0.17 +- 0.06 (low_stats, D+) and
-#: +0.38 +- 0.08 (no_dplus, Ds); the maximum-likelihood yields with the tail onsets
-#: (alpha) floating are not unbiased at these statistics
+#: +0.38 +- 0.08 (no_dplus, Ds); the other two spectra and yields are +0.0-0.2. The
+#: toys are drawn from the fitted model itself, so this is the estimator's own bias; its
+#: cause (a small-sample bias with the tail onsets floating?) is not established
 BIASED = {
     "spec": "Ds+ pull +0.36 +- 0.09 on these 100 toys",
     "low_stats": "D+ pull +0.29 +- 0.09 on these 100 toys",
