@@ -71,6 +71,6 @@ def test_saved_results_carry_their_provenance(tmp_path, monkeypatch):
     assert provenance["started_utc"] <= provenance["saved_utc"]
     assert len(provenance["load_at_start"]) == len(provenance["load_at_save"]) == 3
     assert provenance["machine"]["cpus"] >= 1
-    assert provenance["command"]
+    assert provenance["command"] == [Path(sys.argv[0]).name, *sys.argv[1:]]
     described = render_docs.describe(provenance, saved)
     assert described.startswith(f"commit `{head[:10]}`")
