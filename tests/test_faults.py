@@ -656,3 +656,28 @@ def test_stopped_run_resumes_from_checkpoints_on_every_executor(
     assert resumed.cutflow == clean.cutflow
     for name, hist in clean.hists.items():
         np.testing.assert_array_equal(resumed.hists[name].values(), hist.values(), err_msg=name)
+
+
+@pytest.mark.distributed
+def test_cli_checkpoint_with_the_default_executor(run3_dataset, tmp_path):
+    """``tau3mu run --checkpoint`` with its default executor (a local Dask cluster): the
+    workers save every chunk; a second run loads them all and writes the same outputs."""
+    checkpoint = tmp_path / "ckpt"
+    command = [sys.executable, "-m", "tau3mu.cli", "run", run3_dataset["datasets_json"]]
+    command += ["--workers", "2", "--chunksize", "2000", "--no-fit", "--no-progress"]
+    command += ["--checkpoint", str(checkpoint)]
+    total = run3_dataset["events"] // 2000
+    reports = []
+    for run in ("first", "second"):
+        done = subprocess.run(
+            [*command, "--out", str(tmp_path / run)], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Dask: local cluster of 2 workers" in done.stderr
+        reports.append(json.loads((tmp_path / run / "report.json").read_text()))
+        assert len(list(checkpoint.rglob("*.pkl"))) == total
+    assert reports[0]["executor"] == reports[1]["executor"] == "dask"
+    assert [r["accounting"]["resumed_chunks"] for r in reports] == [0, total]
+    assert f"; {total} chunk(s) resumed from the checkpoint" in done.stdout
+    for name in ("cutflow.json", "histograms.pkl"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
