@@ -10,7 +10,7 @@ STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 PYTEST_ARGS ?=
 
-.PHONY: all demo test env test-env system-deps lint bench clean
+.PHONY: all demo test env test-env system-deps lint bench bench-docs clean
 
 all: demo
 
@@ -41,8 +41,9 @@ system-deps:
 demo: $(STAMP_RUN)
 	$(VENV)/bin/tau3mu demo --out demo-output
 
+# TAU3MU_REQUIRE_ALL=1: a test that would skip (no ROOT, no xrootd server) fails instead
 test: $(STAMP_TEST) system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff check .
@@ -50,6 +51,11 @@ lint: $(STAMP_TEST)
 
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/run_all.py
+
+# README.md and docs/benchmarks.md: the tables between <!-- results:... --> markers,
+# rendered from benchmarks/results/*.json with each figure's source named
+bench-docs: $(STAMP_RUN)
+	$(PY) benchmarks/render_docs.py
 
 clean:
 	rm -rf $(VENV) demo-output build *.egg-info .pytest_cache .hypothesis

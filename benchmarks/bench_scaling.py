@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,6 +33,27 @@ def distributed_rdf(files: list[str], layout: str, scheduler: str, npartitions: 
         command += ["--scheduler", scheduler, "--npartitions", str(npartitions)]
         subprocess.run([*command, "--json", str(out)], check=True, capture_output=True)
         return json.loads(out.read_text())
+
+
+def check_same(mode: str, result: Any, outputs: dict) -> None:
+    """Every mode must give the Runner's complete cutflow and h_mass bins (the first
+    Runner output is the reference); a difference stops the benchmark."""
+    import numpy as np
+    from bench_throughput import differences
+
+    if mode == "rdf":
+        (name,) = outputs["runner"].cutflow
+        found = differences(outputs["runner"], name, result)
+    else:
+        outputs.setdefault(mode, result)
+        reference = outputs["runner"]
+        found = []
+        if result.cutflow != reference.cutflow:
+            found.append(f"cutflow {result.cutflow} != {reference.cutflow}")
+        if not np.array_equal(result.hists["h_mass"].values(), reference.hists["h_mass"].values()):
+            found.append("h_mass bins differ")
+    if found:
+        raise RuntimeError(f"{mode} and the Runner differ: " + "; ".join(found))
 
 
 def main() -> None:
@@ -54,6 +76,7 @@ def main() -> None:
     modes = ("runner", "dask-awkward") if args.no_rdf else ("runner", "dask-awkward", "rdf")
     rows = []
     base = {}
+    outputs: dict = {}
     for workers in range(1, args.max_workers + 1):
         with (
             LocalCluster(
@@ -85,7 +108,7 @@ def main() -> None:
                         )
                     )
                 )
-                run()  # warm the workers (imports, JIT)
+                check_same(mode, run(), outputs)  # also warms the workers (imports, JIT)
                 wall = float("inf")
                 for _ in range(args.repeat):  # best of: the machine is noisy
                     tic = time.perf_counter()

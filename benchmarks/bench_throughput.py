@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -88,9 +89,10 @@ def floor(files: list[str], tree: str, branches: list[str], step: int) -> float:
     return time.perf_counter() - tic
 
 
-def analysis_in_process(fileset: dict, step: int, cache: bool = False) -> tuple[float, dict]:
-    """The Runner in this process, after a warm-up chunk (JIT, imports). ``cache``: the
-    files were inspected by an earlier run and are not opened again before the run."""
+def analysis_in_process(fileset: dict, step: int, cache: bool = False) -> tuple[float, Any]:
+    """The Runner in this process, after a warm-up chunk (JIT, imports), and its output.
+    ``cache``: the files were inspected by an earlier run and are not opened again before
+    the run."""
     from tau3mu.execution import run_runner
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
@@ -99,7 +101,27 @@ def analysis_in_process(fileset: dict, step: int, cache: bool = False) -> tuple[
     out = run_runner(fileset, DsPhiPiProcessor(), chunksize=step, inspection_cache=cache)
     files = sum(len(spec["files"]) for spec in fileset.values())
     assert out.metrics["files_known_good"] == (files if cache else 0)
-    return time.perf_counter() - tic, out.cutflow
+    return time.perf_counter() - tic, out
+
+
+def differences(ours: Any, dataset: str, rdf_result: dict) -> list[str]:
+    """Where tau3mu's output and the RDataFrame pipeline's differ: the complete cutflow
+    (every step, events and candidates, the same steps in the same order) and every bin
+    of ``h_mass``. Empty when identical."""
+    import numpy as np
+
+    found = []
+    cutflow = {k: [v["events"], v["candidates"]] for k, v in ours.cutflow[dataset].items()}
+    if list(cutflow.items()) != list(rdf_result["cutflow"].items()):
+        found.append(f"cutflow: tau3mu {cutflow} != RDataFrame {rdf_result['cutflow']}")
+    h_mass = ours.hists["h_mass"][{"dataset": dataset, "systematic": "nominal"}].values()
+    theirs = np.asarray(rdf_result["h_mass"], dtype=np.float64)
+    if h_mass.shape != theirs.shape or not np.array_equal(h_mass, theirs):
+        bins = np.flatnonzero(h_mass != theirs) if h_mass.shape == theirs.shape else "all"
+        found.append(f"h_mass differs in bins {bins}: tau3mu {h_mass} != RDataFrame {theirs}")
+    if not sum(cutflow["best_candidate"]):
+        found.append("nothing selected: the comparison would be empty")
+    return found
 
 
 def analysis_end_to_end(datasets_json: str, step: int, cache_dir: str) -> float:
@@ -129,10 +151,10 @@ def analysis_end_to_end(datasets_json: str, step: int, cache_dir: str) -> float:
         return time.perf_counter() - tic
 
 
-def rdf(files: list[str], threads: int, layout: str = "run2") -> dict | None:
+def rdf(files: list[str], threads: int, layout: str = "run2") -> dict:
+    """The RDataFrame pipeline in a fresh process: its result and wall time. A failure
+    raises, with the end of its stderr."""
     script = Path(__file__).resolve().parent / "rdf_original.py"
-    if not script.is_file():
-        return None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rdf.json"
         tic = time.perf_counter()
@@ -153,8 +175,7 @@ def rdf(files: list[str], threads: int, layout: str = "run2") -> dict | None:
         )
         wall = time.perf_counter() - tic
         if proc.returncode != 0:
-            print(proc.stderr[-2000:], file=sys.stderr)
-            return None
+            raise RuntimeError(f"rdf_original.py failed:\n{proc.stderr[-2000:]}")
         result = json.loads(out.read_text())
     result["wall_s"] = wall
     return result
@@ -183,8 +204,8 @@ def bench(
     # ISA-L inflate, then also tau3mu's one-pass std::vector readers (tau3mu's default):
     # the floor and the analysis each read the same way in each pair of rows
     ways = (("zlib", "uproot"), ("isal", "uproot"), ("isal", "tau3mu"))
-    cutflow: dict = {}
-    agrees = []
+    ours = first = None
+    compared = 0
     for _ in range(repeat):
         for library, reader in ways:
             inflate.configure(library)
@@ -196,7 +217,12 @@ def bench(
                 floor(files, tree, branches, step),
                 f"{len(branches)} branches, {mb:.0f} MB",
             )
-            seconds, cutflow = analysis_in_process(fileset, step)
+            seconds, ours = analysis_in_process(fileset, step)
+            first = first or ours
+            if ours.cutflow != first.cutflow or not all(
+                (ours.hists[h].values() == first.hists[h].values()).all() for h in first.hists
+            ):
+                raise RuntimeError(f"tau3mu reading with {how} gives other results on {layout}")
             note_time(
                 f"tau3mu processor (Runner, in process), {how}",
                 1,
@@ -226,8 +252,13 @@ def bench(
         # the RDataFrame pipeline, on the same files (it reads both layouts)
         for threads in sorted({1, os.cpu_count() or 1}):
             result = rdf(files, threads, layout)
-            if result is None:
-                continue
+            found = differences(ours, name, result)
+            if found:
+                raise RuntimeError(
+                    f"RDataFrame ({threads} thread(s)) and tau3mu differ on {layout}: "
+                    + "; ".join(found)
+                )
+            compared += 1
             note_time(
                 "RDataFrame original, corrected (end to end)",
                 threads,
@@ -240,17 +271,10 @@ def bench(
                 result["timing"]["event_loop_s"],
                 "steady state",
             )
-            if result.get("cutflow") and threads == 1:
-                agrees.append(
-                    all(
-                        result["cutflow"][k] == [v["events"], v["candidates"]]
-                        or result["cutflow"][k] == v
-                        for k, v in cutflow[name].items()
-                        if k in result["cutflow"]
-                    )
-                )
-    if agrees:
-        print(f"RDataFrame cutflow agrees with tau3mu: {all(agrees)}")
+    print(
+        f"RDataFrame and tau3mu: identical complete cutflows and h_mass bins in all "
+        f"{compared} comparisons"
+    )
     rows = []
     for (what, threads, note), seconds in times.items():
         middle = statistics.median(seconds)
@@ -275,6 +299,7 @@ def bench(
         "branches": len(branches),
         "events_per_file": events // len(files),
         "repeats": repeat,
+        "rdf_identical_results": compared,
     }
 
 
@@ -311,9 +336,10 @@ def merge(chunksize: int) -> str:
     table with the set and its chunking named."""
     from common import RESULTS
 
-    rows, datasets = [], {}
+    rows, datasets, sources = [], {}, {}
     for path in sorted(RESULTS.glob("throughput_run*.json")):
         saved = json.loads(path.read_text())
+        sources[path.name] = saved.get("provenance")
         info = saved["dataset"]
         per_file = info["events_per_file"]
         chunks = (
@@ -324,10 +350,15 @@ def merge(chunksize: int) -> str:
         name = f"{saved['rows'][0]['layout']}, {info['files']} files of {round(per_file / 1000)}k events"
         datasets[path.stem] = info
         rows += [
-            {"set": name, "chunks": chunks, **{k: v for k, v in r.items() if k != "layout"}}
+            {
+                "set": name,
+                "chunks": chunks,
+                **{k: v for k, v in r.items() if k != "layout"},
+                "source": path.name,
+            }
             for r in saved["rows"]
         ]
-    return save("throughput", rows, {"datasets": datasets})
+    return save("throughput", rows, {"datasets": datasets, "sources": sources})
 
 
 if __name__ == "__main__":

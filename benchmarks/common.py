@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -97,19 +98,70 @@ def timed(function: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return best, result
 
 
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+#: when this benchmark process started, and the machine's load then
+STARTED = {"utc": _utc_now(), "load": [round(x, 2) for x in os.getloadavg()]}
+
+
 def machine() -> dict[str, Any]:
+    """What the benchmark ran on: host, cores, CPU model, memory, Python, OS."""
+    cpu_model, memory_gb = None, None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gb = round(int(line.split()[1]) / 1024**2, 1)
     return {
+        "host": platform.node(),
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_GB": memory_gb,
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
 
 
+def git_state() -> dict[str, Any]:
+    """The commit the benchmark's code is at, and whether the work tree differs from it
+    (``dirty``: tracked or untracked files changed, results/ left out); None outside git."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def provenance() -> dict[str, Any]:
+    """Where a result comes from: commit (and dirty flag), start and end dates (UTC), the
+    load average at both, the machine, and the command line."""
+    return {
+        **git_state(),
+        "started_utc": STARTED["utc"],
+        "saved_utc": _utc_now(),
+        "load_at_start": STARTED["load"],
+        "load_at_save": [round(x, 2) for x in os.getloadavg()],
+        "machine": machine(),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+    }
+
+
 def save(name: str, rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> str:
-    """Write ``results/<name>.json`` and ``.md``; return the markdown table."""
+    """Write ``results/<name>.json`` (the rows, ``meta`` and the :func:`provenance`) and
+    ``results/<name>.md``; return the markdown table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(
-        json.dumps({"machine": machine(), **(meta or {}), "rows": rows}, indent=2)
+        json.dumps({"provenance": provenance(), **(meta or {}), "rows": rows}, indent=2) + "\n"
     )
     table = markdown(rows)
     (RESULTS / f"{name}.md").write_text(table + "\n")

@@ -1,6 +1,6 @@
-"""``make bench``: every benchmark in turn; each prints its table and saves it under results/.
-
-docs/benchmarks.md quotes those tables with the reading of them.
+"""``make bench``: every benchmark in turn; each prints its table and saves it under results/,
+with its provenance (benchmarks/common.py). ``make bench-docs`` (render_docs.py) then
+renders the tables of README.md and docs/benchmarks.md from the saved results.
 """
 
 from __future__ import annotations

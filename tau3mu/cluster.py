@@ -116,6 +116,38 @@ def _scheduler_identity(address: str, timeout: float) -> dict[str, Any]:
     )
 
 
+def htcondor_cluster(
+    *,
+    threads_per_worker: int = 1,
+    memory_limit: str | float | None = None,
+    dashboard: bool = True,
+    **cluster_options: Any,
+) -> Any:
+    """dask-jobqueue's ``HTCondorCluster`` as ``make_client("htcondor")`` starts it, before
+    any job is submitted: one worker process per job with ``threads_per_worker`` threads,
+    ``memory_limit`` (default 2GB) and 2GB of disk per job; ``cluster_options`` go to
+    ``HTCondorCluster`` and override these. Its ``job_script()`` is what HTCondor runs.
+
+    Raises :class:`ClusterError` without dask-jobqueue (the ``htcondor`` extra).
+    """
+    try:
+        from dask_jobqueue import HTCondorCluster
+    except ImportError as err:
+        raise ClusterError(
+            "the htcondor executor needs dask-jobqueue: pip install 'tau3mu[htcondor]'"
+        ) from err
+    options = {
+        "cores": threads_per_worker,
+        "processes": 1,
+        "memory": memory_limit or "2GB",
+        "disk": "2GB",
+        **cluster_options,
+    }
+    if not dashboard:
+        options.setdefault("scheduler_options", {"dashboard_address": None})
+    return HTCondorCluster(**options)
+
+
 def make_client(
     executor: str = "local",
     *,
@@ -155,22 +187,12 @@ def make_client(
     elif executor == "scheduler":
         raise ClusterError("executor 'scheduler' needs scheduler='tcp://HOST:PORT'")
     elif executor == "htcondor":
-        try:
-            from dask_jobqueue import HTCondorCluster
-        except ImportError as err:
-            raise ClusterError(
-                "the htcondor executor needs dask-jobqueue: pip install 'tau3mu[htcondor]'"
-            ) from err
-        options = {
-            "cores": threads_per_worker,
-            "processes": 1,
-            "memory": memory_limit or "2GB",
-            "disk": "2GB",
+        cluster = htcondor_cluster(
+            threads_per_worker=threads_per_worker,
+            memory_limit=memory_limit,
+            dashboard=dashboard,
             **cluster_options,
-        }
-        if not dashboard:
-            options.setdefault("scheduler_options", {"dashboard_address": None})
-        cluster = HTCondorCluster(**options)
+        )
         cluster.scale(workers or 4)
         client = Client(cluster)
         what = f"HTCondor cluster ({workers or 4} jobs requested)"

@@ -24,6 +24,23 @@ def pog_sf_file() -> Path:
     return DATA / "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"
 
 
+#: ``make test`` sets TAU3MU_REQUIRE_ALL=1: there every test must run, so that a broken
+#: install (no ROOT, no xrootd server, a missing extra) fails instead of passing by skipping
+REQUIRE_ALL = os.environ.get("TAU3MU_REQUIRE_ALL", "") not in ("", "0")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under TAU3MU_REQUIRE_ALL=1 a skipped test (a skip mark, ``pytest.skip``,
+    ``importorskip``) is reported as failed, with the reason it gave for skipping."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"TAU3MU_REQUIRE_ALL=1 (make test) allows no skip; it skipped: {reason}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory) -> None:
     """tau3mu's cache (inspection verdicts) in a folder of this session, not the user's;

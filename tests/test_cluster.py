@@ -12,7 +12,13 @@ import time
 
 import pytest
 
-from tau3mu.cluster import ClusterError, ensure_package_on_workers, make_client, pickled_by_value
+from tau3mu.cluster import (
+    ClusterError,
+    ensure_package_on_workers,
+    htcondor_cluster,
+    make_client,
+    pickled_by_value,
+)
 from tau3mu.credentials import (
     DEFAULT_CERT_DIR,
     ProxyError,
@@ -173,6 +179,39 @@ def test_bad_executor_and_missing_htcondor(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed
     with pytest.raises(ClusterError, match=r"pip install 'tau3mu\[htcondor\]'"):
         make_client("htcondor")
+
+
+@pytest.mark.parametrize(
+    ("options", "cores", "memory", "limit"),
+    [
+        ({}, 1, 2_000_000_000, "1.86GiB"),
+        ({"threads_per_worker": 2, "memory_limit": "4GB"}, 2, 4_000_000_000, "3.73GiB"),
+    ],
+    ids=["defaults", "two-threads-4GB"],
+)
+def test_htcondor_job_script(options, cores, memory, limit):
+    """The HTCondor cluster of ``--htcondor`` (no job submitted): each job one Dask worker
+    of this Python, with the threads, memory and disk asked of HTCondor, connecting to
+    this cluster's scheduler; extra submit directives reach the script."""
+    flavour = {"+JobFlavour": '"espresso"'}
+    with htcondor_cluster(dashboard=False, job_extra_directives=flavour, **options) as cluster:
+        script = cluster.job_script()
+        address = cluster.scheduler_address
+    lines = script.splitlines()
+    assert lines[0] == "#!/usr/bin/env condor_submit"
+    for line in (
+        f"MY.DaskWorkerCores = {cores}",
+        f"MY.DaskWorkerMemory = {memory}",
+        "MY.DaskWorkerDisk = 2000000000",
+        "RequestCpus = MY.DaskWorkerCores",
+        '+JobFlavour = "espresso"',
+        "Queue",
+    ):
+        assert line in lines, (line, script)
+    (arguments,) = [x for x in lines if x.startswith("Arguments = ")]
+    worker = f"{sys.executable} -m distributed.cli.dask_worker {address} "
+    assert worker in arguments
+    assert f"--nthreads {cores} --memory-limit {limit} --nanny" in arguments
 
 
 def test_package_reaches_a_worker_without_it(processes, proxy):

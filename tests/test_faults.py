@@ -600,3 +600,89 @@ def test_killed_cli_run_resumes_from_checkpoints(run3_dataset, tmp_path):
     assert json.loads((tmp_path / "resumed" / "cutflow.json").read_text()) == json.loads(
         (tmp_path / "clean" / "cutflow.json").read_text()
     )
+
+
+def _failing_once(flag: Path, entrystart: int) -> DsPhiPiProcessor:
+    """The analysis, except that the chunk of the second file starting at ``entrystart``
+    fails (after a pause, so that the other chunks can finish) while ``flag`` exists. Its
+    checkpoints are the plain processor's: the same class, cuts and options."""
+    failing = DsPhiPiProcessor()
+    original = failing.process
+
+    def process(events):
+        meta = events.metadata
+        if (
+            flag.exists()
+            and meta["entrystart"] == entrystart
+            and meta["filename"] == flag.read_text()
+        ):
+            time.sleep(2.0)
+            raise RuntimeError("injected failure")
+        return original(events)
+
+    failing.process = process
+    return failing
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("executor", ["iterative", "futures", "dask"])
+def test_stopped_run_resumes_from_checkpoints_on_every_executor(
+    executor, run3_dataset, run3_files, fileset_of, dask_client, tmp_path
+):
+    """A run stopped by a failing chunk keeps the chunks it finished; the rerun (same
+    processor, cuts and files) loads them, unchanged, computes the rest, and gives the
+    clean run's cutflow and histograms. On the iterative and futures executors and on Dask
+    workers (a real LocalCluster)."""
+    fileset = fileset_of(run3_dataset)
+    clean = run_runner(fileset, DsPhiPiProcessor(), chunksize=1000)
+    total = run3_dataset["events"] // 1000
+    flag = tmp_path / "fail"
+    flag.write_text(run3_files[1])
+    checkpoint = tmp_path / "ckpt"
+    how = {
+        "executor": executor,
+        "workers": 2,
+        "client": dask_client if executor == "dask" else None,
+        "chunksize": 1000,
+        "checkpoint": str(checkpoint),
+        "retries": 0,
+    }
+    with pytest.raises(ChunkError, match=r"entries 5000-6000") as info:
+        run_runner(fileset, _failing_once(flag, 5000), **how)
+    assert run3_files[1] in str(info.value)
+    finished = {p: p.stat().st_mtime_ns for p in checkpoint.rglob("*.pkl")}
+    assert 1 <= len(finished) < total
+
+    flag.unlink()
+    resumed = run_runner(fileset, DsPhiPiProcessor(), **how)
+    assert resumed.metrics["accounting"]["resumed_chunks"] == len(finished)
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # loaded, not rewritten
+    assert len(list(checkpoint.rglob("*.pkl"))) == total
+    assert resumed.cutflow == clean.cutflow
+    for name, hist in clean.hists.items():
+        np.testing.assert_array_equal(resumed.hists[name].values(), hist.values(), err_msg=name)
+
+
+@pytest.mark.distributed
+def test_cli_checkpoint_with_the_default_executor(run3_dataset, tmp_path):
+    """``tau3mu run --checkpoint`` with its default executor (a local Dask cluster): the
+    workers save every chunk; a second run loads them all and writes the same outputs."""
+    checkpoint = tmp_path / "ckpt"
+    command = [sys.executable, "-m", "tau3mu.cli", "run", run3_dataset["datasets_json"]]
+    command += ["--workers", "2", "--chunksize", "2000", "--no-fit", "--no-progress"]
+    command += ["--checkpoint", str(checkpoint)]
+    total = run3_dataset["events"] // 2000
+    reports = []
+    for run in ("first", "second"):
+        done = subprocess.run(
+            [*command, "--out", str(tmp_path / run)], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Dask: local cluster of 2 workers" in done.stderr
+        reports.append(json.loads((tmp_path / run / "report.json").read_text()))
+        assert len(list(checkpoint.rglob("*.pkl"))) == total
+    assert reports[0]["executor"] == reports[1]["executor"] == "dask"
+    assert [r["accounting"]["resumed_chunks"] for r in reports] == [0, total]
+    assert f"; {total} chunk(s) resumed from the checkpoint" in done.stdout
+    for name in ("cutflow.json", "histograms.pkl"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -40,12 +41,28 @@ SPECTRA = {
 }
 
 
-@pytest.mark.parametrize("spectrum", list(SPECTRA))
-def test_toy_ensemble_converges_with_unit_pulls(spectrum):
+#: toys per spectrum: the mean pull is known to ~0.1, its spread to ~0.07
+N_TOYS = 100
+#: spectra whose yield pulls are biased beyond the toys' statistical error: on 200 toys
+#: with these seeds, +0.25 +- 0.06 (spec, Ds), +0.17 +- 0.06 (low_stats, D+) and
+#: +0.38 +- 0.08 (no_dplus, Ds); the other two spectra and yields are +0.0-0.2. The
+#: toys are drawn from the fitted model itself, so this is the estimator's own bias; its
+#: cause (a small-sample bias with the tail onsets floating?) is not established
+BIASED = {
+    "spec": "Ds+ pull +0.36 +- 0.09 on these 100 toys",
+    "low_stats": "D+ pull +0.29 +- 0.09 on these 100 toys",
+    "no_dplus": "Ds+ pull +0.43 +- 0.09 on these 100 toys",
+}
+
+
+@functools.cache
+def _toy_pulls(spectrum: str) -> np.ndarray:
+    """Pulls of (n_ds, n_dplus) over N_TOYS toys of ``spectrum``, fitted with iminuit; the
+    toys with a yield held at its bound (no error) dropped. Every fit must converge."""
     rng = np.random.default_rng(zlib.crc32(spectrum.encode()))  # stable across processes
     truth = {**TRUTH, **SPECTRA[spectrum]}
     pulls = []
-    for _ in range(50):
+    for _ in range(N_TOYS):
         result = fit.fit_counts_iminuit(fit.toy_counts(rng, EDGES, truth), EDGES)
         assert result.converged, result.reason
         pulls.append([(result.value(n) - truth[n]) / result.error(n) for n in ("n_ds", "n_dplus")])
@@ -54,16 +71,36 @@ def test_toy_ensemble_converges_with_unit_pulls(spectrum):
     # the peak is there, and the right answer where it is not
     present = [True, truth["n_dplus"] > 0]
     held = np.isnan(pulls[:, present]).any(axis=1)
-    assert held.sum() <= 3, held.sum()
-    pulls = pulls[~held]
-    ds = pulls[:, 0]
-    # 50 toys: the mean is known to +-0.14; the low-statistics D+ pull is biased by ~0.4
-    assert abs(ds.mean()) < 0.6, ds.mean()
-    assert 0.7 < ds.std() < 1.35, ds.std()
-    if spectrum != "no_dplus":  # at the yield's lower bound the pull is one-sided
-        dplus = pulls[:, 1]
-        assert abs(dplus.mean()) < 0.6, dplus.mean()
-        assert 0.7 < dplus.std() < 1.35, dplus.std()
+    assert held.sum() <= 0.02 * N_TOYS, held.sum()
+    # at the D+ yield's lower bound (no D+ generated) the pull is one-sided: Ds+ only
+    return pulls[~held][:, : 2 if present[1] else 1]
+
+
+@pytest.mark.parametrize("spectrum", list(SPECTRA))
+def test_toy_fits_converge_with_unit_pull_spread(spectrum):
+    """Every toy converges; the yields' pulls spread by 1 within three times the error of a
+    standard deviation, std/sqrt(2(n-1))."""
+    for column in _toy_pulls(spectrum).T:
+        std = column.std(ddof=1)
+        assert abs(std - 1) < 3 / np.sqrt(2 * (len(column) - 1)), std
+
+
+@pytest.mark.parametrize(
+    "spectrum",
+    [
+        pytest.param(
+            s, marks=pytest.mark.xfail(raises=AssertionError, reason=BIASED[s], strict=True)
+        )
+        if s in BIASED
+        else s
+        for s in SPECTRA
+    ],
+)
+def test_toy_yields_are_unbiased(spectrum):
+    """The yields' pulls have mean 0 within three times its error, std/sqrt(n)."""
+    for column in _toy_pulls(spectrum).T:
+        mean, error = column.mean(), column.std(ddof=1) / np.sqrt(len(column))
+        assert abs(mean) < 3 * error, (mean, error)
 
 
 def test_failed_fit_is_reported_as_failed_without_numbers(tmp_path):

@@ -10,6 +10,7 @@ from reference_selection import reference_select
 from tau3mu.config import CUTFLOW_STEPS, SelectionConfig
 from tau3mu.corrections import MuonScaleFactors
 from tau3mu.execution import AnalysisOutput, run_dask_awkward, run_runner
+from tau3mu.faults import ChunkError, InputFileError
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
 
@@ -251,8 +252,9 @@ def test_unknown_layout_is_a_clear_error(tmp_path):
     path = tmp_path / "other.root"
     with uproot.recreate(path) as f:
         f["Events"] = {"x": np.arange(10)}
-    with pytest.raises(Exception, match="unknown input layout") as info:
+    with pytest.raises(InputFileError, match="unknown input layout") as info:
         run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    assert type(info.value) is InputFileError  # found by the inspection, before any chunk
     assert "other.root" in str(info.value)
 
 
@@ -269,8 +271,11 @@ def test_missing_branch_is_named(tmp_path):
         types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
         f.mktree("Events", types, counter_name=lambda c: f"n{c}")
         f["Events"].extend(branches)
-    with pytest.raises(Exception, match="Cand2MuTrk_vtxChi2") as info:
+    with pytest.raises(
+        InputFileError, match=r"lacks needed branch\(es\) \['Cand2MuTrk_vtxChi2'\]"
+    ) as info:
         run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
+    assert type(info.value) is InputFileError  # found by the inspection, before any chunk
     assert "missing.root" in str(info.value)
 
 
@@ -298,7 +303,7 @@ def test_corrupt_link_is_reported_even_for_a_rejected_candidate(tmp_path):
         types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
         f.mktree("Events", types, counter_name=lambda c: f"n{c}")
         f["Events"].extend(branches)
-    with pytest.raises(Exception, match=rf"mu1_idx beyond .* event {event} of the chunk") as info:
+    with pytest.raises(ChunkError, match=rf"mu1_idx beyond .* event {event} of the chunk") as info:
         run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
     assert "badlink.root" in str(info.value)
 
@@ -323,7 +328,7 @@ def test_unequal_candidate_vectors_are_reported_with_file_branch_and_entries(tmp
 
     monkeypatch.setattr(run2, "run2_columns", corrupt)
     path = run2.write_run2(tmp_path / "corrupt.root", simulate(2, 0, 300), seed=2)
-    with pytest.raises(Exception, match=r"Tr_Pt") as info:
+    with pytest.raises(ChunkError, match=r"Tr_Pt") as info:
         run_runner(
             {"d": {"files": {str(path): "Tree3Mu/ntuple"}}}, DsPhiPiProcessor(), chunksize=100
         )

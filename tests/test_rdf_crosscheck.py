@@ -162,3 +162,28 @@ def test_distributed_rdataframe_on_dask_workers_agrees(rdf_run2, run2_dataset, d
     distributed = run_rdf(files, scheduler=scheduler, npartitions=len(files))
     assert distributed["cutflow"] == rdf_run2["cutflow"]
     np.testing.assert_array_equal(distributed["h_mass"], rdf_run2["h_mass"])
+
+
+def test_throughput_benchmark_compares_complete_results(rdf_run2, run2_dataset, fileset_of):
+    """``bench_throughput.differences``, the benchmark's check that RDataFrame and tau3mu
+    gave identical results: none on these files; a changed h_mass bin, a changed count or
+    a missing step of the cutflow is found."""
+    import copy
+
+    from bench_throughput import differences
+
+    ours = run_runner(fileset_of(run2_dataset), DsPhiPiProcessor(), chunksize=2500)
+    (name,) = ours.cutflow
+    assert differences(ours, name, rdf_run2) == []
+    one_bin = {**rdf_run2, "h_mass": rdf_run2["h_mass"].copy()}
+    one_bin["h_mass"][30] += 1
+    (found,) = differences(ours, name, one_bin)
+    assert found.startswith("h_mass differs in bins [30]")
+    one_count = copy.deepcopy(rdf_run2)
+    one_count["cutflow"]["phi_mass"][1] += 1
+    (found,) = differences(ours, name, one_count)
+    assert found.startswith("cutflow:")
+    one_step_fewer = copy.deepcopy(rdf_run2)
+    del one_step_fewer["cutflow"]["delta_r"]
+    (found,) = differences(ours, name, one_step_fewer)
+    assert found.startswith("cutflow:")

@@ -81,7 +81,8 @@ def test_dask_awkward_over_xrootd_equals_local(served, run3_dataset, local_resul
 def test_run_command_with_prefix(served, run3_dataset, tmp_path, local_result):
     """input.json with a local rootpath and --prefix root://host/ reads through the server."""
     (spec,) = run3_dataset["datasets"].values()
-    config = json.loads(Path(run3_dataset["datasets_json"]).read_text())
+    datasets_json = Path(run3_dataset["datasets_json"])
+    before = datasets_json.read_bytes()
     code = main(
         [
             "run",
@@ -99,10 +100,10 @@ def test_run_command_with_prefix(served, run3_dataset, tmp_path, local_result):
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
     (files,) = (d["files"] for d in report["datasets"].values())
-    assert all(f.startswith(f"root://localhost:{served.port}//") for f in files)
+    local = [spec["rootpath"] + f for f in spec["files"].split()]
+    assert files == [f"root://localhost:{served.port}/{path}" for path in local]
     assert json.loads((tmp_path / "cutflow.json").read_text()) == local_result.cutflow
-    assert config  # the datasets file itself was not modified
-    assert spec["rootpath"]
+    assert datasets_json.read_bytes() == before  # --prefix does not rewrite the user's file
 
 
 # -- real dask scheduler and worker processes ---------------------------------------------
