@@ -3,6 +3,11 @@
 Each subcommand lives in its own module with two functions, ``configure(parser)`` and
 ``main(args) -> int``; this file only lists them, so that ``tau3mu --help`` stays fast
 (heavy imports such as zfit happen inside the subcommand that needs them).
+
+It is also the one place where a user's mistake becomes exit code 2: every
+:class:`tau3mu.errors.Tau3MuError` is printed as ``tau3mu <command>: <message>``,
+without a traceback unless ``-v`` is given; any other exception is a bug of ours and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
@@ -36,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).configure(command)
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="show the traceback of every error, a mistake in the options included",
+        )
         command.set_defaults(_module=module)
     return parser
 
@@ -49,6 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tau3mu: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise  # a bug of ours: its traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"tau3mu {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that report a mistake in what the user gave (exit code 2)."""
+    from tau3mu.errors import Tau3MuError
+
+    errors: tuple[type[Exception], ...] = (Tau3MuError,)
+    # a tree of neither layout; loaded only when a file was inspected
+    schemas = sys.modules.get("tau3mu.schemas")
+    return (*errors, schemas.LayoutError) if schemas else errors
 
 
 if __name__ == "__main__":

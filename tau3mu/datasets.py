@@ -15,11 +15,13 @@ from __future__ import annotations
 import difflib
 import glob
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tau3mu.errors import Tau3MuError
 from tau3mu.xrootd import is_remote, join_url
 
 __all__ = [
@@ -39,7 +41,7 @@ TYPES = ("data", "mc")
 _GLOB_CHARS = "*?["
 
 
-class DatasetError(ValueError):
+class DatasetError(Tau3MuError, ValueError):
     """A datasets file or a path the user gave cannot be used as it is."""
 
 
@@ -114,9 +116,12 @@ def load_datasets(
     if names:
         unknown = [n for n in names if n not in content]
         if unknown:
-            hints = ", ".join(f"{n!r}{_suggest(n, content)}" for n in unknown)
+            from tau3mu.validation import few
+
+            hints = ", ".join(f"{n!r}{_suggest(n, content)}" for n in unknown[:3])
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
             raise DatasetError(
-                f"{path}: unknown dataset {hints}; known datasets: {sorted(content)}"
+                f"{path}: unknown dataset {hints}{more}; known datasets: {few(sorted(content))}"
             )
         selected = list(dict.fromkeys(names))
     return [_parse(path, name, content[name], prefix) for name in selected]
@@ -164,7 +169,10 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         raise DatasetError(f"{where}: 'type' must be one of {list(TYPES)}, not {kind!r}{hint}")
     lumi = spec.get("lumi")
     if lumi is not None and (
-        isinstance(lumi, bool) or not isinstance(lumi, int | float) or lumi < 0
+        isinstance(lumi, bool)
+        or not isinstance(lumi, int | float)
+        or not math.isfinite(lumi)
+        or lumi < 0
     ):
         raise DatasetError(f"{where}: 'lumi' must be a non-negative number (fb^-1), not {lumi!r}")
     era = spec.get("era", OPTIONAL["era"])
