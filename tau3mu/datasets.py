@@ -99,9 +99,10 @@ def load_datasets(
         content = json.loads(text, object_pairs_hook=_no_duplicates(path))
     except json.JSONDecodeError as err:
         line = text.splitlines()[err.lineno - 1] if 0 < err.lineno <= len(text.splitlines()) else ""
+        near = line[max(err.colno - 31, 0) : err.colno + 10].strip()  # one line, however long
         raise DatasetError(
             f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
-            + (f"\n    {line.strip()}" if line.strip() else "")
+            + (f", near {near!r}" if near else "")
         ) from err
     if not isinstance(content, dict) or not content:
         raise DatasetError(
