@@ -273,7 +273,9 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     if accounting:
         print(accounting_line(accounting))
     if not result.hists:
-        raise InputFileError("nothing was processed: every input was skipped")
+        raise InputFileError(
+            "nothing was processed: every input was skipped" + _same_cause(accounting)
+        )
     # chunks merge in the order they finish: the outputs follow the input's order instead
     result = in_input_order(result, [d.name for d in datasets])
     simulation = {d.name for d in datasets if d.is_mc}
@@ -369,6 +371,19 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     with writing_to(out):
         write_json(out / "report.json", report)
     return report
+
+
+def _same_cause(accounting: dict[str, Any]) -> str:
+    """A hint when every skipped chunk failed the same way: the options are then more
+    likely at fault than the files."""
+    chunks = accounting.get("skipped_chunks", [])
+    causes = {chunk["error"] for chunk in chunks}
+    if len(chunks) < 2 or len(causes) != 1:
+        return ""
+    return (
+        f"; all {len(chunks)} chunks failed with the same error ({causes.pop()}), which points "
+        "at the options (--selection, --muon-sf, ...) rather than at the files"
+    )
 
 
 @contextlib.contextmanager
