@@ -364,7 +364,8 @@ def load_muon_sf(path: str | Path, correction: str | None = None) -> Any:
     names = list(cset)
     if correction not in names:
         raise OptionError(
-            f"{where}: no correction {correction!r} in the file (it has {few(names)})"
+            f"{where}: no correction {correction!r} in the file "
+            + (f"(it has {few(names)})" if names else "(it has none)")
         )
     sf = MuonScaleFactors(path, correction)
     abseta, pt = (_inside(sf.domains.get(key)) for key in ("abseta", "pt"))
