@@ -626,3 +626,14 @@ def test_every_user_error_shares_one_base():
         assert issubclass(cls, Tau3MuError)
     assert issubclass(AccountingError, Tau3MuError)
     assert issubclass(CheckpointError, OutputError)
+
+
+def test_output_that_cannot_be_written_after_the_run_names_out(input_json, tmp_path, capsys):
+    """A folder that passed the check but refuses an output at the end (here a folder
+    in the way of histograms.root) is --out's fault, one line, not a traceback."""
+    out = tmp_path / "out"
+    (out / "histograms.root").mkdir(parents=True)
+    argv = ["run", input_json, "--out", str(out), "--executor", "iterative", "--no-fit"]
+    line = refused([*argv, "--no-progress"], capsys)
+    assert line.startswith(f"tau3mu run: --out {out}: cannot write histograms.root (")
+    assert not (out / "report.json").exists()
