@@ -31,6 +31,8 @@ from tau3mu.validation import (
 )
 
 EVENTS = 2000
+#: the era of the Run 3 files written here (the period follows from it)
+ERA = "2022"
 
 
 # -- files -------------------------------------------------------------------------------
@@ -59,6 +61,7 @@ def datasets_json(path: Path, datasets: dict[str, Path | dict], **common) -> str
                 "rootpath": str(value.parent) + "/",
                 "files": value.name,
                 "treename": "Events",
+                "era": ERA,
                 **common,
             }
     path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
@@ -437,7 +440,7 @@ def test_muon_sf_mistakes(content, words, input_json, tmp_path, capsys):
 @pytest.mark.parametrize("lumi", ["NaN", "Infinity", "-Infinity"])
 def test_lumi_must_be_finite(lumi, good, tmp_path, capsys):
     path = tmp_path / "input.json"
-    spec = {"rootpath": f"{good.parent}/", "files": good.name, "treename": "Events"}
+    spec = {"rootpath": f"{good.parent}/", "files": good.name, "treename": "Events", "era": ERA}
     path.write_text(json.dumps({"d": spec})[:-2] + f', "lumi": {lumi}}}}}')
     line = refused(["run", str(path), "--out", str(tmp_path / "o")], capsys)
     assert "'lumi' must be a non-negative number" in line
@@ -513,6 +516,7 @@ def odd_run(good, no_trigger, tmp_path_factory):
             "rootpath": f"{path.parent}/",
             "files": path.name,
             "treename": "Events",
+            "era": ERA,
             "type": kind,
         }
     config = base / "ïnput.json"
