@@ -42,6 +42,7 @@ from tau3mu.errors import OptionError, OutputError
 __all__ = [
     "RunSetup",
     "check_dataset_names",
+    "check_numbers",
     "check_output_folder",
     "check_run",
     "check_run_options",
@@ -98,33 +99,46 @@ def check_run(args: argparse.Namespace) -> RunSetup:
 def check_run_options(args: argparse.Namespace) -> None:
     """``--chunksize`` and ``--workers`` at least 1, ``--retries`` at least 0.
 
-    Raises
-    ------
-    OptionError
-        Naming the option and the value.
+    Raises :class:`OptionError` naming the option and the value.
     """
-    least = {"chunksize": 1, "workers": 1, "retries": 0}
-    for name, low in least.items():
+    check_numbers(args, at_least={"chunksize": 1, "workers": 1, "retries": 0})
+
+
+def check_numbers(
+    args: argparse.Namespace, at_least: dict[str, int], positive: Sequence[str] = ()
+) -> None:
+    """Numeric options (attributes of ``args``; None means not given): those of
+    ``at_least`` no lower than their bound, those of ``positive`` finite and above 0.
+
+    Raises :class:`OptionError` ``--option VALUE: what is wrong``.
+    """
+    for name, low in at_least.items():
         value = getattr(args, name, None)
         if value is not None and value < low:
-            raise OptionError(f"--{name} {value}: must be at least {low}")
+            raise OptionError(f"--{name.replace('_', '-')} {value}: must be at least {low}")
+    for name in positive:
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise OptionError(f"--{name.replace('_', '-')} {value}: must be a positive number")
 
 
 # -- output folders ------------------------------------------------------------------------
-def check_output_folder(path: str | Path, option: str) -> Path:
-    """Check that the folder ``path`` (given as ``option``) exists or can be created, and
-    that files can be written in it; nothing is left behind by the check.
+def check_output_folder(path: str | Path, option: str = "") -> Path:
+    """Check that the folder ``path`` (given as ``option``; empty for a positional
+    argument) exists or can be created, and that files can be written in it; nothing is
+    left behind by the check.
 
     Returns the path. Raises :class:`OutputError` naming the option: ``path`` or one of
     its parents is a file, or the folder cannot be created or written to.
     """
     path = Path(path).expanduser()
+    given = f"{option} {path}" if option else str(path)
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
         what = "is a file" if existing == path else f"is inside {existing}, which is a file"
-        raise OutputError(f"{option} {path}: {what}, not a folder")
+        raise OutputError(f"{given}: {what}, not a folder")
     try:
         if existing == path:  # can a file be made in it?
             fd, probe = tempfile.mkstemp(prefix=".tau3mu-probe-", dir=path)
@@ -134,7 +148,7 @@ def check_output_folder(path: str | Path, option: str) -> Path:
             os.rmdir(tempfile.mkdtemp(prefix=".tau3mu-probe-", dir=existing))
     except OSError as err:
         verb = "cannot be written" if existing == path else f"cannot be created in {existing}"
-        raise OutputError(f"{option} {path}: {verb} ({err.strerror or err})") from None
+        raise OutputError(f"{given}: {verb} ({err.strerror or err})") from None
     return path
 
 

@@ -641,3 +641,31 @@ def test_output_that_cannot_be_written_after_the_run_names_out(input_json, tmp_p
     line = refused([*argv, "--no-progress"], capsys)
     assert line.startswith(f"tau3mu run: --out {out}: cannot write histograms.root (")
     assert not (out / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["demo", "--events", "2"], "--events 2: must be at least 4"),
+        (["demo", "--lumi", "nan"], "--lumi nan: must be a positive number"),
+        (["demo", "--workers", "0"], "--workers 0: must be at least 1"),
+        (["generate", "--files", "0"], "--files 0: must be at least 1"),
+        (["generate", "--events-per-file", "-5"], "--events-per-file -5: must be at least 1"),
+        (["generate", "--lumi", "-1"], "--lumi -1.0: must be a positive number"),
+    ],
+)
+def test_demo_and_generate_numbers(argv, words, tmp_path, capsys):
+    out = tmp_path / "out"
+    where = ["--out", str(out)] if argv[0] == "demo" else [str(out)]
+    line = refused([argv[0], *where, *argv[1:]], capsys)
+    assert line == f"tau3mu {argv[0]}: {words}"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["demo", "generate"])
+def test_demo_and_generate_into_a_file(command, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    where = ["--out", str(afile)] if command == "demo" else [str(afile)]
+    line = refused([command, *where], capsys)
+    assert line.endswith(f"{afile}: is a file, not a folder")
