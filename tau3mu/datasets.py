@@ -91,10 +91,9 @@ def load_datasets(
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise DatasetError(
-            f"{path}: cannot read the datasets file ({err.strerror or err})"
-        ) from err
+    except (OSError, UnicodeDecodeError) as err:  # missing, a folder, not UTF-8 text
+        reason = getattr(err, "strerror", None) or err
+        raise DatasetError(f"{path}: cannot read the datasets file ({reason})") from err
     try:
         content = json.loads(text, object_pairs_hook=_no_duplicates(path))
     except json.JSONDecodeError as err:

@@ -669,3 +669,10 @@ def test_demo_and_generate_into_a_file(command, tmp_path, capsys):
     where = ["--out", str(afile)] if command == "demo" else [str(afile)]
     line = refused([command, *where], capsys)
     assert line.endswith(f"{afile}: is a file, not a folder")
+
+
+def test_binary_datasets_file(good, tmp_path, capsys):
+    path = tmp_path / "input.json"
+    path.write_bytes(good.read_bytes()[:300])
+    line = refused(["run", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert f"{path}: cannot read the datasets file ('utf-8' codec can't decode" in line
