@@ -16,6 +16,7 @@ import argparse
 import importlib
 import sys
 import traceback
+import typing
 from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
@@ -30,15 +31,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose errors (an unknown option, a value of the wrong type) are
+    one line, as every other mistake is, instead of the usage and the error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tau3mu import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tau3mu",
         description="CMS Ds+ -> phi(mu mu) pi+ analysis, columnar, on the Scikit-HEP stack.",
     )
     parser.add_argument("--version", action="version", version=f"tau3mu {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
+    )
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).configure(command)

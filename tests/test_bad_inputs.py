@@ -676,3 +676,21 @@ def test_binary_datasets_file(good, tmp_path, capsys):
     path.write_bytes(good.read_bytes()[:300])
     line = refused(["run", str(path), "--out", str(tmp_path / "o")], capsys)
     assert f"{path}: cannot read the datasets file ('utf-8' codec can't decode" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--chunksize", "abc"], "tau3mu run: argument --chunksize: invalid int value: 'abc'"),
+        (["--executor", "nope"], "tau3mu run: argument --executor: invalid choice: 'nope'"),
+        (["--bogus"], "tau3mu: unrecognized arguments: --bogus"),
+    ],
+)
+def test_argument_errors_are_one_line_too(extra, words, input_json, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", input_json, "--out", str(tmp_path / "o"), *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(words)
+    assert err.endswith("--help lists the options)\n")
