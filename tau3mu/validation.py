@@ -404,13 +404,18 @@ def _inside(domain: Any) -> float:
 # -- dataset names -----------------------------------------------------------------------------
 #: suffixes that name the scale-factor variations' histograms in ``histograms.root``
 RESERVED_SUFFIXES = ("_sf_up", "_sf_down")
+#: the longest file name most file systems take, in bytes
+MAX_FILE_NAME = 255
+#: the longest file a dataset's name goes into: its fit figure
+LONGEST_OUTPUT = "mass_fit_{}.png"
 
 
 def check_dataset_names(names: Sequence[str], source: str) -> None:
     """Every dataset keeps its own outputs: refuse an empty name, a name whose file-safe
-    spelling (:func:`tau3mu.outputs.safe_name`) ends like a variation's histogram, and
-    two names whose file-safe spellings are the same, ignoring case (the figures'
-    file names must differ on case-insensitive file systems too). ``source`` is the
+    spelling (:func:`tau3mu.outputs.safe_name`) ends like a variation's histogram or is
+    too long for a file name, and two names whose file-safe spellings are the same,
+    ignoring case (the figures' file names must differ on case-insensitive file systems
+    too). ``source`` is the
     datasets file (or what made the datasets), for the message.
 
     Raises :class:`~tau3mu.datasets.DatasetError` naming both datasets.
@@ -428,6 +433,12 @@ def check_dataset_names(names: Sequence[str], source: str) -> None:
                 f"{source}: dataset {name!r}: a name may not end in "
                 f"{' or '.join(RESERVED_SUFFIXES)}, which name the scale-factor variations' "
                 "histograms"
+            )
+        size = len(LONGEST_OUTPUT.format(safe).encode("utf-8"))
+        if size > MAX_FILE_NAME:
+            raise DatasetError(
+                f"{source}: dataset {name[:40]!r}...: too long for its figure's file name "
+                f"({size} bytes, at most {MAX_FILE_NAME})"
             )
         other = seen.setdefault(safe.casefold(), name)
         if other != name:

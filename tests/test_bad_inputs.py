@@ -460,6 +460,7 @@ def test_names_that_share_a_file_name_are_refused(good, tmp_path, capsys):
         (["run2017", "Run2017"], "datasets 'run2017' and 'Run2017'"),
         (["d_sf_up"], "may not end in _sf_up or _sf_down"),
         ([" "], "a dataset has an empty name"),
+        (["é" * 130], "too long for its figure's file name (273 bytes, at most 255)"),
     ],
 )
 def test_other_names_that_would_lose_outputs(names, words, good, tmp_path, capsys):
