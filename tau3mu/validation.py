@@ -19,6 +19,8 @@ annotated type, plus these rules by name:
   negative, one named ``*_mass`` is positive;
 - ``bins`` is a positive integer and a dataclass with ``start`` and ``stop`` has
   ``start < stop``;
+- a string named ``era`` or ``*_year`` is an era :mod:`tau3mu.eras` knows (where that
+  module exists);
 - an unknown key is named with its path and the closest known one.
 """
 
@@ -224,6 +226,7 @@ def selection_from_dict(data: Any, cls: type, where: str, path: str = "") -> Any
             continue
         value = _checked(hints[key], value, name, where, _default(spec))
         _check_range(key, value, name, where)
+        _check_era(key, value, name, where)
         kwargs[key] = value
     _check_relations(kwargs, fields, path, where)
     return cls(**kwargs)
@@ -319,6 +322,20 @@ def _check_range(key: str, value: Any, name: str, where: str) -> None:
         raise OptionError(f"{where}: {name}: must not be negative, not {value}")
     if words[-1] == "mass" and value <= 0:
         raise OptionError(f"{where}: {name}: must be positive, not {value}")
+
+
+def _check_era(key: str, value: Any, name: str, where: str) -> None:
+    """An era (or a year) that :func:`tau3mu.eras.year_of` does not know is refused."""
+    if not isinstance(value, str) or not (key == "era" or key.endswith("_year")):
+        return
+    try:
+        from tau3mu.eras import year_of
+    except ImportError:  # no era rules in this version
+        return
+    try:
+        year_of(value)
+    except ValueError as err:
+        raise OptionError(f"{where}: {name}: {err}") from None
 
 
 def _check_relations(kwargs: dict[str, Any], fields: dict[str, Any], path: str, where: str) -> None:

@@ -695,3 +695,10 @@ def test_argument_errors_are_one_line_too(extra, words, input_json, tmp_path, ca
     assert err.count("\n") == 1
     assert err.startswith(words)
     assert err.endswith("--help lists the options)\n")
+
+
+def test_unknown_era_in_the_selection():
+    """Where tau3mu.eras exists, an era it does not know is refused by name."""
+    pytest.importorskip("tau3mu.eras")
+    with pytest.raises(OptionError, match=r"^w: era: era '1999'"):
+        selection_from_dict({"era": "1999"}, SelectionConfig, "w")
