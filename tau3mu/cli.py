@@ -3,6 +3,11 @@
 Each subcommand lives in its own module with two functions, ``configure(parser)`` and
 ``main(args) -> int``; this file only lists them, so that ``tau3mu --help`` stays fast
 (heavy imports such as zfit happen inside the subcommand that needs them).
+
+It is also the one place where a user's mistake becomes exit code 2: every
+:class:`tau3mu.errors.Tau3MuError` is printed as ``tau3mu <command>: <message>``,
+without a traceback unless ``-v`` is given; any other exception is a bug of ours and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
+import typing
 from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help)
@@ -24,18 +31,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose errors (an unknown option, a value of the wrong type) are
+    one line, as every other mistake is, instead of the usage and the error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tau3mu import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="tau3mu",
         description="CMS Ds+ -> phi(mu mu) pi+ analysis, columnar, on the Scikit-HEP stack.",
     )
     parser.add_argument("--version", action="version", version=f"tau3mu {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
+    )
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).configure(command)
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            help="show the traceback of every error, a mistake in the options included",
+        )
         command.set_defaults(_module=module)
     return parser
 
@@ -49,6 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tau3mu: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not isinstance(err, user_errors()):
+            raise  # a bug of ours: its traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"tau3mu {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that report a mistake in what the user gave (exit code 2)."""
+    from tau3mu.errors import Tau3MuError
+
+    return (Tau3MuError,)
 
 
 if __name__ == "__main__":

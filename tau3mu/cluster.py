@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tau3mu.errors import Tau3MuError
+
 log = logging.getLogger(__name__)
 
 LOCAL_EXECUTORS = ("local", "dask", "processes")
@@ -28,7 +30,7 @@ EXECUTORS = (*LOCAL_EXECUTORS, "threads", "scheduler", "htcondor")
 _SCHEMES = ("tcp://", "tls://", "ucx://", "ws://", "wss://", "inproc://")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(Tau3MuError, RuntimeError):
     """The scheduler cannot be reached or the cluster cannot start."""
 
 

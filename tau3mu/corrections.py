@@ -25,6 +25,7 @@ import awkward as ak
 import numpy as np
 
 from tau3mu.eras import year_of
+from tau3mu.errors import Tau3MuError
 
 #: correction used by the analysis (SPEC section 3)
 DEFAULT_CORRECTION = "NUM_MediumID_DEN_TrackerMuons"
@@ -157,7 +158,7 @@ class MuonScaleFactors:
         return f"MuonScaleFactors({self.path!r}, correction={self.correction_name!r})"
 
 
-class ScaleFactorError(ValueError):
+class ScaleFactorError(Tau3MuError, ValueError):
     """The scale factors of a simulated dataset cannot be chosen or read."""
 
 

@@ -24,12 +24,14 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from tau3mu.errors import Tau3MuError
+
 log = logging.getLogger(__name__)
 DEFAULT_CERT_DIR = "/etc/grid-security/certificates"
 PLUGIN_NAME = "tau3mu-x509-proxy"
 
 
-class ProxyError(ValueError):
+class ProxyError(Tau3MuError, ValueError):
     """The proxy file is missing, unreadable or empty."""
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import glob
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tau3mu.eras import EraError, year_of
+from tau3mu.errors import Tau3MuError
 from tau3mu.xrootd import is_remote, is_xrootd, join_url, split_url
 
 __all__ = [
@@ -54,7 +56,7 @@ TYPES = ("data", "mc")
 _GLOB_CHARS = "*?["
 
 
-class DatasetError(ValueError):
+class DatasetError(Tau3MuError, ValueError):
     """A datasets file or a path the user gave cannot be used as it is."""
 
 
@@ -122,17 +124,17 @@ def load_datasets(
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise DatasetError(
-            f"{path}: cannot read the datasets file ({err.strerror or err})"
-        ) from err
+    except (OSError, UnicodeDecodeError) as err:  # missing, a folder, not UTF-8 text
+        reason = getattr(err, "strerror", None) or err
+        raise DatasetError(f"{path}: cannot read the datasets file ({reason})") from err
     try:
         content = json.loads(text, object_pairs_hook=_no_duplicates(path))
     except json.JSONDecodeError as err:
         line = text.splitlines()[err.lineno - 1] if 0 < err.lineno <= len(text.splitlines()) else ""
+        near = line[max(err.colno - 31, 0) : err.colno + 10].strip()  # one line, however long
         raise DatasetError(
             f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
-            + (f"\n    {line.strip()}" if line.strip() else "")
+            + (f", near {near!r}" if near else "")
         ) from err
     if not isinstance(content, dict) or not content:
         raise DatasetError(
@@ -147,9 +149,12 @@ def load_datasets(
     if names:
         unknown = [n for n in names if n not in content]
         if unknown:
-            hints = ", ".join(f"{n!r}{_suggest(n, content)}" for n in unknown)
+            from tau3mu.validation import few
+
+            hints = ", ".join(f"{n!r}{_suggest(n, content)}" for n in unknown[:3])
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
             raise DatasetError(
-                f"{path}: unknown dataset {hints}; known datasets: {sorted(content)}"
+                f"{path}: unknown dataset {hints}{more}; known datasets: {few(sorted(content))}"
             )
         selected = list(dict.fromkeys(names))
     return [_parse(path, name, content[name], prefix) for name in selected]
@@ -197,7 +202,10 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         raise DatasetError(f"{where}: 'type' must be one of {list(TYPES)}, not {kind!r}{hint}")
     lumi = spec.get("lumi")
     if lumi is not None and (
-        isinstance(lumi, bool) or not isinstance(lumi, int | float) or lumi < 0
+        isinstance(lumi, bool)
+        or not isinstance(lumi, int | float)
+        or not math.isfinite(lumi)
+        or lumi < 0
     ):
         raise DatasetError(f"{where}: 'lumi' must be a non-negative number (fb^-1), not {lumi!r}")
     era = spec.get("era", OPTIONAL["era"])

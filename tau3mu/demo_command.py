@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 #: files the demo's dataset is written in
@@ -31,10 +30,10 @@ def main(args: argparse.Namespace) -> int:
     from tau3mu.run_command import configure as configure_run
     from tau3mu.run_command import run_analysis
     from tau3mu.synth import generate_dataset
+    from tau3mu.validation import check_numbers, check_output_folder
 
-    if args.events is not None and args.events < FILES:
-        print(f"tau3mu demo: --events must be at least {FILES}", file=sys.stderr)
-        return 2
+    check_numbers(args, at_least={"events": FILES, "workers": 1}, positive=("lumi",))
+    check_output_folder(args.out, "--out")
     out = Path(args.out)
     if args.events is None:
         size: dict[str, float] = {"lumi": args.lumi}

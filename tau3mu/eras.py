@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from tau3mu.errors import Tau3MuError
+
 __all__ = [
     "RUN2_YEARS",
     "RUN3_FIRST_YEAR",
@@ -38,7 +40,7 @@ _LAST_YEAR = 2026
 _ERA = re.compile(r"^(?:Run)?(\d{4})[A-Za-z0-9_-]*$")
 
 
-class EraError(ValueError):
+class EraError(Tau3MuError, ValueError):
     """An era whose year is not one of Run 2's or Run 3's."""
 
 

@@ -106,6 +106,26 @@ def _uproot_options(
     return eager
 
 
+def _utf8_hash(items: Any) -> int:
+    """coffea's ``_hash`` (the hash of a ``FileMeta``: dataset, file, tree), encoding
+    the text as UTF-8 instead of ASCII: the same value for ASCII names, and no
+    ``UnicodeEncodeError`` for a dataset or a path with other characters."""
+    import hashlib
+
+    digest = hashlib.md5(";".join(str(x) for x in items).encode("utf-8"))
+    return int(digest.hexdigest()[:16], base=16)
+
+
+def allow_unicode_names() -> None:
+    """Let coffea's Runner take dataset names and file paths that are not ASCII (its
+    ``FileMeta`` hash encodes them as ASCII). Idempotent."""
+    import coffea.processor.executor as executor
+    import coffea.util
+
+    executor._hash = _utf8_hash
+    coffea.util._hash = _utf8_hash
+
+
 def run_runner(
     fileset: dict[str, Any],
     processor_instance: Any,
@@ -143,6 +163,7 @@ def run_runner(
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     configure_xrootd()
+    allow_unicode_names()
     inspection = inspect_inputs(
         fileset,
         skip_bad_files=skip_bad_files,

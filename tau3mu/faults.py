@@ -26,14 +26,16 @@ from typing import Any
 
 from coffea import processor
 
+from tau3mu.errors import OptionError, OutputError, Tau3MuError
+
 log = logging.getLogger(__name__)
 
 
-class InputFileError(RuntimeError):
+class InputFileError(Tau3MuError, RuntimeError):
     """A file that cannot be analysed, with the reason."""
 
 
-class AccountingError(RuntimeError):
+class AccountingError(Tau3MuError, RuntimeError):
     """Processed plus skipped events do not add up to the input."""
 
 
@@ -464,6 +466,12 @@ def _chain(err: BaseException) -> list[BaseException]:
     return chain
 
 
+def option_error(err: BaseException) -> OptionError | None:
+    """The :class:`~tau3mu.errors.OptionError` under ``err`` (a checkpoint folder that
+    cannot be written, ...), if any: a failure that no input file is to blame for."""
+    return next((c for c in _chain(err) if isinstance(c, OptionError)), None)
+
+
 def is_transient(err: BaseException) -> bool:
     """A failure that a later attempt may not meet: an I/O error (a server restarting, a
     network blip, a timeout), not one of the file itself (missing, unreadable, a corrupt
@@ -533,6 +541,8 @@ def retry_chunk(
         try:
             return func(*args, **kwargs)
         except Exception as err:
+            if (mistake := option_error(err)) is not None:
+                raise mistake from None  # the options' or outputs' fault, not the file's
             if item is None:
                 if attempt == retries:
                     raise
@@ -617,6 +627,10 @@ def checkpoint_key(processor_instance: Any, metadata: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class CheckpointError(OutputError):
+    """A finished chunk cannot be kept in the ``--checkpoint`` folder."""
+
+
 class AtomicCheckpointer(processor.CheckpointerABC):
     """One file per finished chunk under ``DIR/<key>/<dataset>/<file uuid>/`` (the key:
     :func:`checkpoint_key`). A chunk loaded from it counts in the output's
@@ -627,10 +641,12 @@ class AtomicCheckpointer(processor.CheckpointerABC):
         self.directory = Path(directory)
 
     def _path(self, metadata: Any, processor_instance: Any) -> Path:
+        from tau3mu.outputs import safe_name
+
         return (
             self.directory
             / checkpoint_key(processor_instance, dict(metadata))
-            / str(metadata["dataset"])
+            / safe_name(str(metadata["dataset"]))  # one folder, whatever the name holds
             / str(metadata["fileuuid"])
             / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
         )
@@ -659,5 +675,11 @@ class AtomicCheckpointer(processor.CheckpointerABC):
         if isinstance(output, dict) and output.get("out", {}).get("skipped"):
             return  # never resume past a chunk that failed: a later run tries it again
         path = self._path(metadata, processor_instance)
-        with atomic_open(path, "wb") as handle:
-            cloudpickle.dump(output, handle)
+        try:
+            with atomic_open(path, "wb") as handle:
+                cloudpickle.dump(output, handle)
+        except OSError as err:  # the run's output side: stop the run, blame no input file
+            raise CheckpointError(
+                f"--checkpoint {self.directory}: cannot write {path.relative_to(self.directory)} "
+                f"({err.strerror or err})"
+            ) from err

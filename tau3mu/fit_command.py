@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -28,38 +27,89 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def mass_histograms(
     path: str | Path, name: str = "h_mass"
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{dataset: (counts, edges)} of the nominal mass histograms in a ROOT or pickle file."""
+    """{dataset: (counts, edges)} of the nominal mass histograms in a ROOT file
+    (``<name>`` or ``<name>_<dataset>``, one-dimensional) or in a ``histograms.pkl``.
+
+    Raises :class:`~tau3mu.errors.FileError` naming the file: missing, unreadable,
+    neither a ROOT file nor a pickle of histograms, or without such a histogram.
+    """
+    from tau3mu.errors import FileError
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if path.suffix == ".root":
-        import uproot
+        raise FileError(f"{path}: no such file")
+    try:
+        with path.open("rb") as handle:
+            is_root = handle.read(4) == b"root"
+    except OSError as err:
+        raise FileError(f"{path}: cannot be read ({err.strerror or err})") from None
+    out = _root_histograms(path, name) if is_root else _pickled_histograms(path, name)
+    if not out:
+        raise FileError(f"{path}: no histogram named {name!r} (or {name}_<dataset>)")
+    return out
 
+
+def _root_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    import uproot
+
+    from tau3mu.errors import FileError
+
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    try:
         with uproot.open(path) as f:
             keys = [k.split(";")[0] for k in f.keys(cycle=False)]
             for key in keys:
                 if key == name or (
                     key.startswith(name + "_") and not key.endswith(("_sf_up", "_sf_down"))
                 ):
-                    counts, edges = f[key].to_numpy()
-                    out[key.removeprefix(name).removeprefix("_") or name] = (counts, edges)
-    else:
-        from tau3mu.outputs import load_histograms
-
-        loaded: Any = load_histograms(path)
-        h = loaded[name] if isinstance(loaded, dict) else loaded
-        if "dataset" in h.axes.name:
-            for dataset in h.axes["dataset"]:
-                sub = h[{"dataset": dataset}]
-                if "systematic" in sub.axes.name:
-                    sub = sub[{"systematic": "nominal"}]
-                out[dataset] = (sub.values(), sub.axes[0].edges)
-        else:
-            out[name] = (h.values(), h.axes[0].edges)
-    if not out:
-        raise KeyError(f"{path}: no histogram named {name!r} (or {name}_<dataset>)")
+                    dataset = key.removeprefix(name).removeprefix("_") or name
+                    out[dataset] = _counts_edges(f[key], f"{path}: {key}")
+    except FileError:
+        raise
+    except Exception as err:
+        raise FileError(f"{path}: unreadable ROOT file ({type(err).__name__}: {err})") from None
     return out
+
+
+def _pickled_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from tau3mu.errors import FileError
+    from tau3mu.outputs import load_histograms
+
+    try:
+        loaded: Any = load_histograms(path)
+    except Exception as err:
+        raise FileError(
+            f"{path}: neither a ROOT file nor a histograms.pkl of tau3mu run "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    h = loaded.get(name) if isinstance(loaded, dict) else loaded
+    if h is None:
+        return {}
+    if not hasattr(h, "axes") or not hasattr(h, "values"):
+        raise FileError(f"{path}: {name!r} is a {type(h).__name__}, not a histogram")
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if "dataset" in h.axes.name:
+        for dataset in h.axes["dataset"]:
+            sub = h[{"dataset": dataset}]
+            if "systematic" in sub.axes.name:
+                sub = sub[{"systematic": "nominal"}]
+            out[dataset] = _counts_edges(sub, f"{path}: {name} of {dataset!r}")
+    else:
+        out[name] = _counts_edges(h, f"{path}: {name}")
+    return out
+
+
+def _counts_edges(h: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A one-dimensional histogram's counts and edges, or :class:`FileError`."""
+    from tau3mu.errors import FileError
+
+    try:
+        counts, *edges = h.to_numpy()
+    except Exception as err:
+        raise FileError(f"{where}: not a histogram ({type(err).__name__}: {err})") from None
+    if len(edges) != 1:
+        raise FileError(f"{where}: a {len(edges)}-dimensional histogram; the fit needs 1")
+    return np.asarray(counts, dtype=float), np.asarray(edges[0], dtype=float)
 
 
 def figure_stem(outdir: str | Path, dataset: str) -> Path:
@@ -119,19 +169,19 @@ def fit_datasets(
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        histograms = mass_histograms(args.histfile, args.hist)
-    except (FileNotFoundError, KeyError) as err:
-        print(f"tau3mu fit: {err}", file=sys.stderr)
-        return 2
+    """``tau3mu fit``; a mistake raises :class:`~tau3mu.errors.Tau3MuError` (exit 2)."""
+    from tau3mu.errors import OptionError
+    from tau3mu.validation import check_output_folder, few
+
+    check_output_folder(args.out, "--out")
+    histograms = mass_histograms(args.histfile, args.hist)
     if args.dataset:
-        unknown = sorted(set(args.dataset) - set(histograms))
+        unknown = [d for d in dict.fromkeys(args.dataset) if d not in histograms]
         if unknown:
-            print(
-                f"tau3mu fit: unknown dataset(s) {unknown}; the file has {sorted(histograms)}",
-                file=sys.stderr,
+            raise OptionError(
+                f"--dataset: unknown dataset(s) {few(unknown, 3)}; "
+                f"{args.histfile} has {few(histograms)}"
             )
-            return 2
         histograms = {d: histograms[d] for d in args.dataset}
     results = fit_datasets(histograms, args.out, engine=args.engine, minos=args.minos)
     failed = 0

@@ -116,6 +116,8 @@ def in_input_order(result: Any, names: Sequence[str]) -> Any:
     The executors merge chunks in the order they finish, so without this the first
     dataset of the outputs (and of ``mass_fit.png``) would change from run to run.
     Datasets absent from ``names`` (none in practice) follow in their merged order.
+    A dataset that was processed but selected no event gets its empty histograms
+    (:func:`with_datasets`), so that it keeps its place in every output.
     """
     present = list(result.cutflow)
     for h in result.hists.values():
@@ -130,6 +132,8 @@ def in_input_order(result: Any, names: Sequence[str]) -> Any:
     hists = {}
     for name, h in result.hists.items():
         if "dataset" in h.axes.name:
+            weighted = [d for d in order if d in result.scale_factors]
+            h = with_datasets(h, order, weighted, variations=name == "h_mass")
             categories = list(h.axes["dataset"])
             wanted = sorted(categories, key=order.index)
             if wanted != categories:
@@ -145,6 +149,34 @@ def in_input_order(result: Any, names: Sequence[str]) -> Any:
         truth=ordered(result.truth),
         scale_factors=ordered(result.scale_factors),
     )
+
+
+#: the ``systematic`` categories of simulation weighted with scale factors, in ``h_mass``
+SF_VARIATIONS = ("sf_up", "sf_down")
+
+
+def with_datasets(
+    h: Any, datasets: Sequence[str], weighted: Collection[str] = (), *, variations: bool = False
+) -> Any:
+    """``h`` with a ``dataset`` category for each of ``datasets``: one it lacks (a
+    dataset that selected no event fills nothing, so its category never grew) is added
+    empty, with the ``nominal`` systematic and, for the ``weighted`` datasets, the
+    scale-factor variations where ``h`` has them (or ``variations`` says it takes them).
+    Filled with zero weight: contents and variances stay 0. ``h`` itself is not changed.
+    """
+    missing = [d for d in datasets if d not in list(h.axes["dataset"])]
+    if not missing:
+        return h
+    h = h.copy()
+    have = list(h.axes["systematic"])
+    values = {a.name: [a.edges[0]] for a in h.axes if a.name not in ("dataset", "systematic")}
+    for dataset in missing:
+        systematics = ["nominal"]
+        if dataset in weighted:
+            systematics += [s for s in SF_VARIATIONS if variations or s in have]
+        for systematic in systematics:
+            h.fill(dataset=dataset, systematic=systematic, **values, weight=[0.0])
+    return h
 
 
 def histogram_slices(

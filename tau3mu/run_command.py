@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
+import re
 import sys
 import time
 import warnings
@@ -140,17 +140,6 @@ def build_datasets(args: argparse.Namespace) -> list[Any]:
     return datasets_from_paths(args.inputs, treename=args.tree)
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """Refuse options that the chosen mode would silently ignore."""
-    from tau3mu.datasets import DatasetError
-
-    if args.mode == "dask-awkward" and args.checkpoint:
-        raise DatasetError(
-            "--checkpoint needs --mode runner: the dask-awkward graph is computed in one "
-            "go, with no finished chunks to keep"
-        )
-
-
 @contextlib.contextmanager
 def performance_report_or_warn(path: str | None, client: Any) -> Iterator[None]:
     """Dask's HTML performance report of the body, written to ``path`` (atomically).
@@ -203,9 +192,11 @@ def _report_failed(path: str, err: Exception) -> None:
 
 
 def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything ``tau3mu run`` does, returning the report (also used by the demo)."""
-    from tau3mu.config import SelectionConfig
-    from tau3mu.corrections import scale_factors_for
+    """Everything ``tau3mu run`` does, returning the report (also used by the demo).
+
+    Everything given is checked first (:func:`tau3mu.validation.check_run`); only then
+    is the previous run's ``report.json`` removed and an input file opened.
+    """
     from tau3mu.datasets import input_notes, to_fileset
     from tau3mu.duplicates import drop_duplicate_events, duplicate_events, duplicates_line
     from tau3mu.execution import run_dask_awkward, run_runner
@@ -219,28 +210,19 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         write_snapshot,
     )
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
+    from tau3mu.validation import check_run
 
     tic = time.perf_counter()
-    check_options(args)
+    setup = check_run(args)
+    config, sf_by_year, datasets = setup.config, setup.scale_factors, setup.datasets
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # report.json is written last: it marks a complete run, so an earlier run's must not
     # stand beside this run's outputs should this one be interrupted
     (out / "report.json").unlink(missing_ok=True)
-    datasets = build_datasets(args)
     for line in input_notes(datasets):
         print(line, file=sys.stderr)
     fileset = to_fileset(datasets, default_tree=args.tree)
-    config = SelectionConfig.from_json(args.selection) if args.selection else SelectionConfig()
-    if args.era:
-        from tau3mu.eras import EraError, year_of
-
-        try:
-            year_of(args.era)
-        except EraError as err:
-            raise EraError(f"--era: {err}") from None
-        config = dataclasses.replace(config, era=args.era)
-    sf_by_year = scale_factors_for(datasets, args.muon_sf, args.no_muon_sf, default_era=config.era)
     if args.no_muon_sf and any(d.is_mc for d in datasets):
         print("note: --no-muon-sf: simulation gets weight 1", file=sys.stderr)
     processor = DsPhiPiProcessor(config, scale_factors=sf_by_year)
@@ -318,7 +300,9 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     if accounting:
         print(accounting_line(accounting))
     if not result.hists:
-        raise InputFileError("nothing was processed: every input was skipped")
+        raise InputFileError(
+            "nothing was processed: every input was skipped" + _same_cause(accounting)
+        )
     # chunks merge in the order they finish: the outputs follow the input's order instead
     result = in_input_order(result, [d.name for d in datasets])
     duplicates = duplicate_events(result.snapshot)
@@ -328,9 +312,10 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     if line:
         print(line)
     simulation = {d.name for d in datasets if d.is_mc}
-    paths = write_histograms(out, result.hists, simulation=simulation)
-    write_json(out / "cutflow.json", result.cutflow)
-    snapshot = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
+    with writing_to(out):
+        paths = write_histograms(out, result.hists, simulation=simulation)
+        write_json(out / "cutflow.json", result.cutflow)
+        snapshot = write_snapshot(out, result.snapshot, fmt=args.snapshot_format)
     print(cutflow_table(result.cutflow))
 
     fits = {}
@@ -345,9 +330,10 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             histograms[dataset] = (one.values(), one.axes[0].edges)
         lumi = {d.name: d.lumi for d in datasets if d.lumi}
         fit_start = time.perf_counter()
-        fits = fit_datasets(
-            histograms, out, engine=args.fit_engine, lumi=lumi, simulation=simulation
-        )
+        with writing_to(out):
+            fits = fit_datasets(
+                histograms, out, engine=args.fit_engine, lumi=lumi, simulation=simulation
+            )
         fit_time = time.perf_counter() - fit_start
         for dataset, fit in fits.items():
             truth = result.truth.get(dataset)
@@ -430,7 +416,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             ),
         },
     }
-    write_json(out / "report.json", report)
+    with writing_to(out):
+        write_json(out / "report.json", report)
     return report
 
 
@@ -453,38 +440,35 @@ def _periods(datasets: list[Any], config: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _expected_errors() -> tuple[type[Exception], ...]:
-    """The errors ``tau3mu run`` reports as one line (exit code 2) instead of a traceback."""
-    from tau3mu.cluster import ClusterError
-    from tau3mu.corrections import ScaleFactorError
-    from tau3mu.datasets import DatasetError
-    from tau3mu.eras import EraError
-    from tau3mu.faults import AccountingError, InputFileError
-    from tau3mu.schemas import LayoutError
-
-    errors: tuple[type[Exception], ...] = (
-        DatasetError,
-        EraError,
-        ClusterError,
-        LayoutError,
-        FileNotFoundError,
-        InputFileError,
-        AccountingError,
-        ScaleFactorError,
+def _same_cause(accounting: dict[str, Any]) -> str:
+    """A hint when every skipped chunk failed the same way: the options are then more
+    likely at fault than the files."""
+    chunks = accounting.get("skipped_chunks", [])
+    causes = {chunk["error"] for chunk in chunks}
+    if len(chunks) < 2 or len(causes) != 1:
+        return ""
+    return (
+        f"; all {len(chunks)} chunks failed with the same error ({causes.pop()}), which points "
+        "at the options (--selection, --muon-sf, ...) rather than at the files"
     )
-    # loaded only when a proxy is used: importing it imports distributed (~0.7 s)
-    credentials = sys.modules.get("tau3mu.credentials")
-    return (*errors, credentials.ProxyError) if credentials else errors
+
+
+@contextlib.contextmanager
+def writing_to(out: Path) -> Iterator[None]:
+    """Writing the outputs in ``out``: a folder that stopped being writable during the
+    run (checked before it) is the output side's fault, reported as ``--out``'s."""
+    from tau3mu.errors import OutputError
+
+    try:
+        yield
+    except OSError as err:
+        name = Path(err.filename).name if err.filename else "an output"
+        name = re.sub(r"^\.(.+)\.[^.]+\.part$", r"\1", name)  # atomic_path's temporary
+        raise OutputError(f"--out {out}: cannot write {name} ({err.strerror or err})") from err
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        report = run_analysis(args)
-    except Exception as err:
-        if not isinstance(err, _expected_errors()):
-            raise
-        print(f"tau3mu run: {err}", file=sys.stderr)
-        return 2
+    report = run_analysis(args)  # a user's mistake: tau3mu.cli makes it one line, exit 2
     print(
         f"\n{report['events']:,} events in {report['wall_time_s']:.1f} s "
         f"({report['throughput_events_per_s'] or 0:,.0f} events/s) with {report['executor']} / {report['mode']}"

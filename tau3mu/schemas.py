@@ -31,12 +31,13 @@ from coffea.nanoevents import transforms
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
 from tau3mu import inflate
+from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3, LayoutName
 
 inflate.configure()
 
 
-class LayoutError(ValueError):
+class LayoutError(Tau3MuError, ValueError):
     """A tree in neither the Run 2 nor the Run 3 layout, or missing a needed branch."""
 
 

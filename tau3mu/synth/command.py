@@ -32,7 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from tau3mu.synth.dataset import generate_dataset, keep_freed_memory
     from tau3mu.synth.run2 import ROOTMissingError
+    from tau3mu.validation import check_numbers, check_output_folder
 
+    check_numbers(args, at_least={"files": 1, "events_per_file": 1, "jobs": 1}, positive=("lumi",))
+    check_output_folder(args.outdir)
     keep_freed_memory()  # this process only generates: reuse freed memory
 
     try:
