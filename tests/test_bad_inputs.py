@@ -45,7 +45,7 @@ def good(tmp_path_factory) -> Path:
 def no_trigger(tmp_path_factory) -> Path:
     """A readable file in which no event fired a trigger: it selects nothing."""
     events = simulate(32, 0, 500)
-    for fired in events.hlt.values():
+    for fired in [*events.hlt.values(), *events.trigger3.values()]:
         fired[:] = False
     return write_run3(tmp_path_factory.mktemp("none") / "none.root", events)
 

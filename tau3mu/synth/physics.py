@@ -68,6 +68,25 @@ L1_RATES = {
     L1_SEEDS[2]: (0.12, 0.12),
     L1_SEEDS[3]: (0.20, 0.20),
 }
+#: the Run 3 producer's trigger bits (its names, :data:`tau3mu.layouts.RUN3`): probability
+#: to fire in (signal, background) events
+RUN3_TRIGGER_RATES = {
+    "HLT_DoubleMu3_Trk_Tau3mu": (0.60, 0.50),
+    "HLT_DoubleMu3_TkMu_DsTau3Mu_v": (0.30, 0.20),
+    "HLT_DoubleMu3_Trk_Tau3mu_NoL1Mass_v": (0.50, 0.45),
+    "HLT_DoubleMu4_3_LowMass_v": (0.85, 0.75),
+    "HLT_DoubleMu4_LowMass_Displaced_v": (0.35, 0.25),
+    "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4": (0.80, 0.78),
+    "L1_DoubleMu0er1p4_SQ_OS_dR_Max1p4": (0.30, 0.30),
+    "L1_DoubleMu4_SQ_OS_dR_Max1p2": (0.45, 0.40),
+    "L1_DoubleMu4p5_SQ_OS_dR_Max1p2": (0.30, 0.30),
+    "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p6": (0.30, 0.30),
+    "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p5": (0.30, 0.30),
+    "L1_TripleMu_5SQ_3SQ_0_DoubleMu_5_3_SQ_OS_Mass_Max9": (0.30, 0.30),
+    "L1_TripleMu_5SQ_3SQ_0OQ_DoubleMu_5_3_SQ_OS_Mass_Max9": (0.30, 0.30),
+    "L1_TripleMu_2SQ_1p5SQ_0OQ_Mass_Max12": (0.30, 0.30),
+    "L1_TripleMu_3SQ_2p5SQ_0OQ_Mass_Max12": (0.30, 0.30),
+}
 
 
 @dataclass(frozen=True)
@@ -166,6 +185,8 @@ class SyntheticEvents:
     l1: dict[str, np.ndarray]
     hlt_version: np.ndarray
     kind: np.ndarray  # per event: TRUTH_* of the event's true decay (0: background only)
+    #: the Run 3 producer's trigger bits (HLT paths and L1 seeds, its names), per event
+    trigger3: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.run)
@@ -249,6 +270,8 @@ def simulate(
         l1=_fired(rng, signal, L1_RATES),
         hlt_version=np.full(n, 8 + file_index % 5, dtype=np.int64),
         kind=kind,
+        # drawn last: the draws above, and so the Run 2 files, do not depend on them
+        trigger3=_fired(rng, signal, RUN3_TRIGGER_RATES),
     )
 
 

@@ -4,8 +4,8 @@ The branches are the producer's (``docs/physics.md``, "Input layouts"): ``Cand2M
 with index links, ``Muon_*`` with per-path trigger-match flags, ``trgDR`` and ``trgDPT``,
 ``Track_*``, one uint8 ``Trigger_*`` bit per HLT path and L1 seed, ``PVtx_*``, and in
 simulation ``Muon_decayType``, ``Muon_genPartPdgId``, ``GenPart_*`` and ``Pileup_*``.
-What the Run 2-flavoured simulation does not draw (the Run 3 trigger menu, the Medium ID,
-the per-muon trigger match) is drawn here, from the file's seed.
+What the layout-independent simulation does not draw (the Medium ID, the per-muon
+trigger match) is drawn here, from the file's seed.
 """
 
 from __future__ import annotations
@@ -37,18 +37,6 @@ from tau3mu.synth.physics import SyntheticEvents
 #: events fewer than with clusters of 30k
 CLUSTER_EVENTS = 50_000
 
-#: per HLT path / L1 seed: probability to fire in (signal, background) events
-RUN3_HLT_RATES = {
-    "HLT_DoubleMu3_Trk_Tau3mu": (0.60, 0.50),
-    "HLT_DoubleMu3_TkMu_DsTau3Mu_v": (0.30, 0.20),
-    "HLT_DoubleMu3_Trk_Tau3mu_NoL1Mass_v": (0.50, 0.45),
-    "HLT_DoubleMu4_3_LowMass_v": (0.85, 0.75),
-    "HLT_DoubleMu4_LowMass_Displaced_v": (0.35, 0.25),
-}
-RUN3_L1_RATES = dict.fromkeys(RUN3.l1_seeds, (0.3, 0.3)) | {
-    "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4": (0.80, 0.78),
-    "L1_DoubleMu4_SQ_OS_dR_Max1p2": (0.45, 0.40),
-}
 #: share of the muons that pass the PF requirement and also the Medium ID
 MEDIUM_EFFICIENCY = 0.96
 #: the producer's trigger-object matching cone, and its values for unmatched muons
@@ -65,13 +53,6 @@ def _jagged(counts: np.ndarray, columns: dict[str, np.ndarray]) -> ak.Array:
     contents = [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in columns.values()]
     record = ak.contents.RecordArray(contents, list(columns), length=int(np.sum(counts)))
     return ak.Array(ak.contents.ListOffsetArray(offsets, record))
-
-
-def _fired(rng: np.random.Generator, signal: np.ndarray, rates: dict) -> dict[str, np.ndarray]:
-    return {
-        name: (rng.random(len(signal)) < np.where(signal, r_sig, r_bkg)).astype(np.uint8)
-        for name, (r_sig, r_bkg) in rates.items()
-    }
 
 
 def _muons(
@@ -178,15 +159,14 @@ def run3_branches(
     """The ``Events`` tree's content as uproot ``extend`` input (collections as records)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xB3]))
     n = len(events)
-    signal = events.kind != TRUTH_BACKGROUND
-    hlt = _fired(rng, signal, RUN3_HLT_RATES)
-    l1 = _fired(rng, signal, RUN3_L1_RATES)
+    bits = {name: fired.astype(np.uint8) for name, fired in events.trigger3.items()}
+    hlt = {path: bits[path] for path in RUN3.hlt_paths}
     out: dict[str, object] = {
         RUN3.event["run"]: events.run.astype(np.uint32),
         RUN3.event["lumi"]: events.lumi.astype(np.uint32),
         RUN3.event["event"]: events.event.astype(np.uint64),
     }
-    out |= {RUN3.trigger_bit(name): bits for name, bits in (hlt | l1).items()}
+    out |= {RUN3.trigger_bit(name): fired for name, fired in bits.items()}
     cand = events.candidates.columns
     candidates = {
         "pt": cand["pt"],
