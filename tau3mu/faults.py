@@ -113,6 +113,7 @@ def _problem(path: str, tree: str, era: str, keep_trees: bool = False) -> _Verdi
     from tau3mu.layouts import RUN2, RUN3
     from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout
 
+    _configure_this_process()  # on a Dask worker, this may be its first root:// open
     options = opentrees.uproot_options() if keep_trees and opentrees.is_local(path) else {}
     try:
         f = uproot.open(path, timeout=60, **options)
@@ -439,6 +440,7 @@ def retry_chunk(
     coffea passes ``retries=0`` for its Dask executor (Dask would retry at once);
     ``at_least`` gives the chunk its retries on the worker instead.
     """
+    _configure_this_process()
     item = _work_item(args)
     retries = max(retries, at_least)
     delay = backoff
@@ -486,10 +488,19 @@ class BackoffRunner(processor.Runner):
 
 
 def configure_xrootd() -> None:
-    """Let the XRootD client reconnect soon after a stream error (its default waits 30 min)."""
+    """Let the XRootD client of this process reconnect within seconds after a server
+    outage (its defaults wait minutes): :data:`tau3mu.xrootd.XROOTD_CLIENT_SETTINGS`."""
     from tau3mu.xrootd import configure_xrootd_client
 
     configure_xrootd_client()
+
+
+def _configure_this_process() -> None:
+    """:func:`configure_xrootd` once in a worker process (a futures or Dask worker starts
+    with the XRootD client's defaults: nothing set in the client process travels)."""
+    from tau3mu.xrootd import ensure_xrootd_configured
+
+    ensure_xrootd_configured()
 
 
 def _forget_remote_connections() -> None:
