@@ -138,8 +138,8 @@ def run_runner(
     from coffea import processor
 
     from tau3mu import opentrees
+    from tau3mu.checkpoints import AtomicCheckpointer
     from tau3mu.faults import (
-        AtomicCheckpointer,
         BackoffRunner,
         check_accounting,
         configure_xrootd,

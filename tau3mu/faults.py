@@ -8,23 +8,24 @@
   (an XRootD server that restarts, a network blip; coffea's own retries are immediate),
   names the file and entries of a chunk that fails, or with ``skip_bad_files`` reports
   it (file, entry range, events, error) and goes on.
-- :class:`AtomicCheckpointer` keeps each finished chunk's output, written atomically and
-  keyed by the selection, so an interrupted run resumes where it stopped.
+- :class:`AtomicCheckpointer` (:mod:`tau3mu.checkpoints`) keeps each finished chunk's
+  output, written atomically, keyed by the selection and signed, so an interrupted run
+  resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from coffea import processor
+
+from tau3mu.checkpoints import AtomicCheckpointer, checkpoint_key  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -508,80 +509,3 @@ def _forget_remote_connections() -> None:
     from tau3mu.xrootd import reset_connections
 
     reset_connections()
-
-
-#: per-chunk keys of coffea's chunk metadata; the rest is the dataset's metadata
-_CHUNK_KEYS = ("filename", "entrystart", "entrystop", "fileuuid")
-
-
-def checkpoint_key(processor_instance: Any, metadata: dict[str, Any]) -> str:
-    """A short hash of everything a chunk's output depends on besides its events: the
-    processor (its ``fingerprint()``: class, cuts, scale factors' content, ...), the
-    dataset's metadata (type, era, lumi, tree, ...) and the tau3mu version. A checkpoint
-    made under another key is never reused; the file's path is not in it, so a run
-    resumes over another prefix (same file UUID)."""
-    import tau3mu
-
-    fingerprint = getattr(processor_instance, "fingerprint", None)
-    if callable(fingerprint):
-        made_by = fingerprint()
-    else:
-        config = getattr(processor_instance, "config", None)
-        made_by = {
-            "processor": f"{type(processor_instance).__module__}."
-            f"{type(processor_instance).__qualname__}",
-            "config": config.to_dict() if config is not None else None,
-        }
-    payload = {
-        "tau3mu": tau3mu.__version__,
-        "processor": made_by,
-        "dataset": {k: v for k, v in metadata.items() if k not in _CHUNK_KEYS},
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class AtomicCheckpointer(processor.CheckpointerABC):
-    """One file per finished chunk under ``DIR/<key>/<dataset>/<file uuid>/`` (the key:
-    :func:`checkpoint_key`). A chunk loaded from it counts in the output's
-    ``checkpoint.resumed``; a skipped chunk is never saved, so a later run tries it again.
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def _path(self, metadata: Any, processor_instance: Any) -> Path:
-        return (
-            self.directory
-            / checkpoint_key(processor_instance, dict(metadata))
-            / str(metadata["dataset"])
-            / str(metadata["fileuuid"])
-            / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
-        )
-
-    def load(self, metadata: Any, processor_instance: Any) -> Any:
-        import cloudpickle
-
-        path = self._path(metadata, processor_instance)
-        if not path.is_file():
-            return None
-        try:
-            with open(path, "rb") as handle:
-                out = cloudpickle.load(handle)
-        except Exception as err:  # a damaged checkpoint is recomputed, not trusted
-            log.warning("ignoring unreadable checkpoint %s: %s", path, err)
-            return None
-        if isinstance(out, dict) and isinstance(out.get("out"), dict):
-            out["out"]["checkpoint"] = {"resumed": 1}
-        return out
-
-    def save(self, output: Any, metadata: Any, processor_instance: Any) -> None:
-        import cloudpickle
-
-        from tau3mu.outputs import atomic_open
-
-        if isinstance(output, dict) and output.get("out", {}).get("skipped"):
-            return  # never resume past a chunk that failed: a later run tries it again
-        path = self._path(metadata, processor_instance)
-        with atomic_open(path, "wb") as handle:
-            cloudpickle.dump(output, handle)
