@@ -439,7 +439,9 @@ def retry_chunk(
     to a checkpoint, so a later run tries it again).
 
     coffea passes ``retries=0`` for its Dask executor (Dask would retry at once);
-    ``at_least`` gives the chunk its retries on the worker instead.
+    ``at_least`` gives the chunk its retries on the worker instead. The process running
+    the chunk gets tau3mu's XRootD client settings first, so that the client itself
+    bridges a short outage (:data:`tau3mu.xrootd.XROOTD_CLIENT_SETTINGS`).
     """
     _configure_this_process()
     item = _work_item(args)
@@ -497,8 +499,8 @@ def configure_xrootd() -> None:
 
 
 def _configure_this_process() -> None:
-    """:func:`configure_xrootd` once in a worker process (a futures or Dask worker starts
-    with the XRootD client's defaults: nothing set in the client process travels)."""
+    """tau3mu's XRootD client settings, once per process: a futures or Dask worker starts
+    with the client's defaults (what the submitting process set does not travel)."""
     from tau3mu.xrootd import ensure_xrootd_configured
 
     ensure_xrootd_configured()
