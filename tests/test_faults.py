@@ -423,6 +423,38 @@ def _slowed(processor_instance: DsPhiPiProcessor, markers: Path, seconds: float)
     processor_instance.process = process
 
 
+WORKER_SETTINGS = """
+import json, sys
+from XRootD.client import EnvGetInt
+from tau3mu.faults import retry_chunk
+from tau3mu.xrootd import XROOTD_CLIENT_SETTINGS
+
+before = {k: EnvGetInt(k) for k in XROOTD_CLIENT_SETTINGS}
+retry_chunk(0, False, lambda: None)  # what a worker runs first, for every chunk
+after = {k: EnvGetInt(k) for k in XROOTD_CLIENT_SETTINGS}
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def test_a_fresh_worker_process_gets_the_xrootd_settings_before_its_first_chunk(monkeypatch):
+    """A futures or Dask worker is a process of its own that starts with the XRootD
+    client's defaults (minutes of waiting after an outage); running a chunk sets tau3mu's
+    values there, except the ones the user set as ``XRD_*`` environment variables."""
+    pytest.importorskip("XRootD")
+    from tau3mu.xrootd import XROOTD_CLIENT_SETTINGS
+
+    for key in XROOTD_CLIENT_SETTINGS:
+        monkeypatch.delenv(f"XRD_{key.upper()}", raising=False)
+    monkeypatch.setenv("XRD_CONNECTIONRETRY", "9")  # the user's own value wins
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_SETTINGS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"]["ConnectionWindow"] == 120  # the client's default
+    assert seen["after"] == {**XROOTD_CLIENT_SETTINGS, "ConnectionRetry": 9}
+
+
 @pytest.mark.xrootd
 @pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed")
 def test_xrootd_outage_costs_about_its_own_length(exported_run3, tmp_path, monkeypatch, caplog):
