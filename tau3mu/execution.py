@@ -85,7 +85,7 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
 
 
 def _uproot_options(
-    fileset: dict[str, Any], keep_trees: bool = False, graph: bool = False
+    fileset: dict[str, Any], keep_trees: bool = False, graph: bool = False, timeout: int = 30
 ) -> dict[str, Any]:
     """uproot's own XRootD source for ``root://`` inputs (it honours timeouts and
     reconnects); with ``keep_trees`` (the Runner), local files' trees kept open for
@@ -93,6 +93,7 @@ def _uproot_options(
     branches in one pass (:mod:`tau3mu.vectors`, through uproot's object cache) and
     keep a chunk's arrays (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); the dask-awkward
     ``graph`` reads with uproot's options: ``uproot.dask`` opens files without caches.
+    ``timeout``: seconds an XRootD request may wait for its answer.
     """
     from tau3mu import opentrees, vectors
     from tau3mu.xrootd import is_xrootd, xrootd_options
@@ -100,7 +101,7 @@ def _uproot_options(
     paths = [path for spec in fileset.values() for path in spec["files"]]
     eager = {} if graph else {**vectors.uproot_options(), **opentrees.chunk_cache_options()}
     if paths and all(is_xrootd(p) for p in paths):
-        return {**xrootd_options(), **eager}
+        return {**xrootd_options(timeout), **eager}
     if keep_trees and paths and all(opentrees.is_local(p) for p in paths):
         return opentrees.uproot_options()
     return eager
@@ -153,8 +154,8 @@ def run_runner(
     from coffea import processor
 
     from tau3mu import opentrees
+    from tau3mu.checkpoints import AtomicCheckpointer
     from tau3mu.faults import (
-        AtomicCheckpointer,
         BackoffRunner,
         check_accounting,
         configure_xrootd,
@@ -203,7 +204,7 @@ def run_runner(
             out, metrics = runner(
                 fileset,
                 processor_instance=processor_instance,
-                uproot_options=_uproot_options(fileset, keep_trees=True),
+                uproot_options=_uproot_options(fileset, keep_trees=True, timeout=xrootd_timeout),
             )
         else:
             out, metrics = {}, {}

@@ -8,25 +8,29 @@
   (an XRootD server that restarts, a network blip; coffea's own retries are immediate),
   names the file and entries of a chunk that fails, or with ``skip_bad_files`` reports
   it (file, entry range, events, error) and goes on.
-- :class:`AtomicCheckpointer` keeps each finished chunk's output, written atomically and
-  keyed by the selection, so an interrupted run resumes where it stopped.
+- :class:`AtomicCheckpointer` (:mod:`tau3mu.checkpoints`) keeps each finished chunk's
+  output, written atomically, keyed by the selection and signed, so an interrupted run
+  resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from coffea import processor
 
-from tau3mu.errors import OptionError, OutputError, Tau3MuError
+from tau3mu.checkpoints import (  # noqa: F401 (re-exported)
+    AtomicCheckpointer,
+    CheckpointError,
+    checkpoint_key,
+)
+from tau3mu.errors import OptionError, Tau3MuError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,7 @@ def _problem(path: str, tree: str, rules: _Rules, keep_trees: bool = False) -> _
 
     from tau3mu import opentrees
 
+    _configure_this_process()  # on a Dask worker, this may be its first root:// open
     options = opentrees.uproot_options() if keep_trees and opentrees.is_local(path) else {}
     try:
         f = uproot.open(path, timeout=60, **options)
@@ -532,8 +537,11 @@ def retry_chunk(
     to a checkpoint, so a later run tries it again).
 
     coffea passes ``retries=0`` for its Dask executor (Dask would retry at once);
-    ``at_least`` gives the chunk its retries on the worker instead.
+    ``at_least`` gives the chunk its retries on the worker instead. The process running
+    the chunk gets tau3mu's XRootD client settings first, so that the client itself
+    bridges a short outage (:data:`tau3mu.xrootd.XROOTD_CLIENT_SETTINGS`).
     """
+    _configure_this_process()
     item = _work_item(args)
     retries = max(retries, at_least)
     delay = backoff
@@ -583,10 +591,19 @@ class BackoffRunner(processor.Runner):
 
 
 def configure_xrootd() -> None:
-    """Let the XRootD client reconnect soon after a stream error (its default waits 30 min)."""
+    """Let the XRootD client of this process reconnect within seconds after a server
+    outage (its defaults wait minutes): :data:`tau3mu.xrootd.XROOTD_CLIENT_SETTINGS`."""
     from tau3mu.xrootd import configure_xrootd_client
 
     configure_xrootd_client()
+
+
+def _configure_this_process() -> None:
+    """tau3mu's XRootD client settings, once per process: a futures or Dask worker starts
+    with the client's defaults (what the submitting process set does not travel)."""
+    from tau3mu.xrootd import ensure_xrootd_configured
+
+    ensure_xrootd_configured()
 
 
 def _forget_remote_connections() -> None:
@@ -594,92 +611,3 @@ def _forget_remote_connections() -> None:
     from tau3mu.xrootd import reset_connections
 
     reset_connections()
-
-
-#: per-chunk keys of coffea's chunk metadata; the rest is the dataset's metadata
-_CHUNK_KEYS = ("filename", "entrystart", "entrystop", "fileuuid")
-
-
-def checkpoint_key(processor_instance: Any, metadata: dict[str, Any]) -> str:
-    """A short hash of everything a chunk's output depends on besides its events: the
-    processor (its ``fingerprint()``: class, cuts, scale factors' content, ...), the
-    dataset's metadata (type, era, lumi, tree, ...) and the tau3mu version. A checkpoint
-    made under another key is never reused; the file's path is not in it, so a run
-    resumes over another prefix (same file UUID)."""
-    import tau3mu
-
-    fingerprint = getattr(processor_instance, "fingerprint", None)
-    if callable(fingerprint):
-        made_by = fingerprint()
-    else:
-        config = getattr(processor_instance, "config", None)
-        made_by = {
-            "processor": f"{type(processor_instance).__module__}."
-            f"{type(processor_instance).__qualname__}",
-            "config": config.to_dict() if config is not None else None,
-        }
-    payload = {
-        "tau3mu": tau3mu.__version__,
-        "processor": made_by,
-        "dataset": {k: v for k, v in metadata.items() if k not in _CHUNK_KEYS},
-    }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class CheckpointError(OutputError):
-    """A finished chunk cannot be kept in the ``--checkpoint`` folder."""
-
-
-class AtomicCheckpointer(processor.CheckpointerABC):
-    """One file per finished chunk under ``DIR/<key>/<dataset>/<file uuid>/`` (the key:
-    :func:`checkpoint_key`). A chunk loaded from it counts in the output's
-    ``checkpoint.resumed``; a skipped chunk is never saved, so a later run tries it again.
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def _path(self, metadata: Any, processor_instance: Any) -> Path:
-        from tau3mu.outputs import safe_name
-
-        return (
-            self.directory
-            / checkpoint_key(processor_instance, dict(metadata))
-            / safe_name(str(metadata["dataset"]))  # one folder, whatever the name holds
-            / str(metadata["fileuuid"])
-            / f"{metadata['entrystart']}-{metadata['entrystop']}.pkl"
-        )
-
-    def load(self, metadata: Any, processor_instance: Any) -> Any:
-        import cloudpickle
-
-        path = self._path(metadata, processor_instance)
-        if not path.is_file():
-            return None
-        try:
-            with open(path, "rb") as handle:
-                out = cloudpickle.load(handle)
-        except Exception as err:  # a damaged checkpoint is recomputed, not trusted
-            log.warning("ignoring unreadable checkpoint %s: %s", path, err)
-            return None
-        if isinstance(out, dict) and isinstance(out.get("out"), dict):
-            out["out"]["checkpoint"] = {"resumed": 1}
-        return out
-
-    def save(self, output: Any, metadata: Any, processor_instance: Any) -> None:
-        import cloudpickle
-
-        from tau3mu.outputs import atomic_open
-
-        if isinstance(output, dict) and output.get("out", {}).get("skipped"):
-            return  # never resume past a chunk that failed: a later run tries it again
-        path = self._path(metadata, processor_instance)
-        try:
-            with atomic_open(path, "wb") as handle:
-                cloudpickle.dump(output, handle)
-        except OSError as err:  # the run's output side: stop the run, blame no input file
-            raise CheckpointError(
-                f"--checkpoint {self.directory}: cannot write {path.relative_to(self.directory)} "
-                f"({err.strerror or err})"
-            ) from err

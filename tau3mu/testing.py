@@ -178,9 +178,15 @@ class XRootDServer:
         )
 
     def start(self) -> None:
-        """Start the daemon (``xrootd -b``) and wait until its port accepts connections."""
+        """Start the daemon (``xrootd -b``) and wait until its port accepts connections.
+
+        As root, the exported folder is opened to the daemon's account again first: a
+        folder above it may have lost the bits since (pytest resets its base temporary
+        folder to mode 0700 whenever a session starts)."""
         if self.running:
             return
+        if os.geteuid() == 0:
+            _open_for(self.export_dir, XROOTD_USER)
         self._write_config()
         pidfile = self.workdir / "run" / "xrootd.pid"
         pidfile.unlink(missing_ok=True)

@@ -9,8 +9,8 @@ How uproot 5.7 reads ``root://`` (checked against a real ``xrootd`` in
   instance: after the server restarts, reads fail with "I/O operation on closed file"
   until ``XRootDFileSystem.clear_instance_cache()`` is called.
 - ``handler=uproot.source.xrootd.XRootDSource`` uses the ``xrootd`` bindings directly,
-  honours ``timeout`` and reconnects by itself once the XRootD client is told not to
-  blacklist a host for 30 minutes after a stream error (``StreamErrorWindow``, see
+  honours ``timeout`` and reconnects by itself once the XRootD client is told to try
+  again within seconds rather than minutes (:data:`XROOTD_CLIENT_SETTINGS`,
   :func:`configure_xrootd_client`). :func:`xrootd_options` selects it.
 """
 
@@ -80,31 +80,64 @@ def join_url(base: str, path: str) -> str:
     return str(Path(base) / path)
 
 
+#: The XRootD client settings tau3mu gives every process that reads ``root://`` (the
+#: client's own defaults in the comments). With them the client bridges a server outage
+#: of up to ``ConnectionWindow * ConnectionRetry`` (30 s) by itself: it tries to reconnect
+#: every ``ConnectionWindow`` seconds, then reopens the file and reissues the pending
+#: reads, so the outage costs its own length plus at most one window. After a longer
+#: outage the chunk's reads fail and tau3mu's chunk retries
+#: (:func:`tau3mu.faults.retry_chunk`) start it again after 1, 2, 4 ... s.
+XROOTD_CLIENT_SETTINGS: dict[str, int] = {
+    # seconds between timeout checks (15): every timeout and reconnection is late by up to this
+    "TimeoutResolution": 1,
+    # seconds a connection may take, and between attempts after a refused one (120)
+    "ConnectionWindow": 5,
+    # connection attempts before the stream is declared broken and its requests fail (5)
+    "ConnectionRetry": 6,
+    # seconds a host stays marked broken after that, every request to it failing at once (1800)
+    "StreamErrorWindow": 1,
+}
+
 _CONFIGURED = False
 
 
 def configure_xrootd_client(
-    *, stream_error_window: int = 1, connection_window: int = 10, connection_retry: int = 2
+    *,
+    timeout_resolution: int | None = None,
+    connection_window: int | None = None,
+    connection_retry: int | None = None,
+    stream_error_window: int | None = None,
 ) -> None:
-    """Tune the XRootD client of this process so that it can recover from a server outage.
+    """Tune the XRootD client of this process so that it recovers from a server outage soon.
 
-    Its defaults refuse to contact a host for 30 minutes after a stream error
-    (``StreamErrorWindow`` 1800 s) and wait 120 s per connection attempt. ``XRD_*``
-    environment variables the user set win over these values.
+    Sets :data:`XROOTD_CLIENT_SETTINGS`; a keyword given replaces its setting (tests use
+    ``connection_window=1, connection_retry=1`` to make the client give up at once). An
+    ``XRD_<KEY>`` environment variable the user set (``XRD_CONNECTIONWINDOW``, ...) wins
+    over both. The client reads these when it first connects to a server, so call this
+    before the first ``root://`` open of the process (:func:`ensure_xrootd_configured`).
     """
     global _CONFIGURED
     try:
         from XRootD.client import EnvPutInt
     except ImportError:  # the bindings are optional for local files
         return
-    for key, value in (
-        ("StreamErrorWindow", stream_error_window),
-        ("ConnectionWindow", connection_window),
-        ("ConnectionRetry", connection_retry),
-    ):
+    given = {
+        "TimeoutResolution": timeout_resolution,
+        "ConnectionWindow": connection_window,
+        "ConnectionRetry": connection_retry,
+        "StreamErrorWindow": stream_error_window,
+    }
+    for key, default in XROOTD_CLIENT_SETTINGS.items():
         if f"XRD_{key.upper()}" not in os.environ:
-            EnvPutInt(key, int(value))
+            EnvPutInt(key, int(default if given[key] is None else given[key]))
     _CONFIGURED = True
+
+
+def ensure_xrootd_configured() -> None:
+    """:func:`configure_xrootd_client` unless this process did it already (a worker
+    process calls this before its first chunk: settings do not travel with the work)."""
+    if not _CONFIGURED:
+        configure_xrootd_client()
 
 
 def reset_connections() -> None:
@@ -214,8 +247,7 @@ def open_root(
     if not is_remote(text):
         return uproot.open(text, **options)
     if is_xrootd(text):
-        if not _CONFIGURED:  # an explicit configure_xrootd_client() call wins
-            configure_xrootd_client()
+        ensure_xrootd_configured()  # an explicit configure_xrootd_client() call wins
         options = {**xrootd_options(timeout, handler=handler), **options}
     else:
         options.setdefault("timeout", timeout)

@@ -327,11 +327,34 @@ def test_options_a_run_would_ignore_are_refused(extra, words, good, tmp_path, ca
 
 
 # -- faults while running ----------------------------------------------------------------
+@pytest.fixture
+def exported_run3(run3_dataset, tmp_path_factory):
+    """(name, folder, files) of ``run3_dataset`` linked into a folder outside pytest's
+    base temporary folder, for a server that is restarted: as root the server reads as
+    another account, and pytest takes that account's access to its base folder away
+    (mode 0700) whenever a session starts, which on a shared machine can be mid-test."""
+    import shutil
+    import tempfile
+
+    ((name, spec),) = run3_dataset["datasets"].items()
+    folder = Path(tempfile.mkdtemp(prefix="tau3mu-export-"))
+    files = spec["files"].split()
+    try:
+        for file in files:
+            try:
+                os.link(spec["rootpath"] + file, folder / file)
+            except OSError:  # another file system
+                shutil.copy(spec["rootpath"] + file, folder / file)
+        yield name, folder, files
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.xrootd
 @pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed")
 @pytest.mark.parametrize("skip_bad_files", [False, True], ids=["stop", "skip"])
 def test_xrootd_restart_during_run_is_retried(
-    skip_bad_files, run3_dataset, fileset_of, monkeypatch, caplog
+    skip_bad_files, run3_dataset, exported_run3, fileset_of, monkeypatch, caplog
 ):
     """The server goes away for ~3 s mid-run. The XRootD client is told to give up after
     ~1 s, so our retries (1, 2, 4 s apart), not the client's, must bridge the outage,
@@ -345,10 +368,10 @@ def test_xrootd_restart_during_run_is_retried(
         "configure_xrootd",
         lambda: configure_xrootd_client(connection_window=1, connection_retry=1),
     )
-    ((name, spec),) = run3_dataset["datasets"].items()
+    name, folder, names = exported_run3
     try:
-        with xrootd_server(Path(spec["rootpath"])) as server:
-            files = {server.url(spec["rootpath"] + f): "Events" for f in spec["files"].split()}
+        with xrootd_server(folder) as server:
+            files = {server.url(folder / f): "Events" for f in names}
             fileset = {name: {"files": files, "metadata": {"type": "data"}}}
 
             def bounce():
@@ -389,6 +412,114 @@ def test_xrootd_restart_during_run_is_retried(
     assert out.metrics["accounting"]["skipped_chunks"] == []
     assert out.cutflow == reference.cutflow
     np.testing.assert_array_equal(out.hists["h_mass"].values(), reference.hists["h_mass"].values())
+
+
+def _slowed(processor_instance: DsPhiPiProcessor, markers: Path, seconds: float) -> None:
+    """Make each chunk leave a marker file when it starts, then take ``seconds`` longer
+    (in whichever process runs it), so that a run spans an outage started mid-run."""
+    original = processor_instance.process
+
+    def process(events):
+        meta = events.metadata
+        (markers / f"{Path(meta['filename']).stem}-{meta['entrystart']}.{os.getpid()}").touch()
+        time.sleep(seconds)
+        return original(events)
+
+    processor_instance.process = process
+
+
+WORKER_SETTINGS = """
+import json, sys
+from XRootD.client import EnvGetInt
+from tau3mu.faults import retry_chunk
+from tau3mu.xrootd import XROOTD_CLIENT_SETTINGS
+
+before = {k: EnvGetInt(k) for k in XROOTD_CLIENT_SETTINGS}
+retry_chunk(0, False, lambda: None)  # what a worker runs first, for every chunk
+after = {k: EnvGetInt(k) for k in XROOTD_CLIENT_SETTINGS}
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+def test_a_fresh_worker_process_gets_the_xrootd_settings_before_its_first_chunk(monkeypatch):
+    """A futures or Dask worker is a process of its own that starts with the XRootD
+    client's defaults (minutes of waiting after an outage); running a chunk sets tau3mu's
+    values there, except the ones the user set as ``XRD_*`` environment variables."""
+    pytest.importorskip("XRootD")
+    from tau3mu.xrootd import XROOTD_CLIENT_SETTINGS
+
+    for key in XROOTD_CLIENT_SETTINGS:
+        monkeypatch.delenv(f"XRD_{key.upper()}", raising=False)
+    monkeypatch.setenv("XRD_CONNECTIONRETRY", "9")  # the user's own value wins
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_SETTINGS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"]["ConnectionWindow"] == 120  # the client's default
+    assert seen["after"] == {**XROOTD_CLIENT_SETTINGS, "ConnectionRetry": 9}
+
+
+@pytest.mark.xrootd
+@pytest.mark.skipif(not xrootd_available(), reason="xrootd-server not installed")
+def test_xrootd_outage_costs_about_its_own_length(exported_run3, tmp_path, monkeypatch, caplog):
+    """The server is stopped for 4 s once a few chunks have started (futures executor, 2
+    worker processes, which get tau3mu's XRootD client settings themselves): the result
+    is the clean run's and the run takes at most ``outage + one reconnection interval``
+    longer (the client retries every ``ConnectionWindow`` seconds, then resumes its
+    reads). The machine is shared and noisy, so the bound has a generous 3x margin; with
+    the client's defaults a worker waited ~2 min, far outside it."""
+    from tau3mu.xrootd import XROOTD_CLIENT_SETTINGS
+
+    for key in XROOTD_CLIENT_SETTINGS:  # the test measures tau3mu's settings, not the user's
+        monkeypatch.delenv(f"XRD_{key.upper()}", raising=False)
+    outage = 4.0
+    interval = XROOTD_CLIENT_SETTINGS["ConnectionWindow"]
+    name, folder, names = exported_run3
+    with xrootd_server(folder) as server:
+        files = {server.url(folder / f): "Events" for f in names}
+        fileset = {name: {"files": files, "metadata": {"type": "data"}}}
+
+        def timed_run(markers: Path):
+            slow = DsPhiPiProcessor()
+            _slowed(slow, markers, 0.4)
+            tic = time.monotonic()
+            out = run_runner(fileset, slow, executor="futures", workers=2, chunksize=500)
+            return out, time.monotonic() - tic
+
+        for markers in ("clean", "outage"):
+            (tmp_path / markers).mkdir()
+        reference, clean_s = timed_run(tmp_path / "clean")
+        outages: list[float] = []
+
+        def bounce(markers: Path):
+            deadline = time.monotonic() + 120
+            while len(list(markers.iterdir())) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stopped = time.monotonic()
+            server.stop()
+            time.sleep(outage)
+            server.start()
+            outages.append(time.monotonic() - stopped)
+
+        thread = threading.Thread(target=bounce, args=(tmp_path / "outage",))
+        thread.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="tau3mu.faults"):
+                out, faulty_s = timed_run(tmp_path / "outage")
+        finally:
+            thread.join()
+    (down,) = outages
+    chunks = len(list((tmp_path / "outage").iterdir()))
+    assert chunks > 4 + 2, "the outage should have begun before most chunks started"
+    assert out.metrics["accounting"]["skipped_chunks"] == []
+    assert out.cutflow == reference.cutflow
+    np.testing.assert_array_equal(out.hists["h_mass"].values(), reference.hists["h_mass"].values())
+    extra = faulty_s - clean_s
+    assert extra <= 3 * (down + interval), (
+        f"a {down:.1f} s outage made the run {extra:.1f} s longer ({clean_s:.1f} s clean, "
+        f"{faulty_s:.1f} s with the outage); bound 3 x ({down:.1f} + {interval}) s"
+    )
 
 
 @pytest.mark.distributed
