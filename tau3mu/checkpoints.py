@@ -255,7 +255,12 @@ class AtomicCheckpointer(processor.CheckpointerABC):
 
     def __init__(self, directory: str | Path, key: Any = None) -> None:
         self.directory = Path(directory)
-        private_folder(self.directory)
+        try:
+            private_folder(self.directory)
+        except OSError as err:
+            raise CheckpointError(
+                f"--checkpoint {self.directory}: cannot write ({err.strerror or err})"
+            ) from err
         self.key = key if key is not None else user_key()
 
     def _path(self, metadata: Any, processor_instance: Any) -> Path:
