@@ -33,6 +33,7 @@ from typing import Any
 
 from tau3mu.eras import EraError, year_of
 from tau3mu.errors import Tau3MuError
+from tau3mu.validation import refuse_duplicate_keys
 from tau3mu.xrootd import is_remote, is_xrootd, join_url, split_url
 
 __all__ = [
@@ -102,18 +103,6 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _no_duplicates(path: Path):
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise DatasetError(f"{path}: key {key!r} appears twice in the same object")
-            seen[key] = value
-        return seen
-
-    return hook
-
-
 def load_datasets(
     path: str | Path, *, names: Sequence[str] | None = None, prefix: str | None = None
 ) -> list[Dataset]:
@@ -128,7 +117,7 @@ def load_datasets(
         reason = getattr(err, "strerror", None) or err
         raise DatasetError(f"{path}: cannot read the datasets file ({reason})") from err
     try:
-        content = json.loads(text, object_pairs_hook=_no_duplicates(path))
+        content = json.loads(text, object_pairs_hook=refuse_duplicate_keys(str(path), DatasetError))
     except json.JSONDecodeError as err:
         line = text.splitlines()[err.lineno - 1] if 0 < err.lineno <= len(text.splitlines()) else ""
         near = line[max(err.colno - 31, 0) : err.colno + 10].strip()  # one line, however long

@@ -50,6 +50,7 @@ __all__ = [
     "check_run_options",
     "load_muon_sf",
     "load_selection",
+    "refuse_duplicate_keys",
     "selection_from_dict",
 ]
 
@@ -200,7 +201,7 @@ def read_json_object(path: str | Path, where: str) -> dict[str, Any]:
         reason = getattr(err, "strerror", None) or str(err)
         raise OptionError(f"{where}: cannot be read ({reason})") from None
     try:
-        data = json.loads(text, object_pairs_hook=_refuse_duplicates(where))
+        data = json.loads(text, object_pairs_hook=refuse_duplicate_keys(where))
     except json.JSONDecodeError as err:
         raise OptionError(
             f"{where}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
@@ -210,12 +211,15 @@ def read_json_object(path: str | Path, where: str) -> dict[str, Any]:
     return data
 
 
-def _refuse_duplicates(where: str) -> Any:
+def refuse_duplicate_keys(where: str, error: type[Exception] = OptionError) -> Any:
+    """A ``json.loads`` ``object_pairs_hook`` raising ``error`` (``where: 'key' appears
+    twice in the same object``) where plain JSON would keep the last value silently."""
+
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in pairs:
             if key in out:
-                raise OptionError(f"{where}: {key!r} appears twice in the same object")
+                raise error(f"{where}: {key!r} appears twice in the same object")
             out[key] = value
         return out
 
