@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     from tau3mu import __version__
+    from tau3mu.verbosity import add_verbose_option
 
     parser = argparse.ArgumentParser(
         prog="tau3mu",
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).configure(command)
+        add_verbose_option(command)
         command.set_defaults(_module=module)
     return parser
 
@@ -44,8 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
+    from tau3mu.verbosity import library_output
+
     try:
-        return int(module.main(args) or 0)
+        with library_output(args.verbose):
+            return int(module.main(args) or 0)
     except KeyboardInterrupt:
         print("tau3mu: interrupted", file=sys.stderr)
         return 130
