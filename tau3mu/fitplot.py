@@ -160,7 +160,7 @@ def draw_fit(
         ]
         top.text(0.03, 0.95, "\n".join(lines), transform=top.transAxes, va="top", fontsize=16)
         if fixed := _fixed_shapes_line(result):
-            top.text(0.03, 0.72, fixed, transform=top.transAxes, va="top", fontsize=11)
+            top.text(0.03, 0.76, fixed, transform=top.transAxes, va="top", fontsize=11)
     else:
         top.text(
             0.03,

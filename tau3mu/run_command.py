@@ -14,6 +14,8 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from tau3mu.fit_command import add_fit_engine_option, add_label_option
+
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -30,10 +32,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", help="put before every rootpath, e.g. root://eosuser.cern.ch/")
     parser.add_argument("--tree", help="tree name for plain file inputs (default: detected)")
-    parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="dask")
-    parser.add_argument("--mode", choices=["runner", "dask-awkward"], default="runner")
+    parser.add_argument(
+        "--executor",
+        choices=["iterative", "futures", "dask"],
+        default="dask",
+        help="dask (default): a local Dask cluster, or the one of --scheduler/--htcondor; "
+        "futures: local processes; iterative: this process, one chunk after another",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["runner", "dask-awkward"],
+        default="runner",
+        help="runner (default): coffea's Runner, chunk by chunk, with retries and "
+        "--checkpoint; dask-awkward: one dask-awkward graph of every dataset, computed at once",
+    )
     parser.add_argument("--workers", type=int, help="workers (default: all cores)")
-    parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
+    parser.add_argument(
+        "--chunksize", type=int, default=200_000, help="events per chunk (default %(default)s)"
+    )
     parser.add_argument("--scheduler", help="existing Dask scheduler, tcp://HOST:PORT")
     parser.add_argument(
         "--htcondor", action="store_true", help="workers as HTCondor jobs (dask-jobqueue)"
@@ -48,13 +64,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="CA certificates folder set as X509_CERT_DIR with the proxy "
         "(default $X509_CERT_DIR, else /etc/grid-security/certificates)",
     )
-    parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
+    parser.add_argument(
+        "--selection",
+        help="JSON of cut values replacing the defaults (keys of tau3mu.config.SelectionConfig; "
+        "docs/physics.md)",
+    )
     parser.add_argument(
         "--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)"
     )
-    parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
+    parser.add_argument(
+        "--snapshot-format",
+        choices=["root", "parquet"],
+        default="root",
+        help="file of the best candidates: snapshot.root (default) or snapshot.parquet",
+    )
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
-    parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
+    add_fit_engine_option(parser)
+    add_label_option(parser)
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",
@@ -74,7 +100,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="retries per chunk of a transient (I/O) failure, with backoff (--mode runner)",
     )
     parser.add_argument("--performance-report", help="write Dask's HTML performance report here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress at all (default: a bar on a terminal, else a line per tenth of the work)",
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -304,7 +334,13 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         lumi = {d.name: d.lumi for d in datasets if d.lumi}
         fit_start = time.perf_counter()
         fits = fit_datasets(
-            histograms, out, engine=args.fit_engine, lumi=lumi, simulation=simulation
+            histograms,
+            out,
+            engine=args.fit_engine,
+            lumi=lumi,
+            simulation=simulation,
+            eras={d.name: d.era for d in datasets},
+            label=args.label,
         )
         fit_time = time.perf_counter() - fit_start
         for dataset, fit in fits.items():
@@ -312,9 +348,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             print(f"\nMass fit of {dataset}:\n{fit.table()}")
             if truth and fit.converged:
                 for key, name in (("ds", "n_ds"), ("dplus", "n_dplus")):
-                    print(
-                        f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fit.value(name):8.0f} +- {fit.error(name):.0f}"
-                    )
+                    fitted = fit.value_text(name, fmt="8.0f", error_fmt=".0f")
+                    print(f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fitted}")
     metrics = result.metrics
     events = sum(steps["events"]["events"] for steps in result.cutflow.values())
     wall = processed - tic
