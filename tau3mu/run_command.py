@@ -64,11 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="CA certificates folder set as X509_CERT_DIR with the proxy "
         "(default $X509_CERT_DIR, else /etc/grid-security/certificates)",
     )
-    parser.add_argument(
-        "--selection",
-        help="JSON of cut values replacing the defaults (keys of tau3mu.config.SelectionConfig; "
-        "docs/physics.md)",
-    )
+    parser.add_argument("--selection", help="JSON with selection settings overriding SPEC defaults")
     parser.add_argument(
         "--muon-sf", help="correctionlib file with NUM_MediumID_DEN_TrackerMuons (simulation)"
     )
