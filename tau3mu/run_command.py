@@ -335,7 +335,7 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             engine=args.fit_engine,
             lumi=lumi,
             simulation=simulation,
-            eras={d.name: d.era for d in datasets},
+            eras={d.name: d.era or config.era for d in datasets},
             label=args.label,
         )
         fit_time = time.perf_counter() - fit_start
