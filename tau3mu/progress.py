@@ -182,18 +182,21 @@ def distributed_bar(futures: list[Any], client: Any, mode: Mode) -> None:
             from distributed.utils import LoopRunner
 
             self.bar = bar
-            self.task = bar.add_task("Processing", total=None, unit="tasks")
+            self.task: TaskID | None = None  # added with the first count of tasks
             # this client's scheduler: by default the bar follows the latest Client made in
             # this process, which may be another cluster's; it then waits forever
             super().__init__(futures, client.scheduler.address, "100ms", complete=True)
             with bar:
                 LoopRunner(loop=None).run_sync(self.listen)
 
-        def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:
+        def _draw_bar(self, remaining: int = 0, all: int = 0, **kwargs: Any) -> None:
+            if not all:
+                return
+            if self.task is None:
+                self.task = self.bar.add_task("Processing", total=all, unit="tasks")
             self.bar.update(self.task, total=all, completed=all - remaining, refresh=True)
 
         def _draw_stop(self, remaining: int = 0, all: int = 0, **kwargs: Any) -> None:
-            if all:
-                self.bar.update(self.task, total=all, completed=all - remaining, refresh=True)
+            self._draw_bar(remaining, all)
 
     _Bar(make_bar(mode))
