@@ -1,4 +1,4 @@
-"""The Ds+ / D+ mass fit (SPEC section 4): extended binned maximum likelihood with zfit.
+"""The Ds+ / D+ mass fit (``docs/physics.md``, "Fit"): extended binned maximum likelihood with zfit.
 
 Model: Crystal Ball for the Ds+, Crystal Ball for the D+, exponential background, each
 extended with its own yield. The original pre-fitted each part in its own range and
@@ -49,10 +49,10 @@ from tau3mu.config import DPLUS_MASS, DS_MASS
 
 #: sideband windows (GeV) of the original pre-fit, used for background start values
 SIDEBANDS = ((1.65, 1.84), (1.89, 1.925), (1.99, 2.02))
-#: (start, lower, upper) per shape parameter, SPEC section 4
+#: (start, lower, upper) per shape parameter (``docs/physics.md``, "Fit")
 SHAPE_DEFAULTS: dict[str, tuple[float, float, float]] = {
     "mean_ds": (1.97, 1.94, 2.10),
-    # widths: SPEC allows up to 0.1 / 0.05; the detector resolution is ~12 MeV, and a width
+    # widths: the original allowed up to 0.1 / 0.05; the detector resolution is ~12 MeV, and a width
     # above 30 MeV is a peak eating background, not a resolution
     "sigma_ds": (0.012, 0.001, 0.03),
     "alpha_ds": (1.5, 0.3, 10.0),
@@ -600,7 +600,8 @@ def _starts(counts: np.ndarray, edges: np.ndarray, names: tuple[str, ...]) -> li
 
 
 def _limits(entries: float) -> dict[str, tuple[float, float]]:
-    """(lower, upper) per parameter: SPEC section 4's ranges, yields within [1, entries]."""
+    """(lower, upper) per parameter: the ranges of ``SHAPE_DEFAULTS``, yields within
+    [1, entries]."""
     limits = {name: spec[1:] for name, spec in SHAPE_DEFAULTS.items()}
     limits.update({name: (1.0, max(entries, 2.0)) for name in YIELDS})
     return limits
@@ -634,7 +635,7 @@ def _minimise(m: Any, entries: float, *, minos: bool) -> tuple[int, str, str]:
     for name in m.parameters:
         m.limits[name] = limits[name]
     # the Crystal Ball tail exponents are not constrained by a 62-bin spectrum: they stay
-    # fixed (to SPEC-5-like simulation values); everything else floats from good starts
+    # fixed (at values like those of simulation); everything else floats from good starts
     for name in FIXED:
         m.fixed[name] = True
     strategy = "one fit from histogram start values, tail exponents fixed"
