@@ -7,6 +7,7 @@ objects and the snapshot as one awkward record array per dataset, sorted by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -187,7 +188,10 @@ def run_runner(
     tic = time.perf_counter()
     try:
         if fileset:
-            with coffea_bars(mode):
+            # coffea's Dask progress bar watches the default client's scheduler: make it
+            # this run's (another Client made later in this process would leave it waiting)
+            current = client.as_current() if client is not None else contextlib.nullcontext()
+            with coffea_bars(mode), current:
                 out, metrics = runner(
                     fileset,
                     processor_instance=processor_instance,
