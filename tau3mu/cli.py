@@ -41,6 +41,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from tau3mu import __version__
+    from tau3mu.verbosity import add_verbose_option
 
     parser = OneLineParser(
         prog="tau3mu",
@@ -53,12 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).configure(command)
-        command.add_argument(
-            "-v",
-            "--verbose",
-            action="store_true",
-            help="show the traceback of every error, a mistake in the options included",
-        )
+        add_verbose_option(command)
         command.set_defaults(_module=module)
     return parser
 
@@ -67,8 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
+    from tau3mu.verbosity import library_output
+
     try:
-        return int(module.main(args) or 0)
+        with library_output(args.verbose):
+            return int(module.main(args) or 0)
     except KeyboardInterrupt:
         print("tau3mu: interrupted", file=sys.stderr)
         return 130

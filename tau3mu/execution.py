@@ -7,6 +7,7 @@ objects and the snapshot as one awkward record array per dataset, sorted by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -149,7 +150,8 @@ def run_runner(
     Every file is inspected first (bad ones raise, or are reported with ``skip_bad_files``;
     with ``inspection_cache``, local files found good by an earlier run and unchanged are
     not reopened), failed chunks are retried with backoff, and the events are accounted
-    for at the end.
+    for at the end. ``progress``: a bar on a terminal, else a line per tenth of the chunks
+    (:mod:`tau3mu.progress`); False shows none, coffea's included.
     """
     from coffea import processor
 
@@ -161,6 +163,7 @@ def run_runner(
         configure_xrootd,
         inspect_inputs,
     )
+    from tau3mu.progress import coffea_bars, progress_mode
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     configure_xrootd()
@@ -174,15 +177,17 @@ def run_runner(
         keep_trees=True,
     )
     fileset = inspection.fileset
+    mode = progress_mode(progress)
+    status = mode != "off"
     if executor == "iterative":
-        ex = processor.IterativeExecutor(status=progress, retries=retries)
+        ex = processor.IterativeExecutor(status=status, retries=retries)
     elif executor == "futures":
-        ex = processor.FuturesExecutor(workers=workers, status=progress, retries=retries)
+        ex = processor.FuturesExecutor(workers=workers, status=status, retries=retries)
     elif executor == "dask":
         if client is None:
             raise ValueError("the dask executor needs a distributed.Client")
         # retried with backoff on the worker (BackoffRunner), not again by Dask at once
-        ex = processor.DaskExecutor(client=client, status=progress, retries=0)
+        ex = processor.DaskExecutor(client=client, status=status, retries=0)
     else:
         raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
     runner = BackoffRunner(
@@ -201,11 +206,17 @@ def run_runner(
     tic = time.perf_counter()
     try:
         if fileset:
-            out, metrics = runner(
-                fileset,
-                processor_instance=processor_instance,
-                uproot_options=_uproot_options(fileset, keep_trees=True, timeout=xrootd_timeout),
-            )
+            # coffea's Dask progress bar watches the default client's scheduler: make it
+            # this run's (another Client made later in this process would leave it waiting)
+            current = client.as_current() if client is not None else contextlib.nullcontext()
+            with coffea_bars(mode), current:
+                out, metrics = runner(
+                    fileset,
+                    processor_instance=processor_instance,
+                    uproot_options=_uproot_options(
+                        fileset, keep_trees=True, timeout=xrootd_timeout
+                    ),
+                )
         else:
             out, metrics = {}, {}
     finally:
@@ -224,32 +235,23 @@ def run_runner(
 
 def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list[str]]:
     """Compute coffea's per-dataset graphs; also the columns the optimised graph reads."""
-    import contextlib
-
     import dask
     import dask_awkward as dak
     from dask.base import unpack_collections
+
+    from tau3mu.progress import dask_local_bar, distributed_bar, progress_mode
 
     collections, repack = unpack_collections(graphs)
     # what the column optimisation leaves to read, per input layer: the Runner's "columns"
     needed = dak.report_necessary_columns(*collections) if collections else {}
     columns = sorted({c for layer in needed.values() for c in layer})
+    mode = progress_mode(progress)
     if client is not None:
         futures = client.compute(list(collections))
-        if progress:
-            from distributed import progress as show_progress
-
-            # this client's scheduler: by default the bar follows the latest Client made in
-            # this process, which may be another cluster's; it then waits forever
-            show_progress(futures, scheduler=client.scheduler.address)
+        distributed_bar(futures, client, mode)
         (computed,) = repack(client.gather(futures))
         return computed, columns
-    bar: Any = contextlib.nullcontext()
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        bar = ProgressBar()
-    with bar:
+    with dask_local_bar(mode):
         (computed,) = dask.compute(graphs, scheduler="sync")
     return computed, columns
 
@@ -350,7 +352,8 @@ def run_dask_awkward(
     find out, and the run stops naming each failing chunk's file and entries, or, with
     ``skip_bad_files``, the graph is computed again without them and they are reported
     as skipped. The metrics name the branches the optimised graph reads (``columns``);
-    with ``progress``, a progress bar (distributed's with a client, dask's otherwise).
+    ``progress``: a bar on a terminal, else a line per tenth of the graph's tasks
+    (:mod:`tau3mu.progress`); False shows none.
     """
     from coffea.dataset_tools import apply_to_fileset
     from coffea.processor import accumulate

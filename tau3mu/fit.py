@@ -1,4 +1,4 @@
-"""The Ds+ / D+ mass fit (SPEC section 4): extended binned maximum likelihood with zfit.
+"""The Ds+ / D+ mass fit (``docs/physics.md``, "Fit"): extended binned maximum likelihood with zfit.
 
 Model: Crystal Ball for the Ds+, Crystal Ball for the D+, exponential background, each
 extended with its own yield. The original pre-fitted each part in its own range and
@@ -49,10 +49,10 @@ from tau3mu.config import DPLUS_MASS, DS_MASS
 
 #: sideband windows (GeV) of the original pre-fit, used for background start values
 SIDEBANDS = ((1.65, 1.84), (1.89, 1.925), (1.99, 2.02))
-#: (start, lower, upper) per shape parameter, SPEC section 4
+#: (start, lower, upper) per shape parameter (``docs/physics.md``, "Fit")
 SHAPE_DEFAULTS: dict[str, tuple[float, float, float]] = {
     "mean_ds": (1.97, 1.94, 2.10),
-    # widths: SPEC allows up to 0.1 / 0.05; the detector resolution is ~12 MeV, and a width
+    # widths: the original allowed up to 0.1 / 0.05; the detector resolution is ~12 MeV, and a width
     # above 30 MeV is a peak eating background, not a resolution
     "sigma_ds": (0.012, 0.001, 0.03),
     "alpha_ds": (1.5, 0.3, 10.0),
@@ -71,7 +71,13 @@ FIXED = ("n_cb_ds", "n_cb_dplus")
 
 @dataclass
 class FitResult:
-    """Outcome of a mass fit; ``converged`` False means: do not use the numbers."""
+    """Outcome of a mass fit; ``converged`` False means: do not use the numbers.
+
+    ``params`` maps each parameter name to its ``value``, ``error`` (NaN when held fixed),
+    Minos ``lower``/``upper`` (NaN unless asked for) and ``fixed`` (True when the fit held
+    it at its value: the Crystal Ball tail exponents always, others where the strategy of
+    the module docstring had to).
+    """
 
     converged: bool
     status: int
@@ -79,7 +85,7 @@ class FitResult:
     valid: bool
     edm: float
     strategy: str = ""
-    params: dict[str, dict[str, float]] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
     correlation: dict[str, dict[str, float]] = field(default_factory=dict)
     chi2: float = math.nan
     ndf: int = 0
@@ -97,6 +103,24 @@ class FitResult:
 
     def error(self, name: str) -> float:
         return self.params[name]["error"]
+
+    def is_fixed(self, name: str) -> bool:
+        """Whether the fit held ``name`` at its value (results written before the ``fixed``
+        flag existed: a parameter without an error)."""
+        p = self.params[name]
+        return bool(p.get("fixed", math.isnan(p["error"])))
+
+    @property
+    def fixed(self) -> list[str]:
+        """The parameters the fit held at their values, in ``params`` order."""
+        return [name for name in self.params if self.is_fixed(name)]
+
+    def value_text(self, name: str, fmt: str = ".5g", error_fmt: str = ".3g") -> str:
+        """``1360.4 +- 116`` for a fitted parameter, ``3 (fixed)`` for a fixed one."""
+        p = self.params[name]
+        if self.is_fixed(name):
+            return f"{p['value']:{fmt}} (fixed)"
+        return f"{p['value']:{fmt}} +- {p['error']:{error_fmt}}"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -131,7 +155,10 @@ class FitResult:
             return f"fit FAILED (status {self.status}): {self.reason}"
         lines = [f"fit converged (status {self.status}, edm {self.edm:.2g}, {self.strategy})"]
         for name, p in self.params.items():
-            lines.append(f"  {name:<12} {p['value']:>12.5g} +- {p['error']:<10.3g}")
+            if self.is_fixed(name):
+                lines.append(f"  {name:<12} {p['value']:>12.5g}    (fixed)")
+            else:
+                lines.append(f"  {name:<12} {p['value']:>12.5g} +- {p['error']:<10.3g}")
         lines.append(f"  chi2/ndf     {self.chi2:.1f}/{self.ndf}")
         return "\n".join(lines)
 
@@ -205,6 +232,10 @@ def start_values(counts: np.ndarray, edges: np.ndarray) -> dict[str, float]:
 _XLA_CACHE_ENTRIES = 16
 #: what TensorFlow logs each time it reads a cache entry: it tries the text format first
 _XLA_CACHE_NOISE = "Error parsing text-format tensorflow.XlaSerializedCacheEntry"
+#: and what it logs, as errors, on loading an entry: that CPU tuning flags of the compiler
+#: (``+prefer-no-scatter``, not instruction sets) are not host features. The folder is
+#: per CPU already (its name hashes the host's CPU flags): no entry of another CPU is read
+_XLA_AOT_NOISE = "cpu_aot_loader.cc"
 
 
 class _XlaCache:
@@ -289,7 +320,7 @@ class _XlaCache:
         if folder is None or private is None:
             yield
             return
-        with _stderr_without(_XLA_CACHE_NOISE):
+        with _stderr_without(_XLA_CACHE_NOISE, _XLA_AOT_NOISE):
             yield
         if self.user_flags is None:
             os.environ.pop("TF_XLA_FLAGS", None)
@@ -309,8 +340,9 @@ class _XlaCache:
 
 
 @contextlib.contextmanager
-def _stderr_without(noise: str) -> Iterator[None]:
-    """Pass on what is written to file descriptor 2 meanwhile, less lines with ``noise``."""
+def _stderr_without(*noise: str) -> Iterator[None]:
+    """Pass on what is written to file descriptor 2 meanwhile, less lines with any of
+    the strings of ``noise``."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -323,7 +355,8 @@ def _stderr_without(noise: str) -> Iterator[None]:
             os.close(saved)
             captured.seek(0)
             text = captured.read().decode(errors="replace")
-            sys.stderr.write("".join(x for x in text.splitlines(True) if noise not in x))
+            kept = (x for x in text.splitlines(True) if not any(n in x for n in noise))
+            sys.stderr.write("".join(kept))
 
 
 _XLA_CACHE = _XlaCache()
@@ -335,6 +368,8 @@ def _import_zfit() -> Any:
         # TensorFlow imports Keras 3 (its optimizers, and matplotlib.pyplot with them,
         # ~1 s) unless told to use tf_keras (Keras 2), which is what zfit uses anyway
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        # zfit silences TensorFlow's log; unset, it also warns that it does so
+        os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
         _XLA_CACHE.enable()
     import zfit
 
@@ -565,7 +600,8 @@ def _starts(counts: np.ndarray, edges: np.ndarray, names: tuple[str, ...]) -> li
 
 
 def _limits(entries: float) -> dict[str, tuple[float, float]]:
-    """(lower, upper) per parameter: SPEC section 4's ranges, yields within [1, entries]."""
+    """(lower, upper) per parameter: the ranges of ``SHAPE_DEFAULTS``, yields within
+    [1, entries]."""
     limits = {name: spec[1:] for name, spec in SHAPE_DEFAULTS.items()}
     limits.update({name: (1.0, max(entries, 2.0)) for name in YIELDS})
     return limits
@@ -599,7 +635,7 @@ def _minimise(m: Any, entries: float, *, minos: bool) -> tuple[int, str, str]:
     for name in m.parameters:
         m.limits[name] = limits[name]
     # the Crystal Ball tail exponents are not constrained by a 62-bin spectrum: they stay
-    # fixed (to SPEC-5-like simulation values); everything else floats from good starts
+    # fixed (at values like those of simulation); everything else floats from good starts
     for name in FIXED:
         m.fixed[name] = True
     strategy = "one fit from histogram start values, tail exponents fixed"
@@ -697,14 +733,15 @@ def _result(
     if status:
         return _failed(status, reason, entries, strategy, float(m.fmin.edm))
     floating = [n for n in m.parameters if not m.fixed[n]]
-    params: dict[str, dict[str, float]] = {}
+    params: dict[str, dict[str, Any]] = {}
     at_limit = []
     for name in [*SHAPE_DEFAULTS, *YIELDS]:
-        entry = {
+        entry: dict[str, Any] = {
             "value": float(m.values[name]),
             "error": math.nan,
             "lower": math.nan,
             "upper": math.nan,
+            "fixed": name not in floating,
         }
         if name in floating:
             entry["error"] = float(m.errors[name])

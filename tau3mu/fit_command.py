@@ -17,11 +17,54 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         action="extend",
         nargs="+",
+        metavar="NAME",
         help="fit only these datasets, in this order (--dataset A B or --dataset A --dataset B)",
     )
     parser.add_argument("--out", default=".", help="output folder (default: here)")
     parser.add_argument("--minos", action="store_true", help="also Minos errors (zfit engine)")
-    parser.add_argument("--engine", choices=["zfit", "iminuit"], default="zfit")
+    add_fit_engine_option(parser, "--engine")
+    add_label_option(parser)
+    parser.add_argument(
+        "--era",
+        help="era of every dataset, for the figures' sqrt(s) (default: the eras, luminosities "
+        "and types that the run's report.json beside the histogram file records)",
+    )
+
+
+def add_fit_engine_option(parser: argparse.ArgumentParser, flag: str = "--fit-engine") -> None:
+    """The fit engine option (``--fit-engine`` of run and demo, ``--engine`` of fit)."""
+    parser.add_argument(
+        flag,
+        choices=["zfit", "iminuit"],
+        default="zfit",
+        help="zfit (default), or iminuit with numba-stats: the same model and strategy, "
+        "an independent implementation that fits in milliseconds",
+    )
+
+
+def add_label_option(parser: argparse.ArgumentParser) -> None:
+    """``--label``: the text after "CMS" on the figures."""
+    from tau3mu.fitplot import DEFAULT_LABEL
+
+    parser.add_argument(
+        "--label",
+        default=DEFAULT_LABEL,
+        help=f'text after "CMS" on the figures (default "{DEFAULT_LABEL}"; "Simulation" is '
+        "put before it for simulation), e.g. --label Preliminary",
+    )
+
+
+def run_metadata(histfile: str | Path) -> dict[str, dict[str, Any]]:
+    """{dataset: {era, lumi, type}} from the ``report.json`` that the run which wrote
+    ``histfile`` left beside it; empty when there is none or it cannot be read."""
+    import json
+
+    report = Path(histfile).with_name("report.json")
+    try:
+        datasets = json.loads(report.read_text())["datasets"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return datasets if isinstance(datasets, dict) else {}
 
 
 def mass_histograms(
@@ -127,18 +170,21 @@ def fit_datasets(
     minos: bool = False,
     lumi: dict[str, float] | None = None,
     simulation: Collection[str] = (),
+    eras: dict[str, str | None] | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Fit each dataset's histogram; write fit.json and the figures.
 
     Each dataset gets ``mass_fit_<dataset>.png/.pdf``; ``mass_fit.png/.pdf`` is a copy
     of the first dataset's (the first in the datasets file, or in ``--dataset``), so
     that it shows the same dataset on every run. Datasets in ``simulation`` are labelled
-    as such on the figure.
+    as such on the figure; ``eras`` gives each figure its sqrt(s), ``label`` the text
+    after "CMS" (default :data:`tau3mu.fitplot.DEFAULT_LABEL`).
     """
     import shutil
 
     from tau3mu import fit
-    from tau3mu.fitplot import plot_fit
+    from tau3mu.fitplot import DEFAULT_LABEL, plot_fit
     from tau3mu.outputs import atomic_path, write_json
 
     outdir = Path(outdir)
@@ -155,6 +201,8 @@ def fit_datasets(
             result,
             figure_stem(outdir, dataset),
             lumi=(lumi or {}).get(dataset),
+            era=(eras or {}).get(dataset),
+            label=DEFAULT_LABEL if label is None else label,
             title=dataset,
             simulation=dataset in simulation,
         )
@@ -183,7 +231,17 @@ def main(args: argparse.Namespace) -> int:
                 f"{args.histfile} has {few(histograms)}"
             )
         histograms = {d: histograms[d] for d in args.dataset}
-    results = fit_datasets(histograms, args.out, engine=args.engine, minos=args.minos)
+    recorded = run_metadata(args.histfile)
+    results = fit_datasets(
+        histograms,
+        args.out,
+        engine=args.engine,
+        minos=args.minos,
+        lumi={d: m["lumi"] for d, m in recorded.items() if m.get("lumi")},
+        simulation={d for d, m in recorded.items() if m.get("type") == "mc"},
+        eras={d: args.era or recorded.get(d, {}).get("era") for d in histograms},
+        label=args.label,
+    )
     failed = 0
     for dataset, result in results.items():
         print(f"{dataset}:\n{result.table()}")

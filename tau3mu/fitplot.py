@@ -3,10 +3,60 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tau3mu.fit import FitResult, model_cdf
+
+#: the text beside "CMS" unless the user chooses another (``--label``)
+DEFAULT_LABEL = "Private work"
+
+#: how the figure names the parameters it shows as fixed
+_PARAMETER_TEX = {
+    "n_cb_ds": r"n_{\mathrm{CB}}(D_s^+)",
+    "n_cb_dplus": r"n_{\mathrm{CB}}(D^+)",
+    "alpha_ds": r"\alpha(D_s^+)",
+    "alpha_dplus": r"\alpha(D^+)",
+    "sigma_ds": r"\sigma(D_s^+)",
+    "sigma_dplus": r"\sigma(D^+)",
+    "mean_ds": r"m(D_s^+)",
+    "mean_dplus": r"m(D^+)",
+    "slope": r"\lambda",
+}
+
+
+def label_text(label: str = DEFAULT_LABEL, *, simulation: bool = False) -> str:
+    """The text after "CMS" on a figure: ``label``, preceded by "Simulation" for simulation
+    (as mplhep's CMS label writes it)."""
+    return " ".join(f"{'Simulation ' if simulation else ''}{label}".split())
+
+
+def energy_tev(era: str | None) -> float | None:
+    """sqrt(s) of the era's run period (13 TeV in Run 2, 13.6 TeV in Run 3); None when
+    the era is not known or names no run period: the figure then shows no energy."""
+    from tau3mu.eras import sqrt_s_tev
+
+    if not era:
+        return None
+    try:
+        return sqrt_s_tev(era)
+    except ValueError:
+        return None
+
+
+def _yield_line(symbol: str, result: FitResult, name: str) -> str:
+    p = result.params[name]
+    if result.is_fixed(name):
+        return f"$N({symbol}) = {p['value']:.0f}$ (fixed)"
+    return f"$N({symbol}) = {p['value']:.0f} \\pm {p['error']:.0f}$"
+
+
+def _fixed_shapes_line(result: FitResult) -> str:
+    """``Fixed: n_CB(Ds+) = 3, n_CB(D+) = 3`` for the fixed shape parameters, or ''."""
+    shapes = [name for name in result.fixed if name in _PARAMETER_TEX]
+    parts = [f"${_PARAMETER_TEX[n]} = {result.value(n):.4g}$" for n in shapes]
+    return "Fixed: " + ", ".join(parts) if parts else ""
 
 
 def plot_fit(
@@ -14,16 +64,46 @@ def plot_fit(
     edges: np.ndarray,
     result: FitResult,
     path_stem: str | Path,
+    **options: Any,
+) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` of :func:`draw_fit`'s figure (``options``
+    are its keywords); returns the two paths."""
+    import matplotlib.pyplot as plt
+
+    from tau3mu.outputs import atomic_path
+
+    fig = draw_fit(counts, edges, result, **options)
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".pdf"):
+        target = stem.with_suffix(suffix)
+        with atomic_path(target) as tmp:
+            fig.savefig(
+                tmp, format=suffix[1:], dpi=110 if suffix == ".png" else None, bbox_inches="tight"
+            )
+        written.append(target)
+    plt.close(fig)
+    return written
+
+
+def draw_fit(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    result: FitResult,
     *,
-    label: str = "Preliminary",
+    label: str = DEFAULT_LABEL,
     lumi: float | None = None,
+    era: str | None = None,
     title: str | None = None,
     simulation: bool = False,
-) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf``; a failed fit shows the data and says so.
+) -> Any:
+    """The figure of a fit (a matplotlib ``Figure``); a failed fit shows the data and says so.
 
-    ``lumi`` (fb^-1) is shown to three significant digits; ``simulation`` labels the
-    points and the CMS label as simulation rather than data.
+    The CMS label reads "CMS <label>" ("CMS Simulation <label>" for ``simulation``, whose
+    points are labelled as simulation too); on the right ``lumi`` (fb^-1, three significant
+    digits) and the era's sqrt(s) (:func:`energy_tev`). Yields and shape parameters the
+    fit held fixed are shown as fixed.
     """
     import matplotlib
 
@@ -73,18 +153,14 @@ def plot_fit(
             )
         pulls = np.asarray(result.pulls)
         bottom.bar(centres, pulls, width=np.diff(edges), color="tab:blue", alpha=0.6)
-        n_ds = result.params["n_ds"]
-        n_dp = result.params["n_dplus"]
-        top.text(
-            0.03,
-            0.95,
-            f"$N(D_s^+) = {n_ds['value']:.0f} \\pm {n_ds['error']:.0f}$\n"
-            f"$N(D^+) = {n_dp['value']:.0f} \\pm {n_dp['error']:.0f}$\n"
+        lines = [
+            _yield_line("D_s^+", result, "n_ds"),
+            _yield_line("D^+", result, "n_dplus"),
             f"$\\chi^2/ndf = {result.chi2:.1f}/{result.ndf}$",
-            transform=top.transAxes,
-            va="top",
-            fontsize=16,
-        )
+        ]
+        top.text(0.03, 0.95, "\n".join(lines), transform=top.transAxes, va="top", fontsize=16)
+        if fixed := _fixed_shapes_line(result):
+            top.text(0.03, 0.76, fixed, transform=top.transAxes, va="top", fontsize=11)
     else:
         top.text(
             0.03,
@@ -105,27 +181,17 @@ def plot_fit(
     top.set_ylim(0, max(counts.max() * 1.75, 1))  # room for the legend above the peaks
     # the dataset names the legend: above the axes it would run into the CMS label
     top.legend(loc="upper right", fontsize=15, title=title, title_fontsize=12)
+    text = label_text(label, simulation=simulation)
+    energy = energy_tev(era)
     hep.cms.label(
-        label,
+        llabel=text,
         data=not simulation,
         lumi=lumi,
         lumi_format="{0:.3g}",
+        com=None if energy is None else f"{energy:g}",  # 13 TeV, 13.6 TeV
         ax=top,
         loc=0,
-        # "Simulation Preliminary" at the style's size runs into the luminosity
-        **({"fontsize": 20} if simulation else {}),
+        # a long label at the style's size runs into the luminosity
+        **({"fontsize": 20} if len(text) > 14 else {}),
     )
-    stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    from tau3mu.outputs import atomic_path
-
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = stem.with_suffix(suffix)
-        with atomic_path(target) as tmp:
-            fig.savefig(
-                tmp, format=suffix[1:], dpi=110 if suffix == ".png" else None, bbox_inches="tight"
-            )
-        written.append(target)
-    plt.close(fig)
-    return written
+    return fig

@@ -15,6 +15,8 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from tau3mu.fit_command import add_fit_engine_option, add_label_option
+
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -31,10 +33,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", help="put before every rootpath, e.g. root://eosuser.cern.ch/")
     parser.add_argument("--tree", help="tree name for plain file inputs (default: detected)")
-    parser.add_argument("--executor", choices=["iterative", "futures", "dask"], default="dask")
-    parser.add_argument("--mode", choices=["runner", "dask-awkward"], default="runner")
+    parser.add_argument(
+        "--executor",
+        choices=["iterative", "futures", "dask"],
+        default="dask",
+        help="dask (default): a local Dask cluster, or the one of --scheduler/--htcondor; "
+        "futures: local processes; iterative: this process, one chunk after another",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["runner", "dask-awkward"],
+        default="runner",
+        help="runner (default): coffea's Runner, chunk by chunk, with retries and "
+        "--checkpoint; dask-awkward: one dask-awkward graph of every dataset, computed at once",
+    )
     parser.add_argument("--workers", type=int, help="workers (default: all cores)")
-    parser.add_argument("--chunksize", type=int, default=200_000, help="events per chunk")
+    parser.add_argument(
+        "--chunksize", type=int, default=200_000, help="events per chunk (default %(default)s)"
+    )
     parser.add_argument("--scheduler", help="existing Dask scheduler, tcp://HOST:PORT")
     parser.add_argument(
         "--htcondor", action="store_true", help="workers as HTCondor jobs (dask-jobqueue)"
@@ -77,9 +93,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="keep one copy of a selected event that occurs twice in a dataset (same run, "
         "lumi, event): removed from the snapshot and histograms, not from the cutflow",
     )
-    parser.add_argument("--snapshot-format", choices=["root", "parquet"], default="root")
+    parser.add_argument(
+        "--snapshot-format",
+        choices=["root", "parquet"],
+        default="root",
+        help="file of the best candidates: snapshot.root (default) or snapshot.parquet",
+    )
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
-    parser.add_argument("--fit-engine", choices=["zfit", "iminuit"], default="zfit")
+    add_fit_engine_option(parser)
+    add_label_option(parser)
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",
@@ -99,7 +121,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="retries per chunk of a transient (I/O) failure, with backoff (--mode runner)",
     )
     parser.add_argument("--performance-report", help="write Dask's HTML performance report here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress at all (default: a bar on a terminal, else a line per tenth of the work)",
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -332,7 +358,13 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         fit_start = time.perf_counter()
         with writing_to(out):
             fits = fit_datasets(
-                histograms, out, engine=args.fit_engine, lumi=lumi, simulation=simulation
+                histograms,
+                out,
+                engine=args.fit_engine,
+                lumi=lumi,
+                simulation=simulation,
+                eras={d.name: d.era or config.era for d in datasets},
+                label=args.label,
             )
         fit_time = time.perf_counter() - fit_start
         for dataset, fit in fits.items():
@@ -340,9 +372,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
             print(f"\nMass fit of {dataset}:\n{fit.table()}")
             if truth and fit.converged:
                 for key, name in (("ds", "n_ds"), ("dplus", "n_dplus")):
-                    print(
-                        f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fit.value(name):8.0f} +- {fit.error(name):.0f}"
-                    )
+                    fitted = fit.value_text(name, fmt="8.0f", error_fmt=".0f")
+                    print(f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fitted}")
     metrics = result.metrics
     events = sum(steps["events"]["events"] for steps in result.cutflow.values())
     wall = processed - tic

@@ -137,9 +137,12 @@ def test_run_against_an_existing_scheduler(processes, run3_dataset, tmp_path, lo
 
 
 @pytest.mark.distributed
-def test_dask_awkward_mode_on_a_scheduler(processes, run3_dataset, tmp_path, local_result, capsys):
+def test_dask_awkward_mode_on_a_scheduler(
+    processes, run3_dataset, tmp_path, local_result, capsys, monkeypatch
+):
     """--mode dask-awkward on real worker processes: the Runner's cutflow, the columns the
-    graph reads in report.json, and distributed's progress bar."""
+    graph reads in report.json, and the progress of the cluster's tasks."""
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")  # progress as in a log: lines
     argv = ["run", run3_dataset["datasets_json"], "--scheduler", processes.address]
     argv += ["--mode", "dask-awkward", "--out", str(tmp_path), "--no-fit", "--chunksize", "3000"]
     assert main(argv) == 0
@@ -147,12 +150,12 @@ def test_dask_awkward_mode_on_a_scheduler(processes, run3_dataset, tmp_path, loc
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["mode"] == "dask-awkward"
     assert "Cand2MuTrk_mass" in report["columns"]
-    assert "100% Completed" in capsys.readouterr().out
+    assert "Processing: 100%" in capsys.readouterr().out
 
 
 @pytest.mark.distributed
 def test_dask_awkward_progress_follows_its_own_client(
-    processes, dask_client, run3_dataset, fileset_of, local_result, capsys
+    processes, dask_client, run3_dataset, fileset_of, local_result, capsys, monkeypatch
 ):
     """The progress bar watches the run's scheduler even when a newer Client of another
     cluster is this process's default (it used to watch that one, and wait forever)."""
@@ -160,6 +163,7 @@ def test_dask_awkward_progress_follows_its_own_client(
 
     from distributed import Client
 
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")  # progress as in a log: lines
     with Client(processes.address) as mine, Client(dask_client.scheduler.address):
         done: dict = {}
 
@@ -177,7 +181,7 @@ def test_dask_awkward_progress_follows_its_own_client(
         thread.join(timeout=180)
         assert not thread.is_alive(), "the progress bar waits on the wrong scheduler"
     _same(local_result, done["out"])
-    assert "100% Completed" in capsys.readouterr().out
+    assert "Processing: 100%" in capsys.readouterr().out
 
 
 @pytest.mark.distributed

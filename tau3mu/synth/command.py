@@ -9,20 +9,50 @@ import sys
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("outdir", help="folder for the files and datasets.json")
-    parser.add_argument("--layout", choices=["run2", "run3"], default="run3")
+    parser.add_argument(
+        "--layout",
+        choices=["run2", "run3"],
+        default="run3",
+        help="run3 (default): NanoAOD Events tree; run2: Tree3Mu/ntuple of std::vector "
+        "branches (needs ROOT)",
+    )
     parser.add_argument("--files", type=int, default=1, help="number of files (default 1)")
-    parser.add_argument("--events-per-file", type=int, default=10_000, metavar="M")
-    parser.add_argument("--seed", type=int, default=1, metavar="S")
+    parser.add_argument(
+        "--events-per-file",
+        type=int,
+        default=10_000,
+        metavar="M",
+        help="events in each file (default %(default)s; --lumi sets it instead)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        metavar="S",
+        help="random seed: the same seed writes the same files (default %(default)s)",
+    )
     parser.add_argument(
         "--lumi",
         type=float,
         metavar="FB",
-        help="integrated luminosity in fb^-1: sets the events to give SPEC-5 yields",
+        help="integrated luminosity in fb^-1: sets the number of events so that the yields "
+        "after the selection are those of real data of that luminosity",
     )
     parser.add_argument("--era", default="2017", help="era (names the trigger-match branches)")
     parser.add_argument("--mc", action="store_true", help="write simulation (type mc)")
-    parser.add_argument("--compression", choices=["zlib", "lz4", "zstd", "lzma"], default="zlib")
-    parser.add_argument("--compression-level", type=int, default=1, metavar="L")
+    parser.add_argument(
+        "--compression",
+        choices=["zlib", "lz4", "zstd", "lzma"],
+        default="zlib",
+        help="compression of the files' baskets (default zlib)",
+    )
+    parser.add_argument(
+        "--compression-level",
+        type=int,
+        default=1,
+        metavar="L",
+        help="compression level (default %(default)s)",
+    )
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="files written in parallel"
     )
