@@ -19,7 +19,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FB",
         help="integrated luminosity in fb^-1: sets the events to give SPEC-5 yields",
     )
-    parser.add_argument("--era", default="2017", help="era (names the trigger-match branches)")
+    parser.add_argument(
+        "--era",
+        default=None,
+        help="data-taking era of the layout's run period, such as 2017B or 2022F (default "
+        "2017 for run2, 2022 for run3); a Run 2 era's year names the trigger-match branches",
+    )
     parser.add_argument("--mc", action="store_true", help="write simulation (type mc)")
     parser.add_argument("--compression", choices=["zlib", "lz4", "zstd", "lzma"], default="zlib")
     parser.add_argument("--compression-level", type=int, default=1, metavar="L")
@@ -33,6 +38,10 @@ def main(args: argparse.Namespace) -> int:
     from tau3mu.synth.dataset import generate_dataset, keep_freed_memory
     from tau3mu.synth.run2 import ROOTMissingError
 
+    problem = _era_problem(args.era, args.layout)
+    if problem:
+        print(f"tau3mu generate: --era {args.era}: {problem}", file=sys.stderr)
+        return 2
     keep_freed_memory()  # this process only generates: reuse freed memory
 
     try:
@@ -65,3 +74,18 @@ def main(args: argparse.Namespace) -> int:
         f"dataset {name!r} ({info['datasets'][name]['lumi']:.4g} fb^-1) in {info['datasets_json']}"
     )
     return 0
+
+
+def _era_problem(era: str | None, layout: str) -> str | None:
+    """Why ``era`` cannot be the era of a ``layout`` dataset, or None."""
+    from tau3mu.eras import EraError, period_of
+
+    if era is None:
+        return None
+    try:
+        period = period_of(era)
+    except EraError as err:
+        return str(err)
+    if period != layout:
+        return f"a {period} era, but --layout is {layout} (2016-2018: run2, 2022 on: run3)"
+    return None
