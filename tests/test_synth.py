@@ -338,6 +338,24 @@ def test_generate_command(tmp_path, capsys):
     assert (tmp_path / "datasets.json").is_file()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--era", "2017"], "--era 2017: a run2 era, but --layout is run3"),
+        (["--layout", "run2", "--era", "2022F"], "--era 2022F: a run3 era, but --layout is run2"),
+        (["--era", "2019"], "--era 2019: era '2019': expected a year of Run 2"),
+    ],
+)
+def test_generate_command_refuses_an_era_of_the_other_period(tmp_path, capsys, args, message):
+    from tau3mu.cli import main
+
+    assert main(["generate", str(tmp_path), "--files", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tau3mu generate: {message}")
+    assert err.count("\n") == 1
+    assert not list(tmp_path.iterdir())  # refused before any work
+
+
 @pytest.mark.root
 def test_same_events_both_layouts_hold_the_same_values(same_events_both_layouts):
     r2 = uproot.open(same_events_both_layouts["run2"])[RUN2.tree]
