@@ -445,7 +445,8 @@ def _changed(change: str, fileset: dict, pog_sf_file: Path) -> tuple[dict, DsPhi
     if change == "scale factors":
         return fileset, DsPhiPiProcessor(scale_factors=MuonScaleFactors(pog_sf_file))
     if change == "a cut":
-        config = replace(SelectionConfig(), min_flight_significance=3.0)
+        config = SelectionConfig()
+        config = replace(config, run3=replace(config.run3, min_flight_significance=4.0))
         return fileset, DsPhiPiProcessor(config)
     if change == "dataset metadata":
         metadata = {**spec["metadata"], "lumi": 2 * float(spec["metadata"].get("lumi", 1.0))}
