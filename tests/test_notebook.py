@@ -33,4 +33,4 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "fit converged" in outputs
     assert (tmp_path / "data" / "mass_fit.png").is_file()
     assert (tmp_path / "data" / "snapshot.root").is_file()
-    assert "dataset branch: {'0': 'DoubleMuonLowMass_2017_run3_synth'}" in outputs
+    assert "dataset branch: {'0': 'DoubleMuonLowMass_2022_run3_synth'}" in outputs
