@@ -753,12 +753,18 @@ def _check_file_result(result, events, layout):
 #: the producer's branch types of the fields the hand-made Run 3 files carry
 _RUN3_INTS = {"mu1_idx": "int32", "mu2_idx": "int32", "tr_idx": "int32", "truth": "int32"}
 _RUN3_MUON_TYPES = {"charge": "int32", "isGlobal": "bool", "isPF": "bool", "isMedium": "bool"}
+_RUN3_REFITS = (
+    ("refit_mu1_pt", "mu1_idx", "muons"),
+    ("refit_mu2_pt", "mu2_idx", "muons"),
+    ("refit_tr_pt", "tr_idx", "tracks"),
+)
 
 
 def _write_run3(path, events: list[dict]) -> None:
     """The producer's layout, written from the dictionaries: ``Cand2MuTrk_*``, ``Muon_*``
     with the five match flags, ``Track_*``, uint8 ``Trigger_*`` bits (look-alikes that must
-    not count among them)."""
+    not count among them). Fields the dictionaries lack and no cut reads (refitted pts,
+    track charge) are filled in."""
     import awkward as ak
     import uproot
 
@@ -773,7 +779,16 @@ def _write_run3(path, events: list[dict]) -> None:
             }
         )
 
+    for ev in events:  # the refitted pts (not cut on): the linked objects', -99 for none
+        for cand in ev["candidates"]:
+            for name, link, owner in _RUN3_REFITS:
+                index = int(cand[link])
+                rows = ev[owner]
+                cand.setdefault(name, rows[index]["pt"] if 0 <= index < len(rows) else -99.0)
+        for track in ev["tracks"]:
+            track.setdefault("charge", 1)
     candidate = ["mass", "chi2", "flightDistBSSig", "mu1_idx", "mu2_idx", "tr_idx"]
+    candidate += [name for name, _, _ in _RUN3_REFITS]
     if any("truth" in c for ev in events for c in ev["candidates"]):
         candidate.append("truth")
     muon = ["pt", "eta", "phi", "energy", "charge", "isGlobal", "isPF", "isMedium"]
@@ -784,7 +799,7 @@ def _write_run3(path, events: list[dict]) -> None:
     data = {
         "Cand2MuTrk": coll("candidates", candidate, _RUN3_INTS),
         "Muon": coll("muons", muon, _RUN3_MUON_TYPES | flags),
-        "Track": coll("tracks", ["pt", "eta", "phi", "dz", "dxy"], {}),
+        "Track": coll("tracks", ["pt", "eta", "phi", "charge", "dz", "dxy"], {"charge": "int32"}),
         RUN3_HLT: fired,
         RUN3_L1: fired,
         # look-alikes that must not count: another path, a seed outside the selection's
