@@ -491,3 +491,24 @@ def test_run2_with_initial_and_final_l1_decisions_and_float_trigger_match(
     original = reference_select(source, "run2")
     assert ref.cutflow == original.cutflow
     assert ref.cutflow["trigger"] != ref.cutflow["events"]
+
+
+# -- the dask-awkward path: the dataset's era and the shifted cuts reach it too -----------------
+
+
+@root
+def test_dask_awkward_path_reads_the_eras_branches_and_shifted_cuts(run2_2018, fileset_of):
+    from tau3mu.execution import run_dask_awkward
+
+    (path,) = _files(run2_2018)
+    out = run_dask_awkward(fileset_of(run2_2018), DsPhiPiProcessor(SHIFTED), chunksize=3000)
+    assert_same_as_reference(out, reference_select(path, "run2", SHIFTED, era="2018"))
+    read = {column.rsplit("-", 1)[0] for column in out.metrics["columns"]}
+    assert "Mu1_dRtriggerMatch_2018" in read
+
+
+def test_dask_awkward_path_under_shifted_run3_cuts(run3_dataset, fileset_of):
+    from tau3mu.execution import run_dask_awkward
+
+    out = run_dask_awkward(fileset_of(run3_dataset), DsPhiPiProcessor(SHIFTED), chunksize=3000)
+    assert_same_as_reference(out, reference_select(_files(run3_dataset), "run3", SHIFTED))
