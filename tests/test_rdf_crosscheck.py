@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from reference_selection import reference_select
 
-from tau3mu.config import CUTFLOW_STEPS
+from tau3mu.config import RUN2_STEPS
 from tau3mu.execution import run_runner
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
@@ -39,7 +39,7 @@ def rdf_run2(run2_dataset) -> dict:
 
 def test_rdataframe_one_event_loop_and_shape(rdf_run2):
     assert rdf_run2["event_loops"] == 1
-    assert list(rdf_run2["cutflow"]) == ["events", *CUTFLOW_STEPS, "best_candidate"]
+    assert list(rdf_run2["cutflow"]) == ["events", *RUN2_STEPS, "best_candidate"]
     assert rdf_run2["h_mass"].shape == (62,)
     assert set(rdf_run2["timing"]) >= {"jit_and_setup_s", "event_loop_s", "total_s"}
 
@@ -51,7 +51,7 @@ def test_rdataframe_and_reference_agree(rdf_run2, run2_dataset):
     assert rdf_run2["h_mass"].sum() > 100  # a real comparison, not of two empty histograms
     # every cut removes candidates on generated data
     flow = rdf_run2["cutflow"]
-    labels = ["events", *CUTFLOW_STEPS]
+    labels = ["events", *RUN2_STEPS]
     for before, after in itertools.pairwise(labels):
         assert flow[after][1] < flow[before][1], after
 
