@@ -61,8 +61,8 @@ def _bad_files(directory: Path, good: Path) -> dict[str, tuple[Path, str]]:
         f["Other"] = {"x": np.arange(5)}
     out["no_tree"] = (no_tree, "no tree 'Events'")
     branches = run3_branches(simulate(32, 0, 200))
-    branches["Muon"] = ak.without_field(branches["Muon"], "isPF")
-    out["missing_branch"] = (_write(directory / "missing_branch.root", branches), "Muon_isPF")
+    branches["Muon"] = ak.without_field(branches["Muon"], "isMedium")
+    out["missing_branch"] = (_write(directory / "missing_branch.root", branches), "Muon_isMedium")
     empty = run3_branches(simulate(33, 0, 10))
     out["empty"] = (
         _write(directory / "empty.root", {k: v[:0] for k, v in empty.items()}),

@@ -512,3 +512,19 @@ def test_dask_awkward_path_under_shifted_run3_cuts(run3_dataset, fileset_of):
 
     out = run_dask_awkward(fileset_of(run3_dataset), DsPhiPiProcessor(SHIFTED), chunksize=3000)
     assert_same_as_reference(out, reference_select(_files(run3_dataset), "run3", SHIFTED))
+
+
+def test_an_era_mismatch_is_a_one_line_error_of_the_run_command(run3_files, tmp_path, capsys):
+    from tau3mu.cli import main
+
+    folder, name = run3_files[0].rsplit("/", 1)
+    spec = {"d": {"rootpath": folder + "/", "files": name, "treename": RUN3.tree, "era": "2018"}}
+    datasets = tmp_path / "datasets.json"
+    datasets.write_text(json.dumps(spec))
+    args = ["run", str(datasets), "--out", str(tmp_path / "out"), "--no-fit", "--no-progress"]
+    assert main([*args, "--executor", "iterative", "--skip-bad-files"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert run3_files[0] in err
+    assert "Run 3 layout (Events)" in err
+    assert "'2018' is a Run 2 era" in err

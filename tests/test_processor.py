@@ -208,7 +208,7 @@ def test_only_the_selection_branches_are_read(run2_output, run2_dataset, fileset
 
 def test_only_the_selection_branches_are_read_on_run3(run3_output, run3_dataset):
     """The producer's branches the Run 3 selection reads, and no others: no refitted pts,
-    no isPF, no track charge, no PVtx or Tau3Mu tables, only the configured trigger bits
+    no isPF, no track charge, no PVtx table, only the configured trigger bits
     and muon match flags."""
     import uproot
 
