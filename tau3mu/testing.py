@@ -258,10 +258,12 @@ def xrootd_server(
 
 # -- Dask processes ----------------------------------------------------------------------
 def _dask_command(sub: str) -> list[str]:
-    """``.venv/bin/dask <sub>`` beside this interpreter, else ``python -m distributed.cli``."""
+    """``.venv/bin/dask <sub>`` beside this interpreter, run by this interpreter (not by
+    the script's ``#!`` line, which names another Python in a copied or moved virtual
+    environment), else ``python -m distributed.cli``."""
     script = Path(sys.executable).parent / "dask"
     if script.exists():
-        return [str(script), sub]
+        return [sys.executable, str(script), sub]
     return [sys.executable, "-m", f"distributed.cli.dask_{sub}"]
 
 
