@@ -155,13 +155,27 @@ def _problem(path: str, tree: str, rules: _Rules, keep_trees: bool = False) -> _
         if verdict is not None:
             return verdict
         if entries:
-            # read the last basket of one branch: truncated files fail here, not mid-run
-            t[sorted(t.keys())[0]].array(entry_start=entries - 1, entry_stop=entries, library="np")
+            # read the basket that lies furthest into the file: truncated files fail here,
+            # not mid-run
+            t[_furthest_branch(t)].array(entry_start=entries - 1, entry_stop=entries, library="np")
         return _Verdict(entries, bytes(f.file.fUUID))
     except Exception as err:
         return _Verdict(entries, reason=f"unreadable ({type(err).__name__}: {err})")
     finally:
         f.close()
+
+
+def _furthest_branch(t: Any) -> str:
+    """The branch whose last basket starts furthest into the file (a file cut short
+    loses that basket first); the first branch by name if no basket is outside the tree."""
+    furthest, where = sorted(t.keys())[0], -1
+    for name in t.keys():  # noqa: SIM118 (branch names)
+        branch = t[name]
+        if branch.num_baskets:
+            seek = int(branch.member("fBasketSeek")[branch.num_baskets - 1])
+            if seek > where:
+                furthest, where = name, seek
+    return furthest
 
 
 def _tree_problem(t: Any, tree: str, rules: _Rules, entries: int) -> _Verdict | None:

@@ -14,7 +14,7 @@ vocabulary:
     pt, eta, phi, is_global; Run 2 also is_pf; Run 3 also energy, charge, is_medium,
     trg_dr, trg_dpt and one match flag per HLT path.
 ``Track``
-    pt, eta, phi, dz, dxy (Run 3 also charge)
+    pt, eta, phi, dz, dxy
 event level
     run, lumi, event
 """
@@ -180,7 +180,7 @@ class Run3Layout:
     )
     track_fields: MappingProxyType[str, str] = field(
         default_factory=lambda: _ro(
-            {"pt": "pt", "eta": "eta", "phi": "phi", "charge": "charge", "dz": "dz", "dxy": "dxy"}
+            {"pt": "pt", "eta": "eta", "phi": "phi", "dz": "dz", "dxy": "dxy"}
         )
     )
     #: simulation only: the muon's generator origin (0 none, 1 prompt Ds, 2 from a b

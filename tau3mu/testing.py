@@ -264,9 +264,9 @@ def xrootd_server(
 
 # -- Dask processes ----------------------------------------------------------------------
 def _dask_command(sub: str) -> list[str]:
-    """``.venv/bin/dask <sub>`` beside this interpreter, run by this interpreter (a copied
-    environment's script may name another in its ``#!`` line), else
-    ``python -m distributed.cli``."""
+    """``.venv/bin/dask <sub>`` beside this interpreter, run by this interpreter (not by
+    the script's ``#!`` line, which names another Python in a copied or moved virtual
+    environment), else ``python -m distributed.cli``."""
     script = Path(sys.executable).parent / "dask"
     if script.exists():
         return [sys.executable, str(script), sub]

@@ -46,8 +46,8 @@ def opens(monkeypatch):
     return calls
 
 
-def _fileset(paths, tree="Events"):
-    return {"d": {"files": dict.fromkeys(paths, tree), "metadata": {"era": "2017"}}}
+def _fileset(paths, tree="Events", era="2022"):
+    return {"d": {"files": dict.fromkeys(paths, tree), "metadata": {"era": era}}}
 
 
 def test_known_good_files_are_not_reopened(cache, copies, opens):
@@ -88,9 +88,16 @@ def test_bad_files_are_inspected_every_time(cache, copies, tmp_path, opens):
 
 
 def test_verdicts_are_per_era_and_tree(cache, copies):
+    from tau3mu.config import SelectionConfig
+
     inspect_inputs(_fileset(copies))
-    assert inspect_inputs(_fileset(copies), era="2018").known_good == 0
-    known = InspectionCache(cache, era="2017", rules="other rules")
+    assert inspect_inputs(_fileset(copies)).known_good == len(copies)
+    assert inspect_inputs(_fileset(copies, era="2023")).known_good == 0
+    # the run's default era, for a dataset that names none
+    plain = {"d": {"files": dict.fromkeys(copies, "Events")}}
+    assert inspect_inputs(plain, config=SelectionConfig(era="2024C")).known_good == 0
+    assert inspect_inputs(plain, config=SelectionConfig(era="2024C")).known_good == len(copies)
+    known = InspectionCache(cache, era="2022", rules="other rules")
     assert known.get(copies[0], "Events") is None
 
 

@@ -61,8 +61,8 @@ def _bad_files(directory: Path, good: Path) -> dict[str, tuple[Path, str]]:
         f["Other"] = {"x": np.arange(5)}
     out["no_tree"] = (no_tree, "no tree 'Events'")
     branches = run3_branches(simulate(32, 0, 200))
-    branches["Muon"] = ak.without_field(branches["Muon"], "isPF")
-    out["missing_branch"] = (_write(directory / "missing_branch.root", branches), "Muon_isPF")
+    branches["Muon"] = ak.without_field(branches["Muon"], "isMedium")
+    out["missing_branch"] = (_write(directory / "missing_branch.root", branches), "Muon_isMedium")
     loop = directory / "loop.root"
     loop.symlink_to(directory / "loop_back.root")
     (directory / "loop_back.root").symlink_to(loop)
@@ -581,7 +581,8 @@ def _changed(change: str, fileset: dict, pog_sf_file: Path) -> tuple[dict, DsPhi
     if change == "scale factors":
         return fileset, DsPhiPiProcessor(scale_factors=MuonScaleFactors(pog_sf_file))
     if change == "a cut":
-        config = replace(SelectionConfig(), min_flight_significance=3.0)
+        config = SelectionConfig()
+        config = replace(config, run3=replace(config.run3, min_flight_significance=4.0))
         return fileset, DsPhiPiProcessor(config)
     if change == "dataset metadata":
         metadata = {**spec["metadata"], "lumi": 2 * float(spec["metadata"].get("lumi", 1.0))}

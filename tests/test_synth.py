@@ -19,6 +19,7 @@ from tau3mu.config import (
     TRUTH_BACKGROUND,
     TRUTH_DPLUS,
     TRUTH_DS,
+    Run2Selection,
     SelectionConfig,
 )
 from tau3mu.layouts import RUN2, RUN3
@@ -59,6 +60,8 @@ def test_run2_has_every_real_branch_with_its_type(run2_dataset, branch_list_file
 
 
 def test_run3_follows_nanoaod_conventions(run3_dataset):
+    """The producer's layout: counters and C arrays, int32 links, one uint8 bit per HLT
+    path and L1 seed, one int32 match flag per HLT path and muon."""
     tree = uproot.open(_files(run3_dataset)[0])[RUN3.tree]
     types = {name: tree[name].typename for name in tree.keys()}  # noqa: SIM118
     for collection, fields in (
@@ -71,16 +74,40 @@ def test_run3_follows_nanoaod_conventions(run3_dataset):
             branch = RUN3.branch(collection, field)
             assert types[branch].endswith("[]"), branch
     assert types["Cand2MuTrk_mass"] == "float[]"
-    assert types["Cand2MuTrk_mu1Idx"] == "int32_t[]"
+    assert types["Cand2MuTrk_flightDistBSSig"] == "float[]"
+    for link in ("mu1_idx", "mu2_idx", "tr_idx"):
+        assert types[f"Cand2MuTrk_{link}"] == "int32_t[]"
     assert types["Muon_pt"] == "float[]"
-    assert types[RUN3.hlt_path] == "bool"
-    assert all(types[seed] == "bool" for seed in RUN3.l1_seeds)
-    assert all(types[path] == "bool" for path in RUN3.other_paths)
-    assert {"nCand2MuTrk", "nMuon", "nTrack"} <= set(types)
+    assert types["Muon_energy"] == "float[]"
+    assert types["Muon_charge"] == "int32_t[]"
+    assert types["Muon_isMedium"] == "bool[]"
+    assert types["Muon_trgDR"] == types["Muon_trgDPT"] == "float[]"
+    assert all(types[RUN3.trigger_bit(p)] == "uint8_t" for p in RUN3.hlt_paths)
+    assert all(types[RUN3.trigger_bit(s)] == "uint8_t" for s in RUN3.l1_seeds)
+    assert all(types[RUN3.muon_match_flag(p)] == "int32_t[]" for p in RUN3.hlt_paths)
+    assert {"nCand2MuTrk", "nMuon", "nTrack", "nPVtx"} <= set(types)
     assert types[RUN3.truth] == "int32_t[]"
     assert types["run"] == "uint32_t"
     assert types["luminosityBlock"] == "uint32_t"
     assert types["event"] == "uint64_t"
+    # data: no simulation branches
+    assert not {"nGenPart", RUN3.decay_type, RUN3.pileup} & set(types)
+
+
+def test_run3_simulation_has_the_producers_truth_branches(tmp_path):
+    from tau3mu.synth.run3 import write_run3
+
+    path = write_run3(tmp_path / "mc.root", simulate(4, 0, 2000, mc=True), mc=True, seed=4)
+    tree = uproot.open(path)[RUN3.tree]
+    types = {name: tree[name].typename for name in tree.keys()}  # noqa: SIM118
+    assert types[RUN3.decay_type] == "int32_t[]"
+    assert types[RUN3.pileup] == "float"
+    for field in RUN3.gen_fields:
+        assert RUN3.branch(RUN3.gen_collection, field) in types, field
+    a = tree.arrays(["nGenPart", "GenPart_pdgId", RUN3.decay_type])
+    assert ak.any(ak.num(a["GenPart_pdgId"]) == 5)
+    assert set(np.abs(ak.to_numpy(ak.flatten(a["GenPart_pdgId"])))) <= {431, 411, 333, 211, 13}
+    assert ak.sum(a[RUN3.decay_type] == 1) == 2 * ak.sum(a["nGenPart"] == 5)
 
 
 def test_same_seed_same_file_other_seed_other_file():
@@ -217,17 +244,17 @@ def test_several_candidates_per_event_and_shared_muons(big_simulation):
 
 def test_run3_links_are_valid_indices(run3_files):
     arrays = uproot.open(run3_files[0])["Events"].arrays(
-        ["nMuon", "nTrack", "Cand2MuTrk_mu1Idx", "Cand2MuTrk_mu2Idx", "Cand2MuTrk_trkIdx"]
+        ["nMuon", "nTrack", "Cand2MuTrk_mu1_idx", "Cand2MuTrk_mu2_idx", "Cand2MuTrk_tr_idx"]
     )
-    for link, counter in (("mu1Idx", "nMuon"), ("mu2Idx", "nMuon"), ("trkIdx", "nTrack")):
+    for link, counter in (("mu1_idx", "nMuon"), ("mu2_idx", "nMuon"), ("tr_idx", "nTrack")):
         index = arrays[f"Cand2MuTrk_{link}"]
         assert ak.all(index >= 0)
         assert ak.all(index < arrays[counter])
-    assert ak.all(arrays["Cand2MuTrk_mu1Idx"] != arrays["Cand2MuTrk_mu2Idx"])
+    assert ak.all(arrays["Cand2MuTrk_mu1_idx"] != arrays["Cand2MuTrk_mu2_idx"])
     # the collections hold muons and tracks that no candidate uses
-    used = ak.num(arrays["Cand2MuTrk_trkIdx"]) > 0
+    used = ak.num(arrays["Cand2MuTrk_tr_idx"]) > 0
     n_used_tracks = ak.Array(
-        [len(set(x)) for x in ak.to_list(arrays["Cand2MuTrk_trkIdx"][used][:500])]
+        [len(set(x)) for x in ak.to_list(arrays["Cand2MuTrk_tr_idx"][used][:500])]
     )
     assert ak.any(n_used_tracks < arrays["nTrack"][used][:500])
 
@@ -311,22 +338,58 @@ def test_generate_command(tmp_path, capsys):
     assert (tmp_path / "datasets.json").is_file()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--era", "2017"], "--era 2017: a run2 era, but --layout is run3"),
+        (["--layout", "run2", "--era", "2022F"], "--era 2022F: a run3 era, but --layout is run2"),
+        (["--era", "2019"], "--era 2019: era '2019': expected a year of Run 2"),
+    ],
+)
+def test_generate_command_refuses_an_era_of_the_other_period(tmp_path, capsys, args, message):
+    from tau3mu.cli import main
+
+    assert main(["generate", str(tmp_path), "--files", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tau3mu generate: {message}")
+    assert err.count("\n") == 1
+    assert not list(tmp_path.iterdir())  # refused before any work
+
+
 @pytest.mark.root
 def test_same_events_both_layouts_hold_the_same_values(same_events_both_layouts):
     r2 = uproot.open(same_events_both_layouts["run2"])[RUN2.tree]
     r3 = uproot.open(same_events_both_layouts["run3"])[RUN3.tree]
     c2, c3 = RUN2.candidate(), RUN3.candidate()
-    for key in ("mass", "vtx_chi2", "flight_sig", "mu1_refit_pt", "mu2_trig_dr", "truth"):
+    for key in ("mass", "vtx_chi2", "flight_sig", "mu1_refit_pt", "mu2_refit_pt", "truth"):
         a = ak.flatten(r2[c2[key] if key != "truth" else RUN2.truth].array())
         b = ak.flatten(r3[c3[key]].array())
         np.testing.assert_array_equal(ak.to_numpy(a), ak.to_numpy(b).astype(np.float64))
+    for key in ("pt", "eta", "phi", "is_global", "is_pf"):
+        a = ak.flatten(r2[RUN2.muon[key]].array())
+        b = ak.flatten(r3[RUN3.muon[key]].array())
+        np.testing.assert_array_equal(
+            ak.to_numpy(a), ak.to_numpy(b).astype(a.type.content.primitive)
+        )
     np.testing.assert_array_equal(r2["evt"].array(library="np"), r3["event"].array(library="np"))
+    # Run 3 keeps the trigger match on the muon: the linked muon's trgDR, where matched,
+    # is the Run 2 candidate's Mu2_dRtriggerMatch
+    run2_dr = r2[c2["mu2_trig_dr"]].array()
+    muon_dr = r3[RUN3.muon["trg_dr"]].array()[r3[c3["mu2_idx"]].array()]
+    matched = muon_dr >= 0
+    assert 0.3 < ak.mean(matched) < 1
+    np.testing.assert_array_equal(
+        ak.to_numpy(ak.flatten(muon_dr[matched])),
+        ak.to_numpy(ak.flatten(run2_dr[matched])).astype(np.float32),
+    )
+    assert ak.all(muon_dr[~matched] == -1.0)
 
 
 # -- yields after the full SPEC 3 selection (an independent numpy implementation) ----------
-def _best_candidates(events, c: SelectionConfig | None = None):
-    """Cutflow (events, candidates after each step) and the best candidates' index."""
-    c = c or SelectionConfig()
+def _best_candidates(events, c: Run2Selection | None = None):
+    """Cutflow (events, candidates after each step) and the best candidates' index, under
+    the Run 2 selection the generator's yields are tuned to."""
+    c = c or SelectionConfig().run2
     from tau3mu.synth.physics import HLT_PATHS
 
     cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns

@@ -38,7 +38,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="integrated luminosity in fb^-1: sets the number of events so that the yields "
         "after the selection are those of real data of that luminosity",
     )
-    parser.add_argument("--era", default="2017", help="era (names the trigger-match branches)")
+    parser.add_argument(
+        "--era",
+        default=None,
+        help="data-taking era of the layout's run period, such as 2017B or 2022F (default "
+        "2017 for run2, 2022 for run3); a Run 2 era's year names the trigger-match branches",
+    )
     parser.add_argument("--mc", action="store_true", help="write simulation (type mc)")
     parser.add_argument(
         "--compression",
@@ -60,11 +65,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tau3mu.errors import OptionError
     from tau3mu.synth.dataset import generate_dataset, keep_freed_memory
     from tau3mu.synth.run2 import ROOTMissingError
     from tau3mu.validation import check_numbers, check_output_folder
 
     check_numbers(args, at_least={"files": 1, "events_per_file": 1, "jobs": 1}, positive=("lumi",))
+    problem = _era_problem(args.era, args.layout)
+    if problem:
+        raise OptionError(f"--era {args.era}: {problem}")
     check_output_folder(args.outdir)
     keep_freed_memory()  # this process only generates: reuse freed memory
 
@@ -98,3 +107,18 @@ def main(args: argparse.Namespace) -> int:
         f"dataset {name!r} ({info['datasets'][name]['lumi']:.4g} fb^-1) in {info['datasets_json']}"
     )
     return 0
+
+
+def _era_problem(era: str | None, layout: str) -> str | None:
+    """Why ``era`` cannot be the era of a ``layout`` dataset, or None."""
+    from tau3mu.eras import EraError, period_of
+
+    if era is None:
+        return None
+    try:
+        period = period_of(era)
+    except EraError as err:
+        return str(err)
+    if period != layout:
+        return f"a {period} era, but --layout is {layout} (2016-2018: run2, 2022 on: run3)"
+    return None
