@@ -21,7 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="fit only these datasets, in this order (--dataset A B or --dataset A --dataset B)",
     )
     parser.add_argument("--out", default=".", help="output folder (default: here)")
-    parser.add_argument("--minos", action="store_true", help="also Minos errors (zfit engine)")
+    parser.add_argument("--minos", action="store_true", help="also Minos intervals of every parameter (either engine)")
     add_fit_engine_option(parser, "--engine")
     add_label_option(parser)
     parser.add_argument(
@@ -191,7 +191,7 @@ def fit_datasets(
     results = {}
     for i, (dataset, (counts, edges)) in enumerate(histograms.items()):
         if engine == "iminuit":
-            result = fit.fit_counts_iminuit(counts, edges)
+            result = fit.fit_counts_iminuit(counts, edges, minos=minos)
         else:
             result = fit.fit_counts(counts, edges, minos=minos)
         results[dataset] = result

@@ -74,17 +74,25 @@ def test_zfit_yields_equal_iminuits_within_a_tenth_of_a_sigma(zfit_run, iminuit_
 
 def test_fit_command_minos_with_zfit(zfit_run, tmp_path):
     """``tau3mu fit --minos``: the same minimum as the run's fit, and Minos intervals
-    around it, close to the parabolic errors for yields of this size."""
-    tau3mu("fit", str(zfit_run["out"] / "histograms.pkl"), "--minos", "--out", str(tmp_path))
-    _, minos = only_fit(tmp_path)
+    around it that the independent iminuit engine's Minos reproduces. (The profile
+    likelihood of a yield is not parabolic where the Crystal Ball tails trade events
+    with the background: the intervals may be asymmetric, so they are compared with
+    the other engine's, not with the parabolic error.)"""
+    pkl = str(zfit_run["out"] / "histograms.pkl")
+    tau3mu("fit", pkl, "--minos", "--out", str(tmp_path / "zfit"))
+    tau3mu("fit", pkl, "--minos", "--engine", "iminuit", "--out", str(tmp_path / "iminuit"))
+    _, minos = only_fit(tmp_path / "zfit")
+    _, other = only_fit(tmp_path / "iminuit")
     _, run = only_fit(zfit_run["out"])
     assert minos["engine"] == "zfit"
     assert minos["result"] == "ok", minos
     for name in YIELDS:
-        fitted, again = minos["params"][name], run["params"][name]
+        fitted, again, check = minos["params"][name], run["params"][name], other["params"][name]
         assert again["lower"] is None  # the run asks for no Minos intervals (NaN: null)
         assert abs(fitted["value"] - again["value"]) < 0.01 * again["error"], name
         lower, upper, error = fitted["lower"], fitted["upper"], fitted["error"]
         assert lower < 0 < upper, (name, fitted)
-        assert -lower == pytest.approx(error, rel=0.25), (name, fitted)
-        assert upper == pytest.approx(error, rel=0.25), (name, fitted)
+        assert 0.5 * error < -lower < 2 * error, (name, fitted)
+        assert 0.5 * error < upper < 2 * error, (name, fitted)
+        assert lower == pytest.approx(check["lower"], rel=0.1), (name, fitted, check)
+        assert upper == pytest.approx(check["upper"], rel=0.1), (name, fitted, check)

@@ -11,27 +11,10 @@ import zlib
 
 import numpy as np
 import pytest
+from spectra import EDGES, TRUTH
 
 from tau3mu import fit
-from tau3mu.config import DPLUS_MASS, DS_MASS, MassAxis
 
-AXIS = MassAxis()
-EDGES = np.linspace(AXIS.start, AXIS.stop, AXIS.bins + 1)
-#: SPEC 5: 2017B, 4.8 fb^-1
-TRUTH = {
-    "n_ds": 5000.0,
-    "n_dplus": 1800.0,
-    "n_bkg": 64500.0,
-    "mean_ds": DS_MASS,
-    "sigma_ds": 0.0115,
-    "alpha_ds": 1.8,
-    "n_cb_ds": 3.0,
-    "mean_dplus": DPLUS_MASS,
-    "sigma_dplus": 0.011,
-    "alpha_dplus": 1.8,
-    "n_cb_dplus": 3.0,
-    "slope": -1.3,
-}
 SPECTRA = {
     "spec": {},
     "low_stats": {"n_ds": 1000.0, "n_dplus": 350.0, "n_bkg": 13000.0},

@@ -163,7 +163,7 @@ def test_runner_reads_each_file_once_per_process(kept, run3_dataset, fileset_of,
     assert read == ["Events"] * files
     assert len(kept) == 0  # released at the end of the run
 
-    monkeypatch.setattr(execution, "_uproot_options", lambda fileset, keep_trees=False: {})
+    monkeypatch.setattr(execution, "_uproot_options", lambda fileset, keep_trees=False, **_: {})
     plain = execution.run_runner(
         fileset, DsPhiPiProcessor(), chunksize=3_000, inspection_cache=False
     )

@@ -13,28 +13,11 @@ import sys
 
 import numpy as np
 import pytest
+from spectra import AXIS, EDGES, TRUTH
 
 from tau3mu import fit
 from tau3mu.cli import build_parser, main
-from tau3mu.config import DPLUS_MASS, DS_MASS, MassAxis
 from tau3mu.eras import period_of, sqrt_s_tev, year_of
-
-AXIS = MassAxis()
-EDGES = np.linspace(AXIS.start, AXIS.stop, AXIS.bins + 1)
-TRUTH = {
-    "n_ds": 5000.0,
-    "n_dplus": 1800.0,
-    "n_bkg": 64500.0,
-    "mean_ds": DS_MASS,
-    "sigma_ds": 0.0115,
-    "alpha_ds": 1.8,
-    "n_cb_ds": 3.0,
-    "mean_dplus": DPLUS_MASS,
-    "sigma_dplus": 0.011,
-    "alpha_dplus": 1.8,
-    "n_cb_dplus": 3.0,
-    "slope": -1.3,
-}
 
 
 @pytest.fixture(scope="module")

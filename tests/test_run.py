@@ -517,7 +517,7 @@ def test_dataset_option_takes_several_names(argv):
 def test_dataset_order_is_the_options(two_datasets_json, tmp_path):
     """``--dataset A B`` selects both, in that order (here the reverse of the file's)."""
     argv = ["run", two_datasets_json, "--dataset", TWO[1], TWO[0], "--out", str(tmp_path)]
-    run = run_cli([*argv, "--executor", "iterative", "--no-fit", "--no-progress"])
+    run = run_cli([*argv, "--executor", "iterative", "--no-fit", "--no-progress", "--no-muon-sf"])
     assert run["code"] == 0, run["stderr"]
     assert list(strict_json((tmp_path / "cutflow.json").read_text())) == [TWO[1], TWO[0]]
     report = strict_json((tmp_path / "report.json").read_text())
