@@ -19,7 +19,8 @@ CONTROL: dict[str, tuple[str, str, int, float, float]] = {
     "h_mu_eta": ("mu_eta", r"Muon $\eta$", 48, -2.4, 2.4),
     "h_trk_pt": ("trk_pt", r"Track $p_T$ [GeV]", 50, 0.0, 25.0),
     "h_trk_eta": ("trk_eta", r"Track $\eta$", 48, -2.4, 2.4),
-    "h_phi_mass": ("phi_mass", r"$m(\mu\mu)$ refitted [GeV]", 40, 1.00, 1.04),
+    # Run 2: the refitted muon tracks' mass, Run 3: the muons' (both periods' windows)
+    "h_phi_mass": ("phi_mass", r"$m(\mu\mu)$ [GeV]", 40, 0.98, 1.06),
     "h_flight_sig": ("flight_sig", r"Flight distance significance (BS-SV)", 50, 0.0, 50.0),
     "h_vtx_chi2": ("vtx_chi2", r"Vertex $\chi^2$", 50, 0.0, 25.0),
     "h_ncand": ("ncand", "Selected candidates per event", 10, 0.5, 10.5),

@@ -66,6 +66,9 @@ class ReferenceResult:
 
     cutflow: dict[str, dict[str, int]]
     best: list[tuple[int, int, int, int, float]] = field(default_factory=list)
+    #: per selected event, what the control histograms show of its best candidate
+    #: (:func:`control_quantities`)
+    controls: list[dict[str, float]] = field(default_factory=list)
     truth: dict[str, int] = field(default_factory=dict)
     has_truth: bool = False
     config: SelectionConfig = field(default_factory=SelectionConfig)
@@ -485,6 +488,37 @@ def has_truth_branch(path: str | Path, layout: str) -> bool:
     return truth in uproot.open(str(path))[tree].keys()  # noqa: SIM118 (branch names)
 
 
+def control_quantities(
+    event: dict[str, Any], cand: dict[str, Any], layout: str, c: SelectionConfig
+) -> dict[str, float]:
+    """What the control histograms show of a best candidate: its muons' and track's pt
+    and eta, the dimuon mass (Run 2: of the refitted tracks; Run 3: of the muons, with
+    their energies), the flight significance and the vertex chi2."""
+    if layout == "run2":
+        refit = [
+            tuple(cand[f"{m}_refit_{k}"] for k in ("pt", "eta", "phi")) for m in ("mu1", "mu2")
+        ]
+        out = {k: cand[k] for k in ("mu1_pt", "mu1_eta", "mu2_pt", "mu2_eta", "trk_pt", "trk_eta")}
+        return out | {
+            "phi_mass": pair_mass(refit[0], refit[1], c.run2.muon_mass),
+            "flight_sig": cand["flight_sig"],
+            "vtx_chi2": cand["vtx_chi2"],
+        }
+    mu1, mu2 = (event["muons"][int(cand[f"mu{i}_idx"])] for i in (1, 2))
+    trk = event["tracks"][int(cand["tr_idx"])]
+    return {
+        "mu1_pt": mu1["pt"],
+        "mu1_eta": mu1["eta"],
+        "mu2_pt": mu2["pt"],
+        "mu2_eta": mu2["eta"],
+        "trk_pt": trk["pt"],
+        "trk_eta": trk["eta"],
+        "phi_mass": four_vector_mass(mu1, mu2),
+        "flight_sig": cand["flightDistBSSig"],
+        "vtx_chi2": cand["chi2"],
+    }
+
+
 # -- the whole selection -------------------------------------------------------------------
 
 
@@ -520,6 +554,7 @@ def reference_select(
                 continue
             cand = event["candidates"][sel.best]
             result.best.append((*event["ids"], sel.best, cand["mass"]))
+            result.controls.append(control_quantities(event, cand, layout, c))
             if "truth" in cand and axis.start <= cand["mass"] < axis.stop:
                 result.truth[TRUTH_NAMES[int(cand["truth"])]] += 1
     return result
