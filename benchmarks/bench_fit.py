@@ -5,12 +5,12 @@ well), which times, in order:
 
 - ``import``: the engine's imports (tau3mu.fit and zfit with TensorFlow, as ``tau3mu fit``
   imports them; iminuit with numba-stats);
-- ``build``: the model for the 62-bin SPEC binning;
+- ``build``: the model for the 62-bin h_mass binning;
 - ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it, or
   loads XLA's compilation from tau3mu's cache; for iminuit, numba compiles the CDFs),
   timed apart by one call before the first fit;
 - ``first_fit`` = ``migrad`` + ``hesse`` + the rest (start values, result): the first fit
-  of a SPEC-like toy, with Minuit's Migrad and Hesse timed inside it;
+  of a 2017B-like toy, with Minuit's Migrad and Hesse timed inside it;
 - ``cold``: all of the above, what ``tau3mu fit`` pays for one histogram;
 - ``warm``: the median of ``--warm`` refits of further toys with the same binning (the
   data swapped in place), with their median Migrad and Hesse.
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import run_worker, save
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
-#: SPEC 5 (2017B, 4.8 fb^-1); the means are the PDG masses
+#: the 2017B-like spectrum (2017B, 4.8 fb^-1); the means are the PDG masses
 TRUTH = {
     "n_ds": 5000.0,
     "n_dplus": 1800.0,
@@ -161,7 +161,7 @@ print("RESULT" + json.dumps({**cold, "warm_s": statistics.median(warm),
 
 
 def toys(count: int) -> tuple[list[float], list[list[float]]]:
-    """SPEC-like toy histograms on the SPEC binning, made here (numba) for every engine."""
+    """2017B-like toy histograms on the h_mass binning, made here (numba) for every engine."""
     import numpy as np
 
     from tau3mu import fit
@@ -280,7 +280,7 @@ def main() -> None:
         "repeat": args.repeat,
         "before": None if args.no_before else args.before,
         "bins": 62,
-        "toy": "SPEC 5 (2017B, 4.8 fb^-1): 5000 Ds+, 1800 D+, 64500 background",
+        "toy": "2017B-like (2017B, 4.8 fb^-1): 5000 Ds+, 1800 D+, 64500 background",
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }

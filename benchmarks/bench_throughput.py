@@ -11,7 +11,7 @@ All measured side by side in one run, on the same files and cores:
   end to end (a fresh process: imports, JIT, outputs); each with every file inspected
   before the run, and as a rerun whose inspection cache knows the files
   (:mod:`tau3mu.cache`);
-- ``rdf``: the original RDataFrame pipeline corrected per SPEC section 6 (ROOT from PyPI),
+- ``rdf``: the original RDataFrame pipeline with the original's defects corrected (ROOT from PyPI),
   one thread and all threads, end to end and its event loop alone.
 
 Every row is measured ``--repeat`` times (3), the rows of a round interleaved, and the

@@ -355,7 +355,7 @@ def _run_rdf(
     booked["trigger"] = (df.Sum("trigger_events"), df.Sum("trigger_cands"))
     previous = "trigger"
     for label, step in steps.items():
-        # AND with the candidates that passed every step so far (SPEC 6, defect 4)
+        # AND with the candidates that passed every step so far (the original's defect 4)
         df = df.Define(f"pass_{label}", f"ROOT::RVecB({step} && {previous})")
         previous = f"pass_{label}"
         df = df.Define(f"n_{label}", f"(int)ROOT::VecOps::Sum(pass_{label})")

@@ -1,6 +1,6 @@
 """Run 2 candidate links: the candidate's copy of (pt, eta, phi) equals the collection's.
 
-The Run 2 ntuples have no index linking a candidate to its muons and track (SPEC 2.1):
+The Run 2 ntuples have no index linking a candidate to its muons and track (docs/physics.md, "Input layouts"):
 the link is exact equality of the kinematics the producer copied. A nested loop per
 event in numba does it without the ``ak.cartesian`` product of candidates and
 collection entries.

@@ -1,4 +1,4 @@
-"""The Ds+ -> phi(mu mu) pi+ selection (SPEC section 3) as a coffea processor.
+"""The Ds+ -> phi(mu mu) pi+ selection (docs/physics.md, "Selection") as a coffea processor.
 
 One processor for both input layouts (the schema hides them) and for both execution
 paths: eager NanoEvents from the coffea ``Runner`` and dask-awkward NanoEvents. The

@@ -1,7 +1,7 @@
 """What differs between the layouts, behind one interface: trigger bits and candidate links.
 
-Run 2 candidates link to their muons and track by exact value equality (SPEC 2.1), Run 3
-candidates by index (SPEC 2.2). Both end as the same per-candidate fields: indices
+Run 2 candidates link to their muons and track by exact value equality (docs/physics.md, "Input layouts"), Run 3
+candidates by index (docs/physics.md, "Input layouts"). Both end as the same per-candidate fields: indices
 ``mu1_idx``, ``mu2_idx``, ``trk_idx`` (-1 for none) and the linked objects' kinematics,
 ID flags and impact parameters. The numba kernels do the jagged work; on dask-awkward
 arrays they run per partition through :func:`dask_awkward.map_partitions`.

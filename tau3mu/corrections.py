@@ -1,4 +1,4 @@
-"""Muon ID scale factors from a correctionlib schema-v2 file (SPEC section 3, scale factors).
+"""Muon ID scale factors from a correctionlib schema-v2 file (docs/physics.md, "Scale factors").
 
 The real Muon POG 2017 UL file has pt edges from 3 GeV with flow ``"error"``, while the
 selection admits endcap muons down to 2 GeV. Inputs are therefore clamped into the
@@ -27,7 +27,7 @@ import numpy as np
 from tau3mu.eras import year_of
 from tau3mu.errors import Tau3MuError
 
-#: correction used by the analysis (SPEC section 3)
+#: correction used by the analysis (docs/physics.md, "Selection")
 DEFAULT_CORRECTION = "NUM_MediumID_DEN_TrackerMuons"
 #: Muon POG ID scale-factor files shipped in ``data/`` (package ``tau3mu.data``), by year
 SHIPPED_MUON_SF: dict[int, str] = {2017: "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"}

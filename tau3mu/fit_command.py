@@ -21,7 +21,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="fit only these datasets, in this order (--dataset A B or --dataset A --dataset B)",
     )
     parser.add_argument("--out", default=".", help="output folder (default: here)")
-    parser.add_argument("--minos", action="store_true", help="also Minos intervals of every parameter (either engine)")
+    parser.add_argument(
+        "--minos",
+        action="store_true",
+        help="also Minos intervals of every parameter (either engine)",
+    )
     add_fit_engine_option(parser, "--engine")
     add_label_option(parser)
     parser.add_argument(

@@ -1,6 +1,6 @@
 """An independent RooFit fit of the mass model, the test-side reference for the fit engines.
 
-The same model as ``tau3mu.fit`` (SPEC section 4), written with RooFit's own classes and
+The same model as ``tau3mu.fit`` (docs/physics.md, "Fit"), written with RooFit's own classes and
 sharing nothing with the zfit or iminuit engines but the parameter ranges, the fixed tail
 exponents and the start values:
 
@@ -99,7 +99,7 @@ def fit_roofit(counts: np.ndarray, edges: np.ndarray, *, strategy: int = 1) -> d
         ROOT.RooFit.PrintEvalErrors(-1),
     ]
     # Offset("bin"): each bin's term relative to the saturated model (as iminuit's cost
-    # and zfit's loss do). Without it the NLL is ~-8e5 on a SPEC-size spectrum, and
+    # and zfit's loss do). Without it the NLL is ~-8e5 on a 2017B-size spectrum, and
     # Minuit2's numerical derivatives, whose steps scale with |NLL|, stopped at EDMs of
     # 1e-3..4e-2 (0.1-0.2 sigma from the minimum) with Hesse errors off by up to 30 %
     result = model.fitTo(data, *options, ROOT.RooFit.Offset("bin"), ROOT.RooFit.Hesse(True))

@@ -116,7 +116,7 @@ def test_histograms_and_snapshot_are_consistent(run3_output):
 
 @pytest.mark.parametrize("layout", ["run3", pytest.param("run2", marks=pytest.mark.root)])
 def test_yields_scale_like_spec(layout, request):
-    """Truth-matched best candidates per fb^-1 near SPEC 5 (~1040 Ds+, ~13400 background)
+    """Truth-matched best candidates per fb^-1 near the physics' synthetic-data numbers (~1040 Ds+, ~13400 background)
     under the Run 2 selection the generator is tuned to; the Run 3 selection keeps the
     Ds+ yield and, with its tighter flight significance (>= 3.5, not > 2), less
     background."""

@@ -302,7 +302,7 @@ def test_muon_id_reads_the_linked_muon(muon, flag):
     event = _event("run2")
     event["muons"][muon][flag] = 0.0
     assert _first_failure(event, "run2") == "muon_id"
-    # a muon that no candidate uses does not matter (SPEC 6 defect 3 read flags[i])
+    # a muon that no candidate uses does not matter (the original's defect 3 read flags[i])
     event = _event("run2")
     event["muons"][2][flag] = 0.0
     assert _first_failure(event, "run2") is None
@@ -549,7 +549,7 @@ def test_run3_links_by_index():
 
 
 def test_steps_combine_with_and_across_candidates():
-    """Each candidate fails a different step: none survives (SPEC 6 defect 4)."""
+    """Each candidate fails a different step: none survives (the original's defect 4)."""
     event = _event("run2", n_cands=3)
     event["candidates"][0]["mass"] = 1.5
     event["candidates"][1]["pv_ntracks"] = 0.0

@@ -1,4 +1,4 @@
-"""The synthetic ntuples: layouts by the real rules, physics by SPEC section 5, determinism."""
+"""The synthetic ntuples: layouts by the real rules, physics by docs/physics.md, "Synthetic data", determinism."""
 
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ def test_peaks_at_pdg_masses_with_detector_resolution(big_simulation, code, mass
     core = m[np.abs(m - mass) < 0.06]
     width = _robust_width(core)
     assert np.median(core) == pytest.approx(mass, abs=4 * 1.25 * width / np.sqrt(len(core)))
-    # SPEC 5: 11-12 MeV
+    # the physics' synthetic-data numbers: 11-12 MeV
     assert 0.0100 < width < 0.0130
 
 
@@ -200,7 +200,7 @@ def test_dimuon_resolution_before_and_after_the_refit(big_simulation):
         *(c[f"mu2_{k}"][true] for k in ("pt", "eta", "phi")),
     )
     raw_width = _robust_width(raw[np.abs(raw - PHI_MASS) < 0.06])
-    assert 0.009 < raw_width < 0.013  # SPEC 5: about 11 MeV
+    assert 0.009 < raw_width < 0.013  # the physics' synthetic-data numbers: about 11 MeV
     ok = true & (c["mu1_refit_pt"] > 0) & (c["mu2_refit_pt"] > 0)
     refit = _pair_mass(
         *(c[f"mu1_refit_{k}"][ok] for k in ("pt", "eta", "phi")),
@@ -394,7 +394,7 @@ def test_same_events_both_layouts_hold_the_same_values(same_events_both_layouts)
     assert ak.all(muon_dr[~matched] == -1.0)
 
 
-# -- yields after the full SPEC 3 selection (an independent numpy implementation) ----------
+# -- yields after the full Run 2 selection (an independent numpy implementation) ----------
 def _best_candidates(events, c: Run2Selection | None = None):
     """Cutflow (events, candidates after each step) and the best candidates' index, under
     the Run 2 selection the generator's yields are tuned to."""

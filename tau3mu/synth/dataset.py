@@ -17,7 +17,7 @@ from tau3mu.eras import period_of, year_of
 from tau3mu.layouts import LAYOUTS
 from tau3mu.synth.physics import Tuning, simulate
 
-#: skimmed events per fb^-1 that give SPEC section 5's yields after the full selection
+#: skimmed events per fb^-1 that give the yields of docs/physics.md, "Synthetic data", after the full selection
 #: (per 4.8 fb^-1: ~5.0k Ds+, ~1.75k D+ and ~61k background best candidates in
 #: [1.65, 2.01], the background falling from ~1230 to ~780 per bin), measured with this
 #: generator's default :class:`Tuning`; about 8 % of the events pass the selection
@@ -153,7 +153,7 @@ def generate_dataset(
 ) -> dict[str, Any]:
     """Write ``files`` ntuples and ``datasets.json``; return the datasets JSON content.
 
-    With ``lumi`` (fb^-1) the number of events is set to give SPEC section 5's yields for
+    With ``lumi`` (fb^-1) the number of events is set to give the yields of docs/physics.md, "Synthetic data", for
     that luminosity, spread over ``files`` files. File ``k`` depends only on
     ``(seed, k)``: the same dataset is produced with any ``jobs``.
     """

@@ -1,4 +1,4 @@
-"""Layout-independent simulation of skimmed 2 mu + track events (SPEC section 5).
+"""Layout-independent simulation of skimmed 2 mu + track events (docs/physics.md, "Synthetic data").
 
 Each event holds a muon collection, a track collection and mu mu track candidates built
 from them (so one muon serves several candidates, as in real skims). Three kinds of
@@ -91,7 +91,7 @@ RUN3_TRIGGER_RATES = {
 
 @dataclass(frozen=True)
 class Tuning:
-    """Knobs of the simulation; defaults reproduce SPEC section 5 after the selection."""
+    """Knobs of the simulation; defaults reproduce docs/physics.md, "Synthetic data", after the selection."""
 
     #: event kinds in data and in simulation (``mc``: mostly Ds+, for scale factors)
     ds_fraction: float = 0.0131
@@ -125,7 +125,7 @@ class Tuning:
     refit_failure: float = 0.02
     skim_mass: tuple[float, float] = (1.55, 2.15)
     skim_dimuon: tuple[float, float] = (0.8, 3.0)
-    #: skim on single particles (SPEC 5): muons pt > 2, |eta| < 2.4; tracks pt > 2
+    #: skim on single particles (docs/physics.md, "Synthetic data"): muons pt > 2, |eta| < 2.4; tracks pt > 2
     skim_min_pt: float = 2.0
     skim_muon_abseta: float = 2.4
     skim_track_abseta: float = 2.5

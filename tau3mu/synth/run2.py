@@ -33,7 +33,7 @@ _TYPES = {
     "uint": ("scalar", np.uint32),
     "int": ("scalar", np.int32),
 }
-#: branches beyond the real list: refitted muon tracks (SPEC 3 step 9) and truth
+#: branches beyond the real list: refitted muon tracks (the Run 2 phi_mass step) and truth
 EXTRA_BRANCHES: tuple[tuple[str, str], ...] = (
     *(
         (RUN2.candidate()[f"mu{i}_refit_{k}"], "std::vector<double>")
