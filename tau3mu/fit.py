@@ -19,8 +19,8 @@ supplies its loss and expected counts. ``fit_counts`` (the default) uses zfit: i
 is built once per binning and reused; zfit's binned loss is compiled into a TensorFlow
 function of the parameter vector on the first fit, which Minuit calls; a warm fit only
 swaps the data (see ``_Model``; times in docs/benchmarks.md). ``fit_counts_iminuit``
-uses iminuit's cost with numba-stats CDFs: the independent cross-check. Parameter names
-used in results: ``n_ds, n_dplus, n_bkg, mean_ds, sigma_ds, alpha_ds, n_cb_ds,
+uses iminuit's cost with a closed-form numpy Crystal Ball CDF: the independent
+cross-check. Parameter names used in results: ``n_ds, n_dplus, n_bkg, mean_ds, sigma_ds, alpha_ds, n_cb_ds,
 mean_dplus, sigma_dplus, alpha_dplus, n_cb_dplus, slope``.
 """
 
@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -836,31 +836,14 @@ def load_result(path: str | Path) -> FitResult:
     return FitResult.from_dict(json.loads(Path(path).read_text()))
 
 
-# -- an independent engine: iminuit with numba-stats ---------------------------------------
-def model_cdf(
-    x: np.ndarray,
-    p: dict[str, float],
-    lo: float,
-    hi: float,
-    *,
-    library: Literal["numba-stats", "scipy"] = "numba-stats",
-) -> np.ndarray:
+# -- an independent engine: iminuit with a closed-form Crystal Ball CDF ------------------------
+def model_cdf(x: np.ndarray, p: dict[str, float], lo: float, hi: float) -> np.ndarray:
     """Expected entries below ``x`` of the three-component model truncated to [lo, hi].
 
-    The Crystal Ball CDF comes from numba-stats (fast when called in a fit's loop, but
-    compiled when imported: ~4-5 s per process) or from SciPy (the same values to 1e-15,
-    ~0.5 ms a call, and already imported with zfit): for a single evaluation, a plot.
+    The Crystal Ball CDF is :func:`tau3mu.crystalball.crystal_ball_cdf` (numpy, no
+    compilation; the same values as SciPy's and numba-stats' to 1e-15).
     """
-    if library == "scipy":
-        from scipy.stats import crystalball as scipy_cb
-
-        def cdf(v: np.ndarray, alpha: float, n: float, mean: float, sigma: float) -> np.ndarray:
-            return scipy_cb.cdf(v, alpha, n, loc=mean, scale=sigma)
-
-    else:
-        from numba_stats import crystalball
-
-        cdf = crystalball.cdf
+    from tau3mu.crystalball import crystal_ball_cdf as cdf
 
     def cb(alpha: float, n: float, mean: float, sigma: float) -> np.ndarray:
         ends = cdf(np.array([lo, hi]), alpha, n, mean, sigma)
@@ -887,7 +870,7 @@ def toy_counts(rng: np.random.Generator, edges: np.ndarray, params: dict[str, fl
 def fit_counts_iminuit(
     counts: np.ndarray, edges: np.ndarray, *, minos: bool = False, min_entries: int = 50
 ) -> FitResult:
-    """The same model and strategy with iminuit's cost and numba-stats CDFs: the cross-check.
+    """The same model and strategy with iminuit's cost and a numpy Crystal Ball CDF.
 
     Fits in milliseconds; it shares only the start values, parameter ranges and strategy
     with the zfit engine, not the model code, so agreement between the two tests the zfit

@@ -41,7 +41,7 @@ def add_fit_engine_option(parser: argparse.ArgumentParser, flag: str = "--fit-en
         flag,
         choices=["zfit", "iminuit"],
         default="zfit",
-        help="zfit (default), or iminuit with numba-stats: the same model and strategy, "
+        help="zfit (default), or iminuit with a numpy Crystal Ball: the same model and strategy, "
         "an independent implementation that fits in milliseconds",
     )
 

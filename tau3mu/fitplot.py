@@ -133,8 +133,7 @@ def draw_fit(
         width = edges[1] - edges[0]
 
         def density(params: dict[str, float]) -> np.ndarray:
-            # SciPy's CDF: numba-stats would compile for ~4-5 s for this one evaluation
-            cdf = model_cdf(fine, params, edges[0], edges[-1], library="scipy")
+            cdf = model_cdf(fine, params, edges[0], edges[-1])
             return np.gradient(cdf, fine) * width
 
         zero = {"n_ds": 0.0, "n_dplus": 0.0, "n_bkg": 0.0}

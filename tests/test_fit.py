@@ -111,11 +111,23 @@ def test_result_json_round_trip(tmp_path):
     assert result.correlation["n_ds"]["n_ds"] == pytest.approx(1.0)
 
 
-def test_model_cdf_is_the_same_with_scipy():
-    x = np.linspace(EDGES[0], EDGES[-1], 301)
-    numba = fit.model_cdf(x, TRUTH, EDGES[0], EDGES[-1])
-    scipy = fit.model_cdf(x, TRUTH, EDGES[0], EDGES[-1], library="scipy")
-    np.testing.assert_allclose(scipy, numba, rtol=1e-12, atol=1e-9)
+@pytest.mark.parametrize(("beta", "m"), [(0.3, 1.2), (1.8, 3.0), (2.5, 25.0), (9.9, 1.01)])
+def test_crystal_ball_cdf_is_scipys_and_numba_stats(beta, m):
+    """The closed form against two independent implementations, tail and core."""
+    from numba_stats import crystalball as numba_cb
+    from scipy.stats import crystalball as scipy_cb
+
+    from tau3mu.crystalball import crystal_ball_cdf
+
+    x = np.linspace(EDGES[0] - 0.1, EDGES[-1] + 0.1, 401)
+    ours = crystal_ball_cdf(x, beta, m, 1.97, 0.012)
+    np.testing.assert_allclose(ours, scipy_cb.cdf(x, beta, m, loc=1.97, scale=0.012), atol=1e-13)
+    np.testing.assert_allclose(ours, numba_cb.cdf(x, beta, m, 1.97, 0.012), atol=1e-13)
+    z = (x - 1.97) / 0.012
+    assert (z < -beta).any()
+    assert (z > -beta).any()  # both the tail and the core are compared
+    assert np.all(np.diff(ours) >= 0)
+    assert 0 <= ours[0] < ours[-1] <= 1
 
 
 PLOT_ALONE = """
