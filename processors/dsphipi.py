@@ -35,7 +35,7 @@ from tau3mu.config import (
     SelectionConfig,
 )
 from tau3mu.corrections import MuonScaleFactors
-from tau3mu.eras import EraError, period_of, year_of
+from tau3mu.eras import EraError, layout_mismatch, year_of
 from tau3mu.kernels import best_candidate
 from tau3mu.processors.arrays import call, is_dask, lib
 from tau3mu.processors.histograms import book
@@ -63,9 +63,6 @@ SNAPSHOT_FIELDS: tuple[str, ...] = (
     "trk_dz",
     "trk_dxy",
 )
-
-
-_LAYOUT_NAMES = {"run2": "Run 2 layout (Tree3Mu/ntuple)", "run3": "Run 3 layout (Events)"}
 
 
 def _fingerprint(scale_factors: Any) -> Any:
@@ -128,14 +125,11 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         layout = "run2" if is_run2(events) else "run3"
         if era:
             try:
-                period = period_of(str(era))
+                mismatch = layout_mismatch(layout, str(era))
             except EraError as err:
                 raise InputError(str(err)) from None
-            if period != layout:
-                raise InputError(
-                    f"the file is in the {_LAYOUT_NAMES[layout]} but its dataset's era "
-                    f"{era!r} is a {period.replace('run', 'Run ')} era"
-                )
+            if mismatch:
+                raise InputError(mismatch)
         selection = self.config.for_period(layout)
         year = self.config.trigger_match_year(era) if layout == "run2" else None
         return selection, year, str(era) if era else None

@@ -24,6 +24,7 @@ __all__ = [
     "RUN3_FIRST_YEAR",
     "EraError",
     "Period",
+    "layout_mismatch",
     "period_of",
     "sqrt_s_tev",
     "year_of",
@@ -69,6 +70,25 @@ def year_of(era: str) -> int:
 def period_of(era: str) -> Period:
     """``"run2"`` for 2016-2018, ``"run3"`` from 2022 on (raises :class:`EraError`)."""
     return "run2" if year_of(era) in RUN2_YEARS else "run3"
+
+
+def layout_mismatch(layout: Period, era: str) -> str | None:
+    """Why a file in ``layout`` cannot belong to a dataset of ``era``, or None when the
+    era's run period is the layout's (raises :class:`EraError` for an unknown era).
+
+    >>> layout_mismatch("run3", "2017B")
+    "the file is in the Run 3 layout (Events), but its dataset's era '2017B' is a Run 2 era"
+    """
+    from tau3mu.layouts import LAYOUTS
+
+    period = period_of(era)
+    if period == layout:
+        return None
+    where = f"{layout.replace('run', 'Run ')} layout ({LAYOUTS[layout].tree})"
+    return (
+        f"the file is in the {where}, but its dataset's era {era!r} is a "
+        f"{period.replace('run', 'Run ')} era"
+    )
 
 
 def sqrt_s_tev(era: str) -> float:

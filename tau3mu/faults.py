@@ -180,7 +180,7 @@ def _furthest_branch(t: Any) -> str:
 
 def _tree_problem(t: Any, tree: str, rules: _Rules, entries: int) -> _Verdict | None:
     """Why the tree cannot serve its dataset (layout, era, branches, types), or None."""
-    from tau3mu.eras import period_of
+    from tau3mu.eras import layout_mismatch
     from tau3mu.layouts import RUN2, RUN3
     from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout
 
@@ -189,14 +189,9 @@ def _tree_problem(t: Any, tree: str, rules: _Rules, entries: int) -> _Verdict | 
         layout = detect_layout(branches)
     except LayoutError as err:
         return _Verdict(entries, reason=str(err))
-    if rules.era is not None and period_of(rules.era) != layout:
-        names = {"run2": f"Run 2 layout ({RUN2.tree})", "run3": f"Run 3 layout ({RUN3.tree})"}
-        return _Verdict(
-            entries,
-            reason=f"the file is in the {names[layout]}, but its dataset's era {rules.era!r} "
-            f"is a {period_of(rules.era).replace('run', 'Run ')} era",
-            fatal=True,
-        )
+    mismatch = layout_mismatch(layout, rules.era) if rules.era is not None else None
+    if mismatch:
+        return _Verdict(entries, reason=mismatch, fatal=True)
     required = required_branches(layout, rules.year)
     missing = sorted(required - branches)
     if layout == "run2" and RUN2.l1_decision in missing and RUN2.l1_final_decision in branches:
