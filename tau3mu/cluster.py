@@ -34,7 +34,8 @@ class ClusterError(Tau3MuError, RuntimeError):
     """The scheduler cannot be reached or the cluster cannot start."""
 
 
-def _machine_cores() -> int:
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -201,7 +202,7 @@ def make_client(
     else:
         from distributed import LocalCluster
 
-        n = workers or _machine_cores()
+        n = workers or machine_cores()
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=threads_per_worker,

@@ -45,6 +45,8 @@ __all__ = [
     "SelectionConfig",
 ]
 
+DEFAULT_CHUNKSIZE = 200_000  # events per chunk: tau3mu run, the pipeline, the executors
+
 #: PDG masses in GeV (``docs/physics.md``, "Synthetic data").
 MUON_MASS = 0.105658
 PION_MASS = 0.13957

@@ -180,7 +180,7 @@ def _load(path: str | Path, option: str) -> MuonScaleFactors:
 
 def scale_factors_for(
     datasets: Iterable[Any],
-    muon_sf: str | Path | None = None,
+    muon_sf: str | Path | MuonScaleFactors | None = None,
     no_muon_sf: bool = False,
     default_era: str | None = None,
 ) -> dict[str, MuonScaleFactors]:
@@ -191,8 +191,8 @@ def scale_factors_for(
     datasets
         Objects with ``name``, ``era`` and ``is_mc`` (:class:`tau3mu.datasets.Dataset`).
     muon_sf
-        A correctionlib file (``--muon-sf``) used for every simulated year instead of the
-        shipped ones.
+        A correctionlib file (``--muon-sf``), or its scale factors already loaded, used
+        for every simulated year instead of the shipped ones.
     no_muon_sf
         Run simulation without scale factors (weight 1): returns ``{}``.
     default_era
@@ -217,7 +217,7 @@ def scale_factors_for(
     simulated = [d for d in datasets if d.is_mc]
     if no_muon_sf or not simulated:
         return {}
-    chosen = _load(muon_sf, f"--muon-sf {muon_sf}") if muon_sf is not None else None
+    chosen = _load(muon_sf, f"--muon-sf {muon_sf}") if isinstance(muon_sf, str | Path) else muon_sf
     loaded: dict[Path, MuonScaleFactors] = {}
     out: dict[str, MuonScaleFactors] = {}
     for d in simulated:

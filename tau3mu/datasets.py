@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from tau3mu.eras import EraError, year_of
 from tau3mu.errors import Tau3MuError
@@ -39,6 +39,9 @@ from tau3mu.xrootd import is_remote, is_xrootd, join_url, split_url
 __all__ = [
     "Dataset",
     "DatasetError",
+    "DatasetFiles",
+    "Fileset",
+    "datasets_from_inputs",
     "datasets_from_paths",
     "detect_tree",
     "input_notes",
@@ -55,6 +58,19 @@ OPTIONAL: dict[str, Any] = {"era": None, "lumi": None, "type": "data", "metadata
 ORIGINAL_UNUSED = ("skim",)
 TYPES = ("data", "mc")
 _GLOB_CHARS = "*?["
+
+
+class DatasetFiles(TypedDict):
+    """One dataset of a :data:`Fileset`: its files (path or URL -> tree name) and the
+    metadata the processor sees (``type``, ``era``, ``lumi``, ``is_mc`` and the
+    dataset's own keys)."""
+
+    files: dict[str, str]
+    metadata: dict[str, Any]
+
+
+#: coffea's fileset: dataset name -> its files and metadata (:func:`to_fileset`)
+Fileset = dict[str, DatasetFiles]
 
 
 class DatasetError(Tau3MuError, ValueError):
@@ -329,6 +345,30 @@ def _expand_remote_glob(url: str) -> list[str]:
     return [fs.unstrip_protocol(m) for m in matches]
 
 
+def datasets_from_inputs(
+    inputs: Sequence[str],
+    *,
+    names: Sequence[str] | None = None,
+    prefix: str | None = None,
+    tree: str | None = None,
+) -> list[Dataset]:
+    """The datasets of ``tau3mu run``'s inputs: one datasets JSON (:func:`load_datasets`,
+    ``names`` selecting among them, ``prefix`` before each rootpath), else files, globs,
+    folders and URLs making one dataset (:func:`datasets_from_paths`, tree ``tree``).
+
+    Raises :class:`DatasetError`: ``names`` given with files, or what the two readers
+    raise.
+    """
+    if len(inputs) == 1 and inputs[0].endswith(".json"):
+        return load_datasets(inputs[0], names=names, prefix=prefix)
+    if names:
+        raise DatasetError(
+            f"--dataset {' '.join(names)} selects datasets of a datasets JSON; "
+            "the inputs are files, which make one dataset"
+        )
+    return datasets_from_paths(inputs, treename=tree)
+
+
 def datasets_from_paths(
     paths: Sequence[str],
     *,
@@ -343,15 +383,21 @@ def datasets_from_paths(
     Remote globs are listed on the server. A plain path that does not exist is kept: the
     pre-flight inspection reports it (or skips it with ``--skip-bad-files``). The tree
     is detected later (:func:`to_fileset`) when ``treename`` is None.
+
+    Raises :class:`DatasetError`: a pattern that matches nothing, a folder without
+    ``.root`` files, no path at all, or one file given twice (two paths, or a path and a
+    pattern or folder that also matches it), naming the file.
     """
     if isinstance(paths, str):
         paths = [paths]
     if kind not in TYPES:
         raise DatasetError(f"dataset type must be one of {list(TYPES)}, not {kind!r}")
     files: list[str] = []
+    given_by: dict[str, str] = {}  # file -> the path, pattern or folder that gave it
     for p in paths:
         if is_remote(p):
-            files.extend(_expand_remote_glob(p) if any(c in p for c in _GLOB_CHARS) else [p])
+            for url in _expand_remote_glob(p) if _has_glob(p) else [p]:
+                _add_once(files, given_by, url, p)
             continue
         if any(c in p for c in _GLOB_CHARS):
             matches = sorted(glob.glob(p, recursive=True))
@@ -363,11 +409,22 @@ def datasets_from_paths(
                 raise DatasetError(f"{p}: a folder without .root files")
         else:
             matches = [p]  # a missing file is reported by the inspection (or skipped)
-        files.extend(file_identity(str(Path(match).absolute())) for match in matches)
+        for match in matches:
+            _add_once(files, given_by, file_identity(str(Path(match).absolute())), p)
     if not files:
         raise DatasetError("no input files given")
-    files = list(dict.fromkeys(files))
     return [Dataset(name=name, files=files, treename=treename, era=era, lumi=lumi, type=kind)]
+
+
+def _add_once(files: list[str], given_by: dict[str, str], path: str, given: str) -> None:
+    """Append ``path`` (found from the input ``given``) to ``files``; a file found twice
+    raises :class:`DatasetError` naming it and the two inputs that gave it."""
+    if path in given_by:
+        first = given_by[path]
+        inputs = f"by {given!r}" if first == given else f"by {first!r} and by {given!r}"
+        raise DatasetError(f"{path!r} is given twice ({inputs}): list each file once")
+    given_by[path] = given
+    files.append(path)
 
 
 def detect_tree(path: str) -> str:
@@ -401,12 +458,12 @@ def _detect_any(dataset: Dataset) -> str:
     )
 
 
-def to_fileset(datasets: Sequence[Dataset], *, default_tree: str | None = None) -> dict[str, Any]:
+def to_fileset(datasets: Sequence[Dataset], *, default_tree: str | None = None) -> Fileset:
     """coffea's fileset form ``{name: {"files": {path: tree}, "metadata": {...}}}``.
 
     The metadata carries ``type``, ``era``, ``lumi`` and ``is_mc`` plus the dataset's own.
     """
-    fileset: dict[str, Any] = {}
+    fileset: Fileset = {}
     for d in datasets:
         if d.name in fileset:
             raise DatasetError(f"dataset {d.name!r} given twice")

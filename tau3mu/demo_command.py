@@ -19,7 +19,8 @@ def dataset_name(layout: str) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from tau3mu.fit_command import add_fit_engine_option, add_label_option
+    """The options of ``tau3mu demo``."""
+    from tau3mu.run_command import add_fit_options
 
     parser.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     parser.add_argument("--lumi", type=float, default=1.5, help="fb^-1 to generate (default 1.5)")
@@ -35,9 +36,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="run3 (default): NanoAOD Events of 2022; run2: Tree3Mu/ntuple of 2017 "
         "(written through ROOT)",
     )
-    parser.add_argument("--workers", type=int, help="local Dask workers (default: all cores)")
-    add_fit_engine_option(parser)
-    add_label_option(parser)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="workers (default: all cores; the run stays in this process on one core or "
+        "for fewer events than one chunk per worker, else it starts a local Dask cluster)",
+    )
+    add_fit_options(parser)
     parser.add_argument(
         "--no-progress",
         action="store_true",
@@ -46,61 +51,62 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
-
-    from tau3mu.run_command import configure as configure_run
-    from tau3mu.run_command import run_analysis
-    from tau3mu.synth import generate_dataset
+    """``tau3mu demo``; a mistake raises :class:`~tau3mu.errors.Tau3MuError` (exit 2)."""
+    from tau3mu.datasets import load_datasets
+    from tau3mu.pipeline import RunOptions, run
     from tau3mu.validation import check_numbers, check_output_folder
 
     check_numbers(args, at_least={"events": FILES, "workers": 1}, positive=("lumi",))
     check_output_folder(args.out, "--out")
-    out = Path(args.out)
-    name = dataset_name(args.layout)
-    if args.events is None:
-        size: dict[str, float] = {"lumi": args.lumi}
-        data = out / "data" / f"{name}_{args.lumi:g}fb"
-        what = f"{args.lumi:g} fb^-1"
-    else:
-        size = {"events_per_file": math.ceil(args.events / FILES)}
-        data = out / "data" / f"{name}_{args.events}events"
-        what = f"{FILES * size['events_per_file']:,} events"
-    stamp = data / "datasets.json"
-    if stamp.is_file():
-        print(f"using the cached dataset in {data}")
-    else:
-        print(f"generating {what} of synthetic {args.layout} data ({name}) in {data} ...")
-        info = generate_dataset(
-            data,
-            layout=args.layout,
-            era=ERAS[args.layout],
-            name=name,
-            files=FILES,
-            seed=2017,
-            jobs=os.cpu_count() or 1,
-            **size,
-        )
-        print(f"  {info['events']:,} events, {info['bytes'] / 1e6:.0f} MB, {info['wall_s']:.0f} s")
-    run_parser = argparse.ArgumentParser()
-    configure_run(run_parser)
-    run_args = run_parser.parse_args(
-        [
-            str(stamp),
-            "--out",
-            str(out / "results"),
-            "--fit-engine",
-            args.fit_engine,
-            "--label",
-            args.label,
-        ]
-        + (["--workers", str(args.workers)] if args.workers else [])
-        + (["--no-progress"] if args.no_progress else [])
+    stamp = demo_dataset(Path(args.out), args.layout, lumi=args.lumi, events=args.events)
+    options = RunOptions(
+        workers=args.workers,
+        progress=not args.no_progress,
+        fit_engine=args.fit_engine,
+        label=args.label,
     )
-    report = run_analysis(run_args)
+    report = run(load_datasets(stamp), Path(args.out) / "results", options)
     print(
         f"\n{report['events']:,} events processed in {report['wall_time_s']:.1f} s "
-        f"on {report['workers']} local Dask workers; fit in {report['fit_time_s']:.1f} s"
+        f"with {report['executor']} on {report['workers']} worker(s); "
+        f"fit in {report['fit_time_s']:.1f} s"
     )
     print("outputs:")
     print(json.dumps(report["outputs"], indent=2))
     return 0
+
+
+def demo_dataset(out: Path, layout: str, *, lumi: float, events: int | None) -> Path:
+    """The datasets JSON of the demo's dataset in ``out/data``: ``lumi`` fb^-1 of the
+    ``layout``, or ``events`` events over :data:`FILES` files; generated once, then
+    reused."""
+    import os
+
+    from tau3mu.synth import generate_dataset
+
+    name = dataset_name(layout)
+    if events is None:
+        size: dict[str, float] = {"lumi": lumi}
+        data = out / "data" / f"{name}_{lumi:g}fb"
+        what = f"{lumi:g} fb^-1"
+    else:
+        size = {"events_per_file": math.ceil(events / FILES)}
+        data = out / "data" / f"{name}_{events}events"
+        what = f"{FILES * size['events_per_file']:,} events"
+    stamp = data / "datasets.json"
+    if stamp.is_file():
+        print(f"using the cached dataset in {data}")
+        return stamp
+    print(f"generating {what} of synthetic {layout} data ({name}) in {data} ...")
+    info = generate_dataset(
+        data,
+        layout=layout,
+        era=ERAS[layout],
+        name=name,
+        files=FILES,
+        seed=2017,
+        jobs=os.cpu_count() or 1,
+        **size,
+    )
+    print(f"  {info['events']:,} events, {info['bytes'] / 1e6:.0f} MB, {info['wall_s']:.0f} s")
+    return stamp

@@ -16,13 +16,12 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
-from tau3mu.config import SelectionConfig
+from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.schemas import Tau3MuSchema
 
 log = logging.getLogger(__name__)
 
 Executor = Literal["iterative", "futures", "dask"]
-Mode = Literal["runner", "dask-awkward"]
 
 
 @dataclass
@@ -135,7 +134,7 @@ def run_runner(
     executor: Executor = "iterative",
     client: Any = None,
     workers: int = 1,
-    chunksize: int = 100_000,
+    chunksize: int = DEFAULT_CHUNKSIZE,
     maxchunks: int | None = None,
     skip_bad_files: bool = False,
     checkpoint: str | None = None,
@@ -339,7 +338,7 @@ def run_dask_awkward(
     processor_instance: Any,
     *,
     client: Any = None,
-    chunksize: int = 100_000,
+    chunksize: int = DEFAULT_CHUNKSIZE,
     skip_bad_files: bool = False,
     config: SelectionConfig | None = None,
     inspection_cache: bool = True,

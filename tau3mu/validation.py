@@ -47,7 +47,6 @@ __all__ = [
     "check_numbers",
     "check_output_folder",
     "check_run",
-    "check_run_options",
     "load_muon_sf",
     "load_selection",
     "refuse_duplicate_keys",
@@ -61,49 +60,47 @@ MAX_BINS = 100_000
 # -- tau3mu run, all at once ----------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class RunSetup:
-    """What ``tau3mu run`` works with, every part checked."""
+    """What ``tau3mu run`` was given, every part checked: the selection configuration
+    (``--selection``, with ``--era`` as its default era), the ``--muon-sf`` scale
+    factors (None when not given) and the datasets."""
 
-    config: Any  # tau3mu.config.SelectionConfig, with --era as its default era
-    scale_factors: dict[str, Any]  # year -> tau3mu.corrections.MuonScaleFactors
+    config: Any
+    muon_sf: Any  # tau3mu.corrections.MuonScaleFactors | None
     datasets: list[Any]  # tau3mu.datasets.Dataset
 
 
-def check_run(args: argparse.Namespace) -> RunSetup:
+def check_run(args: argparse.Namespace, options: Any) -> RunSetup:
     """Check everything ``tau3mu run`` was given, opening no input file and starting no
-    worker: the options, the output folders, ``--selection``, ``--era``, ``--muon-sf``
-    (and the scale factors each simulated era needs), the datasets (their file or paths)
-    and their names. Nothing is written.
+    worker: the options (:func:`tau3mu.pipeline.check_options` on ``options``, a
+    :class:`tau3mu.pipeline.RunOptions`), the output folders, ``--selection`` (as the
+    configuration type of ``options.channel``), ``--era``, ``--muon-sf`` (read once), the
+    datasets (their file or paths) and their names. Nothing is written.
 
     Raises
     ------
     Tau3MuError
         The first mistake, as one line naming the option or file.
     """
-    from tau3mu.config import SelectionConfig
-    from tau3mu.corrections import scale_factors_for
-    from tau3mu.run_command import build_datasets
+    from tau3mu.channels import get_channel
+    from tau3mu.datasets import datasets_from_inputs
+    from tau3mu.pipeline import check_options
 
-    check_run_options(args)
-    if args.mode == "dask-awkward" and args.checkpoint:
-        raise OptionError(
-            "--checkpoint needs --mode runner: the dask-awkward graph is computed in one "
-            "go, with no finished chunks to keep"
-        )
+    check_options(options)
     check_output_folder(args.out, "--out")
     if args.checkpoint:
         check_output_folder(args.checkpoint, "--checkpoint")
-    config = load_selection(args.selection) if args.selection else SelectionConfig()
+    config_type = get_channel(options.channel).config_type
+    config = load_selection(args.selection, config_type) if args.selection else config_type()
     if getattr(args, "era", None):
         config = dataclasses.replace(config, era=check_era(args.era, "--era"))
-    if args.muon_sf:
-        load_muon_sf(args.muon_sf)  # the file's own problems, named as --muon-sf's
-    datasets = build_datasets(args)
+    # the file's own problems, named as --muon-sf's
+    muon_sf = load_muon_sf(args.muon_sf) if args.muon_sf else None
+    datasets = datasets_from_inputs(
+        args.inputs, names=args.dataset, prefix=args.prefix, tree=args.tree
+    )
     source = args.inputs[0] if len(args.inputs) == 1 else "the input files"
     check_dataset_names([d.name for d in datasets], source)
-    scale_factors = scale_factors_for(
-        datasets, args.muon_sf, getattr(args, "no_muon_sf", False), default_era=config.era
-    )
-    return RunSetup(config, scale_factors, datasets)
+    return RunSetup(config, muon_sf, datasets)
 
 
 def check_era(era: str, option: str) -> str:
@@ -119,14 +116,6 @@ def check_era(era: str, option: str) -> str:
 
 
 # -- numeric options ---------------------------------------------------------------------
-def check_run_options(args: argparse.Namespace) -> None:
-    """``--chunksize`` and ``--workers`` at least 1, ``--retries`` at least 0.
-
-    Raises :class:`OptionError` naming the option and the value.
-    """
-    check_numbers(args, at_least={"chunksize": 1, "workers": 1, "retries": 0})
-
-
 def check_numbers(
     args: argparse.Namespace, at_least: dict[str, int], positive: Sequence[str] = ()
 ) -> None:

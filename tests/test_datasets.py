@@ -149,7 +149,6 @@ def test_paths_globs_folders_and_urls(tmp_path):
             str(tmp_path / "*.root"),
             str(tmp_path / "sub"),
             "root://host//eos/x.root",
-            str(tmp_path / "a.root"),
         ]
     )
     assert ds.name == "files"
@@ -165,6 +164,13 @@ def test_paths_globs_folders_and_urls(tmp_path):
     assert missing.files == [str(tmp_path / "missing.root")]
     with pytest.raises(DatasetError, match="no file matches"):
         datasets_from_paths([str(tmp_path / "*.nothing")])
+    # a file that a pattern matches too is refused, named, not dropped in silence
+    with pytest.raises(DatasetError, match=r"a\.root' is given twice \(by '.*\*\.root' and by"):
+        datasets_from_paths([str(tmp_path / "*.root"), str(tmp_path / "a.root")])
+    with pytest.raises(DatasetError, match=r"a\.root' is given twice \(by '.*sub/\.\./a"):
+        datasets_from_paths([str(tmp_path / "a.root"), str(tmp_path / "sub" / ".." / "a.root")])
+    with pytest.raises(DatasetError, match=r"x\.root' is given twice \(by 'root:"):
+        datasets_from_paths(["root://host//eos/x.root", "root://host//eos/x.root"])
     with pytest.raises(DatasetError, match=r"without \.root files"):
         datasets_from_paths([str(_empty(tmp_path))])
 

@@ -190,7 +190,7 @@ def test_performance_report_of_its_own_client(processes, dask_client, tmp_path):
     this process's default."""
     from distributed import Client
 
-    from tau3mu.run_command import performance_report_or_warn
+    from tau3mu.pipeline import performance_report_or_warn
 
     def tau3mu_marker_task(x: int) -> int:  # its name is looked for in the report
         return x + 1

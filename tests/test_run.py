@@ -441,7 +441,7 @@ def test_performance_report_is_written(dask_run):
 def test_performance_report_failure_is_a_warning(dask_client, tmp_path, capsys):
     """A report that cannot be written (here: its path is a folder) warns, the body's
     results stand, and the folder is left as it was."""
-    from tau3mu.run_command import performance_report_or_warn
+    from tau3mu.pipeline import performance_report_or_warn
 
     with performance_report_or_warn(str(tmp_path), dask_client):
         assert dask_client.submit(sum, [1, 2]).result(timeout=60) == 3
