@@ -127,6 +127,28 @@ def allow_unicode_names() -> None:
     coffea.util._hash = _utf8_hash
 
 
+def coffea_executor(
+    executor: Executor, client: Any, workers: int, status: bool, retries: int
+) -> Any:
+    """coffea's executor named ``executor``: ``iterative``, ``futures`` (``workers``
+    processes) or ``dask`` (on ``client``); ``status`` shows coffea's progress bar.
+
+    Raises :class:`ValueError` for another name, or ``dask`` without a client.
+    """
+    from coffea import processor
+
+    if executor == "iterative":
+        return processor.IterativeExecutor(status=status, retries=retries)
+    if executor == "futures":
+        return processor.FuturesExecutor(workers=workers, status=status, retries=retries)
+    if executor == "dask":
+        if client is None:
+            raise ValueError("the dask executor needs a distributed.Client")
+        # retried with backoff on the worker (BackoffRunner), not again by Dask at once
+        return processor.DaskExecutor(client=client, status=status, retries=0)
+    raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
+
+
 def run_runner(
     fileset: dict[str, Any],
     processor_instance: Any,
@@ -152,9 +174,6 @@ def run_runner(
     for at the end. ``progress``: a bar on a terminal, else a line per tenth of the chunks
     (:mod:`tau3mu.progress`); False shows none, coffea's included.
     """
-    from coffea import processor
-
-    from tau3mu import opentrees
     from tau3mu.checkpoints import AtomicCheckpointer
     from tau3mu.faults import (
         BackoffRunner,
@@ -162,7 +181,7 @@ def run_runner(
         configure_xrootd,
         inspect_inputs,
     )
-    from tau3mu.progress import coffea_bars, progress_mode
+    from tau3mu.progress import progress_mode
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     configure_xrootd()
@@ -177,20 +196,8 @@ def run_runner(
     )
     fileset = inspection.fileset
     mode = progress_mode(progress)
-    status = mode != "off"
-    if executor == "iterative":
-        ex = processor.IterativeExecutor(status=status, retries=retries)
-    elif executor == "futures":
-        ex = processor.FuturesExecutor(workers=workers, status=status, retries=retries)
-    elif executor == "dask":
-        if client is None:
-            raise ValueError("the dask executor needs a distributed.Client")
-        # retried with backoff on the worker (BackoffRunner), not again by Dask at once
-        ex = processor.DaskExecutor(client=client, status=status, retries=0)
-    else:
-        raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
     runner = BackoffRunner(
-        executor=ex,
+        executor=coffea_executor(executor, client, workers, mode != "off", retries),
         schema=Tau3MuSchema,
         chunksize=chunksize,
         maxchunks=maxchunks,
@@ -203,23 +210,8 @@ def run_runner(
         metadata_cache=inspection.coffea_metadata(),
     )
     tic = time.perf_counter()
-    try:
-        if fileset:
-            # coffea's Dask progress bar watches the default client's scheduler: make it
-            # this run's (another Client made later in this process would leave it waiting)
-            current = client.as_current() if client is not None else contextlib.nullcontext()
-            with coffea_bars(mode), current:
-                out, metrics = runner(
-                    fileset,
-                    processor_instance=processor_instance,
-                    uproot_options=_uproot_options(
-                        fileset, keep_trees=True, timeout=xrootd_timeout
-                    ),
-                )
-        else:
-            out, metrics = {}, {}
-    finally:
-        opentrees.release()  # the files this process kept (workers keep theirs)
+    options = _uproot_options(fileset, keep_trees=True, timeout=xrootd_timeout)
+    out, metrics = _run_chunks(runner, fileset, processor_instance, client, mode, options)
     metrics = dict(metrics)
     metrics["accounting"] = check_accounting(
         inspection, out.get("cutflow", {}), out.get("skipped", []), partial=maxchunks is not None
@@ -230,6 +222,35 @@ def run_runner(
     metrics["executor"] = executor
     metrics["mode"] = "runner"
     return _normalise(out, metrics)
+
+
+def _run_chunks(
+    runner: Any,
+    fileset: dict[str, Any],
+    processor_instance: Any,
+    client: Any,
+    mode: str,
+    uproot_options: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """coffea's (output, metrics) of ``runner`` over the inspected ``fileset``, with the
+    progress ``mode``; empty for an empty fileset. The files this process kept open
+    are released at the end (workers keep theirs)."""
+    from tau3mu import opentrees
+    from tau3mu.progress import coffea_bars
+
+    # coffea's Dask progress bar watches the default client's scheduler: make it this
+    # run's (another Client made later in this process would leave it waiting)
+    current = client.as_current() if client is not None else contextlib.nullcontext()
+    try:
+        if not fileset:
+            return {}, {}
+        with coffea_bars(mode), current:
+            out, metrics = runner(
+                fileset, processor_instance=processor_instance, uproot_options=uproot_options
+            )
+    finally:
+        opentrees.release()
+    return out, metrics
 
 
 def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list[str]]:
@@ -357,7 +378,7 @@ def run_dask_awkward(
     from coffea.dataset_tools import apply_to_fileset
     from coffea.processor import accumulate
 
-    from tau3mu.faults import ChunkError, check_accounting, chunk_message, inspect_inputs
+    from tau3mu.faults import check_accounting, inspect_inputs
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
     schema = Tau3MuSchema
@@ -388,22 +409,19 @@ def run_dask_awkward(
         except Exception as err:
             failure = err
         # outside the except block: the probes' errors are not chained onto the graph's
-        failing = _failing_chunks(available, processor_instance, schema, client)
-        if not failing:
-            raise failure  # not a chunk's fault (a lost cluster, ...): as it came
-        message = chunk_message(failing[0])
-        if len(failing) > 1:
-            message += f" (and {len(failing) - 1} more failing chunk(s))"
-        if not skip_bad_files:
-            raise ChunkError(message) from failure
-        for chunk in failing:
-            log.warning("skipping chunk %s", chunk_message(chunk))
+        failing = _chunks_to_skip(
+            failure, available, processor_instance, schema, client, skip_bad_files
+        )
         skipped += failing
         available = _without_chunks(available, failing)
         if not available:
             computed, columns = {}, []
             break
     merged: dict[str, Any] = accumulate(computed.values()) if computed else {}
+    events = {
+        d: {"events": {"events": _to_int(s["events"]["events"])}}
+        for d, s in merged.get("cutflow", {}).items()
+    }
     metrics = {
         "wall_s": time.perf_counter() - tic,
         "graph_build_s": build - tic,
@@ -411,16 +429,37 @@ def run_dask_awkward(
         "mode": "dask-awkward",
         "files_known_good": inspection.known_good,
         "columns": columns,
-        "entries": sum(
-            _to_int(steps["events"]["events"]) for steps in merged.get("cutflow", {}).values()
-        ),
+        "entries": sum(steps["events"]["events"] for steps in events.values()),
+        "accounting": check_accounting(inspection, events, skipped),
     }
-    metrics["accounting"] = check_accounting(
-        inspection,
-        {
-            d: {"events": {"events": _to_int(s["events"]["events"])}}
-            for d, s in merged.get("cutflow", {}).items()
-        },
-        skipped,
-    )
     return _normalise(merged, metrics)
+
+
+def _chunks_to_skip(
+    failure: Exception,
+    available: dict[str, Any],
+    processor_instance: Any,
+    schema: Any,
+    client: Any,
+    skip_bad_files: bool,
+) -> list[dict[str, Any]]:
+    """After the graph failed with ``failure``: its failing chunks, found by running each
+    on its own, to skip (each logged).
+
+    Raises ``failure`` as it came when no chunk fails alone (a lost cluster, ...), and
+    :class:`~tau3mu.faults.ChunkError` naming the first failing chunk unless
+    ``skip_bad_files``.
+    """
+    from tau3mu.faults import ChunkError, chunk_message
+
+    failing = _failing_chunks(available, processor_instance, schema, client)
+    if not failing:
+        raise failure
+    message = chunk_message(failing[0])
+    if len(failing) > 1:
+        message += f" (and {len(failing) - 1} more failing chunk(s))"
+    if not skip_bad_files:
+        raise ChunkError(message) from failure
+    for chunk in failing:
+        log.warning("skipping chunk %s", chunk_message(chunk))
+    return failing

@@ -22,9 +22,14 @@ FIT_ENGINES = ("zfit", "iminuit")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """The options of ``tau3mu run``."""
-    from tau3mu.config import DEFAULT_CHUNKSIZE
+    """The options of ``tau3mu run``, in the order ``--help`` lists them."""
+    _add_input_options(parser)
+    _add_execution_options(parser)
+    _add_analysis_options(parser)
+    _add_robustness_options(parser)
 
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -41,6 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", help="put before every rootpath, e.g. root://eosuser.cern.ch/")
     parser.add_argument("--tree", help="tree name for plain file inputs (default: detected)")
+
+
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    from tau3mu.config import DEFAULT_CHUNKSIZE
+
     parser.add_argument(
         "--executor",
         choices=["iterative", "futures", "dask"],
@@ -76,6 +86,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="CA certificates folder set as X509_CERT_DIR with the proxy "
         "(default $X509_CERT_DIR, else /etc/grid-security/certificates)",
     )
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--selection",
         help='JSON overriding selection settings: {"run2": {...}, "run3": {...}, '
@@ -112,6 +125,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-fit", action="store_true", help="skip the mass fit")
     add_fit_options(parser)
+
+
+def _add_robustness_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-bad-files",
         action="store_true",

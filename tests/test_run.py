@@ -587,9 +587,9 @@ def test_futures_executor_report(futures_run, run3_dataset):
 
 @pytest.mark.slow
 def test_demo_on_a_small_dataset(tmp_path):
-    """``tau3mu demo --events N``: generates N events, runs on a local Dask cluster, fits
-    with the default engine (zfit). In a fresh process, as users run it: TensorFlow is
-    not imported into the test process, where ROOT may be."""
+    """``tau3mu demo --events N``: generates N events, runs them (in this process: one
+    worker needs no cluster), fits with the default engine (zfit). In a fresh process, as
+    users run it: TensorFlow is not imported into the test process, where ROOT may be."""
     argv = ["demo", "--out", str(tmp_path), "--events", "8000", "--workers", "1"]
     done = subprocess.run(
         [sys.executable, "-m", "tau3mu.cli", *argv], capture_output=True, text=True, timeout=600
@@ -597,8 +597,9 @@ def test_demo_on_a_small_dataset(tmp_path):
     run = {"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
     assert run["code"] == 0, run["stderr"][-3000:]
     assert "generating 8,000 events of synthetic run3 data" in run["stdout"]
-    assert "Dask: local cluster of 1 worker" in run["stderr"]
-    assert "dashboard http://" in run["stderr"]
+    assert "executor: iterative (this process), chosen: --workers 1" in run["stderr"]
+    assert "Dask:" not in run["stderr"]
+    assert "with iterative on 1 worker(s)" in run["stdout"]
     results = tmp_path / "results"
     report = strict_json((results / "report.json").read_text())
     assert report["events"] == 8000

@@ -25,10 +25,11 @@ MassHistograms = Mapping[str, tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class Fits:
-    """The fit of each dataset, in input order, and the seconds the fits and figures took."""
+    """The fit of each dataset, in input order, and the seconds the fits and figures
+    took (None when nothing was fitted)."""
 
     results: dict[str, FitResult]
-    seconds: float
+    seconds: float | None
 
 
 def figure_stem(outdir: str | Path, dataset: str) -> Path:
@@ -46,7 +47,7 @@ def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
     """
     name = analysis.setup.channel.fit_histogram
     if not options.fit or name is None:
-        return Fits({}, 0.0)
+        return Fits({}, None)
     h = analysis.output.hists[name]
     histograms = {}
     for dataset in h.axes["dataset"]:

@@ -72,7 +72,7 @@ def build_report(
         # the executor's own processing time
         "processing_time_s": round(metrics.get("wall_s", wall), 3),
         # the fits and their figures (null with --no-fit)
-        "fit_time_s": round(fits.seconds, 3) if options.fit else None,
+        "fit_time_s": None if fits.seconds is None else round(fits.seconds, 3),
         # the whole run, outputs written
         "total_time_s": round(time.perf_counter() - analysis.started, 3),
         "throughput_events_per_s": round(events / metrics["wall_s"], 1)
