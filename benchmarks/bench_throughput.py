@@ -311,7 +311,12 @@ def main() -> None:
         "--gb", type=float, default=2.0, help="size of the generated Run 2 set (GB)"
     )
     parser.add_argument("--layout", nargs="+", default=["run2", "run3"])
-    parser.add_argument("--chunksize", type=int, default=100_000, help="as tau3mu run's default")
+    parser.add_argument(
+        "--chunksize",
+        type=int,
+        default=100_000,
+        help="events per chunk (default %(default)s: the chunks docs/benchmarks.md was measured with)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds of every row (the median is kept)"
     )

@@ -98,8 +98,10 @@ def fit_histograms(
     outdir = Path(outdir)
     results: dict[str, FitResult] = {}
     for i, (dataset, (counts, edges)) in enumerate(histograms.items()):
-        engine_fit = fit_counts_iminuit if engine == "iminuit" else fit_counts
-        result = engine_fit(counts, edges, minos=minos)
+        if engine == "iminuit":
+            result = fit_counts_iminuit(counts, edges, minos=minos)
+        else:
+            result = fit_counts(counts, edges, minos=minos)
         results[dataset] = result
         written = plot_fit(
             counts,
