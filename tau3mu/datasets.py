@@ -54,8 +54,6 @@ __all__ = [
 REQUIRED = ("rootpath", "files", "treename")
 #: optional keys and their defaults; ``metadata`` is an object passed on to the processor
 OPTIONAL: dict[str, Any] = {"era": None, "lumi": None, "type": "data", "metadata": None}
-#: keys of the original input.json that tau3mu reads no meaning from (kept as metadata)
-ORIGINAL_UNUSED = ("skim",)
 TYPES = ("data", "mc")
 _GLOB_CHARS = "*?["
 

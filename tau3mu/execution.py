@@ -17,7 +17,17 @@ import awkward as ak
 import numpy as np
 
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
+from tau3mu.datasets import Fileset
 from tau3mu.schemas import Tau3MuSchema
+
+__all__ = [
+    "AnalysisOutput",
+    "Executor",
+    "allow_unicode_names",
+    "coffea_executor",
+    "run_dask_awkward",
+    "run_runner",
+]
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +160,7 @@ def coffea_executor(
 
 
 def run_runner(
-    fileset: dict[str, Any],
+    fileset: Fileset,
     processor_instance: Any,
     *,
     executor: Executor = "iterative",
@@ -355,7 +365,7 @@ def _without_chunks(available: dict[str, Any], chunks: list[dict[str, Any]]) -> 
 
 
 def run_dask_awkward(
-    fileset: dict[str, Any],
+    fileset: Fileset,
     processor_instance: Any,
     *,
     client: Any = None,
