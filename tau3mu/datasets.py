@@ -25,16 +25,22 @@ import difflib
 import glob
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
+from tau3mu.dataset_files import (
+    DatasetError,
+    expand_files,
+    expand_remote_glob,
+    file_identity,
+    has_glob,
+    join_rootpath,
+)
 from tau3mu.eras import EraError, year_of
-from tau3mu.errors import Tau3MuError
 from tau3mu.validation import refuse_duplicate_keys
-from tau3mu.xrootd import is_remote, is_xrootd, join_url, split_url
+from tau3mu.xrootd import is_remote, join_url
 
 __all__ = [
     "Dataset",
@@ -55,7 +61,6 @@ REQUIRED = ("rootpath", "files", "treename")
 #: optional keys and their defaults; ``metadata`` is an object passed on to the processor
 OPTIONAL: dict[str, Any] = {"era": None, "lumi": None, "type": "data", "metadata": None}
 TYPES = ("data", "mc")
-_GLOB_CHARS = "*?["
 
 
 class DatasetFiles(TypedDict):
@@ -69,10 +74,6 @@ class DatasetFiles(TypedDict):
 
 #: coffea's fileset: dataset name -> its files and metadata (:func:`to_fileset`)
 Fileset = dict[str, DatasetFiles]
-
-
-class DatasetError(Tau3MuError, ValueError):
-    """A datasets file or a path the user gave cannot be used as it is."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
             raise DatasetError(f"{where}: {err}") from None
     metadata = {**(spec.get("metadata") or {}), **{key: spec[key] for key in unused}}
     rootpath = join_rootpath(prefix, spec["rootpath"])
-    paths, patterns = _expand_files(where, [join_url(rootpath, f) for f in files])
+    paths, patterns = expand_files(where, [join_url(rootpath, f) for f in files])
     return Dataset(
         name=name,
         files=paths,
@@ -235,75 +236,6 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         unused_keys=unused,
         patterns=patterns,
     )
-
-
-def join_rootpath(prefix: str | None, rootpath: str) -> str:
-    """The folder of a dataset: ``prefix`` + ``rootpath``, as the original notebook joined them.
-
-    The rootpath is taken relative to the prefix whether it starts with a slash or not
-    (``root://eosuser.cern.ch//eos/user/f/x/`` + ``/Skim/0000/`` ->
-    ``root://eosuser.cern.ch//eos/user/f/x/Skim/0000``); XRootD keeps its ``//`` before the
-    absolute path. Without a prefix, or for a rootpath that is already a URL, the rootpath
-    is used as it is.
-    """
-    if not prefix or is_remote(rootpath):
-        return rootpath
-    if not is_remote(prefix):
-        return str(Path(prefix) / rootpath.lstrip("/"))
-    server, base = split_url(prefix)
-    parts = [p for p in f"{base}/{rootpath}".split("/") if p]
-    if is_xrootd(prefix):
-        return f"{server}//" + "/".join(parts)
-    return f"{server}/" + "/".join(parts)
-
-
-def _has_glob(path: str) -> bool:
-    return any(c in path for c in _GLOB_CHARS)
-
-
-def _expand_files(where: str, paths: list[str]) -> tuple[list[str], tuple[tuple[str, int], ...]]:
-    """``paths`` with their glob patterns expanded (each must match a file), the number
-    of files each pattern matched, and no local file twice under two spellings."""
-    out: list[str] = []
-    patterns = []
-    for path in paths:
-        if not _has_glob(path):
-            out.append(path)
-            continue
-        matches = _expand_remote_glob(path) if is_remote(path) else _local_files(path)
-        if not matches:
-            raise DatasetError(f"{where}: the pattern {path!r} matches no file")
-        patterns.append((path, len(matches)))
-        out.extend(matches)
-    _no_file_twice(where, out)
-    return out, tuple(patterns)
-
-
-def _local_files(pattern: str) -> list[str]:
-    """The files (not folders) a local glob pattern matches, sorted."""
-    return sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
-
-
-def file_identity(path: str) -> str:
-    """What a path is rather than how it is spelled: a local file's real path (symlinks and
-    ``..`` resolved), a URL as it is."""
-    return path if is_remote(path) else os.path.realpath(path)
-
-
-def _no_file_twice(where: str, paths: list[str]) -> None:
-    """Raise DatasetError when two entries of ``paths`` are one file."""
-    seen: dict[str, str] = {}
-    for path in paths:
-        identity = file_identity(path)
-        if identity not in seen:
-            seen[identity] = path
-            continue
-        first = seen[identity]
-        raise DatasetError(
-            f"{where}: {first!r} and {path!r} are the same file, listed twice"
-            if first != path
-            else f"{where}: {path!r} listed twice (its patterns overlap)"
-        )
 
 
 def input_notes(datasets: Sequence[Dataset]) -> list[str]:
@@ -328,19 +260,6 @@ def input_notes(datasets: Sequence[Dataset]) -> list[str]:
                 + ", ".join(f"{p} ({n})" for p, n in d.patterns)
             )
     return notes
-
-
-def _expand_remote_glob(url: str) -> list[str]:
-    """``root://host//dir/*.root`` -> the matching URLs, listed on the server (fsspec-xrootd)."""
-    import fsspec
-
-    try:
-        fs, fs_path = fsspec.core.url_to_fs(url)
-        found = fs.glob(fs_path, detail=True)
-    except (OSError, ValueError) as err:
-        raise DatasetError(f"{url}: cannot list the remote folder: {err}") from err
-    matches = sorted(m for m, info in found.items() if info.get("type") != "directory")
-    return [fs.unstrip_protocol(m) for m in matches]
 
 
 def datasets_from_inputs(
@@ -394,10 +313,10 @@ def datasets_from_paths(
     given_by: dict[str, str] = {}  # file -> the path, pattern or folder that gave it
     for p in paths:
         if is_remote(p):
-            for url in _expand_remote_glob(p) if _has_glob(p) else [p]:
+            for url in expand_remote_glob(p) if has_glob(p) else [p]:
                 _add_once(files, given_by, url, p)
             continue
-        if any(c in p for c in _GLOB_CHARS):
+        if has_glob(p):
             matches = sorted(glob.glob(p, recursive=True))
             if not matches:
                 raise DatasetError(f"{p}: no file matches")
