@@ -18,6 +18,7 @@ import numpy as np
 
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
+from tau3mu.progress import Mode as ProgressMode
 from tau3mu.schemas import Tau3MuSchema
 
 __all__ = [
@@ -239,7 +240,7 @@ def _run_chunks(
     fileset: dict[str, Any],
     processor_instance: Any,
     client: Any,
-    mode: str,
+    mode: ProgressMode,
     uproot_options: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """coffea's (output, metrics) of ``runner`` over the inspected ``fileset``, with the
@@ -274,7 +275,7 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
     collections, repack = unpack_collections(graphs)
     # what the column optimisation leaves to read, per input layer: the Runner's "columns"
     needed = dak.report_necessary_columns(*collections) if collections else {}
-    columns = sorted({c for layer in needed.values() for c in layer})
+    columns = sorted({c for layer in needed.values() for c in layer or ()})
     mode = progress_mode(progress)
     if client is not None:
         futures = client.compute(list(collections))

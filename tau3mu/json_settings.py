@@ -104,7 +104,7 @@ def selection_from_dict(data: Any, cls: type, where: str, path: str = "") -> Any
     return cls(**kwargs)
 
 
-def _default(spec: dataclasses.Field) -> Any:
+def _default(spec: dataclasses.Field[Any]) -> Any:
     if spec.default is not dataclasses.MISSING:
         return spec.default
     if spec.default_factory is not dataclasses.MISSING:
@@ -133,14 +133,16 @@ def _checked(kind: Any, value: Any, name: str, where: str, default: Any = None) 
         if value not in args:
             raise OptionError(f"{where}: {name}: must be one of {list(args)}, not {value!r}")
         return value
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return selection_from_dict(value, kind, where, name)
     if origin is tuple:
         return _checked_tuple(args, value, name, where, default)
     return _checked_scalar(kind, value, name, where)
 
 
-def _checked_tuple(args: tuple, value: Any, name: str, where: str, default: Any) -> tuple:
+def _checked_tuple(
+    args: tuple[Any, ...], value: Any, name: str, where: str, default: Any
+) -> tuple[Any, ...]:
     if isinstance(value, str):
         raise OptionError(
             f"{where}: {name}: must be a list such as [{json.dumps(value)}], not the string "

@@ -223,7 +223,8 @@ def write_histograms(
 def load_histograms(path: str | Path) -> dict[str, Any]:
     """Read back ``histograms.pkl`` for replotting."""
     with open(path, "rb") as handle:
-        return pickle.load(handle)
+        histograms: dict[str, Any] = pickle.load(handle)
+    return histograms
 
 
 #: the snapshot's tree, and the TObjString beside it naming the ``dataset`` branch's values

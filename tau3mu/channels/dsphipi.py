@@ -41,7 +41,9 @@ def periods(config: SelectionConfig, datasets: Sequence[Dataset]) -> dict[str, d
 
 
 def _book(config: SelectionConfig) -> dict[str, Any]:
-    return book(config)
+    """The empty histograms of the channel (``hist.Hist``)."""
+    histograms: dict[str, Any] = book(config)
+    return histograms
 
 
 #: the channel: its processor, selection, histograms and the h_mass fit

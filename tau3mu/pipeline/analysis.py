@@ -107,9 +107,9 @@ def analyse(
     duplicates = duplicate_events(output.snapshot)
     if options.drop_duplicate_events:
         output, _ = drop_duplicate_events(output)
-    line = duplicates_line(duplicates, dropped=options.drop_duplicate_events)
-    if line:
-        print(line)
+    note = duplicates_line(duplicates, dropped=options.drop_duplicate_events)
+    if note:
+        print(note)
     return Analysis(
         tuple(datasets), setup, output, duplicates, choice, workers, where.proxy, started, processed
     )

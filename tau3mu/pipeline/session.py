@@ -96,7 +96,8 @@ def performance_report_or_warn(path: str | None, client: Any) -> Iterator[None]:
         return
     from distributed import performance_report
 
-    report = performance_report(filename=path)
+    # distributed's report is untyped: Any here
+    report: Any = performance_report(filename=path)  # type: ignore[no-untyped-call]
     try:
         with client.as_current():  # the run's client, not the latest made in this process
             report.__enter__()
