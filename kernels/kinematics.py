@@ -17,7 +17,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from tau3mu.kernels.buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
+from tau3mu.kernels.buffers import float64_buffers, is_typetracer, on_typetracer, wrap
 
 #: a flat ``float64`` buffer
 Floats = NDArray[np.float64]
@@ -60,13 +60,6 @@ def _delta_r_kernel(eta1: Floats, phi1: Floats, eta2: Floats, phi2: Floats, out:
         out[i] = math.sqrt(deta * deta + dphi * dphi)
 
 
-def _flat_inputs(arrays: tuple[Any, ...], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    parts = [jagged(a, what) for a in arrays]
-    check_same_structure([p[0] for p in parts], what)
-    # float64 before any arithmetic: numba's math.cos of a float32 is a float32
-    return parts[0][0], [p[1].astype(np.float64, copy=False) for p in parts]
-
-
 def pair_mass(
     pt1: Any, eta1: Any, phi1: Any, pt2: Any, eta2: Any, phi2: Any, mass: float
 ) -> ak.Array:
@@ -81,7 +74,7 @@ def pair_mass(
     arrays = (pt1, eta1, phi1, pt2, eta2, phi2)
     if is_typetracer(*arrays):
         return on_typetracer(pair_mass, arrays, mass=mass)
-    offsets, flat = _flat_inputs(arrays, "pair_mass")
+    offsets, flat = float64_buffers(arrays, "pair_mass")
     return wrap(offsets, pair_mass_values(*flat, mass=mass))
 
 
@@ -117,7 +110,7 @@ def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> ak.Array:
     arrays = (eta1, phi1, eta2, phi2)
     if is_typetracer(*arrays):
         return on_typetracer(delta_r, arrays)
-    offsets, flat = _flat_inputs(arrays, "delta_r")
+    offsets, flat = float64_buffers(arrays, "delta_r")
     out = np.empty(len(flat[0]), dtype=np.float64)
     _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return wrap(offsets, out)
