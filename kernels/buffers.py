@@ -104,3 +104,14 @@ def float64_buffers(arrays: Sequence[Any], what: str) -> tuple[np.ndarray, list[
     parts = [jagged(a, what) for a in arrays]
     check_same_structure([p[0] for p in parts], what)
     return parts[0][0], [p[1].astype(np.float64, copy=False) for p in parts]
+
+
+__all__ = [
+    "check_same_structure",
+    "float64_buffers",
+    "is_typetracer",
+    "jagged",
+    "list_layout",
+    "on_typetracer",
+    "wrap",
+]

@@ -1,10 +1,9 @@
 """Per-candidate two-body kinematics fused into one pass: pair mass and delta R.
 
 Written with awkward ufuncs the pair mass is ~30 array operations, each a full pass
-over the candidates with its own temporary; fused, it is about 2x faster (700k
-candidates: 70 ms against 135 ms; the transcendental functions dominate), delta R
-about 3x (8 ms against 23 ms), with bit-identical results. Both take one-level
-jagged arrays of the same structure and compute in float64.
+over the candidates with its own temporary; here each is one pass, with bit-identical
+results (docs/benchmarks.md, "Computation"). Both take one-level jagged arrays of the
+same structure and compute in float64.
 """
 
 from __future__ import annotations
@@ -114,3 +113,6 @@ def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> ak.Array:
     out = np.empty(len(flat[0]), dtype=np.float64)
     _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return wrap(offsets, out)
+
+
+__all__ = ["delta_r", "delta_r_values", "pair_mass", "pair_mass_values"]

@@ -65,3 +65,6 @@ def book(config: SelectionConfig, *, dask: bool = False) -> dict[str, Any]:
             storage=hist.storage.Weight(),
         )
     return out
+
+
+__all__ = ["CONTROL", "book"]

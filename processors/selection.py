@@ -156,7 +156,7 @@ def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | No
 
     Computed on flat buffers (eagerly, or per partition for dask-awkward arrays), one
     step at a time, each on the candidates that passed the steps before: a jagged
-    awkward operation costs a few ms of fixed overhead, and the phi mass, delta R and the
+    awkward operation has a fixed overhead of its own, and the phi mass, delta R and the
     Run 3 links are worth computing only for the ~20 % of candidates that reach them.
     """
     cand = candidate_record(events, year)
