@@ -1,10 +1,9 @@
 """Per-candidate two-body kinematics fused into one pass: pair mass and delta R.
 
 Written with awkward ufuncs the pair mass is ~30 array operations, each a full pass
-over the candidates with its own temporary; fused, it is about 2x faster (700k
-candidates: 70 ms against 135 ms; the transcendental functions dominate), delta R
-about 3x (8 ms against 23 ms), with bit-identical results. Both take one-level
-jagged arrays of the same structure and compute in float64.
+over the candidates with its own temporary; here each is one pass, with bit-identical
+results (docs/benchmarks.md, "Computation"). Both take one-level jagged arrays of the
+same structure and compute in float64.
 """
 
 from __future__ import annotations
@@ -15,12 +14,25 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from tau3mu.kernels._buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
+from tau3mu.kernels.buffers import float64_buffers, is_typetracer, on_typetracer, wrap
+
+#: a flat ``float64`` buffer
+Floats = NDArray[np.float64]
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_mass_kernel(pt1, eta1, phi1, pt2, eta2, phi2, mass, out):
+def _pair_mass_kernel(
+    pt1: Floats,
+    eta1: Floats,
+    phi1: Floats,
+    pt2: Floats,
+    eta2: Floats,
+    phi2: Floats,
+    mass: float,
+    out: Floats,
+) -> None:
     m2 = mass * mass
     for i in range(len(out)):
         a = np.float64(pt1[i])
@@ -39,19 +51,12 @@ def _pair_mass_kernel(pt1, eta1, phi1, pt2, eta2, phi2, mass, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _delta_r_kernel(eta1, phi1, eta2, phi2, out):
+def _delta_r_kernel(eta1: Floats, phi1: Floats, eta2: Floats, phi2: Floats, out: Floats) -> None:
     for i in range(len(out)):
         # Python/NumPy floor modulo: the difference wrapped into [-pi, pi)
         dphi = (np.float64(phi1[i]) - np.float64(phi2[i]) + np.pi) % (2.0 * np.pi) - np.pi
         deta = np.float64(eta1[i]) - np.float64(eta2[i])
         out[i] = math.sqrt(deta * deta + dphi * dphi)
-
-
-def _flat_inputs(arrays: tuple[Any, ...], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    parts = [jagged(a, what) for a in arrays]
-    check_same_structure([p[0] for p in parts], what)
-    # float64 before any arithmetic: numba's math.cos of a float32 is a float32
-    return parts[0][0], [p[1].astype(np.float64, copy=False) for p in parts]
 
 
 def pair_mass(
@@ -68,7 +73,7 @@ def pair_mass(
     arrays = (pt1, eta1, phi1, pt2, eta2, phi2)
     if is_typetracer(*arrays):
         return on_typetracer(pair_mass, arrays, mass=mass)
-    offsets, flat = _flat_inputs(arrays, "pair_mass")
+    offsets, flat = float64_buffers(arrays, "pair_mass")
     return wrap(offsets, pair_mass_values(*flat, mass=mass))
 
 
@@ -78,7 +83,8 @@ def pair_mass_values(*arrays: np.ndarray, mass: float) -> np.ndarray:
     if len(flat) != 6 or len({len(a) for a in flat}) != 1:
         raise ValueError("pair_mass_values: six flat arrays of one length are needed")
     out = np.empty(len(flat[0]), dtype=np.float64)
-    _pair_mass_kernel(*flat, float(mass), out)
+    pt1, eta1, phi1, pt2, eta2, phi2 = flat
+    _pair_mass_kernel(pt1, eta1, phi1, pt2, eta2, phi2, float(mass), out)
     return out
 
 
@@ -90,7 +96,7 @@ def delta_r_values(
     if len({len(a) for a in flat}) != 1:
         raise ValueError(f"delta_r_values: inputs of different lengths {[len(a) for a in flat]}")
     out = np.empty(len(flat[0]), dtype=np.float64)
-    _delta_r_kernel(*flat, out)
+    _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return out
 
 
@@ -103,7 +109,10 @@ def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> ak.Array:
     arrays = (eta1, phi1, eta2, phi2)
     if is_typetracer(*arrays):
         return on_typetracer(delta_r, arrays)
-    offsets, flat = _flat_inputs(arrays, "delta_r")
+    offsets, flat = float64_buffers(arrays, "delta_r")
     out = np.empty(len(flat[0]), dtype=np.float64)
-    _delta_r_kernel(*flat, out)
+    _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return wrap(offsets, out)
+
+
+__all__ = ["delta_r", "delta_r_values", "pair_mass", "pair_mass_values"]

@@ -27,7 +27,8 @@ CONTROL: dict[str, tuple[str, str, int, float, float]] = {
 }
 
 
-def _axes(name: str) -> list[Any]:
+def _axes() -> list[Any]:
+    """The dataset and systematic axes every histogram starts with."""
     return [
         hist.axis.StrCategory([], name="dataset", label="Dataset", growth=True),
         hist.axis.StrCategory([], name="systematic", label="Systematic", growth=True),
@@ -46,7 +47,7 @@ def book(config: SelectionConfig, *, dask: bool = False) -> dict[str, Any]:
     axis = config.mass_axis
     out = {
         "h_mass": cls(
-            *_axes("h_mass"),
+            *_axes(),
             hist.axis.Regular(
                 axis.bins,
                 axis.start,
@@ -59,8 +60,11 @@ def book(config: SelectionConfig, *, dask: bool = False) -> dict[str, Any]:
     }
     for name, (var, label, bins, start, stop) in CONTROL.items():
         out[name] = cls(
-            *_axes(name),
+            *_axes(),
             hist.axis.Regular(bins, start, stop, name=var, label=label),
             storage=hist.storage.Weight(),
         )
     return out
+
+
+__all__ = ["CONTROL", "book"]

@@ -16,19 +16,19 @@ import numpy as np
 
 from tau3mu import kernels
 from tau3mu.config import PeriodSelection, Run2Selection, Run3Selection
-from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
+from tau3mu.kernels.buffers import is_typetracer, on_typetracer, wrap
 from tau3mu.processors.arrays import call, lib
 from tau3mu.processors.links import TRACK_FIELDS, candidate_links, candidate_record, muon_record
 
 __all__ = ["in_closed_interval", "in_open_interval", "select", "steps"]
 
 
-def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
+def in_open_interval(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """``low < values < high``."""
     return (values > window[0]) & (values < window[1])
 
 
-def in_closed_interval(values: Any, window: tuple[float, float]) -> Any:
+def in_closed_interval(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """``low <= values <= high``."""
     return (values >= window[0]) & (values <= window[1])
 
@@ -102,10 +102,10 @@ def _run3_steps(cut: Run3Selection) -> dict[str, Judge]:
 
     def phi_mass(get: Get) -> np.ndarray:
         muons = (get(f"{p}_{k}") for p in ("mu1", "mu2") for k in ("pt", "eta", "phi", "energy"))
-        opposite = (get("mu1_charge") + get("mu2_charge")) == 0
-        return opposite & in_closed_interval(
-            kernels.dimuon_mass_values(*muons), cut.phi_mass_window
-        )
+        opposite: np.ndarray = (get("mu1_charge") + get("mu2_charge")) == 0
+        window = in_closed_interval(kernels.dimuon_mass_values(*muons), cut.phi_mass_window)
+        passed: np.ndarray = opposite & window
+        return passed
 
     def matched(get: Get, prefix: str) -> np.ndarray:
         return (
@@ -138,10 +138,14 @@ def _run3_steps(cut: Run3Selection) -> dict[str, Judge]:
 
 
 def steps(selection: PeriodSelection) -> dict[str, Judge]:
-    """The per-candidate steps of ``selection``'s period after the trigger, in order."""
+    """The per-candidate steps of ``selection``'s period after the trigger, in the order
+    of its cutflow (``selection.steps``: :data:`tau3mu.config.RUN2_STEPS` or
+    :data:`tau3mu.config.RUN3_STEPS`, their one home)."""
     if isinstance(selection, Run2Selection):
-        return _run2_steps(selection)
-    return _run3_steps(selection)
+        judges = _run2_steps(selection)
+    else:
+        judges = _run3_steps(selection)
+    return {label: judges[label] for label in selection.steps[1:]}
 
 
 def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | None) -> Any:
@@ -152,7 +156,7 @@ def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | No
 
     Computed on flat buffers (eagerly, or per partition for dask-awkward arrays), one
     step at a time, each on the candidates that passed the steps before: a jagged
-    awkward operation costs a few ms of fixed overhead, and the phi mass, delta R and the
+    awkward operation has a fixed overhead of its own, and the phi mass, delta R and the
     Run 3 links are worth computing only for the ~20 % of candidates that reach them.
     """
     cand = candidate_record(events, year)
