@@ -25,7 +25,7 @@ import difflib
 import glob
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -39,7 +39,8 @@ from tau3mu.dataset_files import (
     join_rootpath,
 )
 from tau3mu.eras import EraError, year_of
-from tau3mu.validation import refuse_duplicate_keys
+from tau3mu.json_settings import refuse_duplicate_keys
+from tau3mu.wording import few, suggestion
 from tau3mu.xrootd import is_remote, join_url
 
 __all__ = [
@@ -99,11 +100,6 @@ class Dataset:
         return self.type == "mc"
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _misspelt(missing: Sequence[str], given: Sequence[str]) -> str:
     """`` ('flies' is given: a misspelling of 'files'?)`` for the keys that look like typos."""
     hints = []
@@ -153,9 +149,7 @@ def load_datasets(
     if names:
         unknown = [n for n in names if n not in content]
         if unknown:
-            from tau3mu.validation import few
-
-            hints = ", ".join(f"{n!r}{_suggest(n, content)}" for n in unknown[:3])
+            hints = ", ".join(f"{n!r}{suggestion(n, content)}" for n in unknown[:3])
             more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
             raise DatasetError(
                 f"{path}: unknown dataset {hints}{more}; known datasets: {few(sorted(content))}"
@@ -202,7 +196,7 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         )
     kind = spec.get("type", OPTIONAL["type"])
     if kind not in TYPES:
-        hint = _suggest(kind.lower(), TYPES) if isinstance(kind, str) else ""
+        hint = suggestion(kind.lower(), TYPES) if isinstance(kind, str) else ""
         raise DatasetError(f"{where}: 'type' must be one of {list(TYPES)}, not {kind!r}{hint}")
     lumi = spec.get("lumi")
     if lumi is not None and (
@@ -247,7 +241,7 @@ def input_notes(datasets: Sequence[Dataset]) -> list[str]:
         for key in d.unused_keys:
             unused.setdefault(key, []).append(d.name)
     if unused:
-        keys = ", ".join(f"{key!r}{_suggest(key, [*REQUIRED, *OPTIONAL])}" for key in unused)
+        keys = ", ".join(f"{key!r}{suggestion(key, [*REQUIRED, *OPTIONAL])}" for key in unused)
         notes.append(
             f"note: keys tau3mu does not use, kept as dataset metadata: {keys} "
             f"(in {len({n for names in unused.values() for n in names})} dataset(s))"

@@ -8,7 +8,6 @@ objects and the snapshot as one awkward record array per dataset, sorted by
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
+from tau3mu.chunk_probes import chunks_to_skip, without_chunks
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
 from tau3mu.progress import Mode as ProgressMode
@@ -29,8 +29,6 @@ __all__ = [
     "run_dask_awkward",
     "run_runner",
 ]
-
-log = logging.getLogger(__name__)
 
 Executor = Literal["iterative", "futures", "dask"]
 
@@ -287,82 +285,9 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
     return computed, columns
 
 
-def _probe_chunk(
-    processor_instance: Any,
-    schema: Any,
-    dataset: str,
-    metadata: dict[str, Any],
-    path: str,
-    tree: str,
-    start: int,
-    stop: int,
-) -> str | None:
-    """Run one chunk eagerly: None if it works, else its error (``Type: message``)."""
-    from coffea.nanoevents import NanoEventsFactory
-
-    from tau3mu.faults import error_cause
-
-    meta = {**metadata, "dataset": dataset, "filename": path, "entrystart": start}
-    meta["entrystop"] = stop
-    try:
-        events = NanoEventsFactory.from_root(
-            {path: tree},
-            schemaclass=schema,
-            entry_start=start,
-            entry_stop=stop,
-            metadata=meta,
-            mode="virtual",
-            # read as the graph reads, so that it fails the same way
-            uproot_options=_uproot_options({dataset: {"files": {path: tree}}}, graph=True),
-        ).events()
-        processor_instance.process(events)
-    except Exception as err:
-        return error_cause(err)
-    return None
-
-
-def _failing_chunks(
-    available: dict[str, Any], processor_instance: Any, schema: Any, client: Any
-) -> list[dict[str, Any]]:
-    """Every chunk of ``available`` that fails when run on its own (on the workers when
-    there is a client): what a failed graph does not tell, its file and entries."""
-    from tau3mu.faults import skipped_chunk
-
-    jobs = [
-        (dataset, spec.get("metadata") or {}, path, info["object_path"], start, stop)
-        for dataset, spec in available.items()
-        for path, info in spec["files"].items()
-        for start, stop in info["steps"]
-        if stop > start
-    ]
-    if client is not None:
-        futures = [
-            client.submit(_probe_chunk, processor_instance, schema, *job, pure=False)
-            for job in jobs
-        ]
-        errors = client.gather(futures)
-    else:
-        errors = [_probe_chunk(processor_instance, schema, *job) for job in jobs]
-    return [
-        skipped_chunk(dataset, path, start, stop, error)
-        for (dataset, _, path, _, start, stop), error in zip(jobs, errors, strict=True)
-        if error is not None
-    ]
-
-
-def _without_chunks(available: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    """``available`` less the steps of ``chunks`` (and files or datasets left empty)."""
-    drop = {(c["dataset"], c["file"], tuple(c["entries"])) for c in chunks}
-    out: dict[str, Any] = {}
-    for dataset, spec in available.items():
-        files = {}
-        for path, info in spec["files"].items():
-            steps = [s for s in info["steps"] if (dataset, path, tuple(s)) not in drop]
-            if steps:
-                files[path] = {**info, "steps": steps}
-        if files:
-            out[dataset] = {**spec, "files": files}
-    return out
+def _probe_options(path: str) -> dict[str, Any]:
+    """uproot's options for reading one file as the dask-awkward graph reads it."""
+    return _uproot_options({"": {"files": {path: ""}}}, graph=True)
 
 
 def run_dask_awkward(
@@ -420,11 +345,11 @@ def run_dask_awkward(
         except Exception as err:
             failure = err
         # outside the except block: the probes' errors are not chained onto the graph's
-        failing = _chunks_to_skip(
-            failure, available, processor_instance, schema, client, skip_bad_files
+        failing = chunks_to_skip(
+            failure, available, processor_instance, schema, client, skip_bad_files, _probe_options
         )
         skipped += failing
-        available = _without_chunks(available, failing)
+        available = without_chunks(available, failing)
         if not available:
             computed, columns = {}, []
             break
@@ -444,33 +369,3 @@ def run_dask_awkward(
         "accounting": check_accounting(inspection, events, skipped),
     }
     return _normalise(merged, metrics)
-
-
-def _chunks_to_skip(
-    failure: Exception,
-    available: dict[str, Any],
-    processor_instance: Any,
-    schema: Any,
-    client: Any,
-    skip_bad_files: bool,
-) -> list[dict[str, Any]]:
-    """After the graph failed with ``failure``: its failing chunks, found by running each
-    on its own, to skip (each logged).
-
-    Raises ``failure`` as it came when no chunk fails alone (a lost cluster, ...), and
-    :class:`~tau3mu.faults.ChunkError` naming the first failing chunk unless
-    ``skip_bad_files``.
-    """
-    from tau3mu.faults import ChunkError, chunk_message
-
-    failing = _failing_chunks(available, processor_instance, schema, client)
-    if not failing:
-        raise failure
-    message = chunk_message(failing[0])
-    if len(failing) > 1:
-        message += f" (and {len(failing) - 1} more failing chunk(s))"
-    if not skip_bad_files:
-        raise ChunkError(message) from failure
-    for chunk in failing:
-        log.warning("skipping chunk %s", chunk_message(chunk))
-    return failing

@@ -24,16 +24,15 @@ and file), the key path and what is wrong.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import types
 import typing
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tau3mu.errors import OptionError
+from tau3mu.wording import suggestion
 
 __all__ = ["MAX_BINS", "read_json_object", "refuse_duplicate_keys", "selection_from_dict"]
 
@@ -91,7 +90,7 @@ def selection_from_dict(data: Any, cls: type, where: str, path: str = "") -> Any
         name = f"{path}.{key}" if path else key
         spec = fields.get(key)
         if spec is None:
-            raise OptionError(f"{where}: {name}: unknown setting{_suggest(key, settable)}")
+            raise OptionError(f"{where}: {name}: unknown setting{suggestion(key, settable)}")
         if not spec.init:  # fixed by the class (a period's name): may only be restated
             if value != _default(spec):
                 raise OptionError(f"{where}: {name}: is {_default(spec)!r} and cannot be set")
@@ -236,8 +235,3 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return repr(value)
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

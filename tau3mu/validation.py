@@ -18,12 +18,13 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tau3mu.errors import OptionError, OutputError
 from tau3mu.json_settings import read_json_object, refuse_duplicate_keys, selection_from_dict
+from tau3mu.wording import few
 
 __all__ = [
     "RunSetup",
@@ -32,6 +33,7 @@ __all__ = [
     "check_numbers",
     "check_output_folder",
     "check_run",
+    "few",
     "load_muon_sf",
     "load_selection",
     "read_json_object",
@@ -257,10 +259,3 @@ def check_dataset_names(names: Sequence[str], source: str) -> None:
                 f"{source}: datasets {other!r} and {name!r} would share the output name "
                 f"{safe!r} (histograms.root keys, figure files); rename one"
             )
-
-
-def few(names: Iterable[str], limit: int = 8) -> str:
-    """``'a', 'b', ... (N in all)``: a listing that stays short however many names."""
-    names = list(names)
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f", ... ({len(names):,} in all)" if len(names) > limit else "")
