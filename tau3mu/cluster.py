@@ -283,7 +283,7 @@ def package_zip() -> bytes:
             (tau3mu.kernels, "tau3mu/kernels"),
             (tau3mu.processors, "tau3mu/processors"),
         ):
-            base = Path(package.__file__).parent
+            base = Path(str(package.__file__)).parent  # a regular package: it has a file
             for file in sorted(base.rglob("*")):
                 if not file.is_file() or file.suffix not in (".py", ".json", ".txt", ".typed"):
                     continue
