@@ -457,7 +457,7 @@ def test_performance_report_failure_is_a_warning(dask_client, tmp_path, capsys):
 def test_unusable_proxy_is_one_line_before_any_cluster(
     problem, run3_dataset, tmp_path, monkeypatch, capsys
 ):
-    """Checked before a cluster starts (the default executor would start one): exit 2, the
+    """Checked before a cluster starts (--executor dask would start one): exit 2, the
     file and the problem on one line, no traceback."""
     proxy = tmp_path / "x509up_u1000"
     if problem == "folder":
@@ -465,6 +465,7 @@ def test_unusable_proxy_is_one_line_before_any_cluster(
     elif problem == "empty":
         proxy.write_bytes(b"")
     argv = ["run", run3_dataset["datasets_json"], "--out", str(tmp_path / "out"), "--no-fit"]
+    argv += ["--executor", "dask"]
     if problem == "missing from the environment":
         monkeypatch.setenv("X509_USER_PROXY", str(proxy))
     else:
