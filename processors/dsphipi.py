@@ -42,7 +42,7 @@ from tau3mu.config import (
     SelectionConfig,
 )
 from tau3mu.corrections import MuonScaleFactors, PileupWeights
-from tau3mu.eras import EraError, layout_mismatch, year_of
+from tau3mu.eras import EraError, Period, layout_mismatch, year_of
 from tau3mu.kernels import best_candidate
 from tau3mu.processors.arrays import call, is_dask, lib
 from tau3mu.processors.histograms import book
@@ -146,7 +146,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         """
         metadata = getattr(events, "metadata", None) or {}
         era = metadata.get("era") or self.config.era
-        layout = "run2" if is_run2(events) else "run3"
+        layout: Period = "run2" if is_run2(events) else "run3"
         if era:
             try:
                 mismatch = layout_mismatch(layout, str(era))
@@ -275,18 +275,21 @@ class DsPhiPiProcessor(processor.ProcessorABC):
 
     def _scale_factors(self, era: str | None) -> MuonScaleFactors | None:
         """The scale factors of ``era`` (a mapping is keyed by the era's year)."""
-        if not self.scale_factors or not isinstance(self.scale_factors, Mapping):
-            return self.scale_factors or None
+        scale_factors = self.scale_factors
+        if not isinstance(scale_factors, Mapping):
+            return scale_factors or None
+        if not scale_factors:
+            return None
         year = str(year_of(era)) if era else None
-        if year not in self.scale_factors:
+        if year is None or year not in scale_factors:
             raise InputError(
-                f"no muon scale factors for era {era!r} (known years: {sorted(self.scale_factors)})"
+                f"no muon scale factors for era {era!r} (known years: {sorted(scale_factors)})"
             )
-        return self.scale_factors[year]
+        return scale_factors[year]
 
     def _weights(
         self, best: Any, xp: Any, dask: bool, is_mc: bool, era: str | None
-    ) -> tuple[dict, Any]:
+    ) -> tuple[dict[str, Any], Any]:
         scale_factors = self._scale_factors(era) if is_mc else None
         if scale_factors is None:
             return {"nominal": xp.ones_like(best.mass)}, None

@@ -261,9 +261,10 @@ class SelectionConfig:
             bad = sorted(set(values) - known)
             if bad:
                 raise ValueError(f"unknown {name} setting(s) {bad}")
-            kwargs[name] = kind(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-            )
+            settings: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+            }
+            kwargs[name] = kind(**settings)
         return cls(**kwargs)
 
     @classmethod
