@@ -111,9 +111,10 @@ def data_eras_of(sim_era: str, data_eras: list[str] | tuple[str, ...]) -> list[s
     """The eras among ``data_eras`` whose data a simulation of ``sim_era`` stands for,
     in their given order.
 
-    A data era belongs to a simulation era when it is the same era, when it is the
-    simulation era followed by run letters (``"2017B"`` and ``"2017BC"`` belong to
-    ``"2017"``, ``"2022C"`` and ``"2022C-v1"`` to ``"2022"``), or when the simulation era is one of the Run 3
+    A data era belongs to a simulation era when it is the same era (up to a suffix such
+    as ``"-v1"``), when the simulation era is a year and the data era that year followed
+    by run letters (``"2017B"`` and ``"2017BC"`` belong to ``"2017"``, ``"2022C"`` and
+    ``"2022C-v1"`` to ``"2022"``), or when the simulation era is one of the Run 3
     sub-periods of :data:`RUN3_SUBPERIODS` and the data era one of its runs (``"2022D"``
     and ``"2022D-v1"`` belong to ``"2022preEE"``).
 
@@ -130,10 +131,9 @@ def data_eras_of(sim_era: str, data_eras: list[str] | tuple[str, ...]) -> list[s
         if runs is not None:
             belongs = data == sim or re.sub(r"[^A-Za-z0-9].*$", "", data) in runs
         else:
-            belongs = (
-                data == sim
-                or re.fullmatch(re.escape(sim) + r"[A-Z]+(?:[^A-Za-z0-9].*)?", data) is not None
-            )
+            letters = r"[A-Z]*" if sim.isdigit() else ""  # "2017B" of "2017", not of "2017A"
+            pattern = re.escape(sim) + letters + r"(?:[^A-Za-z0-9].*)?"
+            belongs = re.fullmatch(pattern, data) is not None
         if belongs:
             out.append(era)
     return out
