@@ -199,7 +199,8 @@ class Tau3MuSchema(BaseSchema):
         candidate = _run2_fixed_candidate()
         if RUN2.truth in branch_forms:
             candidate["truth"] = RUN2.truth
-        candidate |= _all_present(branch_forms, RUN2.candidate_kinematics)
+        # read only by ct (not by the length check of _CandidateBranches)
+        kinematics = _all_present(branch_forms, RUN2.candidate_kinematics)
         l1_decision = run2_l1_decision(branch_forms) or RUN2.l1_decision
         groups: dict[str, dict[str, str]] = {
             "Candidate": candidate,
@@ -221,7 +222,7 @@ class Tau3MuSchema(BaseSchema):
                 {branch: branch_forms[branch] for branch in pair.values()}
             )
         for collection, fields in groups.items():
-            zipped = {**fields, **matches} if collection == "Candidate" else fields
+            zipped = {**fields, **matches, **kinematics} if collection == "Candidate" else fields
             output[collection] = zip_forms(
                 {name: branch_forms[branch] for name, branch in zipped.items()},
                 collection,

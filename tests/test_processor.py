@@ -185,6 +185,9 @@ def test_only_the_selection_branches_are_read(run2_output, run2_dataset, fileset
         RUN2.l1_name,
         RUN2.l1_decision,
         RUN2.truth,
+        # ct of the best candidate (data: no truth origin, no generated particles)
+        RUN2.candidate_kinematics["pt"],
+        RUN2.candidate_kinematics["flight_dist"],
     }
     read = {column.rsplit("-", 1)[0] for column in run2_output.metrics["columns"]}
     assert read == needed
@@ -446,3 +449,40 @@ def test_run3_trigger_without_the_path_is_an_error_not_an_empty_result(tmp_path)
     ) as info:
         run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
     assert str(path) in str(info.value)
+
+
+# -- ct and truth origin of simulation, against the reference -------------------------------
+@pytest.mark.parametrize("layout", ["run3", pytest.param("run2", marks=pytest.mark.root)])
+def test_ct_and_origin_of_simulation_match_the_reference(layout, tmp_path, fileset_of):
+    """Simulation generated with origins (--fb): the snapshot's BestTriplet_ct and
+    BestTriplet_origin equal the per-event reference's, event by event, and every origin
+    occurs."""
+    from tau3mu.synth import generate_dataset
+
+    era = "2017" if layout == "run2" else "2022"
+    mc = generate_dataset(
+        tmp_path, layout=layout, era=era, events_per_file=3000, seed=14, mc=True, f_b=0.3
+    )
+    out = run_runner(fileset_of(mc), DsPhiPiProcessor(), chunksize=1000)
+    ref = reference_select(_files(mc), layout)
+    snap = out.snapshot[_only(out)]
+    order = np.lexsort((ak.to_numpy(snap["event"]),))
+    ref_order = np.argsort([event for _, _, event, _, _ in ref.best], kind="stable")
+    ct = ak.to_numpy(snap["BestTriplet_ct"])[order]
+    origin = ak.to_numpy(snap["BestTriplet_origin"])[order]
+    np.testing.assert_array_equal(ct, np.array([c["ct"] for c in ref.controls])[ref_order])
+    np.testing.assert_array_equal(origin, np.array([c["origin"] for c in ref.controls])[ref_order])
+    assert set(origin.tolist()) == {0, 1, 2}
+    assert np.all(np.isfinite(ct))
+    h = out.hists["h_ct"][{"dataset": _only(out), "systematic": "nominal"}]
+    np.testing.assert_array_equal(h.project("origin").values(), np.bincount(origin, minlength=3))
+
+
+def test_data_has_origin_0_and_no_origin_column(run3_output):
+    name = _only(run3_output)
+    h = run3_output.hists["h_ct"][{"dataset": name, "systematic": "nominal"}]
+    counts = h.project("origin").values(flow=True)
+    assert counts[0] == run3_output.cutflow[name]["best_candidate"]["events"]
+    assert counts[1:].sum() == 0
+    assert "BestTriplet_origin" not in ak.fields(run3_output.snapshot[name])
+    assert "BestTriplet_ct" in ak.fields(run3_output.snapshot[name])

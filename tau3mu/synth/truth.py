@@ -91,7 +91,7 @@ def add_origin_and_flight(
 
 
 def largest_event_sf(scale_factors: Any) -> float:
-    """c: the largest SF(mu1) x SF(mu2) the scale factors give (1 without them)."""
+    """c: the largest nominal SF(mu1) x SF(mu2) the scale factors give (1 without them)."""
     if scale_factors is None:
         return 1.0
     import json
@@ -104,7 +104,8 @@ def largest_event_sf(scale_factors: Any) -> float:
 
 
 def _leaves(node: Any) -> list[float]:
-    """Every number a schema-v2 correction tree can return."""
+    """Every number a schema-v2 correction tree can return for the ``nominal`` variation
+    (a category node with a ``nominal`` key is followed there only)."""
     if isinstance(node, int | float):
         return [float(node)]
     if not isinstance(node, dict):
@@ -112,6 +113,9 @@ def _leaves(node: Any) -> list[float]:
     if "value" in node and "key" in node:
         return _leaves(node["value"])
     content = node.get("content")
+    if node.get("nodetype") == "category" and isinstance(content, list):
+        nominal = [item for item in content if item.get("key") == "nominal"]
+        content = nominal or content
     if isinstance(content, list):
         return [x for child in content for x in _leaves(child)]
     if "value" in node:
