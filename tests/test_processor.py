@@ -486,3 +486,36 @@ def test_data_has_origin_0_and_no_origin_column(run3_output):
     assert counts[1:].sum() == 0
     assert "BestTriplet_origin" not in ak.fields(run3_output.snapshot[name])
     assert "BestTriplet_ct" in ak.fields(run3_output.snapshot[name])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_normalised_simulation_alike_on_the_dask_awkward_path(
+    layout, tmp_path, fileset_of, pog_sf_file
+):
+    """Simulation with origins, a scale, muon scale factors and pileup weights: the
+    dask-awkward graph gives the Runner's histograms, snapshot and weights."""
+    from tau3mu.corrections import PileupWeights
+    from tau3mu.synth import generate_dataset
+    from tau3mu.synth.pileup import write_pileup_weights
+
+    era = "2017" if layout == "run2" else "2022"
+    mc = generate_dataset(
+        tmp_path, layout=layout, era=era, events_per_file=2000, seed=15, mc=True, f_b=0.3
+    )
+    (name,) = mc["datasets"]
+    pileup = PileupWeights(write_pileup_weights(tmp_path / "pu.json", layout))
+    processor = DsPhiPiProcessor(
+        scale_factors=MuonScaleFactors(pog_sf_file), scales={name: 0.25}, pileup=pileup
+    )
+    runner = run_runner(fileset_of(mc), processor, chunksize=700)
+    graph = run_dask_awkward(fileset_of(mc), processor, chunksize=700)
+    _assert_same(runner, graph)
+    weight = ak.to_numpy(runner.snapshot[name]["weight"])
+    assert len(np.unique(weight)) > 100  # SFs and w_PU vary per event
+    h = runner.hists["h_mass"][{"dataset": name, "systematic": "nominal"}]
+    assert h.sum().value == pytest.approx(weight[_in_mass_range(runner, name)].sum())
+
+
+def _in_mass_range(out: AnalysisOutput, name: str) -> np.ndarray:
+    mass = ak.to_numpy(out.snapshot[name]["BestTriplet_mass"])
+    return (mass >= 1.65) & (mass < 2.01)
