@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from tau3mu.config import MUON_MASS, ORIGIN_FROM_B, TRUTH_BACKGROUND, TRUTH_DS
+from tau3mu.config import MUON_MASS
 from tau3mu.eras import year_of
 from tau3mu.layouts import RUN2
 from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
-from tau3mu.synth.truth import B_PT_SHARE
+from tau3mu.synth.truth import generated_particles
 
 #: C++ types of the branch list -> (kind, numpy dtype)
 _TYPES = {
@@ -334,90 +334,6 @@ def run2_columns(
     return columns
 
 
-def generated_particles(events: SyntheticEvents) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Simulation's ``GenParticle_*`` (per event count, branch -> flat values): per signal
-    event the Ds+ (or D+) along the reconstructed triplet's direction, its pion and two
-    muons (true kinematics) and, for decays from a b hadron, the B+ (last);
-    ``GenParticle_isBdecay`` is 1 for the b hadron's descendants, ``isB`` for the b
-    hadron, ``isDs`` for the Ds+."""
-    cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns
-    event = np.repeat(np.arange(len(events)), events.candidates.counts)
-    true = np.flatnonzero(cand["truth"] != TRUTH_BACKGROUND)
-    c = true[np.unique(event[true], return_index=True)[1]]
-    ev = event[c]
-    m1 = events.muons.offsets[ev] + cand["mu1_idx"][c]
-    m2 = events.muons.offsets[ev] + cand["mu2_idx"][c]
-    tk = events.tracks.offsets[ev] + cand["trk_idx"][c]
-    is_ds = cand["truth"][c] == TRUTH_DS
-    pdg = np.where(is_ds, 431, 411) * np.sign(cand["charge"][c])
-    from_b = events.origin[ev] == ORIGIN_FROM_B
-    # (pdg, pt, eta, phi, isDs, isB, isBdecay, mother pdg) per particle
-    rows = [
-        (
-            pdg,
-            cand["pt"][c],
-            cand["eta"][c],
-            cand["phi"][c],
-            is_ds,
-            0,
-            from_b,
-            np.where(from_b, 521, 0),
-        ),
-        (
-            211 * np.sign(pdg),
-            trk["true_pt"][tk],
-            trk["true_eta"][tk],
-            trk["true_phi"][tk],
-            0,
-            0,
-            from_b,
-            pdg,
-        ),
-        (
-            -13 * mu["charge"][m1],
-            mu["true_pt"][m1],
-            mu["true_eta"][m1],
-            mu["true_phi"][m1],
-            0,
-            0,
-            from_b,
-            333,
-        ),
-        (
-            -13 * mu["charge"][m2],
-            mu["true_pt"][m2],
-            mu["true_eta"][m2],
-            mu["true_phi"][m2],
-            0,
-            0,
-            from_b,
-            333,
-        ),
-        (
-            521 * np.sign(pdg),
-            cand["pt"][c] / B_PT_SHARE,
-            cand["eta"][c],
-            cand["phi"][c],
-            0,
-            1,
-            0,
-            0,
-        ),
-    ]
-    present = np.ones((len(c), len(rows)), dtype=bool)
-    present[:, -1] = from_b
-    names = ("PdgId", "Pt", "Eta", "Phi", "isDs", "isB", "isBdecay", "MotherPdgId")
-    values = {
-        f"GenParticle_{name}": np.stack([np.broadcast_to(row[k], len(c)) for row in rows], axis=1)[
-            present
-        ].astype(np.float64)
-        for k, name in enumerate(names)
-    }
-    counts = np.zeros(len(events), dtype=np.int64)
-    counts[ev] = len(rows) - 1 + from_b
-    return counts, values
-
-
 def _trigger_menus(events: SyntheticEvents, rng: np.random.Generator) -> tuple[tuple, tuple]:
     """Per event, the HLT paths (with version suffix) and L1 seeds the producer kept.
 
@@ -497,7 +413,6 @@ __all__ = [
     "EXTRA_BRANCHES",
     "ROOTMissingError",
     "branch_list",
-    "generated_particles",
     "multiplicity",
     "write_run2",
 ]

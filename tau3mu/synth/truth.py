@@ -30,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from tau3mu.config import B_CTAU, ORIGIN_FROM_B, ORIGIN_OTHER, ORIGIN_PROMPT, TRUTH_BACKGROUND
+from tau3mu.config import (
+    B_CTAU,
+    ORIGIN_FROM_B,
+    ORIGIN_OTHER,
+    ORIGIN_PROMPT,
+    TRUTH_BACKGROUND,
+    TRUTH_DS,
+)
 from tau3mu.synth.physics import Collection, SyntheticEvents, Tuning, skim_survival
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "Z_MAX",
     "Z_MIN",
     "add_origin_and_flight",
+    "generated_particles",
     "largest_event_sf",
     "select_events",
     "simulation_xsec_pb",
@@ -88,6 +96,52 @@ def add_origin_and_flight(
     }
     candidates = Collection(cand.counts, new_columns)
     return dataclasses.replace(events, candidates=candidates, origin=origin.astype(np.int32))
+
+
+def generated_particles(events: SyntheticEvents) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run 2 simulation's ``GenParticle_*`` (per event count, branch -> flat values): per
+    signal event the Ds+ (or D+) along the reconstructed triplet's direction, its pion
+    and two muons (true kinematics) and, for decays from a b hadron, the B+ (last);
+    ``GenParticle_isBdecay`` is 1 for the b hadron's descendants, ``isB`` for the b
+    hadron, ``isDs`` for the Ds+."""
+    cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns
+    event = np.repeat(np.arange(len(events)), events.candidates.counts)
+    true = np.flatnonzero(cand["truth"] != TRUTH_BACKGROUND)
+    c = true[np.unique(event[true], return_index=True)[1]]
+    ev = event[c]
+    m1 = events.muons.offsets[ev] + cand["mu1_idx"][c]
+    m2 = events.muons.offsets[ev] + cand["mu2_idx"][c]
+    tk = events.tracks.offsets[ev] + cand["trk_idx"][c]
+    is_ds = cand["truth"][c] == TRUTH_DS
+    pdg = np.where(is_ds, 431, 411) * np.sign(cand["charge"][c])
+    origin = events.origin if events.origin is not None else np.zeros(len(events), np.int32)
+    from_b = origin[ev] == ORIGIN_FROM_B
+
+    def true_of(columns: dict[str, np.ndarray], index: np.ndarray) -> list[np.ndarray]:
+        return [columns[f"true_{k}"][index] for k in ("pt", "eta", "phi")]
+
+    parent = [cand["pt"][c], cand["eta"][c], cand["phi"][c]]
+    b_hadron = [cand["pt"][c] / B_PT_SHARE, cand["eta"][c], cand["phi"][c]]
+    # (pdg, pt, eta, phi, isDs, isB, isBdecay, mother's pdg) per particle
+    rows = [
+        (pdg, *parent, is_ds, 0, from_b, np.where(from_b, 521, 0)),
+        (211 * np.sign(pdg), *true_of(trk, tk), 0, 0, from_b, pdg),
+        (-13 * mu["charge"][m1], *true_of(mu, m1), 0, 0, from_b, 333),
+        (-13 * mu["charge"][m2], *true_of(mu, m2), 0, 0, from_b, 333),
+        (521 * np.sign(pdg), *b_hadron, 0, 1, 0, 0),
+    ]
+    present = np.ones((len(c), len(rows)), dtype=bool)
+    present[:, -1] = from_b
+    names = ("PdgId", "Pt", "Eta", "Phi", "isDs", "isB", "isBdecay", "MotherPdgId")
+    values = {
+        f"GenParticle_{name}": np.stack([np.broadcast_to(row[k], len(c)) for row in rows], axis=1)[
+            present
+        ].astype(np.float64)
+        for k, name in enumerate(names)
+    }
+    counts = np.zeros(len(events), dtype=np.int64)
+    counts[ev] = len(rows) - 1 + from_b
+    return counts, values
 
 
 def largest_event_sf(scale_factors: Any) -> float:
