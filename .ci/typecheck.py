@@ -5,7 +5,8 @@ pyproject.toml maps ``tau3mu.kernels`` to ``kernels/`` and ``tau3mu.processors``
 ``processors/`` (``package-dir``), which mypy cannot follow: checked from the repository
 root, ``kernels/best.py`` would be the module ``kernels.best`` and every
 ``from tau3mu.kernels import ...`` an unresolved import. This script builds that layout
-from symbolic links in a temporary folder, runs mypy there with the repository's
+from symbolic links in ``.mypy_cache/layout`` (rebuilt on every run, in one place so that
+mypy's cache serves the next run), runs mypy there with the repository's
 ``[tool.mypy]`` configuration, and prints mypy's report with the paths of the repository.
 
 Usage: ``python .ci/typecheck.py [extra mypy options]``; exit status: mypy's.
@@ -13,9 +14,9 @@ Usage: ``python .ci/typecheck.py [extra mypy options]``; exit status: mypy's.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,21 +44,24 @@ def repository_paths(report: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    with tempfile.TemporaryDirectory(prefix="tau3mu-mypy-") as folder:
-        build_layout(Path(folder))
-        command = [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--config-file",
-            str(ROOT / "pyproject.toml"),
-            "--cache-dir",
-            str(ROOT / ".mypy_cache"),
-            "-p",
-            "tau3mu",
-            *argv,
-        ]
-        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    cache = ROOT / ".mypy_cache"
+    folder = cache / "layout"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    build_layout(folder)
+    command = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(cache),
+        "-p",
+        "tau3mu",
+        *argv,
+    ]
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
     sys.stdout.write(repository_paths(done.stdout))
     sys.stderr.write(done.stderr)
     return done.returncode

@@ -14,6 +14,7 @@ from tau3mu.kernels.gather import gather, gather_values
 from tau3mu.kernels.kinematics import delta_r, delta_r_values, pair_mass, pair_mass_values
 from tau3mu.kernels.matching import match_to_collection
 from tau3mu.kernels.trigger import trigger_fired
+from tau3mu.kernels.vectors import split_string_vectors, strip_vector_headers
 
 __all__ = [
     "best_candidate",
@@ -26,5 +27,7 @@ __all__ = [
     "match_to_collection",
     "pair_mass",
     "pair_mass_values",
+    "split_string_vectors",
+    "strip_vector_headers",
     "trigger_fired",
 ]

@@ -66,3 +66,6 @@ def best_candidate(values: Any, mask: Any) -> ak.Array:
     out = np.empty(len(off) - 1, dtype=np.int64)
     _best_kernel(off, v, m.astype(np.bool_, copy=False), out)
     return ak.Array(out)
+
+
+__all__ = ["best_candidate"]

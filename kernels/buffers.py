@@ -93,3 +93,25 @@ def check_same_structure(offsets: Sequence[np.ndarray], what: str) -> None:
                 f"{what}: inputs have different numbers of entries per event "
                 f"(first in event {event} of the chunk)"
             )
+
+
+def float64_buffers(arrays: Sequence[Any], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(offsets, float64 contents per array) of one-level jagged numeric arrays of one
+    structure; ValueError (naming ``what``) if their structures differ.
+
+    The contents are float64 before any arithmetic: numba's ``math.cos`` of a float32
+    is a float32."""
+    parts = [jagged(a, what) for a in arrays]
+    check_same_structure([p[0] for p in parts], what)
+    return parts[0][0], [p[1].astype(np.float64, copy=False) for p in parts]
+
+
+__all__ = [
+    "check_same_structure",
+    "float64_buffers",
+    "is_typetracer",
+    "jagged",
+    "list_layout",
+    "on_typetracer",
+    "wrap",
+]

@@ -13,8 +13,7 @@ import awkward as ak
 import numpy as np
 import vector
 
-from tau3mu.kernels.buffers import is_typetracer, on_typetracer, wrap
-from tau3mu.kernels.kinematics import _flat_inputs
+from tau3mu.kernels.buffers import float64_buffers, is_typetracer, on_typetracer, wrap
 
 __all__ = ["dimuon_mass", "dimuon_mass_values"]
 
@@ -50,5 +49,5 @@ def dimuon_mass(*arrays: Any) -> ak.Array:
     ``var * float64`` typetracer."""
     if is_typetracer(*arrays):
         return on_typetracer(dimuon_mass, arrays)
-    offsets, flat = _flat_inputs(arrays, "dimuon_mass")
+    offsets, flat = float64_buffers(arrays, "dimuon_mass")
     return wrap(offsets, dimuon_mass_values(*flat))

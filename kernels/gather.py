@@ -117,3 +117,6 @@ def gather(values: Any, index: Any, fill: Any = np.nan, *, option: bool = False)
         valid_when=True,
     )
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(i_off), content))
+
+
+__all__ = ["gather", "gather_values", "result_dtype"]

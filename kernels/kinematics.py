@@ -1,10 +1,9 @@
 """Per-candidate two-body kinematics fused into one pass: pair mass and delta R.
 
 Written with awkward ufuncs the pair mass is ~30 array operations, each a full pass
-over the candidates with its own temporary; fused, it is about 2x faster (700k
-candidates: 70 ms against 135 ms; the transcendental functions dominate), delta R
-about 3x (8 ms against 23 ms), with bit-identical results. Both take one-level
-jagged arrays of the same structure and compute in float64.
+over the candidates with its own temporary; here each is one pass, with bit-identical
+results (docs/benchmarks.md, "Computation"). Both take one-level jagged arrays of the
+same structure and compute in float64.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from tau3mu.kernels.buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
+from tau3mu.kernels.buffers import float64_buffers, is_typetracer, on_typetracer, wrap
 
 #: a flat ``float64`` buffer
 Floats = NDArray[np.float64]
@@ -60,13 +59,6 @@ def _delta_r_kernel(eta1: Floats, phi1: Floats, eta2: Floats, phi2: Floats, out:
         out[i] = math.sqrt(deta * deta + dphi * dphi)
 
 
-def _flat_inputs(arrays: tuple[Any, ...], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    parts = [jagged(a, what) for a in arrays]
-    check_same_structure([p[0] for p in parts], what)
-    # float64 before any arithmetic: numba's math.cos of a float32 is a float32
-    return parts[0][0], [p[1].astype(np.float64, copy=False) for p in parts]
-
-
 def pair_mass(
     pt1: Any, eta1: Any, phi1: Any, pt2: Any, eta2: Any, phi2: Any, mass: float
 ) -> ak.Array:
@@ -81,7 +73,7 @@ def pair_mass(
     arrays = (pt1, eta1, phi1, pt2, eta2, phi2)
     if is_typetracer(*arrays):
         return on_typetracer(pair_mass, arrays, mass=mass)
-    offsets, flat = _flat_inputs(arrays, "pair_mass")
+    offsets, flat = float64_buffers(arrays, "pair_mass")
     return wrap(offsets, pair_mass_values(*flat, mass=mass))
 
 
@@ -117,7 +109,10 @@ def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> ak.Array:
     arrays = (eta1, phi1, eta2, phi2)
     if is_typetracer(*arrays):
         return on_typetracer(delta_r, arrays)
-    offsets, flat = _flat_inputs(arrays, "delta_r")
+    offsets, flat = float64_buffers(arrays, "delta_r")
     out = np.empty(len(flat[0]), dtype=np.float64)
     _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return wrap(offsets, out)
+
+
+__all__ = ["delta_r", "delta_r_values", "pair_mass", "pair_mass_values"]

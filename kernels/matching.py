@@ -93,3 +93,6 @@ def match_to_collection(
     m_pt, m_eta, m_phi = (c[1] for c in coll)
     _match_kernel(c_off, c_pt, c_eta, c_phi, m_off, m_pt, m_eta, m_phi, out)
     return wrap(c_off, out)
+
+
+__all__ = ["match_to_collection"]

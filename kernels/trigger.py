@@ -120,3 +120,6 @@ def trigger_fired(names: Any, decisions: Any, patterns: str | Sequence[str]) -> 
     out = np.empty(len(e_off) - 1, dtype=np.bool_)
     _trigger_kernel(e_off, s_off, chars, d, flat, p_off, out)
     return ak.Array(out)
+
+
+__all__ = ["trigger_fired"]

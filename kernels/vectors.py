@@ -4,7 +4,7 @@ A Run 2 ntuple stores each event's ``std::vector<T>`` as a 10-byte header (a 4-b
 byte count with ROOT's ``kByteCountMask`` bit, a 2-byte class version, the 4-byte
 number of elements, all big-endian) followed by the elements. uproot removes the
 headers with a boolean mask over the basket's bytes: three full-size temporaries and a
-fancy-indexed write, about a third of what reading such a branch costs. The kernel
+fancy-indexed write (docs/benchmarks.md, "Run 2's std::vector branches"). The kernel
 copies each entry's elements in one pass, and checks every header on the way (the byte
 count and the number of elements must agree with the entry's size), which uproot does
 not.
@@ -203,3 +203,6 @@ def split_string_vectors(
     chars = np.empty(sizes[1], dtype=np.uint8)
     _string_fill_kernel(data, byte_offsets, entry_offsets, string_offsets, chars)
     return entry_offsets, string_offsets, chars
+
+
+__all__ = ["VECTOR_HEADER_BYTES", "split_string_vectors", "strip_vector_headers"]

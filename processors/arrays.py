@@ -31,3 +31,6 @@ def call(function: Callable[..., Any], *arrays: Any, **kwargs: Any) -> Any:
             function, *arrays, label=function.__name__.replace("_", "-"), **kwargs
         )
     return function(*arrays, **kwargs)
+
+
+__all__ = ["call", "is_dask", "lib"]

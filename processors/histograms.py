@@ -42,7 +42,8 @@ CONTROL: dict[str, tuple[str, str, int, float, float]] = {
 WITHOUT_MASS = ("h_ncand",)
 
 
-def _axes(name: str) -> list[Any]:
+def _axes() -> list[Any]:
+    """The dataset and systematic axes every histogram starts with."""
     return [
         hist.axis.StrCategory([], name="dataset", label="Dataset", growth=True),
         hist.axis.StrCategory([], name="systematic", label="Systematic", growth=True),
@@ -65,16 +66,19 @@ def book(config: SelectionConfig, *, dask: bool = False) -> dict[str, Any]:
             axis.bins, axis.start, axis.stop, name="mass", label=r"$m(\mu\mu\pi)$ [GeV]"
         )
 
-    out = {"h_mass": cls(*_axes("h_mass"), mass_axis(), storage=hist.storage.Weight())}
+    out = {"h_mass": cls(*_axes(), mass_axis(), storage=hist.storage.Weight())}
     for name, (var, label, bins, start, stop) in CONTROL.items():
         before = [] if name in WITHOUT_MASS else [mass_axis()]
         if name == "h_ct":
             origins = [ORIGIN_OTHER, ORIGIN_PROMPT, ORIGIN_FROM_B]
             before.insert(0, hist.axis.IntCategory(origins, name="origin", label="Origin"))
         out[name] = cls(
-            *_axes(name),
+            *_axes(),
             *before,
             hist.axis.Regular(bins, start, stop, name=var, label=label),
             storage=hist.storage.Weight(),
         )
     return out
+
+
+__all__ = ["CONTROL", "book"]

@@ -310,3 +310,21 @@ def _run3_view(fields: dict[str, Any], muon: Any, links: dict[str, Any], linked:
     xp = lib(mass)
     fields["phi_mass"] = xp.where(opposite, mass, np.nan)
     fields["pv_ntracks"] = fields["mass"] * np.nan
+
+
+__all__ = [
+    "RUN2_CANDIDATE_FIELDS",
+    "RUN2_MUON_FIELDS",
+    "RUN3_CANDIDATE_FIELDS",
+    "RUN3_MUON_FIELDS",
+    "TRACK_FIELDS",
+    "InputError",
+    "candidate_links",
+    "candidate_record",
+    "candidate_view",
+    "consistent",
+    "is_run2",
+    "muon_record",
+    "trigger_fired",
+    "trigger_match_branch",
+]

@@ -138,10 +138,14 @@ def _run3_steps(cut: Run3Selection) -> dict[str, Judge]:
 
 
 def steps(selection: PeriodSelection) -> dict[str, Judge]:
-    """The per-candidate steps of ``selection``'s period after the trigger, in order."""
+    """The per-candidate steps of ``selection``'s period after the trigger, in the order
+    of its cutflow (``selection.steps``: :data:`tau3mu.config.RUN2_STEPS` or
+    :data:`tau3mu.config.RUN3_STEPS`, their one home)."""
     if isinstance(selection, Run2Selection):
-        return _run2_steps(selection)
-    return _run3_steps(selection)
+        judges = _run2_steps(selection)
+    else:
+        judges = _run3_steps(selection)
+    return {label: judges[label] for label in selection.steps[1:]}
 
 
 def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | None) -> Any:
@@ -152,7 +156,7 @@ def select(events: Any, trigger: Any, selection: PeriodSelection, year: str | No
 
     Computed on flat buffers (eagerly, or per partition for dask-awkward arrays), one
     step at a time, each on the candidates that passed the steps before: a jagged
-    awkward operation costs a few ms of fixed overhead, and the phi mass, delta R and the
+    awkward operation has a fixed overhead of its own, and the phi mass, delta R and the
     Run 3 links are worth computing only for the ~20 % of candidates that reach them.
     """
     cand = candidate_record(events, year)

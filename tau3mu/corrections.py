@@ -19,13 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import awkward as ak
 import numpy as np
 
 from tau3mu.eras import year_of
 from tau3mu.errors import Tau3MuError
+
+if TYPE_CHECKING:
+    from correctionlib.highlevel import Correction
 
 #: correction used by the analysis (docs/physics.md, "Selection")
 DEFAULT_CORRECTION = "NUM_MediumID_DEN_TrackerMuons"
@@ -100,7 +103,7 @@ class MuonScaleFactors:
         node = document["corrections"][names.index(correction)]
         self.domains: dict[str, Domain] = {}
         _binning_domains(node["data"], self.domains)
-        self._evaluator: Any = None
+        self._evaluator: Correction | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -114,7 +117,7 @@ class MuonScaleFactors:
         return {"correction": self.correction_name, "sha256": digest}
 
     @property
-    def evaluator(self) -> Any:
+    def evaluator(self) -> Correction:
         if self._evaluator is None:
             import correctionlib
 
@@ -148,7 +151,7 @@ class MuonScaleFactors:
             prepared.append((abseta, pt_in))
             clamped = clamped + ak.sum(moved)
         for label, key in VARIATIONS:
-            weight = 1.0
+            weight: Any = 1.0  # a float, then the arrays of the muons' factors
             for abseta, pt_in in prepared:
                 weight = weight * self.evaluator.evaluate(abseta, pt_in, key)
             weights[label] = weight
@@ -178,8 +181,19 @@ def _load(path: str | Path, option: str) -> MuonScaleFactors:
         raise ScaleFactorError(f"{option}: {text}") from None
 
 
+class SimulatedOrNot(Protocol):
+    """What :func:`scale_factors_for` reads of a dataset (:class:`tau3mu.datasets.Dataset`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def era(self) -> str | None: ...
+    @property
+    def is_mc(self) -> bool: ...
+
+
 def scale_factors_for(
-    datasets: Iterable[Any],
+    datasets: Iterable[SimulatedOrNot],
     muon_sf: str | Path | None = None,
     no_muon_sf: bool = False,
     default_era: str | None = None,

@@ -234,20 +234,3 @@ def proxy_environment(path: str | os.PathLike[str], cert_dir: str | None = None)
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def proxy_state() -> dict[str, Any]:
-    """What a worker has (run it with ``client.run``): paths, mode and a fingerprint, never content."""
-    path = os.environ.get("X509_USER_PROXY")
-    state: dict[str, Any] = {
-        "path": path,
-        "cert_dir": os.environ.get("X509_CERT_DIR"),
-        "exists": False,
-        "mode": None,
-        "sha256": None,
-    }
-    if path and os.path.exists(path):
-        with open(path, "rb") as handle:
-            state["sha256"] = hashlib.sha256(handle.read()).hexdigest()
-        state.update(exists=True, mode=stat.S_IMODE(os.stat(path).st_mode))
-    return state

@@ -11,6 +11,8 @@ import sys
 import time
 
 import pytest
+from services.dask import dask_cluster_processes, proxy_state
+from services.network import free_port
 
 from tau3mu.cluster import (
     ClusterError,
@@ -25,12 +27,10 @@ from tau3mu.credentials import (
     ProxyWarning,
     X509ProxyPlugin,
     proxy_environment,
-    proxy_state,
     read_proxy,
     remove_proxy,
     upload_proxy,
 )
-from tau3mu.testing import dask_cluster_processes, free_port
 
 pytestmark = pytest.mark.distributed
 

@@ -16,6 +16,8 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from services.dask import dask_cluster_processes as dask_processes
+from services.xrootd import xrootd_available, xrootd_server
 
 from tau3mu.cli import main
 from tau3mu.execution import run_runner
@@ -29,8 +31,6 @@ from tau3mu.faults import (
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.synth import simulate
 from tau3mu.synth.run3 import run3_branches, write_run3
-from tau3mu.testing import dask_cluster_processes as dask_processes
-from tau3mu.testing import xrootd_available, xrootd_server
 
 
 def _write(path: Path, branches: dict) -> Path:

@@ -135,7 +135,7 @@ def test_original_input_json_locally(mirror, expected, tmp_path, capsys):
 @pytest.mark.xrootd
 def test_original_input_json_over_xrootd(mirror, expected, tmp_path, capsys):
     """As the notebook: ``root://host//path/to/lustre/`` + rootpath (with or without ``/``)."""
-    from tau3mu.testing import xrootd_server, xrootd_unavailable_reason
+    from services.xrootd import xrootd_server, xrootd_unavailable_reason
 
     reason = xrootd_unavailable_reason()
     if reason is not None:

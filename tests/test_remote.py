@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from services.dask import dask_cluster_processes as dask_processes
+from services.dask import proxy_state
+from services.xrootd import xrootd_available, xrootd_server
 
 from tau3mu.cli import main
 from tau3mu.execution import run_dask_awkward, run_runner
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
-from tau3mu.testing import dask_cluster_processes as dask_processes
-from tau3mu.testing import xrootd_available, xrootd_server
 
 needs_xrootd = pytest.mark.skipif(
     not xrootd_available(), reason="xrootd-server not installed (make test installs it)"
@@ -213,8 +214,6 @@ def test_run_with_proxy_leaves_none_on_the_workers(processes, run3_dataset, tmp_
 
     from distributed import Client
 
-    from tau3mu.credentials import proxy_state
-
     secret = (
         b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode() + b"\n"
     )
@@ -277,7 +276,7 @@ def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
 
 @pytest.mark.distributed
 def test_unreachable_scheduler_fails_fast(tmp_path, run3_dataset, capsys):
-    from tau3mu.testing import free_port
+    from services.network import free_port
 
     tic = time.monotonic()
     code = main(

@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 import uproot
+from services.network import port_open
+from services.xrootd import xrootd_server, xrootd_unavailable_reason
 
 from tau3mu.datasets import datasets_from_paths, load_datasets, to_fileset
-from tau3mu.testing import port_open, xrootd_server, xrootd_unavailable_reason
 from tau3mu.xrootd import XRootDOpenError, configure_xrootd_client, open_root, with_retries
 
 _REASON = xrootd_unavailable_reason()

@@ -35,6 +35,7 @@ from tau3mu.config import (
     TRUTH_DPLUS,
     TRUTH_DS,
 )
+from tau3mu.layouts import RUN3
 from tau3mu.synth import compiled
 
 F32 = np.float32
@@ -68,25 +69,31 @@ L1_RATES = {
     L1_SEEDS[2]: (0.12, 0.12),
     L1_SEEDS[3]: (0.20, 0.20),
 }
-#: the Run 3 producer's trigger bits (its names, :data:`tau3mu.layouts.RUN3`): probability
-#: to fire in (signal, background) events
-RUN3_TRIGGER_RATES = {
-    "HLT_DoubleMu3_Trk_Tau3mu": (0.60, 0.50),
-    "HLT_DoubleMu3_TkMu_DsTau3Mu_v": (0.30, 0.20),
-    "HLT_DoubleMu3_Trk_Tau3mu_NoL1Mass_v": (0.50, 0.45),
-    "HLT_DoubleMu4_3_LowMass_v": (0.85, 0.75),
-    "HLT_DoubleMu4_LowMass_Displaced_v": (0.35, 0.25),
-    "L1_DoubleMu0er1p5_SQ_OS_dR_Max1p4": (0.80, 0.78),
-    "L1_DoubleMu0er1p4_SQ_OS_dR_Max1p4": (0.30, 0.30),
-    "L1_DoubleMu4_SQ_OS_dR_Max1p2": (0.45, 0.40),
-    "L1_DoubleMu4p5_SQ_OS_dR_Max1p2": (0.30, 0.30),
-    "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p6": (0.30, 0.30),
-    "L1_DoubleMu0er2p0_SQ_OS_dEta_Max1p5": (0.30, 0.30),
-    "L1_TripleMu_5SQ_3SQ_0_DoubleMu_5_3_SQ_OS_Mass_Max9": (0.30, 0.30),
-    "L1_TripleMu_5SQ_3SQ_0OQ_DoubleMu_5_3_SQ_OS_Mass_Max9": (0.30, 0.30),
-    "L1_TripleMu_2SQ_1p5SQ_0OQ_Mass_Max12": (0.30, 0.30),
-    "L1_TripleMu_3SQ_2p5SQ_0OQ_Mass_Max12": (0.30, 0.30),
-}
+#: the Run 3 producer's trigger bits (:data:`tau3mu.layouts.RUN3`'s HLT paths, then its L1
+#: seeds, in the layout's order): probability to fire in (signal, background) events
+RUN3_TRIGGER_RATES = dict(
+    zip(
+        (*RUN3.hlt_paths, *RUN3.l1_seeds),
+        (
+            (0.60, 0.50),
+            (0.30, 0.20),
+            (0.50, 0.45),
+            (0.85, 0.75),
+            (0.35, 0.25),
+            (0.80, 0.78),
+            (0.30, 0.30),
+            (0.45, 0.40),
+            (0.30, 0.30),
+            (0.30, 0.30),
+            (0.30, 0.30),
+            (0.30, 0.30),
+            (0.30, 0.30),
+            (0.30, 0.30),
+            (0.30, 0.30),
+        ),
+        strict=True,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -159,9 +166,7 @@ class Collection:
 
     @property
     def offsets(self) -> np.ndarray:
-        out = np.zeros(len(self.counts) + 1, dtype=np.int64)
-        np.cumsum(self.counts, out=out[1:])
-        return out
+        return offsets_of(self.counts)
 
 
 @dataclass
@@ -399,7 +404,7 @@ def _simulate_raw(
         t.pt_resolution,
         t.angle_resolution,
     )
-    mu_offsets = _offsets(n_mu)
+    mu_offsets = offsets_of(n_mu)
     trk, trk_charge = compiled.tracks(
         state,
         n_trk,
@@ -441,7 +446,7 @@ def _simulate_raw(
         n_mu,
         n_trk,
         mu_offsets,
-        _offsets(n_trk),
+        offsets_of(n_trk),
         signal,
         kind,
         mu,
@@ -482,7 +487,8 @@ def _simulate_raw(
     )
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
+def offsets_of(counts: np.ndarray) -> np.ndarray:
+    """Offsets (``int64``, from 0, ``len(counts) + 1`` values) of lists of ``counts``."""
     out = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=out[1:])
     return out

@@ -22,7 +22,7 @@ import numpy as np
 from tau3mu.config import MUON_MASS
 from tau3mu.eras import year_of
 from tau3mu.layouts import RUN2
-from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
+from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, SyntheticEvents, offsets_of
 from tau3mu.synth.truth import generated_particles
 
 #: C++ types of the branch list -> (kind, numpy dtype)
@@ -167,12 +167,6 @@ def multiplicity(name: str) -> str:
     return "candidate"
 
 
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
-
-
 def _filler_values(rng: np.random.Generator, name: str, n: int, dtype) -> np.ndarray:
     """Cheap plausible values for a branch the analysis does not read."""
     if np.dtype(dtype).kind == "i":
@@ -202,16 +196,16 @@ def _menus(
     names = [name.encode() for menu in menus for name, _ in menu]
     rows = np.array([row for menu in menus for _, row in menu], dtype=np.int64)
     per_menu = np.array([len(menu) for menu in menus], dtype=np.int64)
-    menu_start = _offsets(per_menu)[:-1]
+    menu_start = offsets_of(per_menu)[:-1]
     name_len = np.array([len(x) for x in names], dtype=np.int64)
-    name_start = _offsets(name_len)[:-1]
+    name_start = offsets_of(name_len)[:-1]
     table = np.frombuffer(b"".join(names), dtype=np.uint8)
     counts = per_menu[menu_of_event]
-    event_offsets = _offsets(counts)
+    event_offsets = offsets_of(counts)
     ev = np.repeat(np.arange(len(counts)), counts)
     string_id = menu_start[menu_of_event][ev] + (np.arange(len(ev)) - event_offsets[ev])
     lengths = name_len[string_id]
-    string_offsets = _offsets(lengths)
+    string_offsets = offsets_of(lengths)
     owner = np.repeat(np.arange(len(string_id)), lengths)
     chars = table[name_start[string_id][owner] + (np.arange(len(owner)) - string_offsets[owner])]
     decisions = fired[rows[string_id], ev].astype(np.int32)
@@ -240,7 +234,7 @@ def run2_columns(
         "hlt_muon": n_hlt_mu,
         "event": np.ones(n, dtype=np.int64),
     }
-    offsets = {key: _offsets(value) for key, value in counts.items()}
+    offsets = {key: offsets_of(value) for key, value in counts.items()}
     # trigger menu: several paths and seeds per event, with versions in the HLT names
     (
         (hlt_event_offsets, hlt_string_offsets, hlt_chars, hlt_decision),
@@ -409,11 +403,4 @@ def write_run2(
     return path
 
 
-__all__ = [
-    "EXTRA_BRANCHES",
-    "ROOTMissingError",
-    "branch_list",
-    "multiplicity",
-    "write_run2",
-]
-_ = Collection
+__all__ = ["EXTRA_BRANCHES", "ROOTMissingError", "branch_list", "multiplicity", "write_run2"]

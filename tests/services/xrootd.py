@@ -1,9 +1,7 @@
-"""Real services for tests and notebooks: an ``xrootd`` server and Dask processes on loopback.
+"""A real ``xrootd`` server (Debian's ``xrootd-server``) exporting one folder on loopback.
 
-Nothing here is a mock. :func:`xrootd_server` runs Debian's ``xrootd`` (package
-``xrootd-server``) exporting one folder; :func:`dask_cluster_processes` runs
-``dask scheduler`` and ``dask worker`` as separate processes. Both bind to (or only
-admit) localhost, and everything they start is stopped by its PID on exit.
+Nothing here is a mock: :func:`xrootd_server` runs the daemon, admits only localhost
+clients, and stops it by its PID on exit.
 """
 
 from __future__ import annotations
@@ -13,61 +11,20 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from services.network import LOOPBACK, free_port, log_tail, port_open, wait_for_port
+
 #: the account ``xrootd`` drops to when started by root (it refuses to run as root)
 XROOTD_USER = "xrootd"
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int, host: str = LOOPBACK) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    with socket.socket() as s:
-        s.settimeout(1.0)
-        return s.connect_ex((host, port)) == 0
-
-
-def _tail(path: Path | None, n: int = 3000) -> str:
-    if path is None or not path.exists():
-        return "(no log)"
-    return path.read_text(errors="replace")[-n:]
-
-
-def wait_for_port(
-    port: int,
-    timeout: float,
-    *,
-    host: str = LOOPBACK,
-    log: Path | None = None,
-    what: str = "server",
-) -> None:
-    """Block until ``host:port`` accepts connections; on timeout raise with the log's tail."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port, host):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(
-        f"{what}: nothing listens on {host}:{port} after {timeout:g} s; log {log}:\n{_tail(log)}"
-    )
-
-
-# -- xrootd ------------------------------------------------------------------------------
 def xrootd_unavailable_reason() -> str | None:
     """Why a real ``xrootd`` cannot be started here, or None when it can."""
     binary = shutil.which("xrootd")
@@ -197,7 +154,7 @@ class XRootDServer:
         if done.returncode != 0:
             raise RuntimeError(
                 f"xrootd did not start ({' '.join(command)} exited {done.returncode}):\n"
-                f"{done.stdout}{done.stderr}\n{_tail(self.log_path)}"
+                f"{done.stdout}{done.stderr}\n{log_tail(self.log_path)}"
             )
         deadline = time.monotonic() + self.start_timeout
         while not pidfile.exists() and time.monotonic() < deadline:
@@ -259,138 +216,4 @@ def xrootd_server(
         yield server
     finally:
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-# -- Dask processes ----------------------------------------------------------------------
-def _dask_command(sub: str) -> list[str]:
-    """``.venv/bin/dask <sub>`` beside this interpreter, run by this interpreter (not by
-    the script's ``#!`` line, which names another Python in a copied or moved virtual
-    environment), else ``python -m distributed.cli``."""
-    script = Path(sys.executable).parent / "dask"
-    if script.exists():
-        return [sys.executable, str(script), sub]
-    return [sys.executable, "-m", f"distributed.cli.dask_{sub}"]
-
-
-#: start a worker in a process where ``tau3mu`` cannot be imported (a "remote" worker)
-_HIDDEN_WORKER = """
-import sys
-sys.meta_path[:] = [f for f in sys.meta_path if "tau3mu" not in getattr(f, "__module__", "")]
-sys.path_hooks[:] = [h for h in sys.path_hooks if "tau3mu" not in getattr(h, "__module__", "")]
-sys.path[:] = [p for p in sys.path if p not in ("", ".") and "tau3mu" not in p]
-sys.path_importer_cache.clear()
-sys.argv = ["dask-worker", *sys.argv[1:]]
-from distributed.cli.dask_worker import main
-main()
-"""
-
-
-@dataclass
-class DaskProcesses:
-    """A running ``dask scheduler`` and its ``dask worker`` processes."""
-
-    address: str
-    scheduler: subprocess.Popen
-    workdir: Path
-    workers: list[subprocess.Popen] = field(default_factory=list)
-
-    def add_worker(self, *, hide_package: bool = False, nanny: bool = True) -> subprocess.Popen:
-        """Start one more worker (1 process, 1 thread); ``hide_package`` makes ``tau3mu``
-        unimportable in it (it then runs without a nanny), like a remote worker."""
-        index = len(self.workers)
-        args = [
-            self.address,
-            "--nworkers",
-            "1",
-            "--nthreads",
-            "1",
-            "--no-dashboard",
-            "--host",
-            LOOPBACK,
-            "--local-directory",
-            str(self.workdir / f"worker-{index}"),
-        ]
-        if hide_package:
-            command = [sys.executable, "-c", _HIDDEN_WORKER, *args, "--no-nanny"]
-        else:
-            command = [*_dask_command("worker"), *args, *([] if nanny else ["--no-nanny"])]
-        log = open(self.workdir / f"worker-{index}.log", "wb")  # noqa: SIM115
-        try:
-            worker = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
-            )
-        finally:
-            log.close()
-        self.workers.append(worker)
-        return worker
-
-    def wait_for_workers(self, n: int, timeout: float = 60.0) -> None:
-        """Block until ``n`` workers are registered with the scheduler."""
-        from distributed import Client
-
-        with Client(self.address, timeout=timeout) as client:
-            try:
-                client.wait_for_workers(n, timeout=timeout)
-            except TimeoutError as err:
-                raise TimeoutError(
-                    f"{n} workers did not register within {timeout:g} s\n{self.logs()}"
-                ) from err
-
-    def logs(self) -> str:
-        """Everything the scheduler and workers wrote (to look into failures, or for leaks)."""
-        return "\n".join(
-            f"== {p.name}\n{p.read_text(errors='replace')}"
-            for p in sorted(self.workdir.glob("*.log"))
-        )
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Terminate workers then the scheduler, by PID; kill what does not exit in time."""
-        processes = [*self.workers, self.scheduler]
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@contextlib.contextmanager
-def dask_cluster_processes(n_workers: int = 2, *, timeout: float = 60.0) -> Iterator[DaskProcesses]:
-    """A ``dask scheduler`` and ``n_workers`` ``dask worker`` processes on 127.0.0.1.
-
-    Yields once every worker has registered; the address is ``.address``
-    (``tcp://127.0.0.1:PORT``). Everything is terminated by PID on exit.
-    """
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="tau3mu-dask-"))
-    log = open(workdir / "scheduler.log", "wb")  # noqa: SIM115
-    try:
-        scheduler = subprocess.Popen(
-            [
-                *_dask_command("scheduler"),
-                "--host",
-                LOOPBACK,
-                "--port",
-                str(port),
-                "--no-dashboard",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-    finally:
-        log.close()
-    cluster = DaskProcesses(f"tcp://{LOOPBACK}:{port}", scheduler, workdir)
-    try:
-        wait_for_port(port, timeout, log=workdir / "scheduler.log", what="dask scheduler")
-        for _ in range(n_workers):
-            cluster.add_worker()
-        cluster.wait_for_workers(n_workers, timeout)
-        yield cluster
-    finally:
-        cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
