@@ -41,7 +41,7 @@ DS_PDG_ID = 431
 MATCH_DR = 0.03
 
 
-def proper_decay_length(flight_dist: Any, mass: Any, pt: Any) -> ak.Array:
+def proper_decay_length(flight_dist: Any, mass: Any, pt: Any) -> Any:
     """ct = flight_dist x mass / pt in cm, in float64 (one value per event)."""
 
     def f64(values: Any) -> Any:
@@ -62,7 +62,7 @@ def _ds_match(eta: Any, phi: Any, gen_pdg: Any, gen_eta: Any, gen_phi: Any) -> t
 
 def origin_run2(
     eta: Any, phi: Any, gen_pdg: Any, gen_eta: Any, gen_phi: Any, gen_is_b: Any
-) -> ak.Array:
+) -> Any:
     """Run 2 origin per event: the closest generated Ds within the cone decides by its
     ``isBdecay``."""
     match, dr2 = _ds_match(eta, phi, gen_pdg, gen_eta, gen_phi)
@@ -81,7 +81,7 @@ def origin_run3(
     gen_phi: Any,
     mu1_decay: Any,
     mu2_decay: Any,
-) -> ak.Array:
+) -> Any:
     """Run 3 origin per event: a Ds within the cone, and the two muons' ``decayType``."""
     match, _ = _ds_match(eta, phi, gen_pdg, gen_eta, gen_phi)
     d1 = ak.fill_none(mu1_decay, 0)
@@ -91,7 +91,7 @@ def origin_run3(
     return ak.values_astype(ak.where(matched, code, ORIGIN_OTHER), np.int32)
 
 
-def muon_value(values: Any, index: Any) -> ak.Array:
+def muon_value(values: Any, index: Any) -> Any:
     """``values[index]`` per event (a jagged muon field, one index per event; 0 where the
     index is missing or out of range)."""
     index = ak.fill_none(index, -1)

@@ -248,7 +248,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     tic = time.perf_counter()
     setup = check_run(args)
     config, sf_by_year, datasets = setup.config, setup.scale_factors, setup.datasets
-    scales, pileup = normalisation_of(datasets, args.pileup, default_era=config.era)
+    pileup_file = getattr(args, "pileup", None)
+    scales, pileup = normalisation_of(datasets, pileup_file, default_era=config.era)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # report.json is written last: it marks a complete run, so an earlier run's must not
