@@ -233,29 +233,14 @@ def generate_dataset(
     that luminosity, spread over ``files`` files. File ``k`` depends only on
     ``(seed, k)``: the same dataset is produced with any ``jobs``.
 
-    Simulation (``mc``) gets ``xsec`` and ``ngen`` in datasets.json
-    (:func:`tau3mu.synth.truth.simulation_xsec_pb`; ``ngen`` the raw events simulated).
-    ``f_b`` draws each signal decay's origin (from a b hadron with that probability)
-    and the candidates' flight distance; ``efficiency_ratio`` (data only) keeps each
-    signal event with probability R x SF(mu1) x SF(mu2) / c, the scale factors of
-    ``muon_sf`` (a correctionlib file; None: 1), which also sets simulation's xsec. What
-    was generated is written to ``truth.json`` beside datasets.json (per dataset).
+    Simulation gets ``xsec`` and ``ngen`` (raw events) in datasets.json; ``f_b``,
+    ``efficiency_ratio`` and ``muon_sf`` are the normalisation's truth
+    (:mod:`tau3mu.synth.truth`), written to ``truth.json`` beside datasets.json.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; use run2 or run3")
-    era = era or ("2017" if layout == "run2" else "2022")
-    if period_of(era) != layout:
-        raise ValueError(f"era {era!r} is not a {layout} era (2016-2018: run2, 2022 on: run3)")
-    if files < 1:
-        raise ValueError("need at least one file")
+    era = _checked_era(layout, era, files)
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    if (files * events_per_file if lumi is None else lumi * EVENTS_PER_INVERSE_FB) >= 2**32:
-        raise ValueError("more than 2^32 events: Run 2 event numbers are unsigned int")
-    if lumi is not None:
-        events_per_file = math.ceil(lumi * EVENTS_PER_INVERSE_FB / files)
-    else:
-        lumi = files * events_per_file / EVENTS_PER_INVERSE_FB
+    events_per_file, lumi = _events_and_lumi(files, events_per_file, lumi)
     kind = "mc" if mc else "data"
     name = name or f"{'DsPhiPi_MC' if mc else 'DoubleMuonLowMass'}_{era}_{layout}_synth"
     jobs_list = [
@@ -277,39 +262,70 @@ def generate_dataset(
         for k in range(files)
     ]
     tic = time.perf_counter()
-    if jobs > 1 and files > 1:
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, files), initializer=keep_freed_memory
-        ) as pool:
-            results = list(pool.map(_write_one, jobs_list))
-    else:
-        results = [_write_one(job) for job in jobs_list]
+    results = _run_jobs(jobs_list, jobs)
     wall = time.perf_counter() - tic
-    datasets = {
-        name: {
-            "rootpath": str(outdir) + "/",
-            "files": " ".join(Path(r["path"]).name for r in results),
-            "treename": LAYOUTS[layout].tree,
-            "era": era,
-            "lumi": lumi,
-            "type": kind,
-        }
-    }
     truth = _truth(results, kind, era, lumi, f_b, efficiency_ratio, muon_sf)
+    entry = {
+        "rootpath": str(outdir) + "/",
+        "files": " ".join(Path(r["path"]).name for r in results),
+        "treename": LAYOUTS[layout].tree,
+        "era": era,
+        "lumi": lumi,
+        "type": kind,
+    }
     if mc:
         # simulation is normalised to the luminosity of the data of its era: a "lumi" of
         # its own would name a target luminosity instead (tau3mu.weights)
-        del datasets[name]["lumi"]
-        datasets[name] |= {"xsec": truth["xsec"], "ngen": truth["ngen"]}
+        del entry["lumi"]
+        entry |= {"xsec": truth["xsec"], "ngen": truth["ngen"]}
     datasets_path = outdir / "datasets.json"
-    _merge_json(datasets_path, datasets)
+    _merge_json(datasets_path, {name: entry})
     _merge_json(outdir / "truth.json", {name: truth})
+    return {
+        "datasets": {name: entry},
+        "datasets_json": str(datasets_path),
+        **_summary(results, wall),
+    }
+
+
+def _checked_era(layout: str, era: str | None, files: int) -> str:
+    """The era of the dataset (the layout's default year when None); ValueError for an
+    unknown layout, an era of the other run period, or no file."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use run2 or run3")
+    era = era or ("2017" if layout == "run2" else "2022")
+    if period_of(era) != layout:
+        raise ValueError(f"era {era!r} is not a {layout} era (2016-2018: run2, 2022 on: run3)")
+    if files < 1:
+        raise ValueError("need at least one file")
+    return era
+
+
+def _events_and_lumi(files: int, events_per_file: int, lumi: float | None) -> tuple[int, float]:
+    """(events per file, luminosity): ``lumi`` sets the events when given, else the events
+    set it (:data:`EVENTS_PER_INVERSE_FB`); ValueError beyond 2^32 events."""
+    if (files * events_per_file if lumi is None else lumi * EVENTS_PER_INVERSE_FB) >= 2**32:
+        raise ValueError("more than 2^32 events: Run 2 event numbers are unsigned int")
+    if lumi is not None:
+        return math.ceil(lumi * EVENTS_PER_INVERSE_FB / files), lumi
+    return events_per_file, files * events_per_file / EVENTS_PER_INVERSE_FB
+
+
+def _run_jobs(jobs_list: list[FileJob], jobs: int) -> list[dict[str, Any]]:
+    """Each file's :func:`_write_one` result, in ``jobs`` processes when more than one."""
+    if jobs > 1 and len(jobs_list) > 1:
+        workers = min(jobs, len(jobs_list))
+        with ProcessPoolExecutor(max_workers=workers, initializer=keep_freed_memory) as pool:
+            return list(pool.map(_write_one, jobs_list))
+    return [_write_one(job) for job in jobs_list]
+
+
+def _summary(results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """Files, events, bytes and the speed of writing them."""
     total_events = sum(r["events"] for r in results)
     total_bytes = sum(r["bytes"] for r in results)
     cpu = sum(r["simulate_s"] + r["write_s"] for r in results)
     return {
-        "datasets": datasets,
-        "datasets_json": str(datasets_path),
         "files": [r["path"] for r in results],
         "events": total_events,
         "bytes": total_bytes,
