@@ -511,13 +511,13 @@ def test_missing_root_is_a_clear_error(monkeypatch, tmp_path):
 
     from tau3mu.synth import run2
 
-    run2._root.cache_clear()
+    run2.load_root.cache_clear()
     monkeypatch.setitem(sys.modules, "ROOT", None)
     try:
         with pytest.raises(run2.ROOTMissingError, match=r"pip install 'tau3mu\[validation\]'"):
             run2.write_run2(tmp_path / "x.root", simulate(1, 0, 10))
     finally:
-        run2._root.cache_clear()
+        run2.load_root.cache_clear()
 
 
 def _chi2_per_bin(values: np.ndarray, edges: np.ndarray, cdf) -> float:

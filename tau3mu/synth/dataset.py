@@ -76,9 +76,9 @@ def _set_up(layout: str) -> float:
     tic = time.process_time()
     events = simulate(0, 0, 16)
     if layout == "run2":
-        from tau3mu.synth.run2 import _root
+        from tau3mu.synth.run2 import load_root
 
-        _root()
+        load_root()
     else:
         import uproot.writing  # noqa: F401
 

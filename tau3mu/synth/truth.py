@@ -48,6 +48,7 @@ __all__ = [
     "add_origin_and_flight",
     "generated_particles",
     "largest_event_sf",
+    "run2_flight_branches",
     "select_events",
     "simulation_xsec_pb",
     "thin_signal",
@@ -142,6 +143,17 @@ def generated_particles(events: SyntheticEvents) -> tuple[np.ndarray, dict[str, 
     counts = np.zeros(len(events), dtype=np.int64)
     counts[ev] = len(rows) - 1 + from_b
     return counts, values
+
+
+def run2_flight_branches(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run 2 branch -> the candidates' flight distance and its error (empty when the
+    events have none: the branches keep their filler values)."""
+    if "flight_dist" not in columns:
+        return {}
+    return {
+        "FlightDistBS_SV": columns["flight_dist"],
+        "FlightDistBS_SV_Err": columns["flight_dist_err"],
+    }
 
 
 def largest_event_sf(scale_factors: Any) -> float:
