@@ -60,9 +60,7 @@ def _ds_match(eta: Any, phi: Any, gen_pdg: Any, gen_eta: Any, gen_phi: Any) -> t
     return (abs(gen_pdg) == DS_PDG_ID) & (dr2 < MATCH_DR * MATCH_DR), dr2
 
 
-def origin_run2(
-    eta: Any, phi: Any, gen_pdg: Any, gen_eta: Any, gen_phi: Any, gen_is_b: Any
-) -> Any:
+def origin_run2(eta: Any, phi: Any, gen_pdg: Any, gen_eta: Any, gen_phi: Any, gen_is_b: Any) -> Any:
     """Run 2 origin per event: the closest generated Ds within the cone decides by its
     ``isBdecay``."""
     match, dr2 = _ds_match(eta, phi, gen_pdg, gen_eta, gen_phi)
