@@ -237,3 +237,14 @@ def test_weights_report_block_names_every_input():
             "scale": 500.0, "muon_sf": None, "pileup": None,
         }
     }  # fmt: skip
+
+
+def test_without_a_pileup_file_the_run_says_weight_1():
+    from tau3mu.weights import pileup_note
+
+    scales = simulation_scales(
+        [_dataset("d", "data", "2017B", lumi=2.0), _dataset("m", "mc", "2017", xsec=1.0, ngen=4.0)]
+    )
+    assert pileup_note(None, scales) == "note: no --pileup file: simulation gets pileup weight 1"
+    assert pileup_note(None, {}) is None  # data only: nothing to say
+    assert weights_report(scales, muon_sf={}, eras={"m": "2017"})["m"]["pileup"] is None
