@@ -30,6 +30,7 @@ FILLED_FROM: Mapping[str, tuple[str, ...]] = {
     "h_phi_mass": ("BestTriplet_phi_mass",),
     "h_flight_sig": ("BestTriplet_flight_sig",),
     "h_vtx_chi2": ("BestTriplet_vtx_chi2",),
+    "h_ct": ("BestTriplet_ct",),
 }
 #: histograms a drop leaves as they are (their input is not in the snapshot)
 NOT_CORRECTED: tuple[str, ...] = ("h_ncand",)
@@ -69,15 +70,22 @@ def _weight_columns(rows: ak.Array) -> dict[str, str]:
 
 def _subtract(h: Any, dataset: str, rows: ak.Array, columns: tuple[str, ...], name: str) -> None:
     """Take the fills of ``rows`` out of ``h`` (values and variances of weighted storage)."""
-    systematics = _weight_columns(rows) if name == "h_mass" else {"nominal": "weight"}
+    del name  # every histogram is filled with every weight, at the event's mass
     delta = h.copy()
     delta.reset()
     axis = h.axes[-1].name
-    for systematic, weight in systematics.items():
+    at: dict[str, np.ndarray] = {}
+    if axis != "mass" and "mass" in h.axes.name:
+        at["mass"] = ak.to_numpy(rows["BestTriplet_mass"])
+    if "origin" in h.axes.name:
+        origin = rows["BestTriplet_origin"] if "BestTriplet_origin" in rows.fields else None
+        at["origin"] = np.zeros(len(rows), np.int32) if origin is None else ak.to_numpy(origin)
+    for systematic, weight in _weight_columns(rows).items():
         for column in columns:
             delta.fill(
                 dataset=dataset,
                 systematic=systematic,
+                **at,
                 **{axis: ak.to_numpy(rows[column])},
                 weight=ak.to_numpy(rows[weight]),
             )

@@ -133,7 +133,8 @@ def in_input_order(result: Any, names: Sequence[str]) -> Any:
     for name, h in result.hists.items():
         if "dataset" in h.axes.name:
             weighted = [d for d in order if d in result.scale_factors]
-            h = with_datasets(h, order, weighted, variations=name == "h_mass")
+            # every histogram of simulation has the scale-factor variations
+            h = with_datasets(h, order, weighted, variations=True)
             categories = list(h.axes["dataset"])
             wanted = sorted(categories, key=order.index)
             if wanted != categories:
@@ -169,7 +170,8 @@ def with_datasets(
         return h
     h = h.copy()
     have = list(h.axes["systematic"])
-    values = {a.name: [a.edges[0]] for a in h.axes if a.name not in ("dataset", "systematic")}
+    # the first bin's lower edge, or the first category (h_ct's origin)
+    values = {a.name: [a.value(0)] for a in h.axes if a.name not in ("dataset", "systematic")}
     for dataset in missing:
         systematics = ["nominal"]
         if dataset in weighted:

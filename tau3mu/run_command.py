@@ -112,6 +112,12 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="weight simulation 1, without muon ID scale factors",
     )
     parser.add_argument(
+        "--pileup",
+        metavar="FILE",
+        help="correctionlib file of pileup weights in the true pileup, for simulation "
+        "(default: pileup weight 1, said so)",
+    )
+    parser.add_argument(
         "--drop-duplicate-events",
         action="store_true",
         help="keep one copy of a selected event that occurs twice in a dataset (same run, "
@@ -182,6 +188,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 
     return RunOptions(
         no_muon_sf=args.no_muon_sf,
+        pileup=args.pileup,
         executor=args.executor,
         mode=args.mode,
         workers=args.workers,

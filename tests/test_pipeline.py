@@ -129,7 +129,7 @@ COUNTER = Channel(
     name="test_event_counter",
     description="events with an even event number (a test channel)",
     config_type=SelectionConfig,
-    make_processor=lambda config, scale_factors: EventCounter(config),
+    make_processor=lambda config, weights: EventCounter(config),
     book_histograms=book_lumi,
     fit_histogram=None,
 )

@@ -1078,3 +1078,45 @@ def test_run3_boundary_file(tmp_path):
     result = reference_select(str(path), "run3")
     assert result.cutflow == flow
     assert result.best == best
+
+
+# -- ct and truth origin on hand-made candidates --------------------------------------------
+def test_reference_proper_decay_length():
+    from reference_selection import proper_decay_length
+
+    cand = {"flight_dist": 0.03, "mass": 1.968, "pt": 10.0}
+    assert proper_decay_length(cand) == 0.03 * 1.968 / 10.0
+    assert math.isnan(proper_decay_length({"mass": 1.968, "pt": 10.0}))
+
+
+def _gen(pdg, eta, phi, is_b=0):
+    return {"pdg_id": pdg, "pt": 8.0, "eta": eta, "phi": phi, "is_b_decay": is_b}
+
+
+def test_reference_run2_origin_takes_the_closest_ds_in_the_cone():
+    from reference_selection import truth_origin
+
+    cand = {"eta": 0.5, "phi": 3.13}
+    across = 3.13 + 0.02 - 2 * math.pi  # dR 0.02 across the phi wrap
+    cases = [
+        ([_gen(431, 0.5, across, 1), _gen(-431, 0.51, 3.13, 0)], 1),  # closer one: prompt
+        ([_gen(431, 0.5, across, 1)], 2),
+        ([_gen(-431, 0.5, 3.13 + 0.031, 0)], 0),  # outside the cone
+        ([_gen(411, 0.5, 3.13, 1)], 0),  # a D+ is no Ds
+        ([], 0),
+    ]
+    for gen, expected in cases:
+        assert truth_origin({"gen": gen}, cand, "run2") == expected, gen
+    assert truth_origin({"gen": None}, cand, "run2") == 0  # data
+
+
+def test_reference_run3_origin_from_the_muons_decay_type():
+    from reference_selection import truth_origin
+
+    cand = {"eta": -1.0, "phi": 0.2, "mu1_idx": 1, "mu2_idx": 0}
+    ds = [_gen(431, -1.0, 0.21)]
+    for types, expected in [((1, 1), 1), ((2, 2), 2), ((1, 2), 2), ((0, 1), 0), ((3, 2), 0)]:
+        muons = [{"decayType": types[1]}, {"decayType": types[0]}]
+        assert truth_origin({"gen": ds, "muons": muons}, cand, "run3") == expected, types
+    muons = [{"decayType": 1}, {"decayType": 1}]
+    assert truth_origin({"gen": [_gen(411, -1.0, 0.2)], "muons": muons}, cand, "run3") == 0

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from coffea.processor import ProcessorABC
 
-from tau3mu.corrections import MuonScaleFactors
 from tau3mu.datasets import Dataset
+from tau3mu.weights import SimulationWeights
 
 __all__ = ["Channel", "ProcessorFactory", "SelectionReport"]
 
-#: (selection configuration, muon scale factors per simulated year) -> the processor
-ProcessorFactory = Callable[[Any, Mapping[str, MuonScaleFactors]], ProcessorABC]
+#: (selection configuration, what weights simulation) -> the processor
+ProcessorFactory = Callable[[Any, SimulationWeights], ProcessorABC]
 #: (selection configuration, datasets) -> per dataset, what report.json says of its cuts
 SelectionReport = Callable[[Any, Sequence[Dataset]], dict[str, dict[str, Any]]]
 
@@ -35,7 +35,8 @@ class Channel:
         Its selection configuration: a dataclass with an ``era`` (the default era of
         datasets that name none) and ``to_dict()``; ``config_type()`` gives the defaults.
     make_processor
-        The coffea processor from a configuration and the muon scale factors. Its
+        The coffea processor from a configuration and the simulation weights (muon
+        scale factors per year, xsec x L / ngen per dataset, pileup weights). Its
         output has ``cutflow`` (``{dataset: {step: {"events": n, "candidates": n}}}``
         beginning with ``events``), ``hists`` (``hist.Hist`` with ``dataset`` and
         ``systematic`` axes first) and ``snapshot`` (``{dataset: records}`` with ``run``,

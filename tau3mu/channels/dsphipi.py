@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from tau3mu.channels.base import Channel
 from tau3mu.config import SelectionConfig
-from tau3mu.corrections import MuonScaleFactors
 from tau3mu.datasets import Dataset
 from tau3mu.eras import period_of
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.processors.histograms import book
+from tau3mu.weights import SimulationWeights
 
 __all__ = ["DSPHIPI", "make_processor", "periods"]
 
 
-def make_processor(
-    config: SelectionConfig, scale_factors: Mapping[str, MuonScaleFactors]
-) -> DsPhiPiProcessor:
-    """The Ds -> phi pi processor with ``config``'s cuts and the scale factors per year."""
-    return DsPhiPiProcessor(config, scale_factors=scale_factors)
+def make_processor(config: SelectionConfig, weights: SimulationWeights) -> DsPhiPiProcessor:
+    """The Ds -> phi pi processor with ``config``'s cuts and ``weights`` for simulation."""
+    return DsPhiPiProcessor(
+        config,
+        scale_factors=weights.muon_sf,
+        scales=weights.dataset_scales,
+        pileup=weights.pileup,
+    )
 
 
 def periods(config: SelectionConfig, datasets: Sequence[Dataset]) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 from coffea.processor import ProcessorABC
 
 from tau3mu.channels import Channel, get_channel
-from tau3mu.corrections import MuonScaleFactors, scale_factors_for
+from tau3mu.corrections import scale_factors_for
 from tau3mu.datasets import Dataset, Fileset, input_notes, to_fileset
 from tau3mu.duplicates import drop_duplicate_events, duplicate_events, duplicates_line
 from tau3mu.execution import AnalysisOutput, run_dask_awkward, run_runner
@@ -20,6 +20,7 @@ from tau3mu.outputs import in_input_order
 from tau3mu.pipeline.executors import ExecutorChoice, choose_executor
 from tau3mu.pipeline.options import RunOptions, check_options
 from tau3mu.pipeline.session import Session, session
+from tau3mu.weights import SimulationWeights, normalisation_of, pileup_note
 
 __all__ = ["Analysis", "Setup", "analyse", "nothing_processed", "prepare"]
 
@@ -27,11 +28,11 @@ __all__ = ["Analysis", "Setup", "analyse", "nothing_processed", "prepare"]
 @dataclass(frozen=True)
 class Setup:
     """What a run works with, every part checked: the channel, its selection
-    configuration, the muon scale factors per simulated year and the processor."""
+    configuration, what weights simulation and the processor."""
 
     channel: Channel
     config: Any
-    scale_factors: dict[str, MuonScaleFactors]
+    weights: SimulationWeights
     processor: ProcessorABC
 
 
@@ -59,10 +60,12 @@ class Analysis:
 
 def prepare(datasets: Sequence[Dataset], options: RunOptions) -> Setup:
     """The channel, its configuration (``options.selection`` or its defaults) and the
-    scale factors of every simulated year, loaded once; no input file is opened.
+    simulation weights (scale factors of every simulated year, loaded once; xsec x L /
+    ngen per simulated dataset; the pileup weights); no input file is opened.
 
     Raises :class:`~tau3mu.errors.Tau3MuError`: options that cannot run, an unknown
-    channel, scale factors that cannot be chosen or read.
+    channel, scale factors or pileup weights that cannot be chosen or read, a simulated
+    dataset without xsec, ngen or a luminosity to normalise to.
     """
     check_options(options)
     channel = get_channel(options.channel)
@@ -70,8 +73,11 @@ def prepare(datasets: Sequence[Dataset], options: RunOptions) -> Setup:
     scale_factors = scale_factors_for(
         datasets, options.muon_sf, options.no_muon_sf, default_era=config.era
     )
-    processor = channel.make_processor(config, scale_factors)
-    return Setup(channel, config, scale_factors, processor)
+    pileup_file = None if options.pileup is None else str(options.pileup)
+    scales, pileup = normalisation_of(datasets, pileup_file, default_era=config.era)
+    weights = SimulationWeights(scale_factors, scales, pileup)
+    processor = channel.make_processor(config, weights)
+    return Setup(channel, config, weights, processor)
 
 
 def analyse(
@@ -93,6 +99,9 @@ def analyse(
     fileset = to_fileset(datasets, default_tree=options.tree)
     if options.no_muon_sf and any(d.is_mc for d in datasets):
         print("note: --no-muon-sf: simulation gets weight 1", file=sys.stderr)
+    note = pileup_note(setup.weights.pileup, setup.weights.scales)
+    if note:
+        print(note, file=sys.stderr)
     choice = choose_executor(fileset, options)
     with session(options, choice) as where:  # the proxy checked first
         if choice.automatic:

@@ -37,7 +37,8 @@ class RunOptions:
     ``channel`` names a registered :class:`tau3mu.channels.Channel`; ``selection`` is an
     instance of its configuration type (None: its defaults). ``muon_sf``: a correctionlib
     file, or scale factors loaded already, for every simulated year (None: the shipped
-    ones); ``no_muon_sf`` weights simulation 1. ``executor`` None lets
+    ones); ``no_muon_sf`` weights simulation 1. ``pileup``: a correctionlib file of pileup
+    weights in the true pileup (None: pileup weight 1, said so). ``executor`` None lets
     :func:`tau3mu.pipeline.choose_executor` pick (this process for one core or tiny
     inputs, else a local Dask cluster); ``scheduler`` or ``htcondor`` mean Dask.
     ``workers`` None: all cores. ``x509_proxy`` None: ``$X509_USER_PROXY`` if set.
@@ -47,6 +48,7 @@ class RunOptions:
     selection: Any = None
     muon_sf: str | Path | MuonScaleFactors | None = None
     no_muon_sf: bool = False
+    pileup: str | Path | None = None
     executor: ExecutorName | None = None
     mode: ModeName = "runner"
     workers: int | None = None

@@ -59,6 +59,8 @@ def build_report(
                 "type": d.type,
                 "era": d.era,
                 "lumi": d.lumi,
+                "xsec": d.xsec,
+                "ngen": d.ngen,
                 # the dataset's own keys: its "metadata" object and the keys tau3mu does not use
                 "metadata": d.metadata,
             }
@@ -101,9 +103,13 @@ def build_report(
             "periods": setup.channel.periods(setup.config, analysis.datasets),
         },
         # the scale-factor file applied to each simulated year ({} without simulation)
-        "muon_sf": {str(year): sf.path for year, sf in sorted(setup.scale_factors.items())},
+        "muon_sf": {str(year): sf.path for year, sf in sorted(setup.weights.muon_sf.items())},
         "truth": output.truth,
         "scale_factors": output.scale_factors,
+        # per simulated dataset: xsec, ngen, L and where it comes from, the scale, SF, pileup
+        "weights": setup.weights.report(
+            {d.name: d.era or setup.config.era for d in analysis.datasets}
+        ),
         "fit": {
             d: {"converged": f.converged, "n_ds": f.params.get("n_ds")}
             for d, f in fits.results.items()

@@ -38,6 +38,12 @@ class FileJob:
     compression: str
     compression_level: int
     first_event: int
+    #: the normalisation's truth (tau3mu.synth.truth): share of signal from b hadrons
+    #: (None: no origin or flight distance drawn), the data's efficiency ratio to
+    #: simulation (None: data as simulated), the muon scale-factor file it applies
+    f_b: float | None = None
+    efficiency_ratio: float | None = None
+    muon_sf: str | None = None
 
 
 def keep_freed_memory() -> bool:
@@ -70,9 +76,9 @@ def _set_up(layout: str) -> float:
     tic = time.process_time()
     events = simulate(0, 0, 16)
     if layout == "run2":
-        from tau3mu.synth.run2 import _root
+        from tau3mu.synth.run2 import load_root
 
-        _root()
+        load_root()
     else:
         import uproot.writing  # noqa: F401
 
@@ -101,6 +107,7 @@ def _write_one(job: FileJob) -> dict[str, Any]:
         run_number=RUN_NUMBERS.get(str(year_of(job.era)), 300000),
         first_event=job.first_event,
     )
+    events = _with_truth(events, job)
     simulated = time.process_time()
     if job.layout == "run2":
         from tau3mu.synth.run2 import write_run2
@@ -128,12 +135,78 @@ def _write_one(job: FileJob) -> dict[str, Any]:
     done = time.process_time()
     return {
         "path": job.path,
-        "events": job.n_events,
+        "events": len(events),
         "bytes": os.path.getsize(job.path),
         "simulate_s": simulated - tic,
         "write_s": done - simulated,
         "setup_s": setup,
+        "raw_events": events.raw_events,
+        "kept_events": len(events),
     }
+
+
+def _with_truth(events: Any, job: FileJob) -> Any:
+    """The simulated events with origin and flight distance (``f_b``) and, for data, the
+    efficiency ratio applied (:mod:`tau3mu.synth.truth`)."""
+    from tau3mu.synth.truth import add_origin_and_flight, thin_signal
+
+    if job.f_b is not None:
+        events = add_origin_and_flight(events, seed=job.seed, file_index=job.index, f_b=job.f_b)
+    if job.efficiency_ratio is not None and not job.mc:
+        events = thin_signal(
+            events,
+            seed=job.seed,
+            file_index=job.index,
+            efficiency_ratio=job.efficiency_ratio,
+            scale_factors=_scale_factors(job.muon_sf),
+        )
+    return events
+
+
+def _scale_factors(path: str | None) -> Any:
+    from tau3mu.corrections import MuonScaleFactors
+
+    return MuonScaleFactors(path) if path is not None else None
+
+
+def _merge_json(path: Path, content: dict[str, Any]) -> None:
+    """Write ``content`` into the JSON object of ``path``, keeping its other keys."""
+    merged = {}
+    if path.exists():
+        try:
+            merged = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            merged = {}
+    merged.update(content)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+def _truth(
+    results: list[dict[str, Any]],
+    kind: str,
+    era: str,
+    lumi: float,
+    f_b: float | None,
+    efficiency_ratio: float | None,
+    muon_sf: str | None,
+) -> dict[str, Any]:
+    """What a dataset was generated with: the truth its normalisation closes against."""
+    from tau3mu.synth.truth import simulation_xsec_pb
+
+    truth: dict[str, Any] = {
+        "type": kind,
+        "era": era,
+        "lumi": lumi,
+        "f_b": f_b,
+        "efficiency_ratio": efficiency_ratio if kind == "data" else None,
+        "muon_sf": muon_sf,
+        "events": sum(r["kept_events"] for r in results),
+        "raw_events": sum(r["raw_events"] for r in results),
+    }
+    if kind == "mc":
+        truth["ngen"] = truth["raw_events"]
+        truth["xsec"] = simulation_xsec_pb(EVENTS_PER_INVERSE_FB, _scale_factors(muon_sf))
+    return truth
 
 
 def generate_dataset(
@@ -150,28 +223,24 @@ def generate_dataset(
     compression_level: int = 1,
     jobs: int = 1,
     name: str | None = None,
+    f_b: float | None = None,
+    efficiency_ratio: float | None = None,
+    muon_sf: str | None = None,
 ) -> dict[str, Any]:
     """Write ``files`` ntuples and ``datasets.json``; return the datasets JSON content.
 
     With ``lumi`` (fb^-1) the number of events is set to give the yields of docs/physics.md, "Synthetic data", for
     that luminosity, spread over ``files`` files. File ``k`` depends only on
     ``(seed, k)``: the same dataset is produced with any ``jobs``.
+
+    Simulation gets ``xsec`` and ``ngen`` (raw events) in datasets.json; ``f_b``,
+    ``efficiency_ratio`` and ``muon_sf`` are the normalisation's truth
+    (:mod:`tau3mu.synth.truth`), written to ``truth.json`` beside datasets.json.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; use run2 or run3")
-    era = era or ("2017" if layout == "run2" else "2022")
-    if period_of(era) != layout:
-        raise ValueError(f"era {era!r} is not a {layout} era (2016-2018: run2, 2022 on: run3)")
-    if files < 1:
-        raise ValueError("need at least one file")
+    era = _checked_era(layout, era, files)
     outdir = Path(outdir).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    if (files * events_per_file if lumi is None else lumi * EVENTS_PER_INVERSE_FB) >= 2**32:
-        raise ValueError("more than 2^32 events: Run 2 event numbers are unsigned int")
-    if lumi is not None:
-        events_per_file = math.ceil(lumi * EVENTS_PER_INVERSE_FB / files)
-    else:
-        lumi = files * events_per_file / EVENTS_PER_INVERSE_FB
+    events_per_file, lumi = _events_and_lumi(files, events_per_file, lumi)
     kind = "mc" if mc else "data"
     name = name or f"{'DsPhiPi_MC' if mc else 'DoubleMuonLowMass'}_{era}_{layout}_synth"
     jobs_list = [
@@ -186,43 +255,77 @@ def generate_dataset(
             compression=compression,
             compression_level=compression_level,
             first_event=1 + k * events_per_file,
+            f_b=f_b,
+            efficiency_ratio=efficiency_ratio,
+            muon_sf=muon_sf,
         )
         for k in range(files)
     ]
     tic = time.perf_counter()
-    if jobs > 1 and files > 1:
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, files), initializer=keep_freed_memory
-        ) as pool:
-            results = list(pool.map(_write_one, jobs_list))
-    else:
-        results = [_write_one(job) for job in jobs_list]
+    results = _run_jobs(jobs_list, jobs)
     wall = time.perf_counter() - tic
-    datasets = {
-        name: {
-            "rootpath": str(outdir) + "/",
-            "files": " ".join(Path(r["path"]).name for r in results),
-            "treename": LAYOUTS[layout].tree,
-            "era": era,
-            "lumi": lumi,
-            "type": kind,
-        }
+    truth = _truth(results, kind, era, lumi, f_b, efficiency_ratio, muon_sf)
+    entry = {
+        "rootpath": str(outdir) + "/",
+        "files": " ".join(Path(r["path"]).name for r in results),
+        "treename": LAYOUTS[layout].tree,
+        "era": era,
+        "lumi": lumi,
+        "type": kind,
     }
+    if mc:
+        # simulation is normalised to the luminosity of the data of its era: a "lumi" of
+        # its own would name a target luminosity instead (tau3mu.weights)
+        del entry["lumi"]
+        entry |= {"xsec": truth["xsec"], "ngen": truth["ngen"]}
     datasets_path = outdir / "datasets.json"
-    merged = {}
-    if datasets_path.exists():
-        try:
-            merged = json.loads(datasets_path.read_text())
-        except json.JSONDecodeError:
-            merged = {}
-    merged.update(datasets)
-    datasets_path.write_text(json.dumps(merged, indent=2) + "\n")
+    _merge_json(datasets_path, {name: entry})
+    _merge_json(outdir / "truth.json", {name: truth})
+    return {
+        "datasets": {name: entry},
+        "datasets_json": str(datasets_path),
+        **_summary(results, wall),
+    }
+
+
+def _checked_era(layout: str, era: str | None, files: int) -> str:
+    """The era of the dataset (the layout's default year when None); ValueError for an
+    unknown layout, an era of the other run period, or no file."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use run2 or run3")
+    era = era or ("2017" if layout == "run2" else "2022")
+    if period_of(era) != layout:
+        raise ValueError(f"era {era!r} is not a {layout} era (2016-2018: run2, 2022 on: run3)")
+    if files < 1:
+        raise ValueError("need at least one file")
+    return era
+
+
+def _events_and_lumi(files: int, events_per_file: int, lumi: float | None) -> tuple[int, float]:
+    """(events per file, luminosity): ``lumi`` sets the events when given, else the events
+    set it (:data:`EVENTS_PER_INVERSE_FB`); ValueError beyond 2^32 events."""
+    if (files * events_per_file if lumi is None else lumi * EVENTS_PER_INVERSE_FB) >= 2**32:
+        raise ValueError("more than 2^32 events: Run 2 event numbers are unsigned int")
+    if lumi is not None:
+        return math.ceil(lumi * EVENTS_PER_INVERSE_FB / files), lumi
+    return events_per_file, files * events_per_file / EVENTS_PER_INVERSE_FB
+
+
+def _run_jobs(jobs_list: list[FileJob], jobs: int) -> list[dict[str, Any]]:
+    """Each file's :func:`_write_one` result, in ``jobs`` processes when more than one."""
+    if jobs > 1 and len(jobs_list) > 1:
+        workers = min(jobs, len(jobs_list))
+        with ProcessPoolExecutor(max_workers=workers, initializer=keep_freed_memory) as pool:
+            return list(pool.map(_write_one, jobs_list))
+    return [_write_one(job) for job in jobs_list]
+
+
+def _summary(results: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """Files, events, bytes and the speed of writing them."""
     total_events = sum(r["events"] for r in results)
     total_bytes = sum(r["bytes"] for r in results)
     cpu = sum(r["simulate_s"] + r["write_s"] for r in results)
     return {
-        "datasets": datasets,
-        "datasets_json": str(datasets_path),
         "files": [r["path"] for r in results],
         "events": total_events,
         "bytes": total_bytes,

@@ -23,6 +23,7 @@ from tau3mu.config import MUON_MASS
 from tau3mu.eras import year_of
 from tau3mu.layouts import RUN2
 from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, SyntheticEvents, offsets_of
+from tau3mu.synth.truth import generated_particles, run2_flight_branches
 
 #: C++ types of the branch list -> (kind, numpy dtype)
 _TYPES = {
@@ -124,7 +125,8 @@ class ROOTMissingError(ImportError):
 
 
 @functools.cache
-def _root() -> Any:
+def load_root() -> Any:
+    """ROOT in batch mode with the filler declared, once per process (ROOTMissingError)."""
     try:
         import ROOT
     except ImportError as err:
@@ -219,7 +221,8 @@ def run2_columns(
     n = len(events)
     cand, muon, track = events.candidates, events.muons, events.tracks
     n_pv = 12 + rng.poisson(18, n)
-    n_gen = np.full(n, 6 if mc else 0, dtype=np.int64)
+    generated = generated_particles(events) if mc and events.origin is not None else None
+    n_gen = generated[0] if generated else np.full(n, 6 if mc else 0, dtype=np.int64)
     n_hlt_mu = 1 + rng.poisson(1.2, n)
     counts = {
         "candidate": cand.counts,
@@ -268,6 +271,8 @@ def run2_columns(
     )
     if truth:
         known[RUN2.truth] = ("candidate", cand.columns["truth"])
+    known |= {name: ("gen", values) for name, values in (generated or ({}, {}))[1].items()}
+    replaced = run2_flight_branches(cand.columns)
     scalars = {
         "evt": events.event.astype(np.uint32),
         "run": events.run,
@@ -310,6 +315,7 @@ def run2_columns(
             off = offsets[what]
             if data is None:
                 data = _filler_values(rng, name, int(off[-1]), dtype)
+                data = replaced.get(name, data)  # after its filler: later draws unchanged
             data = np.ascontiguousarray(data, dtype=dtype)
             cpp_kind = {np.float64: "double", np.float32: "float", np.int32: "int"}[dtype]
             columns[name] = (cpp_kind, (off, data))
@@ -353,7 +359,7 @@ def write_run2(
     mc: bool = False,
 ) -> Path:
     """Write ``events`` as a Run 2 ``Tree3Mu/ntuple`` file with ROOT."""
-    ROOT = _root()
+    ROOT = load_root()
     algorithms = {"zlib": 1, "lzma": 2, "lz4": 4, "zstd": 5}
     if compression not in algorithms:
         raise ValueError(f"unknown compression {compression!r}; use one of {sorted(algorithms)}")
