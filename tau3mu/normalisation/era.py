@@ -1,0 +1,85 @@
+"""One era's normalisation from a run's histograms: R (:mod:`.ratio`) and f_B
+(:mod:`.splot`), from the data and simulation datasets that belong to the era."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tau3mu.normalisation.massfit import expected_counts
+from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
+from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, sweighted
+
+__all__ = ["data_sweights", "measure_era", "summed"]
+
+ORIGIN_PROMPT, ORIGIN_FROM_B = 1, 2
+
+
+def summed(
+    h: Any, datasets: Sequence[str], systematic: str = "nominal"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(values, variances) of ``h`` summed over ``datasets`` at ``systematic``, as arrays
+    over its remaining axes (the ``dataset`` and ``systematic`` axes first)."""
+    names = h.axes["dataset"]
+    rows = [names.index(name) for name in datasets]
+    column = h.axes["systematic"].index(systematic)
+    values = h.values()[rows, column].sum(axis=0)
+    variances = h.variances()[rows, column].sum(axis=0)
+    return values, variances
+
+
+def data_sweights(measurement: RatioMeasurement, edges: np.ndarray, counts: np.ndarray):
+    """The Ds+ sWeight per mass bin from the nominal data fit."""
+    fit = measurement.data_fit
+    params = {name: p["value"] for name, p in fit.params.items()}
+    components = {k: v for k, v in expected_counts(edges, params).items() if v.sum() > 0}
+    return signal_sweights(counts, components)
+
+
+def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], weights: np.ndarray):
+    h_ct = hists["h_ct"]
+    values, variances = summed(h_ct, data)  # (origin, mass, ct)
+    ct_data = sweighted(values.sum(axis=0), variances.sum(axis=0), weights)
+    sim_values, sim_variances = summed(h_ct, sim)
+    origin = h_ct.axes["origin"]
+
+    def template(code: int) -> tuple[np.ndarray, np.ndarray]:
+        i = origin.index(code)
+        return sim_values[i].sum(axis=0), sim_variances[i].sum(axis=0)
+
+    edges = h_ct.axes["ct"].edges
+    result = fit_fraction_from_b(ct_data, template(ORIGIN_PROMPT), template(ORIGIN_FROM_B), edges)
+    return result, ct_data, template(ORIGIN_PROMPT), template(ORIGIN_FROM_B)
+
+
+def measure_era(
+    hists: dict[str, Any], data: Sequence[str], simulation: Sequence[str]
+) -> dict[str, Any]:
+    """R with its errors and, when ``h_ct`` exists, f_B, for the data and simulation
+    datasets of one era. Returns a dict with ``ratio`` (a :class:`RatioMeasurement`, or
+    None when a nominal fit failed), ``failed`` (the reason), ``fraction`` (a
+    :class:`FractionResult` or None), ``sweights``, ``ct`` (the sWeighted data and the two
+    templates, for the figure) and ``edges``."""
+    h_mass = hists["h_mass"]
+    edges = h_mass.axes["mass"].edges
+    data_h = summed(h_mass, data)
+    systematics = [s for s in h_mass.axes["systematic"] if s in ("nominal", "sf_up", "sf_down")]
+    sim_h = {s: summed(h_mass, simulation, s) for s in systematics}
+    out: dict[str, Any] = {"ratio": None, "failed": None, "fraction": None, "edges": edges}
+    measured = measure_ratio(data_h, sim_h, edges)
+    if not isinstance(measured, RatioMeasurement):
+        sim_fit, data_fit = measured
+        which = "simulation" if not sim_fit.converged else "data"
+        out["failed"] = (
+            f"the {which} mass fit failed: {(sim_fit if which == 'simulation' else data_fit).reason}"
+        )
+        return out
+    out["ratio"] = measured
+    out["sweights"] = data_sweights(measured, edges, data_h[0])
+    if "h_ct" in hists:
+        fraction, *ct = _fraction(hists, data, simulation, out["sweights"])
+        out["fraction"], out["ct"] = fraction, ct
+        out["ct_edges"] = hists["h_ct"].axes["ct"].edges
+    return out
