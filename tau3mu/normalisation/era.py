@@ -55,20 +55,25 @@ def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], weights: np.
 
 
 def measure_era(
-    hists: dict[str, Any], data: Sequence[str], simulation: Sequence[str]
+    hists: dict[str, Any],
+    data: Sequence[str],
+    simulation: Sequence[str],
+    *,
+    systematics: bool = True,
 ) -> dict[str, Any]:
     """R with its errors and, when ``h_ct`` exists, f_B, for the data and simulation
     datasets of one era. Returns a dict with ``ratio`` (a :class:`RatioMeasurement`, or
     None when a nominal fit failed), ``failed`` (the reason), ``fraction`` (a
     :class:`FractionResult` or None), ``sweights``, ``ct`` (the sWeighted data and the two
-    templates, for the figure) and ``edges``."""
+    templates, for the figure) and ``edges``. ``systematics`` False: R without its
+    systematic variations (toys)."""
     h_mass = hists["h_mass"]
     edges = h_mass.axes["mass"].edges
     data_h = summed(h_mass, data)
     systematics = [s for s in h_mass.axes["systematic"] if s in ("nominal", "sf_up", "sf_down")]
     sim_h = {s: summed(h_mass, simulation, s) for s in systematics}
     out: dict[str, Any] = {"ratio": None, "failed": None, "fraction": None, "edges": edges}
-    measured = measure_ratio(data_h, sim_h, edges)
+    measured = measure_ratio(data_h, sim_h, edges, systematics=systematics)
     if not isinstance(measured, RatioMeasurement):
         sim_fit, data_fit = measured
         which = "simulation" if not sim_fit.converged else "data"

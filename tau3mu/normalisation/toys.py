@@ -5,7 +5,9 @@ Events are drawn one by one (mass from the Crystal Ball + exponential model of
 :mod:`tau3mu.fit`, ct from exponentials, a muon pT) and filled into ``hist``
 histograms with the ``dataset`` and ``systematic`` axes; simulation events carry a
 weight (normalisation x a muon scale factor drawn per event, and its up/down
-variation), data events weight 1. Data's Ds+ yield is ``ratio`` times simulation's
+variation), data events weight 1. The scale factor per event is log-normal with mean 1
+(``sf_spread`` its spread), so the simulation's expected weighted Ds+ yield is
+``sim_events_ds x sim_weight``. Data's Ds+ yield is ``ratio`` times simulation's
 expected weighted yield; its fraction from b hadrons is ``fraction_from_b``.
 """
 
@@ -133,7 +135,9 @@ def toy_histograms(rng: np.random.Generator, truth: ToyTruth = ToyTruth()) -> di
         },
         truth.simulation_fraction_from_b,
     )
-    sf = 1.0 + truth.sf_spread * rng.standard_normal(len(sim["mass"]))
+    # log-normal: positive, mean 1, relative spread ~sf_spread
+    spread = truth.sf_spread
+    sf = np.exp(spread * rng.standard_normal(len(sim["mass"])) - spread**2 / 2)
     for systematic, shift in (("nominal", 0.0), ("sf_up", 1.0), ("sf_down", -1.0)):
         weight = truth.sim_weight * (sf + shift * truth.sf_variation)
         _fill(hists, f"mc_{truth.era}", systematic, sim, weight)

@@ -1,0 +1,214 @@
+"""The normalisation (``docs/physics.md``, "Normalisation"): which datasets form an era,
+the weighted fits, sWeights, R's systematics, ``tau3mu normalise`` and its errors, and
+the ratio against RooFit. Toy closure: test_normalisation_toys.py."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from spectra import EDGES, TRUTH
+
+from tau3mu import fit
+from tau3mu.cli import main
+from tau3mu.normalisation import (
+    NormalisationInputError,
+    data_eras_of,
+    era_groups,
+    fit_weighted,
+    measure_ratio,
+    signal_sweights,
+    sweighted,
+)
+from tau3mu.normalisation.era import summed
+from tau3mu.normalisation.massfit import expected_counts
+from tau3mu.normalisation.toys import ToyTruth, toy_histograms, toy_report
+
+SIM, DATA = "mc_2017", "data_2017B"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_histograms(np.random.default_rng(17), ToyTruth())
+
+
+def test_data_eras_of_follows_the_run_letters_and_run3_sub_periods():
+    eras = ["2017B", "2017C", "2018A", "2017", "2022C", "2022E", "2023D", "20171"]
+    assert data_eras_of("2017", eras) == ["2017B", "2017C", "2017"]
+    assert data_eras_of("2022preEE", eras) == ["2022C"]
+    assert data_eras_of("2022postEE", eras) == ["2022E"]
+    assert data_eras_of("2023postBPix", eras) == ["2023D"]
+    assert data_eras_of("2022", eras) == ["2022C", "2022E"]
+
+
+def test_era_groups_and_what_cannot_be_normalised():
+    report = toy_report()["datasets"]
+    assert era_groups(report) == {"2017": {"data": [DATA], "simulation": [SIM]}}
+    with pytest.raises(NormalisationInputError, match="no simulation dataset"):
+        era_groups({DATA: report[DATA]})
+    with pytest.raises(NormalisationInputError, match=r"'2018'.*no data dataset"):
+        era_groups({**report, "mc_2018": {**report[SIM], "era": "2018"}})
+
+
+def test_unit_weights_fit_as_the_poisson_fit_of_tau3mu_fit():
+    """(sumw, sumw2) with sumw2 = sumw is the ordinary Poisson likelihood: the yields of
+    the iminuit engine of tau3mu.fit, within a hundredth of their error."""
+    counts = fit.toy_counts(np.random.default_rng(5), EDGES, TRUTH)
+    ours, reference = fit_weighted(counts, counts, EDGES), fit.fit_counts_iminuit(counts, EDGES)
+    assert ours.converged
+    assert reference.converged
+    for name in ("n_ds", "n_dplus", "n_bkg"):
+        assert abs(ours.value(name) - reference.value(name)) < 0.01 * reference.error(name)
+        assert ours.error(name) == pytest.approx(reference.error(name), rel=0.01)
+
+
+def test_sweights_sum_to_one_over_components_and_give_the_fitted_yield(toy):
+    values, variances = summed(toy["h_mass"], [DATA])
+    edges = toy["h_mass"].axes["mass"].edges
+    result = fit_weighted(values, variances, edges)
+    params = {name: p["value"] for name, p in result.params.items()}
+    components = expected_counts(edges, params)
+    weights = {name: signal_sweights(values, components, name) for name in components}
+    # exact at the likelihood's maximum; Minuit stops within its tolerance of it
+    np.testing.assert_allclose(sum(weights.values()), 1.0, atol=1e-3)
+    assert float(values @ weights["n_ds"]) == pytest.approx(result.value("n_ds"), rel=2e-3)
+
+
+def test_sweighted_control_variable_is_the_true_ds_distribution(toy):
+    """The toy's Ds+ muon pT is 3 GeV + an exponential of mean 4 GeV, the background's of
+    mean 2 GeV: the sWeighted data histogram follows the Ds+ one (chi2 per bin ~ 1)."""
+    truth = ToyTruth()
+    h = toy["h_mu_pt"]
+    edges = toy["h_mass"].axes["mass"].edges
+    mass = summed(toy["h_mass"], [DATA])
+    result = fit_weighted(*mass, edges)
+    params = {name: p["value"] for name, p in result.params.items()}
+    weights = signal_sweights(mass[0], expected_counts(edges, params))
+    values, variances = sweighted(*summed(h, [DATA]), weights)
+    pt_edges = h.axes["mu_pt"].edges
+    cdf = 1 - np.exp(-np.clip(pt_edges - 3.0, 0, None) / 4.0)
+    expected = values.sum() * np.diff(cdf)  # the shape; the yield is the fit's
+    used = expected > 20  # where the sWeighted bins' variances are a Gaussian error
+    chi2 = np.sum((values[used] - expected[used]) ** 2 / variances[used])
+    ndf = used.sum() - 1
+    assert chi2 < ndf + 3 * np.sqrt(2 * ndf), (chi2, ndf)
+    assert values.sum() == pytest.approx(result.value("n_ds"), rel=0.01)
+    assert abs(result.value("n_ds") - truth.data_ds) < 3 * result.error("n_ds")
+
+
+def test_every_systematic_is_a_refit(toy):
+    """Each systematic of R comes from refits; the scale-factor one moves the simulation
+    weights by sf_variation, so R by that fraction."""
+    truth = ToyTruth()
+    edges = toy["h_mass"].axes["mass"].edges
+    sim = {s: summed(toy["h_mass"], [SIM], s) for s in ("nominal", "sf_up", "sf_down")}
+    measured = measure_ratio(summed(toy["h_mass"], [DATA]), sim, edges)
+    assert not measured.failed, measured.failed
+    assert set(measured.systematics) == {"scale_factors", "tails", "background", "mass_window"}
+    assert all(0 < v < 0.2 * measured.ratio for v in measured.systematics.values())
+    up = measured.variations["sf_up"]
+    assert measured.ratio / up - 1 == pytest.approx(truth.sf_variation, abs=0.005)
+    assert measured.syst_error == pytest.approx(
+        np.sqrt(sum(v**2 for v in measured.systematics.values()))
+    )
+
+
+def _write_run(folder: Path, hists: dict, report: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "histograms.pkl").open("wb") as handle:
+        pickle.dump(hists, handle)
+    (folder / "report.json").write_text(json.dumps(report))
+    return folder
+
+
+@pytest.mark.slow
+def test_normalise_writes_the_result_and_figures(tmp_path, toy, capsys):
+    truth = ToyTruth()
+    run = _write_run(tmp_path / "run", toy, toy_report(truth))
+    assert main(["normalise", str(run)]) == 0
+    assert "2017: R = " in capsys.readouterr().out
+    result = json.loads((run / "normalisation.json").read_text())
+    era = result["eras"]["2017"]
+    assert era["status"] == "ok"
+    assert abs(era["R"] - truth.ratio) < 4 * np.hypot(era["stat_error"], era["syst_error"])
+    assert abs(era["f_B"]["value"] - truth.fraction_from_b) < 4 * era["f_B"]["error"]
+    assert era["lumi_fb"] == 4.8
+    assert era["weights"][SIM]["scale"] == truth.sim_weight
+    assert era["inputs"][SIM]["ngen"] == 1e6
+    assert era["n_ds_data"]["error"] > 0
+    assert era["n_ds_simulation"]["error"] > 0
+    for stem in ("ratio_per_era", "ct_fit_2017", "h_mu_pt_2017", "h_ct_2017"):
+        assert f"normalisation/{stem}.png" in result["figures"]
+        assert (run / "normalisation" / f"{stem}.png").stat().st_size > 10_000
+
+
+def test_normalise_says_what_it_cannot_do(tmp_path, toy, capsys):
+    report = toy_report()
+    data_only = {"datasets": {DATA: report["datasets"][DATA]}}
+    cases = {
+        "data_only": (data_only, "no simulation dataset"),
+        "no_data": (
+            {**report, "datasets": {SIM: report["datasets"][SIM]}},
+            "simulation era '2017' (mc_2017) has no data dataset",
+        ),
+    }
+    for name, (content, message) in cases.items():
+        run = _write_run(tmp_path / name, toy, content)
+        assert main(["normalise", str(run), "--no-figures"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert message in err, err
+        assert not (run / "normalisation.json").exists()
+    assert main(["normalise", str(tmp_path / "absent")]) == 2
+    assert "histograms.pkl: not found" in capsys.readouterr().err
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_roofit_gives_the_same_ratio(toy):
+    """R from RooFit (tests/roofit_reference.py: SumW2Error for the weighted simulation,
+    IntegrateBins) on the same histograms, within 0.3 of R's statistical error; the same
+    configuration on our side: tail exponents fixed at 3, the onsets from simulation."""
+    pytest.importorskip("ROOT")
+    edges = toy["h_mass"].axes["mass"].edges
+    data = summed(toy["h_mass"], [DATA])
+    sim = summed(toy["h_mass"], [SIM])
+    request = {
+        "edges": edges.tolist(),
+        "ratio": {
+            "data": data[0].tolist(),
+            "simulation": sim[0].tolist(),
+            "simulation_variances": sim[1].tolist(),
+        },
+    }
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("roofit_reference.py"))],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    roofit = json.loads(line[len("RESULT") :])
+    for which in ("simulation", "data"):
+        assert roofit[which]["status"] in (0, 1), roofit[which]["status_history"]
+        assert roofit[which]["cov_quality"] == 3, roofit[which]["status_history"]
+    sim_fit = fit_weighted(*sim, edges)
+    tails = {name: sim_fit.value(name) for name in ("alpha_ds", "alpha_dplus")}
+    data_fit = fit_weighted(*data, edges, fixed=tails)
+    ratio = data_fit.value("n_ds") / sim_fit.value("n_ds")
+    error = ratio * np.hypot(
+        data_fit.error("n_ds") / data_fit.value("n_ds"),
+        sim_fit.error("n_ds") / sim_fit.value("n_ds"),
+    )
+    assert abs(roofit["R"] - ratio) < 0.3 * error, (roofit["R"], ratio, error)
+    assert roofit["stat_error"] == pytest.approx(error, rel=0.15)
+    assert roofit["simulation"]["params"]["n_ds"]["error"] == pytest.approx(
+        sim_fit.error("n_ds"), rel=0.15
+    )
