@@ -25,7 +25,7 @@ from tau3mu.normalisation import (
     signal_sweights,
     sweighted,
 )
-from tau3mu.normalisation.era import summed
+from tau3mu.normalisation.era import measure_era, summed
 from tau3mu.normalisation.massfit import expected_counts
 from tau3mu.normalisation.toys import ToyTruth, toy_histograms, toy_report
 
@@ -212,3 +212,24 @@ def test_roofit_gives_the_same_ratio(toy):
     assert roofit["simulation"]["params"]["n_ds"]["error"] == pytest.approx(
         sim_fit.error("n_ds"), rel=0.15
     )
+
+
+def test_fraction_gradient_is_the_template_fits_response(toy):
+    """The linearised df_B/dD_x that f_B's sWeight error uses agrees with the template
+    fit's own response to each sWeighted bin (finite differences of the fit)."""
+    from tau3mu.normalisation.splot import fit_fraction_from_b
+    from tau3mu.normalisation.sweight_errors import fraction_gradient
+
+    era = measure_era(toy, [DATA], [SIM], systematics=False)
+    (data, variances), prompt, from_b = era["ct"]
+    edges = era["ct_edges"]
+    fraction = era["fraction"]
+    g = fraction_gradient(variances, prompt, from_b, fraction.n_prompt, fraction.n_from_b)
+    for x in (0, 2, 5, 10, 15):
+        step = 0.05 * np.sqrt(variances[x])
+        shifted = [data.copy(), data.copy()]
+        shifted[0][x] += step
+        shifted[1][x] -= step
+        up, down = (fit_fraction_from_b((d, variances), prompt, from_b, edges) for d in shifted)
+        numeric = (up.fraction - down.fraction) / (2 * step)
+        assert numeric == pytest.approx(g[x], abs=0.1 * np.abs(g).max()), (x, numeric, g[x])

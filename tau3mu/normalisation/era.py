@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,7 @@ import numpy as np
 from tau3mu.normalisation.massfit import expected_counts
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
 from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, sweighted
+from tau3mu.normalisation.sweight_errors import fraction_gradient, sweight_variance
 
 __all__ = ["data_sweights", "measure_era", "summed"]
 
@@ -38,7 +41,9 @@ def data_sweights(measurement: RatioMeasurement, edges: np.ndarray, counts: np.n
     return signal_sweights(counts, components)
 
 
-def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], weights: np.ndarray):
+def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], measurement: Any, weights):
+    """f_B from the sWeighted data ct and the simulation templates; its error adds the
+    sWeights' own fluctuation (:func:`sweight_variance`) to the template fit's."""
     h_ct = hists["h_ct"]
     values, variances = summed(h_ct, data)  # (origin, mass, ct)
     ct_data = sweighted(values.sum(axis=0), variances.sum(axis=0), weights)
@@ -50,8 +55,19 @@ def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], weights: np.
         return sim_values[i].sum(axis=0), sim_variances[i].sum(axis=0)
 
     edges = h_ct.axes["ct"].edges
-    result = fit_fraction_from_b(ct_data, template(ORIGIN_PROMPT), template(ORIGIN_FROM_B), edges)
-    return result, ct_data, template(ORIGIN_PROMPT), template(ORIGIN_FROM_B)
+    prompt, from_b = template(ORIGIN_PROMPT), template(ORIGIN_FROM_B)
+    result = fit_fraction_from_b(ct_data, prompt, from_b, edges)
+    if result.converged:
+        g = fraction_gradient(ct_data[1], prompt, from_b, result.n_prompt, result.n_from_b)
+        mass_edges = hists["h_mass"].axes["mass"].edges
+        extra = sweight_variance(g, values.sum(axis=0), mass_edges, measurement.data_fit)
+        result = replace(
+            result,
+            template_fit_error=result.error,
+            sweight_error=math.copysign(math.sqrt(abs(extra)), extra),
+            error=math.sqrt(max(result.error**2 + extra, 0.0)),
+        )
+    return result, ct_data, prompt, from_b
 
 
 def measure_era(
@@ -84,7 +100,7 @@ def measure_era(
     out["ratio"] = measured
     out["sweights"] = data_sweights(measured, edges, data_h[0])
     if "h_ct" in hists:
-        fraction, *ct = _fraction(hists, data, simulation, out["sweights"])
+        fraction, *ct = _fraction(hists, data, simulation, measured, out["sweights"])
         out["fraction"], out["ct"] = fraction, ct
         out["ct_edges"] = hists["h_ct"].axes["ct"].edges
     return out

@@ -72,7 +72,13 @@ def sweighted(
 
 @dataclass
 class FractionResult:
-    """f_B and the template yields of the ct fit; ``converged`` False: do not use."""
+    """f_B and the template yields of the ct fit; ``converged`` False: do not use.
+
+    ``error`` is f_B's total error; when the sWeights' fluctuation has been added
+    (:mod:`tau3mu.normalisation.sweight_errors`), ``template_fit_error`` is the template
+    fit's alone and ``sweight_error`` the added part (negative when it reduces the
+    variance: sign x sqrt(|variance|)).
+    """
 
     converged: bool
     fraction: float
@@ -82,6 +88,8 @@ class FractionResult:
     n_from_b: float
     n_from_b_error: float
     reason: str = ""
+    template_fit_error: float = math.nan
+    sweight_error: float = math.nan
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -131,4 +139,5 @@ def fit_fraction_from_b(
         n_prompt_error=float(m.errors["n_prompt"]),
         n_from_b=b,
         n_from_b_error=float(m.errors["n_from_b"]),
+        template_fit_error=float(math.sqrt(gradient @ cov @ gradient)),
     )
