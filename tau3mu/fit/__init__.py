@@ -1,0 +1,52 @@
+"""The Ds+ / D+ mass fit (``docs/physics.md``, "Fit"): extended binned maximum likelihood.
+
+Model: Crystal Ball for the Ds+, Crystal Ball for the D+, exponential background, each
+extended with its own yield. One module per job:
+
+- :mod:`~tau3mu.fit.parameters`: names, ranges, fixed parameters, start values;
+- :mod:`~tau3mu.fit.histogram`: the spectrum a histogram gives the fit;
+- :mod:`~tau3mu.fit.model`: the model in numpy (CDF, toys); :mod:`~tau3mu.fit.zfit_pdfs`
+  the same model as zfit PDFs;
+- :mod:`~tau3mu.fit.strategy`: the minimisation strategy both engines share;
+- :mod:`~tau3mu.fit.engine_zfit` (the default) and :mod:`~tau3mu.fit.engine_iminuit`
+  (independent, milliseconds): each supplies its loss and expected counts;
+- :mod:`~tau3mu.fit.result`: :class:`FitResult`, saved as JSON;
+- :mod:`~tau3mu.fit.engines`: :func:`fit_mass`, over either engine.
+
+Importing this package imports neither zfit nor iminuit; an engine imports its own at
+its first fit.
+"""
+
+from __future__ import annotations
+
+from tau3mu.fit.engine_iminuit import fit_counts_iminuit
+from tau3mu.fit.engine_zfit import fit_counts
+from tau3mu.fit.engines import fit_mass
+from tau3mu.fit.histogram import mass_counts
+from tau3mu.fit.model import model_cdf, toy_counts
+from tau3mu.fit.parameters import (
+    FIXED,
+    PARAMETER_ORDER,
+    SHAPE_DEFAULTS,
+    SIDEBANDS,
+    YIELDS,
+    start_values,
+)
+from tau3mu.fit.result import FitResult, load_result
+
+__all__ = [
+    "FIXED",
+    "PARAMETER_ORDER",
+    "SHAPE_DEFAULTS",
+    "SIDEBANDS",
+    "YIELDS",
+    "FitResult",
+    "fit_counts",
+    "fit_counts_iminuit",
+    "fit_mass",
+    "load_result",
+    "mass_counts",
+    "model_cdf",
+    "start_values",
+    "toy_counts",
+]
