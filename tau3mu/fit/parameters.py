@@ -1,8 +1,11 @@
 """The fit's parameters: names, ranges, which are held fixed, and start values from the data.
 
 Names used in results: ``n_ds, n_dplus, n_bkg`` (yields), ``mean_ds, sigma_ds, alpha_ds,
-n_cb_ds`` and the same for ``dplus`` (the Crystal Balls), ``slope`` (the exponential
-background). Ranges and start values: ``docs/physics.md``, "Fit".
+n_cb_ds`` and the same for ``dplus`` (the Crystal Balls), and the background's: ``slope``
+of the exponential (the default), or ``bkg_b1, bkg_b2`` of the second-order Bernstein
+polynomial (``background="poly2"``, the alternative for the fit-model systematic; its
+first coefficient is 1, the yield sets the level). Ranges and start values:
+``docs/physics.md``, "Fit".
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import numpy as np
 from tau3mu.config import DPLUS_MASS, DS_MASS
 
 __all__ = [
+    "BACKGROUNDS",
     "FIXED",
     "PARAMETER_ORDER",
     "SHAPE_DEFAULTS",
     "SIDEBANDS",
+    "TAILS",
     "YIELDS",
     "limits",
+    "parameter_order",
+    "shape_defaults",
     "shape_of",
     "start_values",
     "start_vector",
@@ -45,8 +52,31 @@ SHAPE_DEFAULTS: dict[str, tuple[float, float, float]] = {
 YIELDS = ("n_ds", "n_dplus", "n_bkg")
 #: parameters held at their start value in the fit
 FIXED = ("n_cb_ds", "n_cb_dplus")
-#: order of the parameter vector given to Minuit by both engines
+#: the Crystal Ball tails: what a data fit may take from simulation's
+TAILS = ("alpha_ds", "n_cb_ds", "alpha_dplus", "n_cb_dplus")
+#: (start, lower, upper) of each background shape's parameters; the exponential's are
+#: those of ``SHAPE_DEFAULTS``. Bernstein coefficients relative to the first (1): 1, 1 is
+#: flat; positive, so the density is positive everywhere
+BACKGROUNDS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "exponential": {"slope": SHAPE_DEFAULTS["slope"]},
+    "poly2": {"bkg_b1": (1.0, 0.01, 50.0), "bkg_b2": (1.0, 0.01, 50.0)},
+}
+#: order of the parameter vector given to Minuit by both engines (exponential background)
 PARAMETER_ORDER = (*YIELDS, *SHAPE_DEFAULTS)
+
+
+def shape_defaults(background: str = "exponential") -> dict[str, tuple[float, float, float]]:
+    """(start, lower, upper) of every shape parameter with this background (a key of
+    :data:`BACKGROUNDS`); the exponential's is :data:`SHAPE_DEFAULTS`."""
+    if background == "exponential":
+        return SHAPE_DEFAULTS
+    signal = {name: spec for name, spec in SHAPE_DEFAULTS.items() if name != "slope"}
+    return {**signal, **BACKGROUNDS[background]}
+
+
+def parameter_order(background: str = "exponential") -> tuple[str, ...]:
+    """The parameter vector's names with this background: yields, then shapes."""
+    return (*YIELDS, *shape_defaults(background))
 
 
 def shape_of(yield_name: str) -> tuple[str, ...]:
@@ -55,11 +85,13 @@ def shape_of(yield_name: str) -> tuple[str, ...]:
     return (f"mean_{peak}", f"sigma_{peak}", f"alpha_{peak}")
 
 
-def limits(entries: float) -> dict[str, tuple[float, float]]:
-    """(lower, upper) per parameter: the ranges of ``SHAPE_DEFAULTS``, yields within
-    [1, entries]."""
-    out = {name: spec[1:] for name, spec in SHAPE_DEFAULTS.items()}
-    out.update({name: (1.0, max(entries, 2.0)) for name in YIELDS})
+def limits(
+    entries: float, background: str = "exponential", unit: float = 1.0
+) -> dict[str, tuple[float, float]]:
+    """(lower, upper) per parameter: the shape ranges of :func:`shape_defaults`, yields
+    within [unit, entries]; ``unit`` is the weight of one event (1 unless weighted)."""
+    out = {name: spec[1:] for name, spec in shape_defaults(background).items()}
+    out.update({name: (unit, max(entries, 2.0 * unit)) for name in YIELDS})
     return out
 
 
@@ -98,9 +130,25 @@ def start_values(counts: np.ndarray, edges: np.ndarray) -> dict[str, float]:
     }
 
 
-def start_vector(counts: np.ndarray, edges: np.ndarray, names: tuple[str, ...]) -> list[float]:
-    """Start values of ``names`` from the histogram, inside their limits."""
-    starts = {name: spec[0] for name, spec in SHAPE_DEFAULTS.items()}
+def _bernstein_starts(slope: float, edges: np.ndarray) -> dict[str, float]:
+    """The Bernstein coefficients (first 1) through the exponential of ``slope`` at the
+    range's ends and middle."""
+    span = float(edges[-1] - edges[0])
+    b2 = math.exp(slope * span)
+    return {"bkg_b1": 2.0 * math.exp(0.5 * slope * span) - 0.5 - 0.5 * b2, "bkg_b2": b2}
+
+
+def start_vector(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    names: tuple[str, ...],
+    background: str = "exponential",
+    unit: float = 1.0,
+) -> list[float]:
+    """Start values of ``names`` from the histogram, inside their :func:`limits`."""
+    starts = {name: spec[0] for name, spec in shape_defaults(background).items()}
     starts.update(start_values(counts, edges))
-    bounds = limits(float(counts.sum()))
+    if background == "poly2":
+        starts.update(_bernstein_starts(starts["slope"], edges))
+    bounds = limits(float(counts.sum()), background, unit)
     return [float(np.clip(starts[name], *bounds[name])) for name in names]

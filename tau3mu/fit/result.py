@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tau3mu.fit.parameters import YIELDS
+from tau3mu.fit.parameters import TAILS, YIELDS
 
-__all__ = ["FitResult", "failed_result", "load_result"]
+__all__ = ["FitResult", "failed_result", "load_result", "tail_parameters"]
 
 
 @dataclass
@@ -131,6 +131,26 @@ def failed_result(
 def load_result(path: str | Path) -> FitResult:
     """The :class:`FitResult` saved by :meth:`FitResult.to_json` at ``path``."""
     return FitResult.from_dict(json.loads(Path(path).read_text()))
+
+
+def tail_parameters(result: FitResult) -> dict[str, float]:
+    """The Crystal Ball tails (``alpha_*``, ``n_cb_*``) of each peak the fit measured,
+    to pass as ``fixed`` to another fit (data, with the tails of simulation).
+
+    A peak the fit did not measure (its yield held at the lower bound, or below three
+    times its error: e.g. no D+ in a Ds+ simulation) has no tails to give, and is left
+    out. Raises ValueError for a fit that did not converge.
+    """
+    if not result.converged:
+        raise ValueError(f"the fit did not converge ({result.reason}): it has no tails to give")
+    out = {}
+    for name in TAILS:
+        peak_yield = f"n_{name.rsplit('_', 1)[1]}"
+        if name not in result.params or result.is_fixed(peak_yield):
+            continue
+        if result.value(peak_yield) >= 3 * result.error(peak_yield):
+            out[name] = float(result.value(name))
+    return out
 
 
 def _nan_for_null(value: Any) -> Any:

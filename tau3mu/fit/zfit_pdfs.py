@@ -3,8 +3,8 @@
 zfit's ``BinnedFromUnbinnedPDF`` integrates an unbinned PDF bin by bin, through a
 ``Space`` per bin and a vectorised map: a graph of thousands of operations, slow to trace
 (``docs/benchmarks.md``, "Fit time"). These compute the same bin integrals with zfit's
-analytic Crystal Ball integral on all bin edges at once, and the exponential's in closed
-form. Each is normalised to the fit range by the sum of its bins, which tile the range.
+analytic Crystal Ball integral on all bin edges at once, and the exponential's and the
+second-order Bernstein polynomial's in closed form. Each is normalised to the fit range by the sum of its bins, which tile the range.
 
 zfit's analytic Crystal Ball integral (``crystalball_integral_func``) lives in its
 ``zfit.models.physics`` module without being part of the documented API: where it is
@@ -32,8 +32,9 @@ def fast_crystal_ball_available() -> bool:
 
 
 @functools.cache
-def binned_pdfs() -> tuple[type | None, type]:
-    """(BinnedCrystalBall or None where zfit lacks its integral, BinnedExponential)."""
+def binned_pdfs() -> tuple[type | None, type, type]:
+    """(BinnedCrystalBall or None where zfit lacks its integral, BinnedExponential,
+    BinnedBernstein2)."""
     import zfit
     import zfit.z.numpy as znp
 
@@ -58,8 +59,25 @@ def binned_pdfs() -> tuple[type | None, type]:
             per_bin = znp.exp(lam * self._offset) * self._width * ratio
             return per_bin / znp.sum(per_bin)
 
+    class BinnedBernstein2(zfit.pdf.BaseBinnedPDF):
+        """1 (1-u)^2 + 2 b1 u (1-u) + b2 u^2 on u in [0, 1] across the range."""
+
+        def __init__(self, obs, b1, b2, extended, name):
+            super().__init__(obs=obs, extended=extended, name=name, params={"b1": b1, "b2": b2})
+            edges = np.asarray(obs.binning.edges[0], dtype=np.float64)
+            u = (edges - edges[0]) / (edges[-1] - edges[0])
+            # integrals from 0 to u of the three basis polynomials, times 3
+            self._basis = np.stack([1.0 - (1.0 - u) ** 3, 3.0 * u**2 - 2.0 * u**3, u**3])
+
+        @zfit.supports(norm="space")
+        def _rel_counts(self, x, norm):
+            b1, b2 = self.params["b1"].value(), self.params["b2"].value()
+            below = self._basis[0] + b1 * self._basis[1] + b2 * self._basis[2]
+            per_bin = below[1:] - below[:-1]
+            return per_bin / znp.sum(per_bin)
+
     if not fast_crystal_ball_available():
-        return None, BinnedExponential
+        return None, BinnedExponential, BinnedBernstein2
     from zfit.models.physics import crystalball_integral_func
 
     class BinnedCrystalBall(zfit.pdf.BaseBinnedPDF):
@@ -82,7 +100,7 @@ def binned_pdfs() -> tuple[type | None, type]:
             )
             return per_bin / znp.sum(per_bin)
 
-    return BinnedCrystalBall, BinnedExponential
+    return BinnedCrystalBall, BinnedExponential, BinnedBernstein2
 
 
 def crystal_ball_pdf(obs: Any, *, fast: bool = True, **params: Any) -> Any:
