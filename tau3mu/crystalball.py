@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf
 
 __all__ = ["crystal_ball_cdf"]
 
@@ -36,6 +35,8 @@ def crystal_ball_cdf(x: np.ndarray, beta: float, m: float, loc: float, scale: fl
     A = (m / beta)^m exp(-beta^2 / 2) and B = m / beta - beta (in logs, for large m);
     the core's from -beta to z is sqrt(pi / 2) (erf(z / sqrt 2) + erf(beta / sqrt 2)).
     """
+    from scipy.special import erf  # here: scipy.special takes longer to import than a fit
+
     z = (np.asarray(x, dtype=np.float64) - loc) / scale
     log_a = m * math.log(m / beta) - 0.5 * beta * beta
     b = m / beta - beta

@@ -486,3 +486,56 @@ def test_zfit_and_iminuit_agree_on_weighted_poly2_and_fixed_fits():
         if "fixed" in case["case"]:
             assert z["params"]["alpha_ds"]["fixed"]
             assert m["params"]["alpha_ds"]["value"] == 1.8
+
+
+@pytest.mark.parametrize(
+    "command", [["fit", "histograms.pkl"], ["run", "datasets.json", "--out", "out"], ["demo"]]
+)
+def test_one_fit_engine_option_for_every_command(command):
+    """``--fit-engine`` names the engine of every command that fits, defined once
+    (:func:`tau3mu.fit.add_fit_engine_option`); ``--engine`` is not a second name."""
+    from tau3mu.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([*command, "--fit-engine", "iminuit"]).fit_engine == "iminuit"
+    assert parser.parse_args(command).fit_engine == "zfit"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*command, "--engine", "iminuit"])
+
+
+def test_fit_command_fits_a_weighted_histogram_with_its_variances(tmp_path):
+    """``tau3mu fit`` on the histograms.pkl and histograms.root of a run with a weighted
+    (simulation) and an unweighted (data) dataset: the weighted one is fitted with its
+    variances, the other as counts, from either file."""
+    import hist
+
+    from tau3mu.cli import main
+    from tau3mu.outputs import write_histograms
+
+    rng = np.random.default_rng(25)
+    sumw, sumw2 = fit.weighted_toy(rng, EDGES, TRUTH, _uniform_weights)
+    counts = fit.toy_counts(rng, EDGES, TRUTH)
+    h = hist.Hist(
+        hist.axis.StrCategory(["sim", "data"], name="dataset"),
+        hist.axis.StrCategory(["nominal"], name="systematic"),
+        hist.axis.Variable(EDGES, name="mass"),
+        storage=hist.storage.Weight(),
+    )
+    h.view()["value"][0, 0], h.view()["variance"][0, 0] = sumw, sumw2
+    h.view()["value"][1, 0], h.view()["variance"][1, 0] = counts, counts
+    written = write_histograms(tmp_path, {"h_mass": h}, simulation={"sim"})
+    want = {
+        "sim": fit.fit_counts_iminuit(sumw, EDGES, variances=sumw2),
+        "data": fit.fit_counts_iminuit(counts, EDGES),
+    }
+    for kind, path in written.items():
+        out = tmp_path / kind
+        assert main(["fit", str(path), "--fit-engine", "iminuit", "--out", str(out)]) == 0
+        got = json.loads((out / "fit.json").read_text())
+        for dataset, result in want.items():
+            for name in fit.YIELDS:
+                assert got[dataset]["params"][name]["value"] == pytest.approx(
+                    result.value(name), rel=1e-6
+                ), (kind, dataset, name)
+        assert "weighted" in got["sim"]["strategy"]
+        assert "weighted" not in got["data"]["strategy"]

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from tau3mu.fit.engine_iminuit import fit_counts_iminuit
 from tau3mu.fit.engine_zfit import fit_counts
-from tau3mu.fit.engines import ENGINES, fit_mass, fit_spectrum
-from tau3mu.fit.histogram import mass_counts, mass_spectrum
+from tau3mu.fit.engines import ENGINES, add_fit_engine_option, fit_mass, fit_spectrum
+from tau3mu.fit.histogram import is_weighted, mass_counts, mass_spectrum
 from tau3mu.fit.model import model_cdf, toy_counts, weighted_toy
 from tau3mu.fit.parameters import (
     BACKGROUNDS,
@@ -49,10 +49,12 @@ __all__ = [
     "TAILS",
     "YIELDS",
     "FitResult",
+    "add_fit_engine_option",
     "fit_counts",
     "fit_counts_iminuit",
     "fit_mass",
     "fit_spectrum",
+    "is_weighted",
     "load_result",
     "mass_counts",
     "mass_spectrum",

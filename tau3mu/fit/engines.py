@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +14,22 @@ from tau3mu.fit.engine_zfit import fit_counts
 from tau3mu.fit.histogram import mass_spectrum
 from tau3mu.fit.result import FitResult
 
-__all__ = ["ENGINES", "fit_mass", "fit_spectrum"]
+__all__ = ["ENGINES", "add_fit_engine_option", "fit_mass", "fit_spectrum"]
 
 #: the fit engines: zfit (the default) and iminuit (independent, milliseconds)
 ENGINES = ("zfit", "iminuit")
+
+
+def add_fit_engine_option(parser: argparse.ArgumentParser) -> None:
+    """``--fit-engine`` (``args.fit_engine``), the one option naming the engine of every
+    command that fits: one of :data:`ENGINES`, zfit by default."""
+    parser.add_argument(
+        "--fit-engine",
+        choices=ENGINES,
+        default="zfit",
+        help="zfit (default), or iminuit with a numpy Crystal Ball: the same model and strategy, "
+        "an independent implementation that fits in milliseconds",
+    )
 
 
 def fit_spectrum(
