@@ -10,6 +10,7 @@ __all__ = ["configure", "main"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from tau3mu.fit import add_fit_engine_option
     from tau3mu.fit_command import add_label_option
 
     parser.add_argument("outdir", help="a run's output folder (histograms.pkl and report.json)")
@@ -18,6 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only normalisation.json: no R, ct-fit or data/simulation figures",
     )
+    add_fit_engine_option(parser)
     add_label_option(parser)
 
 
@@ -25,7 +27,9 @@ def main(args: argparse.Namespace) -> int:
     from tau3mu.normalisation import normalise
 
     outdir = Path(args.outdir)
-    result = normalise(outdir, figures=not args.no_figures, label=args.label)
+    result = normalise(
+        outdir, figures=not args.no_figures, label=args.label, engine=args.fit_engine
+    )
     for era, entry in result["eras"].items():
         if entry["status"] != "ok":
             print(f"{era}: {entry['reason']}")

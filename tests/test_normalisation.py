@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from spectra import EDGES, TRUTH
 
-from tau3mu import fit
 from tau3mu.cli import main
 from tau3mu.normalisation import (
     NormalisationInputError,
@@ -53,18 +51,6 @@ def test_era_groups_and_what_cannot_be_normalised():
         era_groups({DATA: report[DATA]})
     with pytest.raises(NormalisationInputError, match=r"'2018'.*no data dataset"):
         era_groups({**report, "mc_2018": {**report[SIM], "era": "2018"}})
-
-
-def test_unit_weights_fit_as_the_poisson_fit_of_tau3mu_fit():
-    """(sumw, sumw2) with sumw2 = sumw is the ordinary Poisson likelihood: the yields of
-    the iminuit engine of tau3mu.fit, within a hundredth of their error."""
-    counts = fit.toy_counts(np.random.default_rng(5), EDGES, TRUTH)
-    ours, reference = fit_weighted(counts, counts, EDGES), fit.fit_counts_iminuit(counts, EDGES)
-    assert ours.converged
-    assert reference.converged
-    for name in ("n_ds", "n_dplus", "n_bkg"):
-        assert abs(ours.value(name) - reference.value(name)) < 0.01 * reference.error(name)
-        assert ours.error(name) == pytest.approx(reference.error(name), rel=0.01)
 
 
 def test_sweights_sum_to_one_over_components_and_give_the_fitted_yield(toy):

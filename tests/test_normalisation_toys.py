@@ -42,7 +42,7 @@ def toy_pulls() -> dict[str, np.ndarray]:
         sim = ratio.simulation_fit
         pulls["sim"].append((sim.value("n_ds") - sim_yield) / sim.error("n_ds"))
         h = hists["h_mass"][{"dataset": SIM, "systematic": "nominal"}]
-        naive = fit_weighted(h.values(), h.values(), h.axes[0].edges, float_tails=True)
+        naive = fit_weighted(h.values(), h.values(), h.axes[0].edges)
         assert naive.converged, naive.reason
         pulls["sim_as_counts"].append((naive.value("n_ds") - sim_yield) / naive.error("n_ds"))
     return {k: np.array(v) for k, v in pulls.items()}

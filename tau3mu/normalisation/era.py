@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from tau3mu.normalisation.massfit import expected_counts
+from tau3mu.normalisation.massfit import DEFAULT_ENGINE, expected_counts
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
 from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, sweighted
 from tau3mu.normalisation.sweight_errors import fraction_gradient, sweight_variance
@@ -76,20 +76,21 @@ def measure_era(
     simulation: Sequence[str],
     *,
     systematics: bool = True,
+    engine: str = DEFAULT_ENGINE,
 ) -> dict[str, Any]:
     """R with its errors and, when ``h_ct`` exists, f_B, for the data and simulation
     datasets of one era. Returns a dict with ``ratio`` (a :class:`RatioMeasurement`, or
     None when a nominal fit failed), ``failed`` (the reason), ``fraction`` (a
     :class:`FractionResult` or None), ``sweights``, ``ct`` (the sWeighted data and the two
     templates, for the figure) and ``edges``. ``systematics`` False: R without its
-    systematic variations (toys)."""
+    systematic variations (toys); ``engine``: the fit engine."""
     h_mass = hists["h_mass"]
     edges = h_mass.axes["mass"].edges
     data_h = summed(h_mass, data)
     systematics = [s for s in h_mass.axes["systematic"] if s in ("nominal", "sf_up", "sf_down")]
     sim_h = {s: summed(h_mass, simulation, s) for s in systematics}
     out: dict[str, Any] = {"ratio": None, "failed": None, "fraction": None, "edges": edges}
-    measured = measure_ratio(data_h, sim_h, edges, systematics=systematics)
+    measured = measure_ratio(data_h, sim_h, edges, systematics=systematics, engine=engine)
     if not isinstance(measured, RatioMeasurement):
         sim_fit, data_fit = measured
         which = "simulation" if not sim_fit.converged else "data"

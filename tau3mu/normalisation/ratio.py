@@ -27,7 +27,7 @@ import numpy as np
 
 from tau3mu.config import DS_MASS
 from tau3mu.fit import SHAPE_DEFAULTS, FitResult
-from tau3mu.normalisation.massfit import fit_weighted, tail_parameters
+from tau3mu.normalisation.massfit import DEFAULT_ENGINE, fit_weighted, tail_parameters
 
 __all__ = ["NARROW_HIGH", "NARROW_LOW", "RatioMeasurement", "measure_ratio", "narrower"]
 
@@ -86,11 +86,8 @@ def narrower(h: Histogram, edges: np.ndarray) -> tuple[Histogram, np.ndarray]:
 def _fit_pair(
     data: Histogram, simulation: Histogram, edges: np.ndarray, **options: Any
 ) -> tuple[FitResult, FitResult]:
-    """Simulation first (tail exponents floating, held if that fails), then data with the
-    tails fixed to simulation's."""
-    sim = fit_weighted(*simulation, edges, float_tails=True, **options)
-    if not sim.converged:
-        sim = fit_weighted(*simulation, edges, **options)
+    """Simulation first, then data with the tails fixed to simulation's."""
+    sim = fit_weighted(*simulation, edges, **options)
     if not sim.converged:
         return sim, sim
     return sim, fit_weighted(*data, edges, fixed=tail_parameters(sim), **options)
@@ -116,21 +113,25 @@ def _tail_variations(sim: FitResult) -> dict[str, dict[str, float]]:
 
 
 def _variations(
-    data: Histogram, simulation: Mapping[str, Histogram], edges: np.ndarray, sim: FitResult
+    data: Histogram,
+    simulation: Mapping[str, Histogram],
+    edges: np.ndarray,
+    sim: FitResult,
+    engine: str,
 ) -> dict[str, Callable[[], float]]:
     """Each variation's name -> a function computing R under it."""
 
     def scale_factor(key: str) -> float:
-        return _ratio(*_fit_pair(data, simulation[key], edges))
+        return _ratio(*_fit_pair(data, simulation[key], edges, engine=engine))
 
     def tails(fixed: dict[str, float]) -> float:
-        refit = fit_weighted(*data, edges, fixed=fixed)
+        refit = fit_weighted(*data, edges, fixed=fixed, engine=engine)
         if not refit.converged:
             raise ArithmeticError(refit.reason)
         return _ratio(sim, refit)
 
     def pair(data_h: Histogram, sim_h: Histogram, edges_h: np.ndarray, **options: Any) -> float:
-        sim_fit, data_fit = _fit_pair(data_h, sim_h, edges_h, **options)
+        sim_fit, data_fit = _fit_pair(data_h, sim_h, edges_h, engine=engine, **options)
         if not (sim_fit.converged and data_fit.converged):
             raise ArithmeticError(sim_fit.reason or data_fit.reason)
         return _ratio(sim_fit, data_fit)
@@ -163,16 +164,18 @@ def measure_ratio(
     edges: np.ndarray,
     *,
     systematics: bool = True,
+    engine: str = DEFAULT_ENGINE,
 ) -> RatioMeasurement | tuple[FitResult, FitResult]:
     """R of one era from its summed data mass histogram and its simulation mass
     histograms by systematic (``nominal`` required; ``sf_up``/``sf_down`` when present),
     each a (sum of weights, sum of squared weights) pair on ``edges``.
 
     Returns a :class:`RatioMeasurement`, or the (simulation, data) fits when either
-    nominal fit failed. ``systematics`` False skips the variations (toys).
+    nominal fit failed. ``systematics`` False skips the variations (toys); ``engine``: the
+    fit engine (:data:`tau3mu.fit.ENGINES`).
     """
     edges = np.asarray(edges, dtype=np.float64)
-    sim, fit = _fit_pair(data, simulation["nominal"], edges)
+    sim, fit = _fit_pair(data, simulation["nominal"], edges, engine=engine)
     if not (sim.converged and fit.converged):
         return sim, fit
     ratio = _ratio(sim, fit)
@@ -182,7 +185,7 @@ def measure_ratio(
     variations: dict[str, float] = {}
     failed: dict[str, str] = {}
     if systematics:
-        for name, compute in _variations(data, simulation, edges, sim).items():
+        for name, compute in _variations(data, simulation, edges, sim, engine).items():
             try:
                 variations[name] = compute()
             except (ArithmeticError, KeyError) as err:

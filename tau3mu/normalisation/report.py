@@ -15,6 +15,7 @@ from tau3mu.fitplot import DEFAULT_LABEL
 from tau3mu.normalisation.era import measure_era, summed
 from tau3mu.normalisation.figures import plot_control, plot_ct_fit, plot_ratios
 from tau3mu.normalisation.grouping import NormalisationInputError, era_groups
+from tau3mu.normalisation.massfit import DEFAULT_ENGINE
 from tau3mu.normalisation.splot import sweighted
 
 __all__ = ["FIGURES", "RESULT", "load_run", "normalise"]
@@ -119,11 +120,15 @@ def _as_data(ratio: Any) -> Any:
 
 
 def normalise(
-    outdir: str | Path, *, figures: bool = True, label: str = DEFAULT_LABEL
+    outdir: str | Path,
+    *,
+    figures: bool = True,
+    label: str = DEFAULT_LABEL,
+    engine: str = DEFAULT_ENGINE,
 ) -> dict[str, Any]:
     """Measure R and f_B of every era of a run's saved outputs; write ``normalisation.json``
     (returned as a dict) and, with ``figures``, the figures under ``normalisation/``
-    (``label``: the text after "CMS").
+    (``label``: the text after "CMS"; ``engine``: the fit engine).
 
     Raises :class:`NormalisationInputError` (a :class:`tau3mu.errors.Tau3MuError`) for a
     folder without the run's outputs, a run without simulation, an era without data.
@@ -134,9 +139,9 @@ def normalise(
     hists, report = load_run(outdir)
     groups = era_groups(report["datasets"])
     folder = outdir / FIGURES
-    result: dict[str, Any] = {"eras": {}, "figures": []}
+    result: dict[str, Any] = {"fit_engine": engine, "eras": {}, "figures": []}
     for era, group in groups.items():
-        measured = measure_era(hists, group["data"], group["simulation"])
+        measured = measure_era(hists, group["data"], group["simulation"], engine=engine)
         entry = _era_entry(era, group, measured, report)
         result["eras"][era] = entry
         if not figures or measured["ratio"] is None:
