@@ -45,9 +45,12 @@ demo: $(STAMP_RUN)
 test: $(STAMP_TEST) system-deps
 	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff (lint and format) and mypy ([tool.mypy] in pyproject.toml; .ci/typecheck.py gives
+# mypy the installed layout, tau3mu.kernels and tau3mu.processors included)
 lint: $(STAMP_TEST)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) .ci/typecheck.py
 
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/run_all.py

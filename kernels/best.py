@@ -11,8 +11,9 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from tau3mu.kernels._buffers import (
+from tau3mu.kernels.buffers import (
     check_same_structure,
     is_typetracer,
     jagged,
@@ -22,7 +23,12 @@ from tau3mu.kernels._buffers import (
 
 
 @numba.njit(cache=True, nogil=True)
-def _best_kernel(offsets, values, mask, out):
+def _best_kernel(
+    offsets: NDArray[np.int64],
+    values: NDArray[np.floating[Any]],
+    mask: NDArray[np.bool_],
+    out: NDArray[np.int64],
+) -> None:
     for event in range(len(offsets) - 1):
         best = -1
         best_value = values.dtype.type(0)

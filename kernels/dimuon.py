@@ -13,7 +13,7 @@ import awkward as ak
 import numpy as np
 import vector
 
-from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
+from tau3mu.kernels.buffers import is_typetracer, on_typetracer, wrap
 from tau3mu.kernels.kinematics import _flat_inputs
 
 __all__ = ["dimuon_mass", "dimuon_mass_values"]
@@ -40,7 +40,8 @@ def dimuon_mass_values(*arrays: np.ndarray) -> np.ndarray:
         raise ValueError("dimuon_mass_values: eight flat arrays of one length are needed")
     first = vector.array({"pt": flat[0], "eta": flat[1], "phi": flat[2], "E": flat[3]})
     second = vector.array({"pt": flat[4], "eta": flat[5], "phi": flat[6], "E": flat[7]})
-    return np.asarray((first + second).mass, dtype=np.float64)
+    # vector's annotations declare no ``+`` for VectorNumpy; at run time it is numpy.add
+    return np.asarray((first + second).mass, dtype=np.float64)  # type: ignore[operator]
 
 
 def dimuon_mass(*arrays: Any) -> ak.Array:

@@ -12,12 +12,20 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from tau3mu.kernels._buffers import is_typetracer, jagged, on_typetracer, wrap
+from tau3mu.kernels.buffers import is_typetracer, jagged, on_typetracer, wrap
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather_kernel(v_off, values, i_off, index, fill, out):
+def _gather_kernel(
+    v_off: NDArray[np.int64],
+    values: NDArray[Any],
+    i_off: NDArray[np.int64],
+    index: NDArray[np.int64],
+    fill: Any,
+    out: NDArray[Any],
+) -> int:
     for event in range(len(i_off) - 1):
         start = v_off[event]
         size = v_off[event + 1] - start

@@ -15,12 +15,25 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from tau3mu.kernels._buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
+from tau3mu.kernels.buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
+
+#: a flat ``float64`` buffer
+Floats = NDArray[np.float64]
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_mass_kernel(pt1, eta1, phi1, pt2, eta2, phi2, mass, out):
+def _pair_mass_kernel(
+    pt1: Floats,
+    eta1: Floats,
+    phi1: Floats,
+    pt2: Floats,
+    eta2: Floats,
+    phi2: Floats,
+    mass: float,
+    out: Floats,
+) -> None:
     m2 = mass * mass
     for i in range(len(out)):
         a = np.float64(pt1[i])
@@ -39,7 +52,7 @@ def _pair_mass_kernel(pt1, eta1, phi1, pt2, eta2, phi2, mass, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _delta_r_kernel(eta1, phi1, eta2, phi2, out):
+def _delta_r_kernel(eta1: Floats, phi1: Floats, eta2: Floats, phi2: Floats, out: Floats) -> None:
     for i in range(len(out)):
         # Python/NumPy floor modulo: the difference wrapped into [-pi, pi)
         dphi = (np.float64(phi1[i]) - np.float64(phi2[i]) + np.pi) % (2.0 * np.pi) - np.pi
@@ -78,7 +91,8 @@ def pair_mass_values(*arrays: np.ndarray, mass: float) -> np.ndarray:
     if len(flat) != 6 or len({len(a) for a in flat}) != 1:
         raise ValueError("pair_mass_values: six flat arrays of one length are needed")
     out = np.empty(len(flat[0]), dtype=np.float64)
-    _pair_mass_kernel(*flat, float(mass), out)
+    pt1, eta1, phi1, pt2, eta2, phi2 = flat
+    _pair_mass_kernel(pt1, eta1, phi1, pt2, eta2, phi2, float(mass), out)
     return out
 
 
@@ -90,7 +104,7 @@ def delta_r_values(
     if len({len(a) for a in flat}) != 1:
         raise ValueError(f"delta_r_values: inputs of different lengths {[len(a) for a in flat]}")
     out = np.empty(len(flat[0]), dtype=np.float64)
-    _delta_r_kernel(*flat, out)
+    _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return out
 
 
@@ -105,5 +119,5 @@ def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> ak.Array:
         return on_typetracer(delta_r, arrays)
     offsets, flat = _flat_inputs(arrays, "delta_r")
     out = np.empty(len(flat[0]), dtype=np.float64)
-    _delta_r_kernel(*flat, out)
+    _delta_r_kernel(flat[0], flat[1], flat[2], flat[3], out)
     return wrap(offsets, out)

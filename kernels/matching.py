@@ -13,12 +13,23 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from tau3mu.kernels._buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
+from tau3mu.kernels.buffers import check_same_structure, is_typetracer, jagged, on_typetracer, wrap
 
 
 @numba.njit(cache=True, nogil=True)
-def _match_kernel(c_off, c_pt, c_eta, c_phi, m_off, m_pt, m_eta, m_phi, out):
+def _match_kernel(
+    c_off: NDArray[np.int64],
+    c_pt: NDArray[Any],
+    c_eta: NDArray[Any],
+    c_phi: NDArray[Any],
+    m_off: NDArray[np.int64],
+    m_pt: NDArray[Any],
+    m_eta: NDArray[Any],
+    m_phi: NDArray[Any],
+    out: NDArray[np.int64],
+) -> None:
     for event in range(len(c_off) - 1):
         m_start, m_stop = m_off[event], m_off[event + 1]
         for i in range(c_off[event], c_off[event + 1]):
@@ -78,5 +89,7 @@ def match_to_collection(
     if round_to_float32:
         c_values = [_to_float32(v) for v in c_values]
     out = np.empty(len(c_values[0]), dtype=np.int64)
-    _match_kernel(c_off, *c_values, m_off, *(c[1] for c in coll), out)
+    c_pt, c_eta, c_phi = c_values
+    m_pt, m_eta, m_phi = (c[1] for c in coll)
+    _match_kernel(c_off, c_pt, c_eta, c_phi, m_off, m_pt, m_eta, m_phi, out)
     return wrap(c_off, out)

@@ -13,12 +13,16 @@ from typing import Any
 import awkward as ak
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from tau3mu.kernels._buffers import is_typetracer, jagged, list_layout, on_typetracer
+from tau3mu.kernels.buffers import is_typetracer, jagged, list_layout, on_typetracer
+
+#: flat ``uint8`` bytes
+Bytes = NDArray[np.uint8]
 
 
 @numba.njit(cache=True, nogil=True)
-def _contains(chars, start, stop, pattern):
+def _contains(chars: Bytes, start: int, stop: int, pattern: Bytes) -> bool:
     n = len(pattern)
     for s in range(start, stop - n + 1):
         ok = True
@@ -32,7 +36,15 @@ def _contains(chars, start, stop, pattern):
 
 
 @numba.njit(cache=True, nogil=True)
-def _trigger_kernel(e_off, s_off, chars, decisions, patterns, p_off, out):
+def _trigger_kernel(
+    e_off: NDArray[np.int64],
+    s_off: NDArray[np.int64],
+    chars: Bytes,
+    decisions: NDArray[Any],
+    patterns: Bytes,
+    p_off: NDArray[np.int64],
+    out: NDArray[np.bool_],
+) -> None:
     for event in range(len(e_off) - 1):
         fired = False
         for i in range(e_off[event], e_off[event + 1]):

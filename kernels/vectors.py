@@ -12,17 +12,24 @@ not.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from numpy.typing import NDArray
 
 #: bytes ROOT writes before each ``std::vector``'s elements
 VECTOR_HEADER_BYTES = 10
 
 _BYTE_COUNT_MASK = 0x40000000
 
+#: flat ``uint8`` bytes (the scalar helpers below return numba's integers and booleans:
+#: typed ``Any``, as numpy's annotations do not follow a scalar through ``<<`` and ``|``)
+Bytes = NDArray[np.uint8]
+
 
 @numba.njit(cache=True, nogil=True)
-def _be32(data, at):
+def _be32(data: Bytes, at: int) -> Any:
     """The big-endian 4-byte unsigned integer at ``data[at:at + 4]``."""
     return (
         (np.int64(data[at]) << 24)
@@ -33,13 +40,13 @@ def _be32(data, at):
 
 
 @numba.njit(cache=True, nogil=True)
-def _header_ok(data, start, stop):
+def _header_ok(data: Bytes, start: int, stop: int) -> Any:
     """ROOT's byte count of the object at ``start``: the bytes after it, with the flag."""
     return _be32(data, start) == (_BYTE_COUNT_MASK | (stop - start - 4))
 
 
 @numba.njit(cache=True, nogil=True)
-def _string_size(data, pos):
+def _string_size(data: Bytes, pos: int) -> tuple[Any, Any]:
     """A streamed string's size and where its characters start: one byte, or 255 and
     then four bytes for a long string."""
     size = np.int64(data[pos])
@@ -49,7 +56,13 @@ def _string_size(data, pos):
 
 
 @numba.njit(cache=True, nogil=True)
-def _strip_kernel(data, byte_offsets, itemsize, content, offsets):
+def _strip_kernel(
+    data: Bytes,
+    byte_offsets: NDArray[np.int64],
+    itemsize: int,
+    content: Bytes,
+    offsets: NDArray[np.int32],
+) -> int:
     header = VECTOR_HEADER_BYTES
     pos = 0
     offsets[0] = 0
@@ -105,7 +118,9 @@ def strip_vector_headers(
 
 
 @numba.njit(cache=True, nogil=True)
-def _string_sizes_kernel(data, byte_offsets, sizes):
+def _string_sizes_kernel(
+    data: Bytes, byte_offsets: NDArray[np.int64], sizes: NDArray[np.int64]
+) -> int:
     """Per entry, check the ``std::vector<std::string>`` and count strings and chars;
     ``sizes`` gets (strings, chars). Returns the first malformed entry, or -1."""
     strings = 0
@@ -135,7 +150,13 @@ def _string_sizes_kernel(data, byte_offsets, sizes):
 
 
 @numba.njit(cache=True, nogil=True)
-def _string_fill_kernel(data, byte_offsets, entry_offsets, string_offsets, chars):
+def _string_fill_kernel(
+    data: Bytes,
+    byte_offsets: NDArray[np.int64],
+    entry_offsets: NDArray[np.int64],
+    string_offsets: NDArray[np.int64],
+    chars: Bytes,
+) -> None:
     strings = 0
     filled = np.uint64(0)
     entry_offsets[0] = 0

@@ -17,6 +17,11 @@ output is a dictionary that coffea's accumulators merge across chunks:
     mass histogram's range, for files that carry truth.
 ``scale_factors``
     ``{dataset: {"muons": n, "clamped": n}}`` for simulation.
+
+Simulation is weighted xsec x L / ngen (``scales``, :mod:`tau3mu.weights`) x SF(mu1) x
+SF(mu2) x w_PU(true pileup) (``pileup``); data 1. The best candidate's proper decay
+length ``ct`` and, in simulation, its truth ``origin`` come from
+:mod:`tau3mu.processors.origin`.
 """
 
 from __future__ import annotations
@@ -25,21 +30,29 @@ from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
+import numpy as np
 from coffea import processor
 
 from tau3mu.config import (
+    ORIGIN_OTHER,
     TRUTH_BACKGROUND,
     TRUTH_DPLUS,
     TRUTH_DS,
     PeriodSelection,
     SelectionConfig,
 )
-from tau3mu.corrections import MuonScaleFactors
-from tau3mu.eras import EraError, layout_mismatch, year_of
+from tau3mu.corrections import MuonScaleFactors, PileupWeights
+from tau3mu.eras import EraError, Period, layout_mismatch, year_of
 from tau3mu.kernels import best_candidate
 from tau3mu.processors.arrays import call, is_dask, lib
 from tau3mu.processors.histograms import book
 from tau3mu.processors.links import InputError, candidate_view, consistent, is_run2, trigger_fired
+from tau3mu.processors.origin import (
+    muon_value,
+    origin_run2,
+    origin_run3,
+    proper_decay_length,
+)
 from tau3mu.processors.selection import select
 
 #: best-candidate quantities written to the snapshot, as ``BestTriplet_<name>``
@@ -89,6 +102,11 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         from the era's year (``"2017"``) to its set; without them simulation gets weight 1.
     snapshot
         Return the best candidates per event (for the output TTree).
+    scales
+        ``{dataset: xsec x 1000 x L / ngen}`` of simulated datasets
+        (:func:`tau3mu.weights.simulation_scales`); a simulated dataset not named gets 1.
+    pileup
+        Pileup weights of the true pileup applied to simulation; None: weight 1.
     """
 
     def __init__(
@@ -97,10 +115,14 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         *,
         scale_factors: MuonScaleFactors | Mapping[str, MuonScaleFactors] | None = None,
         snapshot: bool = True,
+        scales: Mapping[str, float] | None = None,
+        pileup: PileupWeights | None = None,
     ) -> None:
         self.config = config or SelectionConfig()
         self.scale_factors = scale_factors
         self.snapshot = snapshot
+        self.scales = dict(scales or {})
+        self.pileup = pileup
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything a chunk's output depends on besides its events: checkpoints made
@@ -110,6 +132,8 @@ class DsPhiPiProcessor(processor.ProcessorABC):
             "config": self.config.to_dict(),
             "scale_factors": _fingerprint(self.scale_factors),
             "snapshot": self.snapshot,
+            "scales": dict(sorted(self.scales.items())),
+            "pileup": self.pileup.fingerprint() if self.pileup is not None else None,
         }
 
     def period(self, events: Any) -> tuple[PeriodSelection, str | None, str | None]:
@@ -122,7 +146,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         """
         metadata = getattr(events, "metadata", None) or {}
         era = metadata.get("era") or self.config.era
-        layout = "run2" if is_run2(events) else "run3"
+        layout: Period = "run2" if is_run2(events) else "run3"
         if era:
             try:
                 mismatch = layout_mismatch(layout, str(era))
@@ -169,7 +193,14 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         n_passing = xp.sum(passing, axis=1)[selected]
         cutflow["best_candidate"] = {"events": total(selected), "candidates": total(selected)}
 
-        weights, sf_report = self._weights(best, xp, dask, _is_mc(metadata), era)
+        is_mc = _is_mc(metadata)
+        chosen = events[selected]
+        best = xp.with_field(best, self._ct(chosen, keep, best), "ct")
+        best = xp.with_field(best, self._origin(chosen, keep, best, is_mc), "origin")
+        weights, sf_report = self._weights(best, xp, dask, is_mc, era)
+        if is_mc:
+            factor = self._normalisation(chosen, dataset)
+            weights = {name: weight * factor for name, weight in weights.items()}
         hists = self._fill(best, n_passing, weights, dataset, dask)
         out: dict[str, Any] = {
             "cutflow": {dataset: cutflow},
@@ -180,24 +211,85 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         if "truth" in cand.fields:
             out["truth"] = {dataset: self._truth(best, xp, total)}
         if self.snapshot:
-            out["snapshot"] = {dataset: self._snapshot(events, selected, best, weights, xp, dask)}
+            out["snapshot"] = {
+                dataset: self._snapshot(events, selected, best, weights, xp, dask, is_mc)
+            }
         return out
 
     # -- pieces ----------------------------------------------------------------------
+    def _ct(self, chosen: Any, keep: Any, best: Any) -> Any:
+        """ct of the best candidates (NaN where the file lacks flight distance or pt)."""
+        cand = chosen.Candidate
+        if not {"flight_dist", "pt"} <= set(cand.fields):
+            return best.mass * np.nan
+        xp = lib(best)
+        kept = cand[keep]
+        flight, pt = xp.firsts(kept.flight_dist, axis=1), xp.firsts(kept.pt, axis=1)
+        return call(proper_decay_length, flight, best.mass, pt)
+
+    def _origin(self, chosen: Any, keep: Any, best: Any, is_mc: bool) -> Any:
+        """The truth origin of the best candidates: ORIGIN_OTHER unless simulation with
+        generated particles and the candidates' eta and phi (Run 3: also the muons'
+        decayType)."""
+        xp = lib(best)
+        zero = xp.values_astype(xp.zeros_like(best.mass), np.int32)
+        cand = chosen.Candidate
+        if not is_mc or "Gen" not in chosen.fields or not {"eta", "phi"} <= set(cand.fields):
+            return zero + ORIGIN_OTHER
+        direction = tuple(xp.firsts(cand[keep][name], axis=1) for name in ("eta", "phi"))
+        gen = chosen.Gen
+        if is_run2(chosen):
+            return call(
+                origin_run2,
+                *direction,
+                gen.pdg_id,
+                gen.eta,
+                gen.phi,
+                gen.is_b_decay,
+            )
+        if "decay_type" not in chosen.Muon.fields:
+            return zero + ORIGIN_OTHER
+        decay = chosen.Muon.decay_type
+        d1 = call(muon_value, decay, best.mu1_idx)
+        d2 = call(muon_value, decay, best.mu2_idx)
+        return call(origin_run3, *direction, gen.pdg_id, gen.eta, gen.phi, d1, d2)
+
+    def _normalisation(self, chosen: Any, dataset: str) -> Any:
+        """xsec x L / ngen x w_PU of the selected simulated events (a number or an array).
+
+        Raises
+        ------
+        InputError
+            Pileup weights are asked for and the file has no true pileup branch.
+        """
+        scale = float(self.scales.get(dataset, 1.0))
+        if self.pileup is None:
+            return scale
+        if "true_pileup" not in chosen.fields:
+            raise InputError(
+                "pileup weights asked for (--pileup), but the file has no true pileup branch "
+                "(Run 2 nPileUpInt, Run 3 Pileup_nTrueInt)"
+            )
+        true_pileup = lib(chosen).values_astype(chosen.true_pileup, np.float64)
+        return scale * self.pileup.evaluate(true_pileup)
+
     def _scale_factors(self, era: str | None) -> MuonScaleFactors | None:
         """The scale factors of ``era`` (a mapping is keyed by the era's year)."""
-        if not self.scale_factors or not isinstance(self.scale_factors, Mapping):
-            return self.scale_factors or None
+        scale_factors = self.scale_factors
+        if not isinstance(scale_factors, Mapping):
+            return scale_factors or None
+        if not scale_factors:
+            return None
         year = str(year_of(era)) if era else None
-        if year not in self.scale_factors:
+        if year is None or year not in scale_factors:
             raise InputError(
-                f"no muon scale factors for era {era!r} (known years: {sorted(self.scale_factors)})"
+                f"no muon scale factors for era {era!r} (known years: {sorted(scale_factors)})"
             )
-        return self.scale_factors[year]
+        return scale_factors[year]
 
     def _weights(
         self, best: Any, xp: Any, dask: bool, is_mc: bool, era: str | None
-    ) -> tuple[dict, Any]:
+    ) -> tuple[dict[str, Any], Any]:
         scale_factors = self._scale_factors(era) if is_mc else None
         if scale_factors is None:
             return {"nominal": xp.ones_like(best.mass)}, None
@@ -215,20 +307,19 @@ class DsPhiPiProcessor(processor.ProcessorABC):
     ) -> dict[str, Any]:
         hists = book(self.config, dask=dask)
         for systematic, weight in weights.items():
-            hists["h_mass"].fill(
-                dataset=dataset, systematic=systematic, mass=best.mass, weight=weight
-            )
-        nominal = weights["nominal"]
-        common = {"dataset": dataset, "systematic": "nominal"}
-        for prefix in ("mu1", "mu2"):
-            hists["h_mu_pt"].fill(**common, mu_pt=best[f"{prefix}_pt"], weight=nominal)
-            hists["h_mu_eta"].fill(**common, mu_eta=best[f"{prefix}_eta"], weight=nominal)
-        hists["h_trk_pt"].fill(**common, trk_pt=best.trk_pt, weight=nominal)
-        hists["h_trk_eta"].fill(**common, trk_eta=best.trk_eta, weight=nominal)
-        hists["h_phi_mass"].fill(**common, phi_mass=best.phi_mass, weight=nominal)
-        hists["h_flight_sig"].fill(**common, flight_sig=best.flight_sig, weight=nominal)
-        hists["h_vtx_chi2"].fill(**common, vtx_chi2=best.vtx_chi2, weight=nominal)
-        hists["h_ncand"].fill(**common, ncand=n_passing, weight=nominal)
+            common = {"dataset": dataset, "systematic": systematic, "weight": weight}
+            hists["h_mass"].fill(**common, mass=best.mass)
+            at = {**common, "mass": best.mass}
+            for prefix in ("mu1", "mu2"):
+                hists["h_mu_pt"].fill(**at, mu_pt=best[f"{prefix}_pt"])
+                hists["h_mu_eta"].fill(**at, mu_eta=best[f"{prefix}_eta"])
+            hists["h_trk_pt"].fill(**at, trk_pt=best.trk_pt)
+            hists["h_trk_eta"].fill(**at, trk_eta=best.trk_eta)
+            hists["h_phi_mass"].fill(**at, phi_mass=best.phi_mass)
+            hists["h_flight_sig"].fill(**at, flight_sig=best.flight_sig)
+            hists["h_vtx_chi2"].fill(**at, vtx_chi2=best.vtx_chi2)
+            hists["h_ct"].fill(**at, origin=best.origin, ct=best.ct)
+            hists["h_ncand"].fill(**common, ncand=n_passing)
         return hists
 
     def _truth(self, best: Any, xp: Any, total: Any) -> dict[str, Any]:
@@ -251,6 +342,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         weights: dict[str, Any],
         xp: Any,
         dask: bool,
+        is_mc: bool,
     ) -> Any:
         columns = {
             "run": events.run[selected],
@@ -259,6 +351,9 @@ class DsPhiPiProcessor(processor.ProcessorABC):
         }
         for name in SNAPSHOT_FIELDS:
             columns[f"BestTriplet_{name}"] = best[name]
+        columns["BestTriplet_ct"] = best.ct
+        if is_mc:
+            columns["BestTriplet_origin"] = best.origin
         if "truth" in best.fields:
             columns["BestTriplet_truth"] = best.truth
         for systematic, weight in weights.items():

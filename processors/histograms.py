@@ -2,7 +2,11 @@
 
 Every histogram has a ``dataset`` axis and a ``systematic`` axis (``nominal`` for data;
 ``nominal``, ``sf_up``, ``sf_down`` for simulation) and weighted storage, so that data
-and simulation histograms add and plot alike.
+and simulation histograms add and plot alike. Every control histogram but ``h_ncand``
+has the ``mass`` axis of ``h_mass`` before its variable's, so that the Ds component can
+be extracted per mass bin (sWeights, sideband subtraction); ``h_ct`` (the best
+candidate's proper decay length) also has the truth ``origin`` axis before it
+(:data:`tau3mu.config.ORIGIN_OTHER`, ``ORIGIN_PROMPT``, ``ORIGIN_FROM_B``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,15 @@ from typing import Any
 
 import hist
 
-from tau3mu.config import SelectionConfig
+from tau3mu.config import (
+    CT_AXIS,
+    ORIGIN_FROM_B,
+    ORIGIN_OTHER,
+    ORIGIN_PROMPT,
+    SelectionConfig,
+)
+
+__all__ = ["CONTROL", "WITHOUT_MASS", "book"]
 
 #: name -> (variable label, bins, start, stop); the mass histogram comes from the config
 CONTROL: dict[str, tuple[str, str, int, float, float]] = {
@@ -23,8 +35,11 @@ CONTROL: dict[str, tuple[str, str, int, float, float]] = {
     "h_phi_mass": ("phi_mass", r"$m(\mu\mu)$ [GeV]", 40, 0.98, 1.06),
     "h_flight_sig": ("flight_sig", r"Flight distance significance (BS-SV)", 50, 0.0, 50.0),
     "h_vtx_chi2": ("vtx_chi2", r"Vertex $\chi^2$", 50, 0.0, 25.0),
+    "h_ct": ("ct", r"Proper decay length $ct$ [cm]", *CT_AXIS),
     "h_ncand": ("ncand", "Selected candidates per event", 10, 0.5, 10.5),
 }
+#: control histograms without the mass axis
+WITHOUT_MASS = ("h_ncand",)
 
 
 def _axes(name: str) -> list[Any]:
@@ -44,22 +59,21 @@ def book(config: SelectionConfig, *, dask: bool = False) -> dict[str, Any]:
     else:
         cls = hist.Hist
     axis = config.mass_axis
-    out = {
-        "h_mass": cls(
-            *_axes("h_mass"),
-            hist.axis.Regular(
-                axis.bins,
-                axis.start,
-                axis.stop,
-                name="mass",
-                label=r"$m(\mu\mu\pi)$ [GeV]",
-            ),
-            storage=hist.storage.Weight(),
+
+    def mass_axis() -> Any:
+        return hist.axis.Regular(
+            axis.bins, axis.start, axis.stop, name="mass", label=r"$m(\mu\mu\pi)$ [GeV]"
         )
-    }
+
+    out = {"h_mass": cls(*_axes("h_mass"), mass_axis(), storage=hist.storage.Weight())}
     for name, (var, label, bins, start, stop) in CONTROL.items():
+        before = [] if name in WITHOUT_MASS else [mass_axis()]
+        if name == "h_ct":
+            origins = [ORIGIN_OTHER, ORIGIN_PROMPT, ORIGIN_FROM_B]
+            before.insert(0, hist.axis.IntCategory(origins, name="origin", label="Origin"))
         out[name] = cls(
             *_axes(name),
+            *before,
             hist.axis.Regular(bins, start, stop, name=var, label=label),
             storage=hist.storage.Weight(),
         )

@@ -16,19 +16,19 @@ import numpy as np
 
 from tau3mu import kernels
 from tau3mu.config import PeriodSelection, Run2Selection, Run3Selection
-from tau3mu.kernels._buffers import is_typetracer, on_typetracer, wrap
+from tau3mu.kernels.buffers import is_typetracer, on_typetracer, wrap
 from tau3mu.processors.arrays import call, lib
 from tau3mu.processors.links import TRACK_FIELDS, candidate_links, candidate_record, muon_record
 
 __all__ = ["in_closed_interval", "in_open_interval", "select", "steps"]
 
 
-def in_open_interval(values: Any, window: tuple[float, float]) -> Any:
+def in_open_interval(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """``low < values < high``."""
     return (values > window[0]) & (values < window[1])
 
 
-def in_closed_interval(values: Any, window: tuple[float, float]) -> Any:
+def in_closed_interval(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """``low <= values <= high``."""
     return (values >= window[0]) & (values <= window[1])
 
@@ -102,10 +102,10 @@ def _run3_steps(cut: Run3Selection) -> dict[str, Judge]:
 
     def phi_mass(get: Get) -> np.ndarray:
         muons = (get(f"{p}_{k}") for p in ("mu1", "mu2") for k in ("pt", "eta", "phi", "energy"))
-        opposite = (get("mu1_charge") + get("mu2_charge")) == 0
-        return opposite & in_closed_interval(
-            kernels.dimuon_mass_values(*muons), cut.phi_mass_window
-        )
+        opposite: np.ndarray = (get("mu1_charge") + get("mu2_charge")) == 0
+        window = in_closed_interval(kernels.dimuon_mass_values(*muons), cut.phi_mass_window)
+        passed: np.ndarray = opposite & window
+        return passed
 
     def matched(get: Get, prefix: str) -> np.ndarray:
         return (

@@ -25,11 +25,16 @@ from tau3mu.eras import Period, period_of, year_of
 from tau3mu.layouts import RUN3
 
 __all__ = [
+    "B_CTAU",
+    "CT_AXIS",
     "DPLUS_CTAU",
     "DPLUS_MASS",
     "DS_CTAU",
     "DS_MASS",
     "MUON_MASS",
+    "ORIGIN_FROM_B",
+    "ORIGIN_OTHER",
+    "ORIGIN_PROMPT",
     "PHI_MASS",
     "PHI_WIDTH",
     "PION_MASS",
@@ -83,6 +88,15 @@ RUN3_STEPS: tuple[str, ...] = (
 
 #: Per-candidate truth categories written by the synthetic generator.
 TRUTH_BACKGROUND, TRUTH_DS, TRUTH_DPLUS = 0, 1, 2
+
+#: Origin of the best candidate in simulation, from the generator-level truth as real
+#: simulation carries it (docs/physics.md, "Truth origin"): not a true Ds (data always),
+#: a prompt Ds, a Ds from a b-hadron decay. The ``origin`` axis of ``h_ct``.
+ORIGIN_OTHER, ORIGIN_PROMPT, ORIGIN_FROM_B = 0, 1, 2
+#: binning of the proper decay length ct of ``h_ct``: (bins, start, stop) in cm
+CT_AXIS: tuple[int, float, float] = (50, 0.0, 0.2)
+#: mean proper decay length c tau of b hadrons (cm; B0/B+ average, 455 um)
+B_CTAU = 0.0455
 
 #: the group's Run 3 Ds -> phi pi selection takes the producer's L1 DoubleMu seeds (six of
 #: its ten) and accepts a muon matched to any of the producer's five HLT paths
@@ -247,9 +261,10 @@ class SelectionConfig:
             bad = sorted(set(values) - known)
             if bad:
                 raise ValueError(f"unknown {name} setting(s) {bad}")
-            kwargs[name] = kind(
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-            )
+            settings: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+            }
+            kwargs[name] = kind(**settings)
         return cls(**kwargs)
 
     @classmethod

@@ -242,3 +242,79 @@ def scale_factors_for(
             loaded[path] = _load(path, f"shipped scale factors {path.name}")
         out[str(year)] = loaded[path]
     return out
+
+
+class PileupWeights:
+    """Pileup weights w_PU(true pileup) from a correctionlib file (docs/physics.md,
+    "Normalisation weights").
+
+    The correction is the file's only one, or the one named ``correction``; it has one
+    real input, the true number of interactions (Run 2 ``nPileUpInt``, Run 3
+    ``Pileup_nTrueInt``), and at most one string input, the variation, given
+    ``"nominal"`` (the LUM POG files' ``weights`` input). Like :class:`MuonScaleFactors`
+    the JSON text is kept, so that the object pickles to remote workers.
+
+    Raises
+    ------
+    ScaleFactorError
+        A file that cannot be read, is not a correctionlib document, has no such
+        correction, or whose correction does not have these inputs.
+    """
+
+    def __init__(self, path: str | Path, correction: str | None = None) -> None:
+        import correctionlib
+
+        self.path = str(path)
+        where = f"--pileup {path}"
+        try:
+            self._text = Path(path).read_text(encoding="utf-8")
+            cset = correctionlib.CorrectionSet.from_string(self._text)
+        except OSError as err:
+            raise ScaleFactorError(f"{where}: cannot read the file ({err.strerror})") from None
+        except Exception as err:  # correctionlib's pydantic and JSON errors alike
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ScaleFactorError(f"{where}: not a correctionlib file ({first})") from None
+        names = list(cset)
+        if correction is None and len(names) != 1:
+            raise ScaleFactorError(
+                f"{where}: expected one correction, the file has {names or 'none'}"
+            )
+        self.correction_name = correction or names[0]
+        if self.correction_name not in names:
+            raise ScaleFactorError(f"{where}: no correction {self.correction_name!r} in {names}")
+        kinds = [i.type for i in cset[self.correction_name].inputs]
+        if kinds.count("real") + kinds.count("int") != 1 or kinds.count("string") > 1:
+            raise ScaleFactorError(
+                f"{where}: correction {self.correction_name!r} has inputs {kinds}; expected "
+                "one number (the true pileup) and at most one string (the variation)"
+            )
+        self.inputs = kinds
+        self._evaluator: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_evaluator"] = None
+        return state
+
+    def fingerprint(self) -> dict[str, str]:
+        """The correction's name and the file content's SHA-256 (checkpoint key)."""
+        digest = hashlib.sha256(self._text.encode()).hexdigest()
+        return {"correction": self.correction_name, "sha256": digest}
+
+    def evaluate(self, true_pileup: Any) -> Any:
+        """w_PU of each value of ``true_pileup``: numpy, flat awkward or dask-awkward
+        arrays of float64 (correctionlib evaluates each kind; an ``int`` input gets the
+        values truncated)."""
+        if self._evaluator is None:
+            import correctionlib
+
+            cset = correctionlib.CorrectionSet.from_string(self._text)
+            self._evaluator = cset[self.correction_name]
+        values = true_pileup
+        if "int" in self.inputs:
+            values = values.astype(np.int64) if isinstance(values, np.ndarray) else values
+        args = [values if kind != "string" else "nominal" for kind in self.inputs]
+        return self._evaluator.evaluate(*args)
+
+    def __repr__(self) -> str:
+        return f"PileupWeights({self.path!r}, correction={self.correction_name!r})"

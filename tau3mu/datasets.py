@@ -6,6 +6,10 @@
                "rootpath": "SkimPhiPi_UL2017_Run2017B/0000/", "files": "a.root b.root",
                "treename": "Tree3Mu/ntuple", "era": "2017B", "lumi": 4.8}}
 
+A simulation dataset (``"type": "mc"``) adds ``xsec`` (pb, the generated process
+including filter efficiency) and ``ngen`` (events generated before any skim, or the sum
+of generator weights): the two keys its normalisation needs (:mod:`tau3mu.weights`).
+
 - ``rootpath`` joins ``prefix`` as the original notebook did (prefix + rootpath + "/" +
   file), whether it starts or ends with a slash or not (:func:`join_rootpath`).
 - ``files`` (and ``rootpath``) may be glob patterns (``*``, ``?``, ``[...]``), expanded
@@ -50,7 +54,14 @@ __all__ = [
 
 REQUIRED = ("rootpath", "files", "treename")
 #: optional keys and their defaults; ``metadata`` is an object passed on to the processor
-OPTIONAL: dict[str, Any] = {"era": None, "lumi": None, "type": "data", "metadata": None}
+OPTIONAL: dict[str, Any] = {
+    "era": None,
+    "lumi": None,
+    "type": "data",
+    "metadata": None,
+    "xsec": None,
+    "ngen": None,
+}
 #: keys of the original input.json that tau3mu reads no meaning from (kept as metadata)
 ORIGINAL_UNUSED = ("skim",)
 TYPES = ("data", "mc")
@@ -73,6 +84,9 @@ class Dataset:
     era: str | None = None
     lumi: float | None = None
     type: str = "data"
+    #: simulation: cross-section in pb (filter efficiency included) and events generated
+    xsec: float | None = None
+    ngen: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     #: keys of the datasets file that tau3mu does not use (their values are in ``metadata``)
     unused_keys: tuple[str, ...] = field(default=(), compare=False)
@@ -197,6 +211,9 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         or lumi < 0
     ):
         raise DatasetError(f"{where}: 'lumi' must be a non-negative number (fb^-1), not {lumi!r}")
+    xsec, ngen = (
+        _positive(where, spec, key, unit) for key, unit in (("xsec", "pb"), ("ngen", "events"))
+    )
     era = spec.get("era", OPTIONAL["era"])
     if era is not None and (isinstance(era, bool) or not isinstance(era, str | int)):
         raise DatasetError(
@@ -217,10 +234,24 @@ def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
         era=str(era) if era is not None else None,
         lumi=float(lumi) if lumi is not None else None,
         type=kind,
+        xsec=xsec,
+        ngen=ngen,
         metadata=metadata,
         unused_keys=unused,
         patterns=patterns,
     )
+
+
+def _positive(where: str, spec: dict[str, Any], key: str, unit: str) -> float | None:
+    """``spec[key]`` as a float when given: a finite number above 0 (else DatasetError)."""
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DatasetError(f"{where}: {key!r} must be a number ({unit}), not {value!r}")
+    if value <= 0:
+        raise DatasetError(f"{where}: {key!r} must be above 0 ({unit}), not {value!r}")
+    return float(value)
 
 
 def join_rootpath(prefix: str | None, rootpath: str) -> str:
@@ -404,7 +435,8 @@ def _detect_any(dataset: Dataset) -> str:
 def to_fileset(datasets: Sequence[Dataset], *, default_tree: str | None = None) -> dict[str, Any]:
     """coffea's fileset form ``{name: {"files": {path: tree}, "metadata": {...}}}``.
 
-    The metadata carries ``type``, ``era``, ``lumi`` and ``is_mc`` plus the dataset's own.
+    The metadata carries ``type``, ``era``, ``lumi`` and ``is_mc``, ``xsec`` and ``ngen``
+    where given, plus the dataset's own.
     """
     fileset: dict[str, Any] = {}
     for d in datasets:
@@ -418,6 +450,7 @@ def to_fileset(datasets: Sequence[Dataset], *, default_tree: str | None = None) 
                 "era": d.era,
                 "lumi": d.lumi,
                 "is_mc": d.is_mc,
+                **{k: v for k, v in (("xsec", d.xsec), ("ngen", d.ngen)) if v is not None},
                 **d.metadata,
             },
         }

@@ -22,8 +22,10 @@ from tau3mu.errors import Tau3MuError
 __all__ = [
     "RUN2_YEARS",
     "RUN3_FIRST_YEAR",
+    "RUN3_SUBPERIODS",
     "EraError",
     "Period",
+    "data_eras_of",
     "layout_mismatch",
     "period_of",
     "sqrt_s_tev",
@@ -39,6 +41,15 @@ RUN3_FIRST_YEAR = 2022
 _LAST_YEAR = 2026
 
 _ERA = re.compile(r"^(?:Run)?(\d{4})[A-Za-z0-9_-]*$")
+
+#: simulation campaigns of Run 3 that stand for a group of data eras (detector conditions
+#: before and after the ECAL endcap (EE) incident in 2022 and the BPix failure in 2023)
+RUN3_SUBPERIODS: dict[str, tuple[str, ...]] = {
+    "2022preEE": ("2022C", "2022D"),
+    "2022postEE": ("2022E", "2022F", "2022G"),
+    "2023preBPix": ("2023B", "2023C"),
+    "2023postBPix": ("2023D",),
+}
 
 
 class EraError(Tau3MuError, ValueError):
@@ -94,3 +105,35 @@ def layout_mismatch(layout: Period, era: str) -> str | None:
 def sqrt_s_tev(era: str) -> float:
     """The LHC centre-of-mass energy of ``era`` in TeV: 13 in Run 2, 13.6 in Run 3."""
     return 13.0 if period_of(era) == "run2" else 13.6
+
+
+def data_eras_of(sim_era: str, data_eras: list[str] | tuple[str, ...]) -> list[str]:
+    """The eras among ``data_eras`` whose data a simulation of ``sim_era`` stands for,
+    in their given order.
+
+    A data era belongs to a simulation era when it is the same era (up to a suffix such
+    as ``"-v1"``), when the simulation era is a year and the data era that year followed
+    by run letters (``"2017B"`` and ``"2017BC"`` belong to ``"2017"``, ``"2022C"`` and
+    ``"2022C-v1"`` to ``"2022"``), or when the simulation era is one of the Run 3
+    sub-periods of :data:`RUN3_SUBPERIODS` and the data era one of its runs (``"2022D"``
+    and ``"2022D-v1"`` belong to ``"2022preEE"``).
+
+    >>> data_eras_of("2017", ["2017B", "2017C", "2018A", "2017"])
+    ['2017B', '2017C', '2017']
+    >>> data_eras_of("2022postEE", ["2022C", "2022E", "2022F-v1"])
+    ['2022E', '2022F-v1']
+    """
+    sim = str(sim_era).strip()
+    runs = RUN3_SUBPERIODS.get(sim)
+    out = []
+    for era in data_eras:
+        data = str(era).strip()
+        if runs is not None:
+            belongs = data == sim or re.sub(r"[^A-Za-z0-9].*$", "", data) in runs
+        else:
+            letters = r"[A-Z]*" if sim.isdigit() else ""  # "2017B" of "2017", not of "2017A"
+            pattern = re.escape(sim) + letters + r"(?:[^A-Za-z0-9].*)?"
+            belongs = re.fullmatch(pattern, data) is not None
+        if belongs:
+            out.append(era)
+    return out

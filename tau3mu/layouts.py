@@ -9,14 +9,17 @@ vocabulary:
     mu{1,2}_{pt,eta,phi} and trk_{pt,eta,phi}, the refitted muon tracks
     mu{1,2}_refit_{pt,eta,phi}, mu{1,2}_trig_dr (the era's year in the branch name).
     Run 3: mass, vtx_chi2, flight_sig, the links mu1_idx, mu2_idx, trk_idx (int32, -1 for
-    none). Both: truth (synthetic files only).
+    none). Both: truth (synthetic files only); pt, eta, phi, flight_dist (the
+    beamspot-to-SV transverse distance, cm) where the file has them.
+``GenParticle`` (Run 2) / ``GenPart`` (Run 3), simulation
+    pdg_id, pt, eta, phi; Run 2 also is_b_decay. Run 3 muons add decay_type.
 ``Muon``
     pt, eta, phi, is_global; Run 2 also is_pf; Run 3 also energy, charge, is_medium,
     trg_dr, trg_dpt and one match flag per HLT path.
 ``Track``
     pt, eta, phi, dz, dxy
 event level
-    run, lumi, event
+    run, lumi, event; simulation: true_pileup
 """
 
 from __future__ import annotations
@@ -76,6 +79,31 @@ class Run2Layout:
     )
     #: truth category per candidate (0 background, 1 Ds+, 2 D+); synthetic files only
     truth: str = "Triplet2_Truth"
+    #: the candidate's momentum and transverse flight distance from the beamspot (cm),
+    #: for its proper decay length; optional (absent: ct is NaN)
+    candidate_kinematics: MappingProxyType[str, str] = field(
+        default_factory=lambda: _ro(
+            {
+                "pt": "Triplet2_Pt",
+                "eta": "Triplet2_Eta",
+                "phi": "Triplet2_Phi",
+                "flight_dist": "FlightDistBS_SV",
+            }
+        )
+    )
+    #: simulation only: the generated particles, ``is_b_decay`` 1 for a b hadron's
+    #: descendant
+    gen: MappingProxyType[str, str] = field(
+        default_factory=lambda: _ro(
+            {
+                "pdg_id": "GenParticle_PdgId",
+                "pt": "GenParticle_Pt",
+                "eta": "GenParticle_Eta",
+                "phi": "GenParticle_Phi",
+                "is_b_decay": "GenParticle_isBdecay",
+            }
+        )
+    )
 
     def candidate(self, year: str = "2017") -> MappingProxyType[str, str]:
         """Candidate branches; the trigger-match branches carry the era's ``year``."""
@@ -159,6 +187,10 @@ class Run3Layout:
                 "mu2_idx": "mu2_idx",
                 "trk_idx": "tr_idx",
                 "truth": "truth",
+                "pt": "pt",
+                "eta": "eta",
+                "phi": "phi",
+                "flight_dist": "flightDistBS",
             }
         )
     )
@@ -196,8 +228,9 @@ class Run3Layout:
         "genPartIdxMother",
     )
     pileup: str = "Pileup_nTrueInt"
-    #: candidate fields that are optional: synthetic truth only
-    optional_candidate: tuple[str, ...] = ("truth",)
+    #: candidate fields that are optional: synthetic truth, and what the proper decay
+    #: length needs (absent: ct is NaN)
+    optional_candidate: tuple[str, ...] = ("truth", "pt", "eta", "phi", "flight_dist")
 
     def branch(self, collection: str, field_name: str) -> str:
         """Flat branch name ``<Coll>_<field>`` of a collection field."""

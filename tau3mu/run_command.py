@@ -88,6 +88,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="weight simulation 1, without muon ID scale factors",
     )
     parser.add_argument(
+        "--pileup",
+        metavar="FILE",
+        help="correctionlib file of pileup weights in the true pileup, for simulation "
+        "(default: pileup weight 1, said so)",
+    )
+    parser.add_argument(
         "--drop-duplicate-events",
         action="store_true",
         help="keep one copy of a selected event that occurs twice in a dataset (same run, "
@@ -237,10 +243,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     )
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
     from tau3mu.validation import check_run
+    from tau3mu.weights import normalisation_of, pileup_note, weights_report
 
     tic = time.perf_counter()
     setup = check_run(args)
     config, sf_by_year, datasets = setup.config, setup.scale_factors, setup.datasets
+    scales, pileup = normalisation_of(datasets, args.pileup, default_era=config.era)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # report.json is written last: it marks a complete run, so an earlier run's must not
@@ -251,7 +259,14 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     fileset = to_fileset(datasets, default_tree=args.tree)
     if args.no_muon_sf and any(d.is_mc for d in datasets):
         print("note: --no-muon-sf: simulation gets weight 1", file=sys.stderr)
-    processor = DsPhiPiProcessor(config, scale_factors=sf_by_year)
+    for line in filter(None, [pileup_note(pileup, scales)]):
+        print(line, file=sys.stderr)
+    processor = DsPhiPiProcessor(
+        config,
+        scale_factors=sf_by_year,
+        scales={name: s.scale for name, s in scales.items()},
+        pileup=pileup,
+    )
 
     proxy = args.x509_proxy or os.environ.get("X509_USER_PROXY")
     with contextlib.ExitStack() as stack:
@@ -384,6 +399,8 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
                 "type": d.type,
                 "era": d.era,
                 "lumi": d.lumi,
+                "xsec": d.xsec,
+                "ngen": d.ngen,
                 # the dataset's own keys: its "metadata" object and the keys tau3mu does not use
                 "metadata": d.metadata,
             }
@@ -423,6 +440,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
         "muon_sf": {str(year): sf.path for year, sf in sorted(sf_by_year.items())},
         "truth": result.truth,
         "scale_factors": result.scale_factors,
+        "weights": weights_report(
+            scales,
+            muon_sf=sf_by_year,
+            pileup=pileup,
+            eras={d.name: d.era or config.era for d in datasets},
+        ),
         "fit": {
             d: {"converged": f.converged, "n_ds": f.params.get("n_ds")} for d, f in fits.items()
         },

@@ -16,8 +16,10 @@ Whatever the file, the processor sees
 
 :class:`Tau3MuSchema` detects the layout from the branches of the tree, so one
 schema serves every file and every era; a tree in neither layout gets a clear error.
-Branches the analysis does not use (the producer's ``Tau3Mu``, ``PVtx``, ``GenPart``,
-... tables) are left alone. Importing this module switches uproot's ZLIB inflate to
+Simulation adds ``events.Gen`` (generated particles: pdg_id, pt, eta, phi; Run 2 also
+is_b_decay) and ``events.true_pileup``, Run 3 muons ``decay_type``, where the file has
+them. Branches the analysis does not use (the producer's ``Tau3Mu``, ``PVtx``, ...
+tables) are left alone. Importing this module switches uproot's ZLIB inflate to
 ISA-L (:mod:`tau3mu.inflate`), in the client and in every worker that unpickles the
 schema.
 """
@@ -145,6 +147,28 @@ def _records(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _all_present(branch_forms: dict[str, Any], fields: Any) -> dict[str, str]:
+    """``fields`` (name -> branch) when every branch is in the file, else empty."""
+    return dict(fields) if all(b in branch_forms for b in fields.values()) else {}
+
+
+def _run3_simulation(branch_forms: dict[str, Any]) -> dict[str, Any]:
+    """Run 3 simulation: ``Gen`` (the producer's ``GenPart``: pdg_id, pt, eta, phi) and
+    ``true_pileup`` (``Pileup_nTrueInt``), for the files that have them."""
+    output: dict[str, Any] = {}
+    gen = {"pdg_id": "pdgId", "pt": "pt", "eta": "eta", "phi": "phi"}
+    branches = {k: RUN3.branch(RUN3.gen_collection, v) for k, v in gen.items()}
+    counter = RUN3.counter(RUN3.gen_collection)
+    if counter in branch_forms and _all_present(branch_forms, branches):
+        offsets = transforms.counts2offsets_form(branch_forms[counter])
+        output["Gen"] = zip_forms(
+            {k: branch_forms[b] for k, b in branches.items()}, "Gen", offsets=offsets
+        )
+    if RUN3.pileup in branch_forms:
+        output["true_pileup"] = branch_forms[RUN3.pileup]
+    return output
+
+
 class Tau3MuSchema(BaseSchema):
     """Build ``Candidate``, ``Muon``, ``Track`` and trigger collections from either layout.
 
@@ -175,6 +199,8 @@ class Tau3MuSchema(BaseSchema):
         candidate = _run2_fixed_candidate()
         if RUN2.truth in branch_forms:
             candidate["truth"] = RUN2.truth
+        # read only by ct (not by the length check of _CandidateBranches)
+        kinematics = _all_present(branch_forms, RUN2.candidate_kinematics)
         l1_decision = run2_l1_decision(branch_forms) or RUN2.l1_decision
         groups: dict[str, dict[str, str]] = {
             "Candidate": candidate,
@@ -196,7 +222,7 @@ class Tau3MuSchema(BaseSchema):
                 {branch: branch_forms[branch] for branch in pair.values()}
             )
         for collection, fields in groups.items():
-            zipped = {**fields, **matches} if collection == "Candidate" else fields
+            zipped = {**fields, **matches, **kinematics} if collection == "Candidate" else fields
             output[collection] = zip_forms(
                 {name: branch_forms[branch] for name, branch in zipped.items()},
                 collection,
@@ -215,6 +241,13 @@ class Tau3MuSchema(BaseSchema):
         for collection, fields in triggers.items():
             _require(branch_forms, list(fields.values()), f"Run 2 trigger {collection}")
             output[collection] = _records({k: branch_forms[b] for k, b in fields.items()})
+        gen = _all_present(branch_forms, RUN2.gen)
+        if gen:
+            output["Gen"] = zip_forms(
+                {name: branch_forms[branch] for name, branch in gen.items()}, "Gen"
+            )
+        if RUN2.pileup in branch_forms:
+            output["true_pileup"] = branch_forms[RUN2.pileup]
         return output
 
     # -- Run 3: the producer's NanoAOD C arrays with counters ---------------------------
@@ -225,8 +258,16 @@ class Tau3MuSchema(BaseSchema):
             output[key] = branch_forms[branch]
         flags = {path: path for path in RUN3.hlt_paths}
         collections = {
-            "Candidate": (RUN3.candidate_collection, RUN3.candidate_fields, {"truth"}),
-            "Muon": (RUN3.muon_collection, {**RUN3.muon_fields, **flags}, set(flags)),
+            "Candidate": (
+                RUN3.candidate_collection,
+                RUN3.candidate_fields,
+                set(RUN3.optional_candidate),
+            ),
+            "Muon": (
+                RUN3.muon_collection,
+                {**RUN3.muon_fields, **flags, "decay_type": RUN3.decay_type.split("_", 1)[1]},
+                {*flags, "decay_type"},
+            ),
             "Track": (RUN3.track_collection, RUN3.track_fields, set()),
         }
         for name, (collection, fields, optional) in collections.items():
@@ -252,6 +293,7 @@ class Tau3MuSchema(BaseSchema):
         if not bits:
             raise LayoutError(f"Run 3 trigger: no {prefix}* bit branches")
         output["Trigger"] = zip_forms(bits, "Trigger")
+        output |= _run3_simulation(branch_forms)
         return output
 
     @classmethod

@@ -84,8 +84,8 @@ def library_output(verbose: bool) -> Iterator[None]:
             yield
     finally:
         own_log.setLevel(saved_level)
-        for name, value in saved_env.items():
-            if value is None:
+        for name, saved in saved_env.items():
+            if saved is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = saved

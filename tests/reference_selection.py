@@ -401,9 +401,38 @@ def _rows(arrays: dict[str, np.ndarray], mapping: dict[str, str], i: int) -> lis
     ]
 
 
+#: what ct and the truth origin read, spelled out here: the candidate's momentum and
+#: flight distance, the generated particles (Run 2 vectors, Run 3 GenPart)
+_RUN2_KINEMATICS = {
+    "pt": "Triplet2_Pt",
+    "eta": "Triplet2_Eta",
+    "phi": "Triplet2_Phi",
+    "flight_dist": "FlightDistBS_SV",
+}
+_RUN2_GEN = {
+    "pdg_id": "GenParticle_PdgId",
+    "pt": "GenParticle_Pt",
+    "eta": "GenParticle_Eta",
+    "phi": "GenParticle_Phi",
+    "is_b_decay": "GenParticle_isBdecay",
+}
+_RUN3_GEN = {
+    "pdg_id": "GenPart_pdgId",
+    "pt": "GenPart_pt",
+    "eta": "GenPart_eta",
+    "phi": "GenPart_phi",
+}
+
+
+def _present(mapping: dict[str, str], keys: set[str]) -> dict[str, str]:
+    return mapping if all(b in keys for b in mapping.values()) else {}
+
+
 def _read_run2(path: str, c: SelectionConfig, year: str) -> Iterator[dict[str, Any]]:
     tree = uproot.open(path)[RUN2.tree]
-    cand_map = dict(RUN2.candidate(year))
+    keys = set(tree.keys())
+    cand_map = dict(RUN2.candidate(year)) | _present(_RUN2_KINEMATICS, keys)
+    gen_map = _present(_RUN2_GEN, keys)
     l1_decision = next(
         b
         for b in ("Trigger_l1decision", "Trigger_l1Finaldecision")
@@ -422,6 +451,7 @@ def _read_run2(path: str, c: SelectionConfig, year: str) -> Iterator[dict[str, A
         RUN2.hlt_decision,
         RUN2.l1_name,
         l1_decision,
+        *gen_map.values(),
     ]
     a = tree.arrays(names, library="np")
     for i in range(tree.num_entries):
@@ -437,6 +467,7 @@ def _read_run2(path: str, c: SelectionConfig, year: str) -> Iterator[dict[str, A
             "candidates": _rows(a, cand_map, i),
             "muons": _rows(a, muon_map, i),
             "tracks": _rows(a, track_map, i),
+            "gen": _rows(a, gen_map, i) if gen_map else None,
         }
 
 
@@ -452,12 +483,18 @@ def _read_run3(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
     cand_map = {k: f"Cand2MuTrk_{k}" for k in _RUN3_CANDIDATE}
     if "Cand2MuTrk_truth" in keys:
         cand_map["truth"] = "Cand2MuTrk_truth"
+    extra = {k: f"Cand2MuTrk_{k}" for k in ("pt", "eta", "phi")}
+    cand_map |= _present({**extra, "flight_dist": "Cand2MuTrk_flightDistBS"}, keys)
     flags = [p for p in c.run3.matched_paths if f"Muon_{p}" in keys]
     muon_map = {k: f"Muon_{k}" for k in (*_RUN3_MUON, *flags)}
+    if "Muon_decayType" in keys:
+        muon_map["decayType"] = "Muon_decayType"
     track_map = {k: f"Track_{k}" for k in _RUN3_TRACK}
+    gen_map = _present(_RUN3_GEN, keys)
     bits = [b for b in keys if b.startswith("Trigger_")]
     ids = ("run", "luminosityBlock", "event")
     names = [*cand_map.values(), *muon_map.values(), *track_map.values(), *ids, *bits]
+    names += list(gen_map.values())
     a = tree.arrays(names, library="np")
     for i in range(tree.num_entries):
         yield {
@@ -466,6 +503,7 @@ def _read_run3(path: str, c: SelectionConfig) -> Iterator[dict[str, Any]]:
             "candidates": _rows(a, cand_map, i),
             "muons": _rows(a, muon_map, i),
             "tracks": _rows(a, track_map, i),
+            "gen": _rows(a, gen_map, i) if gen_map else None,
         }
 
 
@@ -488,12 +526,59 @@ def has_truth_branch(path: str | Path, layout: str) -> bool:
     return truth in uproot.open(str(path))[tree].keys()  # noqa: SIM118 (branch names)
 
 
+def proper_decay_length(cand: dict[str, Any]) -> float:
+    """ct = flight distance x mass / pt (cm); NaN without the branches."""
+    if "flight_dist" not in cand or "pt" not in cand:
+        return math.nan
+    return cand["flight_dist"] * cand["mass"] / cand["pt"]
+
+
+def truth_origin(event: dict[str, Any], cand: dict[str, Any], layout: str) -> int:
+    """0 not a true Ds (or no generated particles), 1 prompt Ds, 2 Ds from a b hadron.
+
+    A generated |pdgId| 431 within dR < 0.03 of the candidate makes it a true Ds; Run 2:
+    the closest one's isBdecay decides; Run 3: both muons' decayType must be 1 or 2, and
+    a 2 means from a b hadron.
+    """
+    gen = event.get("gen")
+    if not gen or "eta" not in cand:
+        return 0
+    direction = (0.0, cand["eta"], cand["phi"])
+    cone = [
+        (delta_r(direction, (0.0, g["eta"], g["phi"])), g)
+        for g in gen
+        if abs(int(g["pdg_id"])) == 431
+    ]
+    cone = [(dr, g) for dr, g in cone if dr < 0.03]
+    if not cone:
+        return 0
+    if layout == "run2":
+        closest = min(cone, key=lambda pair: pair[0])[1]
+        return 2 if int(closest["is_b_decay"]) == 1 else 1
+    types = [int(event["muons"][int(cand[f"mu{i}_idx"])].get("decayType", 0)) for i in (1, 2)]
+    if not all(t in (1, 2) for t in types):
+        return 0
+    return 2 if 2 in types else 1
+
+
 def control_quantities(
     event: dict[str, Any], cand: dict[str, Any], layout: str, c: SelectionConfig
 ) -> dict[str, float]:
-    """What the control histograms show of a best candidate: its muons' and track's pt
-    and eta, the dimuon mass (Run 2: of the refitted tracks; Run 3: of the muons, with
-    their energies), the flight significance and the vertex chi2."""
+    """What the control histograms show of a best candidate: its mass, its muons' and
+    track's pt and eta, the dimuon mass (Run 2: of the refitted tracks; Run 3: of the
+    muons, with their energies), the flight significance, the vertex chi2, the proper
+    decay length ``ct`` and the truth ``origin``."""
+    common = {
+        "mass": cand["mass"],
+        "ct": proper_decay_length(cand),
+        "origin": truth_origin(event, cand, layout),
+    }
+    return common | _period_quantities(event, cand, layout, c)
+
+
+def _period_quantities(
+    event: dict[str, Any], cand: dict[str, Any], layout: str, c: SelectionConfig
+) -> dict[str, float]:
     if layout == "run2":
         refit = [
             tuple(cand[f"{m}_refit_{k}"] for k in ("pt", "eta", "phi")) for m in ("mu1", "mu2")

@@ -519,6 +519,7 @@ def odd_run(good, no_trigger, tmp_path_factory):
             "treename": "Events",
             "era": ERA,
             "type": kind,
+            **({"lumi": 1.0, "xsec": 1.0, "ngen": 1000.0} if kind == "mc" else {}),
         }
     config = base / "ïnput.json"
     config.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")

@@ -160,7 +160,8 @@ def test_run_refuses_unweighted_simulation_before_any_work(tmp_path, capsys):
 
     datasets = tmp_path / "input.json"
     spec = {"rootpath": str(tmp_path), "files": "never.root", "treename": "Events"}
-    datasets.write_text(json.dumps({"mc2018": {**spec, "era": "2018", "type": "mc"}}))
+    mc2018 = {**spec, "era": "2018", "type": "mc", "lumi": 1.0, "xsec": 1.0, "ngen": 1.0}
+    datasets.write_text(json.dumps({"mc2018": mc2018}))
     code = main(["run", str(datasets), "--out", str(tmp_path / "out"), "--executor", "iterative"])
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -202,6 +203,9 @@ def test_run_weights_2017_simulation_with_the_shipped_file(tmp_path, pog_sf_file
     ((name, spec),) = mc["datasets"].items()
     assert spec["type"] == "mc"
     assert spec["era"] == "2017"
+    # no data of 2017 in this run: the simulation names its target luminosity
+    datasets_json = tmp_path / "mc.json"
+    datasets_json.write_text(json.dumps({name: {**spec, "lumi": 1.0}}))
     reports = {}
     for label, extra in (
         ("default", []),
@@ -209,7 +213,7 @@ def test_run_weights_2017_simulation_with_the_shipped_file(tmp_path, pog_sf_file
         ("none", ["--no-muon-sf"]),
     ):
         out = tmp_path / label
-        argv = ["run", mc["datasets_json"], "--out", str(out), "--executor", "iterative"]
+        argv = ["run", str(datasets_json), "--out", str(out), "--executor", "iterative"]
         assert main([*argv, "--no-fit", "--no-progress", *extra]) == 0
         reports[label] = json.loads((out / "report.json").read_text())
         with open(out / "histograms.pkl", "rb") as handle:
@@ -237,7 +241,8 @@ def simulation_run(run3_dataset, pog_sf_file, tmp_path_factory):
     (spec,) = run3_dataset["datasets"].values()
     folder = tmp_path_factory.mktemp("simulation-run")
     datasets_json = folder / "mc.json"
-    datasets_json.write_text(json.dumps({"DsPhiPi_MC": {**spec, "type": "mc", "lumi": 1.0}}))
+    mc = {**spec, "type": "mc", "lumi": 1.0, "xsec": 1.0, "ngen": 1000.0}  # scale 1
+    datasets_json.write_text(json.dumps({"DsPhiPi_MC": mc}))
     out = folder / "out"
     argv = ["run", str(datasets_json), "--out", str(out), "--executor", "iterative"]
     argv += ["--muon-sf", str(pog_sf_file), "--no-fit", "--no-progress"]

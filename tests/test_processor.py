@@ -185,6 +185,9 @@ def test_only_the_selection_branches_are_read(run2_output, run2_dataset, fileset
         RUN2.l1_name,
         RUN2.l1_decision,
         RUN2.truth,
+        # ct of the best candidate (data: no truth origin, no generated particles)
+        RUN2.candidate_kinematics["pt"],
+        RUN2.candidate_kinematics["flight_dist"],
     }
     read = {column.rsplit("-", 1)[0] for column in run2_output.metrics["columns"]}
     assert read == needed
@@ -446,3 +449,73 @@ def test_run3_trigger_without_the_path_is_an_error_not_an_empty_result(tmp_path)
     ) as info:
         run_runner({"d": {"files": {str(path): "Events"}}}, DsPhiPiProcessor())
     assert str(path) in str(info.value)
+
+
+# -- ct and truth origin of simulation, against the reference -------------------------------
+@pytest.mark.parametrize("layout", ["run3", pytest.param("run2", marks=pytest.mark.root)])
+def test_ct_and_origin_of_simulation_match_the_reference(layout, tmp_path, fileset_of):
+    """Simulation generated with origins (--fb): the snapshot's BestTriplet_ct and
+    BestTriplet_origin equal the per-event reference's, event by event, and every origin
+    occurs."""
+    from tau3mu.synth import generate_dataset
+
+    era = "2017" if layout == "run2" else "2022"
+    mc = generate_dataset(
+        tmp_path, layout=layout, era=era, events_per_file=3000, seed=14, mc=True, f_b=0.3
+    )
+    out = run_runner(fileset_of(mc), DsPhiPiProcessor(), chunksize=1000)
+    ref = reference_select(_files(mc), layout)
+    snap = out.snapshot[_only(out)]
+    order = np.lexsort((ak.to_numpy(snap["event"]),))
+    ref_order = np.argsort([event for _, _, event, _, _ in ref.best], kind="stable")
+    ct = ak.to_numpy(snap["BestTriplet_ct"])[order]
+    origin = ak.to_numpy(snap["BestTriplet_origin"])[order]
+    np.testing.assert_array_equal(ct, np.array([c["ct"] for c in ref.controls])[ref_order])
+    np.testing.assert_array_equal(origin, np.array([c["origin"] for c in ref.controls])[ref_order])
+    assert set(origin.tolist()) == {0, 1, 2}
+    assert np.all(np.isfinite(ct))
+    h = out.hists["h_ct"][{"dataset": _only(out), "systematic": "nominal"}]
+    np.testing.assert_array_equal(h.project("origin").values(), np.bincount(origin, minlength=3))
+
+
+def test_data_has_origin_0_and_no_origin_column(run3_output):
+    name = _only(run3_output)
+    h = run3_output.hists["h_ct"][{"dataset": name, "systematic": "nominal"}]
+    counts = h.project("origin").values(flow=True)
+    assert counts[0] == run3_output.cutflow[name]["best_candidate"]["events"]
+    assert counts[1:].sum() == 0
+    assert "BestTriplet_origin" not in ak.fields(run3_output.snapshot[name])
+    assert "BestTriplet_ct" in ak.fields(run3_output.snapshot[name])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_normalised_simulation_alike_on_the_dask_awkward_path(
+    layout, tmp_path, fileset_of, pog_sf_file
+):
+    """Simulation with origins, a scale, muon scale factors and pileup weights: the
+    dask-awkward graph gives the Runner's histograms, snapshot and weights."""
+    from tau3mu.corrections import PileupWeights
+    from tau3mu.synth import generate_dataset
+    from tau3mu.synth.pileup import write_pileup_weights
+
+    era = "2017" if layout == "run2" else "2022"
+    mc = generate_dataset(
+        tmp_path, layout=layout, era=era, events_per_file=2000, seed=15, mc=True, f_b=0.3
+    )
+    (name,) = mc["datasets"]
+    pileup = PileupWeights(write_pileup_weights(tmp_path / "pu.json", layout))
+    processor = DsPhiPiProcessor(
+        scale_factors=MuonScaleFactors(pog_sf_file), scales={name: 0.25}, pileup=pileup
+    )
+    runner = run_runner(fileset_of(mc), processor, chunksize=700)
+    graph = run_dask_awkward(fileset_of(mc), processor, chunksize=700)
+    _assert_same(runner, graph)
+    weight = ak.to_numpy(runner.snapshot[name]["weight"])
+    assert len(np.unique(weight)) > 100  # SFs and w_PU vary per event
+    h = runner.hists["h_mass"][{"dataset": name, "systematic": "nominal"}]
+    assert h.sum().value == pytest.approx(weight[_in_mass_range(runner, name)].sum())
+
+
+def _in_mass_range(out: AnalysisOutput, name: str) -> np.ndarray:
+    mass = ak.to_numpy(out.snapshot[name]["BestTriplet_mass"])
+    return (mass >= 1.65) & (mass < 2.01)

@@ -198,7 +198,8 @@ TWO = ("Zeta_DsPhiPi_MC", "Alpha_DoubleMuonLowMass")
 def two_datasets_json(run3_dataset, tmp_path_factory) -> str:
     (spec,) = run3_dataset["datasets"].values()
     config = {
-        TWO[0]: {**spec, "type": "mc", "lumi": 0.0512345},
+        # xsec x 1000 x lumi / ngen = 1 exactly: the weights are the scale factors
+        TWO[0]: {**spec, "type": "mc", "lumi": 0.0512345, "xsec": 1.0, "ngen": 1000 * 0.0512345},
         TWO[1]: {**spec, "type": "data"},
     }
     path = tmp_path_factory.mktemp("two") / "two.json"

@@ -560,3 +560,170 @@ def test_compiled_random_draws_follow_their_distributions():
     assert _chi2_per_bin(expo, np.linspace(0, 8, 81), lambda x: 1 - math.exp(-x)) < 2
     assert expo.min() > 0
     assert np.mean(expo > 5) == pytest.approx(math.exp(-5), rel=0.1)
+
+
+# -- the normalisation's truth: origin, flight distance, efficiency ratio -------------------
+def _tree_arrays(dataset, tree, names=None):
+    parts = [uproot.open(f)[tree].arrays(names, library="ak") for f in _files(dataset)]
+    return ak.concatenate(parts)
+
+
+def test_new_draws_leave_every_existing_branch_as_it_was(tmp_path):
+    """--fb draws from its own generator: a Run 3 data file keeps every branch of the file
+    written without it, value for value, and only gains the flight distances."""
+    plain = generate_dataset(tmp_path / "plain", files=1, events_per_file=2000, seed=9)
+    drawn = generate_dataset(tmp_path / "fb", files=1, events_per_file=2000, seed=9, f_b=0.3)
+    x, y = (_tree_arrays(d, RUN3.tree) for d in (plain, drawn))
+    assert set(y.fields) - set(x.fields) == {
+        "Cand2MuTrk_flightDistBS",
+        "Cand2MuTrk_flightDistBSErr",
+    }
+    for field in x.fields:
+        assert ak.all(ak.ravel(x[field]) == ak.ravel(y[field])), field
+
+
+@pytest.fixture(scope="module")
+def closure_samples(tmp_path_factory, pog_sf_file):
+    """Data of 2022C with R = 0.85 and f_B = 0.25, and simulation of 2022, both through
+    the 2017 scale factors (--muon-sf), and the run of both with those scale factors."""
+    from tau3mu.cli import main
+
+    folder = tmp_path_factory.mktemp("closure")
+    common = ["generate", str(folder), "--layout", "run3", "--fb", "0.25", "--jobs", "1"]
+    common += ["--muon-sf", str(pog_sf_file)]
+    assert main([*common, "--era", "2022C", "--lumi", "0.5", "--files", "2", "--seed", "31",
+                 "--efficiency-ratio", "0.85"]) == 0  # fmt: skip
+    assert (
+        main([*common, "--era", "2022", "--mc", "--events-per-file", "60000", "--seed", "32"]) == 0
+    )
+    out = folder / "out"
+    run = ["run", str(folder / "datasets.json"), "--out", str(out), "--muon-sf", str(pog_sf_file)]
+    run += ["--pileup", str(folder / "pileup_weights.json"), "--executor", "iterative"]
+    assert main([*run, "--no-fit", "--no-progress"]) == 0
+    with uproot.open(out / "snapshot.root") as f:
+        snapshot = f["ntuple"].arrays(library="np")
+    return folder, snapshot
+
+
+def test_truth_json_and_simulations_xsec_and_ngen(closure_samples, pog_sf_file):
+    from tau3mu.synth.physics import Tuning, skim_survival
+    from tau3mu.synth.truth import largest_event_sf
+
+    folder, _ = closure_samples
+    truth = json.loads((folder / "truth.json").read_text())
+    datasets = json.loads((folder / "datasets.json").read_text())
+    (data,) = [k for k, v in truth.items() if v["type"] == "data"]
+    (mc,) = [k for k, v in truth.items() if v["type"] == "mc"]
+    assert truth[data]["efficiency_ratio"] == 0.85
+    assert truth[data]["f_b"] == truth[mc]["f_b"] == 0.25
+    assert truth[mc]["muon_sf"] == str(pog_sf_file.resolve())
+    # thinning removed signal events from the 0.5 fb^-1 of data
+    assert truth[data]["events"] < 0.5 * EVENTS_PER_INVERSE_FB
+    assert datasets[mc]["ngen"] == truth[mc]["raw_events"] > truth[mc]["events"] == 60_000
+    assert "lumi" not in datasets[mc]  # normalised to the data of its era
+    # by hand: data Ds per pb^-1 over simulation's Ds share and the largest SF product
+    tuning = Tuning()
+    sf_max = _largest_nominal_sf(pog_sf_file)
+    assert largest_event_sf(_sf(pog_sf_file)) == sf_max**2
+    per_pb = EVENTS_PER_INVERSE_FB / 1000 * tuning.ds_fraction / skim_survival()
+    assert datasets[mc]["xsec"] == pytest.approx(per_pb / (sf_max**2 * tuning.mc_ds_fraction))
+    assert 0.6 < skim_survival() < 0.8
+
+
+def _sf(path):
+    from tau3mu.corrections import MuonScaleFactors
+
+    return MuonScaleFactors(path)
+
+
+def _largest_nominal_sf(path):
+    """The largest nominal scale factor, by correctionlib at every bin's centre."""
+    import correctionlib
+
+    correction = correctionlib.CorrectionSet.from_file(str(path))["NUM_MediumID_DEN_TrackerMuons"]
+    node = json.loads(path.read_text())["corrections"]
+    (data,) = [c["data"] for c in node if c["name"] == "NUM_MediumID_DEN_TrackerMuons"]
+    eta_edges = np.array(data["edges"])
+    pt_edges = np.array(data["content"][0]["edges"])
+    pt_edges[np.isinf(pt_edges)] = pt_edges[np.isfinite(pt_edges)].max() + 10
+    eta, pt = np.meshgrid(
+        0.5 * (eta_edges[1:] + eta_edges[:-1]), 0.5 * (pt_edges[1:] + pt_edges[:-1])
+    )
+    return float(np.max(correction.evaluate(eta.ravel(), pt.ravel(), "nominal")))
+
+
+def test_efficiency_ratio_and_fb_close_on_the_truth(closure_samples):
+    """R from true Ds+ counts (data) over their summed weights (simulation: xsec x L /
+    ngen x SFs x w_PU), within 4 of its statistical errors of 0.85; simulation's share of
+    true Ds+ from b hadrons within 4 binomial errors of 0.25."""
+    _, snapshot = closure_samples
+    in_range = (snapshot["BestTriplet_mass"] >= 1.65) & (snapshot["BestTriplet_mass"] < 2.01)
+    true_ds = in_range & (snapshot["BestTriplet_truth"] == TRUTH_DS)
+    is_mc = snapshot["dataset"] == 1
+    n_data = np.count_nonzero(true_ds & ~is_mc)
+    w = snapshot["weight"][true_ds & is_mc]
+    ratio = n_data / w.sum()
+    error = ratio * np.hypot(1 / np.sqrt(n_data), np.sqrt((w**2).sum()) / w.sum())
+    assert abs(ratio - 0.85) < 4 * error, (ratio, error)
+    assert error < 0.07
+    origin = snapshot["BestTriplet_origin"][true_ds & is_mc]
+    f_b = np.mean(origin == 2)
+    assert abs(f_b - 0.25) < 4 * np.sqrt(0.25 * 0.75 / len(origin)), f_b
+    assert set(np.unique(origin)) == {1, 2}
+
+
+def test_non_prompt_ct_adds_the_b_hadrons_flight(closure_samples):
+    """Mean ct of non-prompt minus prompt true Ds+: c tau_B m_Ds / m_B x E[1/z], z uniform
+    in [Z_MIN, Z_MAX] (computed here, not taken from the generator)."""
+    from tau3mu.config import B_CTAU
+    from tau3mu.synth.truth import B_MASS, Z_MAX, Z_MIN
+
+    _, snapshot = closure_samples
+    is_mc = snapshot["dataset"] == 1
+    true_ds = is_mc & (snapshot["BestTriplet_truth"] == TRUTH_DS)
+    ct = snapshot["BestTriplet_ct"]
+    origin = snapshot["BestTriplet_origin"]
+    prompt, from_b = ct[true_ds & (origin == 1)], ct[true_ds & (origin == 2)]
+    mean_inverse_z = np.log(Z_MAX / Z_MIN) / (Z_MAX - Z_MIN)
+    expected = B_CTAU * DS_MASS / B_MASS * mean_inverse_z
+    difference = from_b.mean() - prompt.mean()
+    error = np.hypot(from_b.std() / np.sqrt(len(from_b)), prompt.std() / np.sqrt(len(prompt)))
+    assert abs(difference - expected) < 4 * error, (difference, expected, error)
+    # prompt: the Ds+ lifetime (150 um) with a resolution of tens of um
+    assert 0.010 < prompt.mean() < 0.022
+    assert np.all(np.isfinite(ct))
+
+
+def test_simulation_truth_as_the_producer_writes_it(closure_samples):
+    """Run 3 simulation: muons of non-prompt decays have decayType 2 and their GenPart
+    list ends with the b hadron, the Ds+'s mother."""
+    folder, _ = closure_samples
+    datasets = json.loads((folder / "datasets.json").read_text())
+    (mc,) = [k for k, v in datasets.items() if v["type"] == "mc"]
+    path = folder / datasets[mc]["files"].split()[0]
+    a = uproot.open(path)["Events"].arrays(
+        ["nGenPart", "GenPart_pdgId", "GenPart_genPartIdxMother", RUN3.decay_type]
+    )
+    six = a[a["nGenPart"] == 6]
+    assert len(six) > 0
+    assert set(np.abs(ak.to_numpy(six["GenPart_pdgId"][:, 5]))) == {521}
+    assert ak.all(six["GenPart_genPartIdxMother"][:, 0] == 5)
+    assert ak.sum(a[RUN3.decay_type] == 2) == 2 * len(six)
+    assert ak.sum(a[RUN3.decay_type] == 1) == 2 * ak.sum(a["nGenPart"] == 5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fb", "1.5"], "--fb 1.5: a probability"),
+        (["--efficiency-ratio", "0"], "--efficiency-ratio 0.0: above 0"),
+        (["--efficiency-ratio", "0.8", "--mc"], "--efficiency-ratio applies to data"),
+    ],
+)
+def test_generate_refuses_bad_truth_options(tmp_path, capsys, args, message):
+    from tau3mu.cli import main
+
+    assert main(["generate", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert message in err[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +63,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--jobs", type=int, default=os.cpu_count() or 1, help="files written in parallel"
     )
     parser.add_argument("--dataset-name", help="dataset name in datasets.json")
+    parser.add_argument(
+        "--fb",
+        type=float,
+        metavar="F",
+        help="draw each Ds+/D+ decay's origin, from a b hadron with probability F (about "
+        "0.25 in CMS data), with its flight distance (ct), and in simulation the generated "
+        "particles; simulation also gets pileup_weights.json (default: neither)",
+    )
+    parser.add_argument(
+        "--efficiency-ratio",
+        type=float,
+        metavar="R",
+        help="data only: keep each signal event with probability R x SF(mu1) x SF(mu2) / "
+        "c, so that R = N_Ds(data) / N_Ds(weighted simulation) (e.g. 0.85); written to "
+        "truth.json (default: data as simulated)",
+    )
+    parser.add_argument(
+        "--muon-sf",
+        metavar="FILE",
+        help="muon ID scale factors (correctionlib) that --efficiency-ratio applies and "
+        "that simulation's xsec accounts for; the run must use the same (default: the "
+        "file tau3mu ships for the era's year, else none)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -74,7 +98,9 @@ def main(args: argparse.Namespace) -> int:
     problem = _era_problem(args.era, args.layout)
     if problem:
         raise OptionError(f"--era {args.era}: {problem}")
+    _check_truth_options(args)
     check_output_folder(args.outdir)
+    muon_sf = _muon_sf_path(args)
     keep_freed_memory()  # this process only generates: reuse freed memory
 
     try:
@@ -91,7 +117,15 @@ def main(args: argparse.Namespace) -> int:
             compression_level=args.compression_level,
             jobs=args.jobs,
             name=args.dataset_name,
+            f_b=args.fb,
+            efficiency_ratio=args.efficiency_ratio,
+            muon_sf=muon_sf,
         )
+        if args.mc and args.fb is not None:
+            from tau3mu.synth.pileup import write_pileup_weights
+
+            pileup = write_pileup_weights(Path(args.outdir) / "pileup_weights.json", args.layout)
+            print(f"pileup weights for this simulation in {pileup}")
     except ROOTMissingError as err:
         print(f"tau3mu generate: {err}", file=sys.stderr)
         return 2
@@ -103,10 +137,50 @@ def main(args: argparse.Namespace) -> int:
         f"{info['mb_per_s_per_core']:.1f} MB/s per core (simulate + write; one-time setup "
         f"of the worker processes {info['setup_s']:.1f} CPU s)"
     )
-    print(
-        f"dataset {name!r} ({info['datasets'][name]['lumi']:.4g} fb^-1) in {info['datasets_json']}"
+    spec = info["datasets"][name]
+    size = (
+        f"xsec {spec['xsec']:.4g} pb, ngen {spec['ngen']}"
+        if args.mc
+        else f"{spec['lumi']:.4g} fb^-1"
     )
+    print(f"dataset {name!r} ({size}) in {info['datasets_json']}")
     return 0
+
+
+def _check_truth_options(args: argparse.Namespace) -> None:
+    """--fb in [0, 1], --efficiency-ratio in (0, 1] and for data only (OptionError)."""
+    from tau3mu.errors import OptionError
+
+    if args.fb is not None and not 0.0 <= args.fb <= 1.0:
+        raise OptionError(f"--fb {args.fb}: a probability, between 0 and 1")
+    if args.efficiency_ratio is not None:
+        if args.mc:
+            raise OptionError(
+                "--efficiency-ratio applies to data: simulation is what data are compared to"
+            )
+        if not 0.0 < args.efficiency_ratio <= 1.0:
+            raise OptionError(
+                f"--efficiency-ratio {args.efficiency_ratio}: above 0 and at most 1 (a data "
+                "event is kept with probability R x SF(mu1) x SF(mu2) / c)"
+            )
+
+
+def _muon_sf_path(args: argparse.Namespace) -> str | None:
+    """The scale-factor file the truth options apply: --muon-sf, else the shipped file of
+    the era's year, else None (checked: OptionError naming --muon-sf)."""
+    from tau3mu.corrections import MuonScaleFactors, shipped_muon_sf
+    from tau3mu.eras import year_of
+    from tau3mu.errors import OptionError
+
+    if args.muon_sf is not None:
+        try:
+            MuonScaleFactors(args.muon_sf)
+        except (OSError, ValueError, KeyError) as err:
+            raise OptionError(f"--muon-sf {args.muon_sf}: {err}") from None
+        return str(Path(args.muon_sf).resolve())
+    era = args.era or ("2017" if args.layout == "run2" else "2022")
+    shipped = shipped_muon_sf(year_of(era))
+    return str(shipped) if shipped is not None else None
 
 
 def _era_problem(era: str | None, layout: str) -> str | None:

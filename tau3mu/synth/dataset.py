@@ -38,6 +38,12 @@ class FileJob:
     compression: str
     compression_level: int
     first_event: int
+    #: the normalisation's truth (tau3mu.synth.truth): share of signal from b hadrons
+    #: (None: no origin or flight distance drawn), the data's efficiency ratio to
+    #: simulation (None: data as simulated), the muon scale-factor file it applies
+    f_b: float | None = None
+    efficiency_ratio: float | None = None
+    muon_sf: str | None = None
 
 
 def keep_freed_memory() -> bool:
@@ -101,6 +107,7 @@ def _write_one(job: FileJob) -> dict[str, Any]:
         run_number=RUN_NUMBERS.get(str(year_of(job.era)), 300000),
         first_event=job.first_event,
     )
+    events = _with_truth(events, job)
     simulated = time.process_time()
     if job.layout == "run2":
         from tau3mu.synth.run2 import write_run2
@@ -128,12 +135,78 @@ def _write_one(job: FileJob) -> dict[str, Any]:
     done = time.process_time()
     return {
         "path": job.path,
-        "events": job.n_events,
+        "events": len(events),
         "bytes": os.path.getsize(job.path),
         "simulate_s": simulated - tic,
         "write_s": done - simulated,
         "setup_s": setup,
+        "raw_events": events.raw_events,
+        "kept_events": len(events),
     }
+
+
+def _with_truth(events: Any, job: FileJob) -> Any:
+    """The simulated events with origin and flight distance (``f_b``) and, for data, the
+    efficiency ratio applied (:mod:`tau3mu.synth.truth`)."""
+    from tau3mu.synth.truth import add_origin_and_flight, thin_signal
+
+    if job.f_b is not None:
+        events = add_origin_and_flight(events, seed=job.seed, file_index=job.index, f_b=job.f_b)
+    if job.efficiency_ratio is not None and not job.mc:
+        events = thin_signal(
+            events,
+            seed=job.seed,
+            file_index=job.index,
+            efficiency_ratio=job.efficiency_ratio,
+            scale_factors=_scale_factors(job.muon_sf),
+        )
+    return events
+
+
+def _scale_factors(path: str | None) -> Any:
+    from tau3mu.corrections import MuonScaleFactors
+
+    return MuonScaleFactors(path) if path is not None else None
+
+
+def _merge_json(path: Path, content: dict[str, Any]) -> None:
+    """Write ``content`` into the JSON object of ``path``, keeping its other keys."""
+    merged = {}
+    if path.exists():
+        try:
+            merged = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            merged = {}
+    merged.update(content)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+
+
+def _truth(
+    results: list[dict[str, Any]],
+    kind: str,
+    era: str,
+    lumi: float,
+    f_b: float | None,
+    efficiency_ratio: float | None,
+    muon_sf: str | None,
+) -> dict[str, Any]:
+    """What a dataset was generated with: the truth its normalisation closes against."""
+    from tau3mu.synth.truth import simulation_xsec_pb
+
+    truth: dict[str, Any] = {
+        "type": kind,
+        "era": era,
+        "lumi": lumi,
+        "f_b": f_b,
+        "efficiency_ratio": efficiency_ratio if kind == "data" else None,
+        "muon_sf": muon_sf,
+        "events": sum(r["kept_events"] for r in results),
+        "raw_events": sum(r["raw_events"] for r in results),
+    }
+    if kind == "mc":
+        truth["ngen"] = truth["raw_events"]
+        truth["xsec"] = simulation_xsec_pb(EVENTS_PER_INVERSE_FB, _scale_factors(muon_sf))
+    return truth
 
 
 def generate_dataset(
@@ -150,12 +223,23 @@ def generate_dataset(
     compression_level: int = 1,
     jobs: int = 1,
     name: str | None = None,
+    f_b: float | None = None,
+    efficiency_ratio: float | None = None,
+    muon_sf: str | None = None,
 ) -> dict[str, Any]:
     """Write ``files`` ntuples and ``datasets.json``; return the datasets JSON content.
 
     With ``lumi`` (fb^-1) the number of events is set to give the yields of docs/physics.md, "Synthetic data", for
     that luminosity, spread over ``files`` files. File ``k`` depends only on
     ``(seed, k)``: the same dataset is produced with any ``jobs``.
+
+    Simulation (``mc``) gets ``xsec`` and ``ngen`` in datasets.json
+    (:func:`tau3mu.synth.truth.simulation_xsec_pb`; ``ngen`` the raw events simulated).
+    ``f_b`` draws each signal decay's origin (from a b hadron with that probability)
+    and the candidates' flight distance; ``efficiency_ratio`` (data only) keeps each
+    signal event with probability R x SF(mu1) x SF(mu2) / c, the scale factors of
+    ``muon_sf`` (a correctionlib file; None: 1), which also sets simulation's xsec. What
+    was generated is written to ``truth.json`` beside datasets.json (per dataset).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use run2 or run3")
@@ -186,6 +270,9 @@ def generate_dataset(
             compression=compression,
             compression_level=compression_level,
             first_event=1 + k * events_per_file,
+            f_b=f_b,
+            efficiency_ratio=efficiency_ratio,
+            muon_sf=muon_sf,
         )
         for k in range(files)
     ]
@@ -208,15 +295,15 @@ def generate_dataset(
             "type": kind,
         }
     }
+    truth = _truth(results, kind, era, lumi, f_b, efficiency_ratio, muon_sf)
+    if mc:
+        # simulation is normalised to the luminosity of the data of its era: a "lumi" of
+        # its own would name a target luminosity instead (tau3mu.weights)
+        del datasets[name]["lumi"]
+        datasets[name] |= {"xsec": truth["xsec"], "ngen": truth["ngen"]}
     datasets_path = outdir / "datasets.json"
-    merged = {}
-    if datasets_path.exists():
-        try:
-            merged = json.loads(datasets_path.read_text())
-        except json.JSONDecodeError:
-            merged = {}
-    merged.update(datasets)
-    datasets_path.write_text(json.dumps(merged, indent=2) + "\n")
+    _merge_json(datasets_path, datasets)
+    _merge_json(outdir / "truth.json", {name: truth})
     total_events = sum(r["events"] for r in results)
     total_bytes = sum(r["bytes"] for r in results)
     cpu = sum(r["simulate_s"] + r["write_s"] for r in results)

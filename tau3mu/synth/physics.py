@@ -187,6 +187,10 @@ class SyntheticEvents:
     kind: np.ndarray  # per event: TRUTH_* of the event's true decay (0: background only)
     #: the Run 3 producer's trigger bits (HLT paths and L1 seeds, its names), per event
     trigger3: dict[str, np.ndarray] = field(default_factory=dict)
+    #: raw events simulated before the skim kept these (simulation's ``ngen``)
+    raw_events: int = 0
+    #: per event: ORIGIN_* of its signal decay (:mod:`tau3mu.synth.truth`), None if not drawn
+    origin: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.run)
@@ -242,7 +246,7 @@ def simulate(
     # the estimate is updated chunk by chunk)
     collections = {name: _Gathered(n) for name in ("muons", "tracks", "candidates")}
     per_event: list[np.ndarray] = []
-    have, survival = 0, 0.69
+    have, survival, raw_events = 0, 0.69, 0
     while have < n or not per_event:
         want = n - have
         n_raw = min(max(int(want / survival * 1.01) + 16, 64), RAW_CHUNK)
@@ -250,6 +254,10 @@ def simulate(
         keep = (raw.candidates.counts > 0) | (rng.random(n_raw) < tuning.empty_fraction)
         survival = max(float(keep.mean()), 0.05)
         keep &= np.cumsum(keep) <= want
+        # the raw events this file used: up to its last kept one in the final chunk
+        last = np.flatnonzero(keep)
+        complete = have + len(last) >= n
+        raw_events += int(last[-1]) + 1 if complete and len(last) else n_raw
         for name, gathered in collections.items():
             gathered.add(getattr(raw, name), keep)
         per_event.append(raw.kind[keep])
@@ -272,7 +280,24 @@ def simulate(
         kind=kind,
         # drawn last: the draws above, and so the Run 2 files, do not depend on them
         trigger3=_fired(rng, signal, RUN3_TRIGGER_RATES),
+        raw_events=raw_events,
     )
+
+
+@functools.cache
+def skim_survival(mc: bool = False, n_raw: int = 1 << 18, seed: int = 0x5EED) -> float:
+    """The share of raw events the skim keeps (events with a candidate, plus the few kept
+    empty), measured on ``n_raw`` raw events of a fixed seed: the factor between the
+    events a file holds and the raw events (luminosity, ``ngen``) they stand for."""
+    tuning = Tuning()
+    rng = _rng(seed, 0)
+    state = compiled.rng_state(rng)
+    with_candidate = 0
+    for start in range(0, n_raw, RAW_CHUNK):
+        raw = _simulate_raw(rng, state, min(RAW_CHUNK, n_raw - start), mc, tuning)
+        with_candidate += int(np.count_nonzero(raw.candidates.counts > 0))
+    share = with_candidate / n_raw
+    return share + (1.0 - share) * tuning.empty_fraction
 
 
 def _fired(

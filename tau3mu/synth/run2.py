@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from tau3mu.config import MUON_MASS
+from tau3mu.config import MUON_MASS, ORIGIN_FROM_B, TRUTH_BACKGROUND, TRUTH_DS
 from tau3mu.eras import year_of
 from tau3mu.layouts import RUN2
 from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, Collection, SyntheticEvents
+from tau3mu.synth.truth import B_PT_SHARE
 
 #: C++ types of the branch list -> (kind, numpy dtype)
 _TYPES = {
@@ -226,6 +227,9 @@ def run2_columns(
     cand, muon, track = events.candidates, events.muons, events.tracks
     n_pv = 12 + rng.poisson(18, n)
     n_gen = np.full(n, 6 if mc else 0, dtype=np.int64)
+    generated = generated_particles(events) if mc and events.origin is not None else None
+    if generated is not None:
+        n_gen = generated[0]
     n_hlt_mu = 1 + rng.poisson(1.2, n)
     counts = {
         "candidate": cand.counts,
@@ -274,6 +278,13 @@ def run2_columns(
     )
     if truth:
         known[RUN2.truth] = ("candidate", cand.columns["truth"])
+    if generated is not None:
+        known |= {name: ("gen", values) for name, values in generated[1].items()}
+    # drawn as filler first (the draws of later branches stay as they were), then replaced
+    replaced: dict[str, np.ndarray] = {}
+    if "flight_dist" in cand.columns:
+        replaced["FlightDistBS_SV"] = cand.columns["flight_dist"]
+        replaced["FlightDistBS_SV_Err"] = cand.columns["flight_dist_err"]
     scalars = {
         "evt": events.event.astype(np.uint32),
         "run": events.run,
@@ -316,10 +327,95 @@ def run2_columns(
             off = offsets[what]
             if data is None:
                 data = _filler_values(rng, name, int(off[-1]), dtype)
+                data = replaced.get(name, data)
             data = np.ascontiguousarray(data, dtype=dtype)
             cpp_kind = {np.float64: "double", np.float32: "float", np.int32: "int"}[dtype]
             columns[name] = (cpp_kind, (off, data))
     return columns
+
+
+def generated_particles(events: SyntheticEvents) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Simulation's ``GenParticle_*`` (per event count, branch -> flat values): per signal
+    event the Ds+ (or D+) along the reconstructed triplet's direction, its pion and two
+    muons (true kinematics) and, for decays from a b hadron, the B+ (last);
+    ``GenParticle_isBdecay`` is 1 for the b hadron's descendants, ``isB`` for the b
+    hadron, ``isDs`` for the Ds+."""
+    cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns
+    event = np.repeat(np.arange(len(events)), events.candidates.counts)
+    true = np.flatnonzero(cand["truth"] != TRUTH_BACKGROUND)
+    c = true[np.unique(event[true], return_index=True)[1]]
+    ev = event[c]
+    m1 = events.muons.offsets[ev] + cand["mu1_idx"][c]
+    m2 = events.muons.offsets[ev] + cand["mu2_idx"][c]
+    tk = events.tracks.offsets[ev] + cand["trk_idx"][c]
+    is_ds = cand["truth"][c] == TRUTH_DS
+    pdg = np.where(is_ds, 431, 411) * np.sign(cand["charge"][c])
+    from_b = events.origin[ev] == ORIGIN_FROM_B
+    # (pdg, pt, eta, phi, isDs, isB, isBdecay, mother pdg) per particle
+    rows = [
+        (
+            pdg,
+            cand["pt"][c],
+            cand["eta"][c],
+            cand["phi"][c],
+            is_ds,
+            0,
+            from_b,
+            np.where(from_b, 521, 0),
+        ),
+        (
+            211 * np.sign(pdg),
+            trk["true_pt"][tk],
+            trk["true_eta"][tk],
+            trk["true_phi"][tk],
+            0,
+            0,
+            from_b,
+            pdg,
+        ),
+        (
+            -13 * mu["charge"][m1],
+            mu["true_pt"][m1],
+            mu["true_eta"][m1],
+            mu["true_phi"][m1],
+            0,
+            0,
+            from_b,
+            333,
+        ),
+        (
+            -13 * mu["charge"][m2],
+            mu["true_pt"][m2],
+            mu["true_eta"][m2],
+            mu["true_phi"][m2],
+            0,
+            0,
+            from_b,
+            333,
+        ),
+        (
+            521 * np.sign(pdg),
+            cand["pt"][c] / B_PT_SHARE,
+            cand["eta"][c],
+            cand["phi"][c],
+            0,
+            1,
+            0,
+            0,
+        ),
+    ]
+    present = np.ones((len(c), len(rows)), dtype=bool)
+    present[:, -1] = from_b
+    names = ("PdgId", "Pt", "Eta", "Phi", "isDs", "isB", "isBdecay", "MotherPdgId")
+    values = {
+        f"GenParticle_{name}": np.stack([np.broadcast_to(row[k], len(c)) for row in rows], axis=1)[
+            present
+        ].astype(np.float64)
+        for k, name in enumerate(names)
+    }
+    counts = np.zeros(len(events), dtype=np.int64)
+    counts[ev] = len(rows) - 1 + from_b
+    return counts, values
 
 
 def _trigger_menus(events: SyntheticEvents, rng: np.random.Generator) -> tuple[tuple, tuple]:
@@ -397,5 +493,12 @@ def write_run2(
     return path
 
 
-__all__ = ["EXTRA_BRANCHES", "ROOTMissingError", "branch_list", "multiplicity", "write_run2"]
+__all__ = [
+    "EXTRA_BRANCHES",
+    "ROOTMissingError",
+    "branch_list",
+    "generated_particles",
+    "multiplicity",
+    "write_run2",
+]
 _ = Collection

@@ -22,6 +22,7 @@ from tau3mu.config import (
     DPLUS_MASS,
     DS_MASS,
     MUON_MASS,
+    ORIGIN_FROM_B,
     PHI_MASS,
     PION_MASS,
     TRUTH_BACKGROUND,
@@ -30,6 +31,7 @@ from tau3mu.config import (
 )
 from tau3mu.layouts import RUN3
 from tau3mu.synth.physics import SyntheticEvents
+from tau3mu.synth.truth import B_MASS, B_PT_SHARE
 
 #: events per cluster (one basket per branch): ~16 MB compressed (NanoAOD flushes ~10 MB).
 #: A divisor of the readers' 100k-event chunks, so that no basket is inflated by two
@@ -104,7 +106,8 @@ def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[st
     """``GenPart``: per signal event the Ds+ (or D+), its phi and pion, and the phi's two
     muons, with mother indices as the producer writes them (-1 for none); the
     truth-matched muons get ``decayType`` 1 (a prompt Ds+ or D+: no b hadron among the
-    ancestors) and ``genPartPdgId`` +-13. The parent's direction is the reconstructed
+    ancestors), or 2 with a sixth particle, the b hadron (B+), as the D's mother, for
+    decays from a b hadron (``events.origin``), and ``genPartPdgId`` +-13. The parent's direction is the reconstructed
     triplet's (the simulation keeps no true parent momentum)."""
     cand, mu, trk = events.candidates.columns, events.muons.columns, events.tracks.columns
     ev, c = _true_candidates(events)
@@ -122,7 +125,11 @@ def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[st
 
     mu1, mu2 = true(mu, m1, MUON_MASS), true(mu, m2, MUON_MASS)
     phi = mu1 + mu2
-    # (pt, eta, phi, mass, pdgId, status, mother) of the five particles, in file order
+    from_b = (
+        events.origin[ev] == ORIGIN_FROM_B if events.origin is not None else np.zeros(len(c), bool)
+    )
+    # (pt, eta, phi, mass, pdgId, status, mother) of the five particles, in file order,
+    # and the b hadron (sixth) of non-prompt decays, the D's mother
     rows = [
         (
             cand["pt"][c],
@@ -131,24 +138,27 @@ def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[st
             np.where(pdg == 431, DS_MASS, DPLUS_MASS),
             pdg * sign,
             2,
-            -1,
+            np.where(from_b, 5, -1),
         ),
         (phi.pt, phi.eta, phi.phi, PHI_MASS, 333, 2, 0),
         (trk["true_pt"][tk], trk["true_eta"][tk], trk["true_phi"][tk], PION_MASS, 211 * sign, 1, 0),
         (mu1.pt, mu1.eta, mu1.phi, MUON_MASS, -13 * mu["charge"][m1], 1, 1),
         (mu2.pt, mu2.eta, mu2.phi, MUON_MASS, -13 * mu["charge"][m2], 1, 1),
+        (cand["pt"][c] / B_PT_SHARE, cand["eta"][c], cand["phi"][c], B_MASS, 521 * sign, 2, -1),
     ]
     dtypes = (np.float32, np.float32, np.float32, np.float32, np.int32, np.int32, np.int16)
+    present = np.ones((len(c), len(rows)), dtype=bool)
+    present[:, -1] = from_b
     columns = {
-        name: np.stack([np.broadcast_to(row[k], len(c)) for row in rows], axis=1)
+        name: np.stack([np.broadcast_to(row[k], len(c)) for row in rows], axis=1)[present]
         .reshape(-1)
         .astype(dtype)
         for k, (name, dtype) in enumerate(zip(RUN3.gen_fields, dtypes, strict=True))
     }
     counts = np.zeros(len(events), dtype=np.int64)
-    counts[ev] = len(rows)
+    counts[ev] = len(rows) - 1 + from_b
     for index in (m1, m2):
-        muons["decayType"][index] = 1
+        muons["decayType"][index] = np.where(from_b, 2, 1)
         muons["genPartPdgId"][index] = -13 * muons["charge"][index]
     return {RUN3.gen_collection: _jagged(counts, columns)}
 
@@ -180,6 +190,11 @@ def run3_branches(
         "chi2": cand["vtx_chi2"],
         "ndof": np.full(len(cand["mass"]), 3.0, dtype=np.float32),
         "flightDistBSSig": cand["flight_sig"],
+        **(
+            {"flightDistBS": cand["flight_dist"], "flightDistBSErr": cand["flight_dist_err"]}
+            if "flight_dist" in cand
+            else {}
+        ),
         "refit_mu1_pt": cand["mu1_refit_pt"],
         "refit_mu2_pt": cand["mu2_refit_pt"],
         "refit_tr_pt": cand["trk_pt"],
