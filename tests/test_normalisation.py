@@ -16,7 +16,6 @@ import pytest
 from tau3mu.cli import main
 from tau3mu.normalisation import (
     NormalisationInputError,
-    data_eras_of,
     era_groups,
     fit_weighted,
     measure_ratio,
@@ -33,15 +32,6 @@ SIM, DATA = "mc_2017", "data_2017B"
 @pytest.fixture(scope="module")
 def toy():
     return toy_histograms(np.random.default_rng(17), ToyTruth())
-
-
-def test_data_eras_of_follows_the_run_letters_and_run3_sub_periods():
-    eras = ["2017B", "2017C", "2018A", "2017", "2022C", "2022E", "2023D", "20171"]
-    assert data_eras_of("2017", eras) == ["2017B", "2017C", "2017"]
-    assert data_eras_of("2022preEE", eras) == ["2022C"]
-    assert data_eras_of("2022postEE", eras) == ["2022E"]
-    assert data_eras_of("2023postBPix", eras) == ["2023D"]
-    assert data_eras_of("2022", eras) == ["2022C", "2022E"]
 
 
 def test_era_groups_and_what_cannot_be_normalised():

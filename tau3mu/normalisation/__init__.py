@@ -5,7 +5,7 @@ and systematic errors, and the fraction f_B of Ds+ from b-hadron decays."""
 from __future__ import annotations
 
 from tau3mu.normalisation.era import measure_era
-from tau3mu.normalisation.grouping import NormalisationInputError, data_eras_of, era_groups
+from tau3mu.normalisation.grouping import NormalisationInputError, era_groups
 from tau3mu.normalisation.massfit import fit_weighted, tail_parameters
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
 from tau3mu.normalisation.report import normalise
@@ -14,7 +14,6 @@ from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, swe
 __all__ = [
     "NormalisationInputError",
     "RatioMeasurement",
-    "data_eras_of",
     "era_groups",
     "fit_fraction_from_b",
     "fit_weighted",

@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from tau3mu.config import ORIGIN_FROM_B, ORIGIN_PROMPT
 from tau3mu.normalisation.massfit import DEFAULT_ENGINE, expected_counts
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
 from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, sweighted
 from tau3mu.normalisation.sweight_errors import fraction_gradient, sweight_variance
 
 __all__ = ["data_sweights", "measure_era", "summed"]
-
-ORIGIN_PROMPT, ORIGIN_FROM_B = 1, 2
 
 
 def summed(
