@@ -13,7 +13,13 @@ import numpy as np
 from tau3mu.config import ORIGIN_FROM_B, ORIGIN_PROMPT
 from tau3mu.normalisation.massfit import DEFAULT_ENGINE, expected_counts
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
-from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, sweighted
+from tau3mu.normalisation.splot import (
+    fit_fraction_from_b,
+    merge_bins,
+    signal_sweights,
+    sweighted,
+    template_binning,
+)
 from tau3mu.normalisation.sweight_errors import fraction_gradient, sweight_variance
 
 __all__ = ["data_sweights", "measure_era", "summed"]
@@ -45,7 +51,8 @@ def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], measurement:
     sWeights' own fluctuation (:func:`sweight_variance`) to the template fit's."""
     h_ct = hists["h_ct"]
     values, variances = summed(h_ct, data)  # (origin, mass, ct)
-    ct_data = sweighted(values.sum(axis=0), variances.sum(axis=0), weights)
+    counts = values.sum(axis=0)
+    ct_data = sweighted(counts, variances.sum(axis=0), weights)
     sim_values, sim_variances = summed(h_ct, sim)
     origin = h_ct.axes["origin"]
 
@@ -53,20 +60,24 @@ def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], measurement:
         i = origin.index(code)
         return sim_values[i].sum(axis=0), sim_variances[i].sum(axis=0)
 
-    edges = h_ct.axes["ct"].edges
     prompt, from_b = template(ORIGIN_PROMPT), template(ORIGIN_FROM_B)
+    cuts = template_binning(prompt[0] + from_b[0], float(ct_data[0].sum()))
+    ct_data, prompt, from_b = (
+        (merge_bins(h[0], cuts), merge_bins(h[1], cuts)) for h in (ct_data, prompt, from_b)
+    )
+    edges = h_ct.axes["ct"].edges[cuts]
     result = fit_fraction_from_b(ct_data, prompt, from_b, edges)
     if result.converged:
         g = fraction_gradient(ct_data[1], prompt, from_b, result.n_prompt, result.n_from_b)
         mass_edges = hists["h_mass"].axes["mass"].edges
-        extra = sweight_variance(g, values.sum(axis=0), mass_edges, measurement.data_fit)
+        extra = sweight_variance(g, merge_bins(counts, cuts), mass_edges, measurement.data_fit)
         result = replace(
             result,
             template_fit_error=result.error,
             sweight_error=math.copysign(math.sqrt(abs(extra)), extra),
             error=math.sqrt(max(result.error**2 + extra, 0.0)),
         )
-    return result, ct_data, prompt, from_b
+    return result, ct_data, prompt, from_b, edges
 
 
 def measure_era(
@@ -100,7 +111,6 @@ def measure_era(
     out["ratio"] = measured
     out["sweights"] = data_sweights(measured, edges, data_h[0])
     if "h_ct" in hists:
-        fraction, *ct = _fraction(hists, data, simulation, measured, out["sweights"])
-        out["fraction"], out["ct"] = fraction, ct
-        out["ct_edges"] = hists["h_ct"].axes["ct"].edges
+        fraction, *ct, ct_edges = _fraction(hists, data, simulation, measured, out["sweights"])
+        out["fraction"], out["ct"], out["ct_edges"] = fraction, ct, ct_edges
     return out

@@ -97,10 +97,12 @@ def plot_ct_fit(
 
     hep = _style()
     (data, var), prompt, from_b = ct
+    width = np.diff(edges)  # the fit's bins may differ in width: densities per cm
+    data, error = data / width, np.sqrt(np.maximum(var, 0)) / width
     fig, ax = plt.subplots(figsize=(10, 8))
     if fraction.converged:
-        p = prompt[0] / prompt[0].sum() * fraction.n_prompt
-        b = from_b[0] / from_b[0].sum() * fraction.n_from_b
+        p = prompt[0] / prompt[0].sum() * fraction.n_prompt / width
+        b = from_b[0] / from_b[0].sum() * fraction.n_from_b / width
         hep.histplot(
             [b, p],
             edges,
@@ -117,17 +119,17 @@ def plot_ct_fit(
     hep.histplot(
         data,
         edges,
-        yerr=np.sqrt(np.maximum(var, 0)),
+        yerr=error,
         histtype="errorbar",
         color="black",
         label="Data (sWeighted)",
         ax=ax,
     )
-    ax.text(0.45, 0.6, text, transform=ax.transAxes, fontsize=18)
+    ax.text(0.05, 0.06, text, transform=ax.transAxes, fontsize=18)
     ax.set_yscale("log")
     ax.set_ylim(max(float(np.abs(data).max()) * 1e-4, 0.1), float(np.abs(data).max()) * 20)
     ax.set_xlabel(r"Proper decay length $ct$ [cm]")
-    ax.set_ylabel("sWeighted candidates / bin")
+    ax.set_ylabel("sWeighted candidates / cm")
     ax.legend(loc="upper right", title=era)
     _label(ax, era, lumi, label)
     return save(fig, stem)

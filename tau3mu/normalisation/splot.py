@@ -26,11 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "MIN_PER_BIN",
     "FractionResult",
     "fit_fraction_from_b",
+    "merge_bins",
     "signal_sweights",
     "sweighted",
+    "template_binning",
 ]
+
+#: the template fit's ct bins hold at least this many sWeighted data Ds+ on average
+MIN_PER_BIN = 25.0
 
 
 def signal_sweights(
@@ -68,6 +74,27 @@ def sweighted(
     values = np.moveaxis(np.asarray(values, dtype=np.float64), mass_axis, -1)
     variances = np.moveaxis(np.asarray(variances, dtype=np.float64), mass_axis, -1)
     return values @ weights, variances @ (weights**2)
+
+
+def template_binning(templates: np.ndarray, data_yield: float) -> np.ndarray:
+    """Bin boundaries (indices into the ct bins, first 0, last the number of bins) of the
+    template fit: quantiles of the simulation templates' sum ``templates``, as many as
+    give each at least :data:`MIN_PER_BIN` of the ``data_yield`` sWeighted Ds+ (at least
+    3, at most the original bins). Sparse bins of an sWeighted histogram are empty or
+    negative, which a Poisson-like likelihood cannot describe; the binning comes from
+    simulation, not from the data it fits."""
+    templates = np.asarray(templates, dtype=np.float64)
+    n = int(np.clip(data_yield // MIN_PER_BIN, 3, len(templates)))
+    share = np.cumsum(templates) / templates.sum()
+    inner = np.searchsorted(share, np.arange(1, n) / n) + 1
+    cuts = np.unique(np.concatenate([[0], inner[inner < len(templates)], [len(templates)]]))
+    return cuts.astype(int)
+
+
+def merge_bins(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """``values`` summed over the merged bins of ``cuts`` (:func:`template_binning`)
+    along its last axis."""
+    return np.add.reduceat(np.asarray(values, dtype=np.float64), cuts[:-1], axis=-1)
 
 
 @dataclass
