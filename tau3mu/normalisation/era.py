@@ -38,7 +38,9 @@ def summed(
     return values, variances
 
 
-def data_sweights(measurement: RatioMeasurement, edges: np.ndarray, counts: np.ndarray):
+def data_sweights(
+    measurement: RatioMeasurement, edges: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
     """The Ds+ sWeight per mass bin from the nominal data fit."""
     fit = measurement.data_fit
     params = {name: p["value"] for name, p in fit.params.items()}

@@ -24,7 +24,9 @@ def _style() -> Any:
     return hep
 
 
-def _label(ax: Any, era: str | None, lumi: float | None, label: str, simulation=False) -> None:
+def _label(
+    ax: Any, era: str | None, lumi: float | None, label: str, simulation: bool = False
+) -> None:
     hep = _style()
     energy = energy_tev(era)
     hep.cms.label(
@@ -55,7 +57,9 @@ def save(fig: Any, stem: Path) -> list[Path]:
     return written
 
 
-def plot_ratios(eras: Mapping[str, Mapping[str, float]], stem: Path, label=DEFAULT_LABEL):
+def plot_ratios(
+    eras: Mapping[str, Mapping[str, float]], stem: Path, label: str = DEFAULT_LABEL
+) -> list[Path]:
     """R per era with statistical and total errors (``eras``: era -> ``R``,
     ``stat_error``, ``syst_error``)."""
     import matplotlib.pyplot as plt
@@ -88,8 +92,8 @@ def plot_ct_fit(
     *,
     era: str,
     lumi: float | None,
-    label=DEFAULT_LABEL,
-):
+    label: str = DEFAULT_LABEL,
+) -> list[Path]:
     """The sWeighted data ct distribution with the fitted prompt and from-b templates
     (``ct``: data, prompt and from-b (values, variances) pairs; ``fraction`` a
     :class:`FractionResult`)."""
@@ -136,16 +140,16 @@ def plot_ct_fit(
 
 
 def plot_control(
-    data: tuple,
-    simulation: Mapping[str, tuple],
+    data: tuple[np.ndarray, np.ndarray],
+    simulation: Mapping[str, tuple[np.ndarray, np.ndarray]],
     edges: np.ndarray,
     stem: Path,
     *,
     xlabel: str,
     era: str,
     lumi: float | None,
-    label=DEFAULT_LABEL,
-):
+    label: str = DEFAULT_LABEL,
+) -> list[Path]:
     """Data points over normalised simulation with its statistical and scale-factor bands
     and a data/simulation ratio panel. ``data`` and each of ``simulation``'s entries
     (``nominal`` and optionally ``sf_up``/``sf_down``) are (values, variances) pairs."""

@@ -80,7 +80,7 @@ def _component(h: Any, datasets: list[str], systematic: str, weights: np.ndarray
 
 def _control_figures(
     hists: dict, era: str, group: dict, measured: dict, folder: Path, lumi: Any, label: str
-):
+) -> list[Path]:
     """One data/simulation figure per control histogram (a ``mass`` axis and a variable)."""
     from tau3mu.normalisation.era import data_sweights
 
