@@ -40,6 +40,8 @@ def main(args: argparse.Namespace) -> int:
         )
         if entry["f_B"] and entry["f_B"]["converged"]:
             line += f", f_B = {entry['f_B']['value']:.3f} +- {entry['f_B']['error']:.3f}"
+        elif entry["f_B"]:
+            line += f"; f_B not measured: {entry['f_B']['reason']}"
         print(line)
     print(f"wrote {outdir / 'normalisation.json'} and {len(result['figures'])} figure files")
     return 0

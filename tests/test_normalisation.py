@@ -94,6 +94,16 @@ def test_every_systematic_is_a_refit(toy):
     )
 
 
+def test_f_b_needs_both_origins_in_simulation():
+    """Simulation without Ds+ from b hadrons has no template for them: R is measured, f_B
+    not, with the reason."""
+    hists = toy_histograms(np.random.default_rng(3), ToyTruth(simulation_fraction_from_b=0.0))
+    era = measure_era(hists, [DATA], [SIM], systematics=False)
+    assert era["ratio"] is not None
+    assert not era["fraction"].converged
+    assert "none from b hadrons" in era["fraction"].reason
+
+
 def _write_run(folder: Path, hists: dict, report: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "histograms.pkl").open("wb") as handle:

@@ -14,6 +14,7 @@ from tau3mu.config import ORIGIN_FROM_B, ORIGIN_PROMPT
 from tau3mu.normalisation.massfit import DEFAULT_ENGINE, expected_counts
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
 from tau3mu.normalisation.splot import (
+    FractionResult,
     fit_fraction_from_b,
     merge_bins,
     signal_sweights,
@@ -63,6 +64,17 @@ def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], measurement:
         return sim_values[i].sum(axis=0), sim_variances[i].sum(axis=0)
 
     prompt, from_b = template(ORIGIN_PROMPT), template(ORIGIN_FROM_B)
+    if prompt[0].sum() <= 0 or from_b[0].sum() <= 0:
+        nan = math.nan
+        reason = "the simulation has no prompt Ds+ or none from b hadrons (h_ct origin 1, 2)"
+        edges = h_ct.axes["ct"].edges
+        return (
+            FractionResult(False, nan, nan, nan, nan, nan, nan, reason),
+            ct_data,
+            prompt,
+            from_b,
+            edges,
+        )
     cuts = template_binning(prompt[0] + from_b[0], float(ct_data[0].sum()))
     ct_data, prompt, from_b = (
         (merge_bins(h[0], cuts), merge_bins(h[1], cuts)) for h in (ct_data, prompt, from_b)
