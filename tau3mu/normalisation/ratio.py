@@ -1,15 +1,16 @@
 """The data/simulation ratio of Ds+ yields of one era, with its statistical and
 systematic errors (``docs/physics.md``, "Normalisation").
 
-Simulation is fitted first (weighted, tails and their exponents floating where the
-spectrum allows); data then with the Crystal Ball tails fixed to simulation's. R =
+Simulation is fitted first (weighted, with its variances); data then with the Crystal
+Ball tails fixed to simulation's (:func:`tau3mu.fit.tail_parameters`). R =
 N_Ds(data) / N_Ds(simulation); its statistical error combines both fits' errors. Each
 systematic is a refit and a shift of R:
 
 - ``scale_factors``: the simulation histograms with the muon scale factors at their
   up and down variations refitted; the larger shift;
 - ``tails``: the data fit with the Ds+ and D+ tail onsets (alpha) floating, and with the
-  Ds+ tail (alpha, n) moved by plus and minus its simulation error; the largest shift;
+  Ds+ tail parameters that simulation measured (alpha; n when it floated) moved by plus
+  and minus their simulation errors; the largest shift;
 - ``background``: both fits with a second-order polynomial background;
 - ``mass_window``: both fits in a narrower window (:data:`NARROW_LOW`, :data:`NARROW_HIGH`).
 
