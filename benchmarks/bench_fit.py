@@ -4,11 +4,11 @@ Each engine runs in its own fresh process (zfit's TensorFlow and numba do not sh
 well), which times, in order:
 
 - ``import``: the engine's imports (tau3mu.fit and zfit with TensorFlow, as ``tau3mu fit``
-  imports them; iminuit with numba-stats);
+  imports them; iminuit with the numpy model);
 - ``build``: the model for the 62-bin h_mass binning;
-- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it, or
-  loads XLA's compilation from tau3mu's cache; for iminuit, numba compiles the CDFs),
-  timed apart by one call before the first fit;
+- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it; for
+  iminuit, the first evaluation of the numpy model), timed apart by one call before the
+  first fit;
 - ``first_fit`` = ``migrad`` + ``hesse`` + the rest (start values, result): the first fit
   of a 2017B-like toy, with Minuit's Migrad and Hesse timed inside it;
 - ``cold``: all of the above, what ``tau3mu fit`` pays for one histogram;
@@ -19,13 +19,10 @@ Each engine runs in ``--repeat`` fresh processes, interleaved with the other eng
 the table shows the median of each time over them (the machine may be shared).
 
 Engines: ``zfit`` (tau3mu.fit.fit_counts: Minuit's numerical gradient, loss compiled
-with XLA, the compilation loaded from the XLA cache; the defaults), ``zfit, no XLA
-cache`` (the same with ``TAU3MU_CACHE_DIR=off``: what the first fit on a machine pays),
-``zfit+grad`` (the TensorFlow gradient), ``zfit, no XLA`` (the loss compiled without
+with XLA; the defaults), ``zfit+grad`` (the TensorFlow gradient), ``zfit, no XLA`` (the loss compiled without
 XLA), ``iminuit`` (fit_counts_iminuit), and ``zfit before`` (tau3mu/fit.py as of
 ``--before``, imported after zfit as it was), so that before and after are measured in
-the same run on the same machine. The XLA cache is a fresh folder for the run, filled by
-one untimed process per cached engine before the timed ones. The yields of every warm
+the same run on the same machine. The yields of every warm
 fit are compared with the iminuit engine's on the same toy (largest difference in units
 of its error).
 
@@ -41,7 +38,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,7 +65,7 @@ tic = time.perf_counter()
 config = json.loads(sys.argv[1])
 engine = config["engine"]
 if engine == "iminuit":
-    import iminuit, numba_stats.crystalball  # noqa: F401
+    import iminuit  # noqa: F401
     from tau3mu import fit
 elif engine == "zfit before":
     import zfit  # noqa: F401
@@ -80,8 +76,9 @@ elif engine == "zfit before":
     spec.loader.exec_module(fit)
 else:
     from tau3mu import fit
-    fit._import_zfit()
-    fit._XLA = engine != "zfit, no XLA"
+    from tau3mu.fit import engine_zfit
+    engine_zfit.import_zfit()
+    engine_zfit.XLA = engine != "zfit, no XLA"
 import numpy as np
 import iminuit
 
@@ -116,7 +113,7 @@ def run_fit(counts):
 
 tic = time.perf_counter()
 if engine != "iminuit":
-    model = fit._model_for(edges)
+    model = engine_zfit.model_for(edges)
 t_build = time.perf_counter() - tic
 
 first = toy(0)
@@ -161,7 +158,7 @@ print("RESULT" + json.dumps({**cold, "warm_s": statistics.median(warm),
 
 
 def toys(count: int) -> tuple[list[float], list[list[float]]]:
-    """2017B-like toy histograms on the h_mass binning, made here (numba) for every engine."""
+    """2017B-like toy histograms on the h_mass binning, made here for every engine."""
     import numpy as np
 
     from tau3mu import fit
@@ -174,7 +171,7 @@ def toys(count: int) -> tuple[list[float], list[list[float]]]:
     return edges.tolist(), [fit.toy_counts(rng, edges, truth).tolist() for _ in range(count)]
 
 
-def run_engine(engine: str, warm: int, before_path: str | None, data: tuple, cache: Path) -> dict:
+def run_engine(engine: str, warm: int, before_path: str | None, data: tuple) -> dict:
     edges, histograms = data
     config = {
         "engine": engine,
@@ -183,11 +180,7 @@ def run_engine(engine: str, warm: int, before_path: str | None, data: tuple, cac
         "edges": edges,
         "toys": histograms,
     }
-    env = {
-        **os.environ,
-        "TAU3MU_CACHE_DIR": "off" if engine.endswith("no XLA cache") else str(cache),
-    }
-    proc = run_worker(WORKER, json.dumps(config), env=env, cwd=ROOT_DIR, timeout=1800)
+    proc = run_worker(WORKER, json.dumps(config), env=dict(os.environ), cwd=ROOT_DIR, timeout=1800)
     (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
     return json.loads(line[len("RESULT") :])
 
@@ -209,7 +202,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = [round(x, 2) for x in os.getloadavg()]
 
-    engines = ["zfit", "zfit, no XLA cache", "zfit+grad", "zfit, no XLA", "iminuit"]
+    engines = ["zfit", "zfit+grad", "zfit, no XLA", "iminuit"]
     before_path = None
     if not args.no_before:
         source = subprocess.run(
@@ -228,16 +221,11 @@ def main() -> None:
         engines = [e for e in engines if e in args.engines or e == "iminuit"]
     data = toys(args.warm + 1)
     runs: dict[str, list[dict]] = {engine: [] for engine in engines}
-    with tempfile.TemporaryDirectory(prefix="bench_fit_cache_") as folder:
-        cache = Path(folder)
-        for engine in ("zfit", "zfit+grad"):  # fill the XLA cache, untimed
-            if engine in engines:
-                run_engine(engine, 1, before_path, data, cache)
-        for _ in range(args.repeat):  # interleaved: a load change on the machine hits all
-            for engine in engines:
-                runs[engine].append(run_engine(engine, args.warm, before_path, data, cache))
-                row = {k: v for k, v in runs[engine][-1].items() if k != "yields"}
-                print(engine, row, flush=True)
+    for _ in range(args.repeat):  # interleaved: a load change on the machine hits all
+        for engine in engines:
+            runs[engine].append(run_engine(engine, args.warm, before_path, data))
+            row = {k: v for k, v in runs[engine][-1].items() if k != "yields"}
+            print(engine, row, flush=True)
     measured = {}
     for engine, results in runs.items():
         measured[engine] = {

@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("tau3mu.demo_command", "generate a dataset, run the whole analysis, show the results"),
     "fit": ("tau3mu.fit_command", "fit the Ds+/D+ mass peaks of a saved h_mass histogram"),
+    "normalise": (
+        "tau3mu.normalise_command",
+        "data/simulation ratio R and f_B per era, and the data/simulation figures, of a run's outputs",
+    ),
 }
 
 

@@ -1,10 +1,8 @@
 """The Crystal Ball cumulative distribution, closed form, in numpy.
 
-The iminuit engine (:func:`tau3mu.fit.fit_counts_iminuit`) evaluates it a few hundred
-times per fit. numba-stats' version is JIT-compiled at its first call in every process
-(measured ~13 s on this project's 2-core machine, the whole of a cold
-``tau3mu fit --engine iminuit``), SciPy's costs ~1 ms a call; this one is a handful of
-numpy operations (``docs/benchmarks.md``, "Fit time"). Same convention as
+The iminuit engine (:func:`tau3mu.fit.fit_counts_iminuit`) and the fit figure evaluate it:
+a handful of numpy operations, no compilation at the first call of a process (numba-stats'
+version is JIT-compiled then; ``docs/benchmarks.md``, "Cold fit"). Same convention as
 ``scipy.stats.crystalball`` and ``numba_stats.crystalball``: a Gaussian core with a
 power-law tail on the low side, turning over ``beta`` standard deviations below the
 mean, tail exponent ``m > 1``.
@@ -22,7 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf
 
 __all__ = ["crystal_ball_cdf"]
 
@@ -38,6 +35,8 @@ def crystal_ball_cdf(x: np.ndarray, beta: float, m: float, loc: float, scale: fl
     A = (m / beta)^m exp(-beta^2 / 2) and B = m / beta - beta (in logs, for large m);
     the core's from -beta to z is sqrt(pi / 2) (erf(z / sqrt 2) + erf(beta / sqrt 2)).
     """
+    from scipy.special import erf  # here: scipy.special takes longer to import than a fit
+
     z = (np.asarray(x, dtype=np.float64) - loc) / scale
     log_a = m * math.log(m / beta) - 0.5 * beta * beta
     b = m / beta - beta

@@ -5,9 +5,32 @@ from __future__ import annotations
 import argparse
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from tau3mu.fit import add_fit_engine_option
+
+__all__ = [
+    "Spectrum",
+    "add_fit_engine_option",
+    "add_label_option",
+    "configure",
+    "figure_stem",
+    "fit_datasets",
+    "main",
+    "mass_histograms",
+    "run_metadata",
+]
+
+
+class Spectrum(NamedTuple):
+    """A mass spectrum to fit: bin contents, edges, and the sums of squared weights of a
+    weighted histogram (None: unweighted). ``Spectrum(*(counts, edges))`` also works."""
+
+    counts: np.ndarray
+    edges: np.ndarray
+    variances: np.ndarray | None = None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,23 +49,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also Minos intervals of every parameter (either engine)",
     )
-    add_fit_engine_option(parser, "--engine")
+    add_fit_engine_option(parser)
     add_label_option(parser)
     parser.add_argument(
         "--era",
         help="era of every dataset, for the figures' sqrt(s) (default: the eras, luminosities "
         "and types that the run's report.json beside the histogram file records)",
-    )
-
-
-def add_fit_engine_option(parser: argparse.ArgumentParser, flag: str = "--fit-engine") -> None:
-    """The fit engine option (``--fit-engine`` of run and demo, ``--engine`` of fit)."""
-    parser.add_argument(
-        flag,
-        choices=["zfit", "iminuit"],
-        default="zfit",
-        help="zfit (default), or iminuit with a numpy Crystal Ball: the same model and strategy, "
-        "an independent implementation that fits in milliseconds",
     )
 
 
@@ -71,11 +83,10 @@ def run_metadata(histfile: str | Path) -> dict[str, dict[str, Any]]:
     return datasets if isinstance(datasets, dict) else {}
 
 
-def mass_histograms(
-    path: str | Path, name: str = "h_mass"
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{dataset: (counts, edges)} of the nominal mass histograms in a ROOT file
-    (``<name>`` or ``<name>_<dataset>``, one-dimensional) or in a ``histograms.pkl``.
+def mass_histograms(path: str | Path, name: str = "h_mass") -> dict[str, Spectrum]:
+    """{dataset: :class:`Spectrum`} of the nominal mass histograms in a ROOT file
+    (``<name>`` or ``<name>_<dataset>``, one-dimensional) or in a ``histograms.pkl``;
+    with variances where the histogram is weighted.
 
     Raises :class:`~tau3mu.errors.FileError` naming the file: missing, unreadable,
     neither a ROOT file nor a pickle of histograms, or without such a histogram.
@@ -96,12 +107,12 @@ def mass_histograms(
     return out
 
 
-def _root_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _root_histograms(path: Path, name: str) -> dict[str, Spectrum]:
     import uproot
 
     from tau3mu.errors import FileError
 
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    out: dict[str, Spectrum] = {}
     try:
         with uproot.open(path) as f:
             keys = [k.split(";")[0] for k in f.keys(cycle=False)]
@@ -118,7 +129,7 @@ def _root_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np.nd
     return out
 
 
-def _pickled_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _pickled_histograms(path: Path, name: str) -> dict[str, Spectrum]:
     from tau3mu.errors import FileError
     from tau3mu.outputs import load_histograms
 
@@ -134,7 +145,7 @@ def _pickled_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np
         return {}
     if not hasattr(h, "axes") or not hasattr(h, "values"):
         raise FileError(f"{path}: {name!r} is a {type(h).__name__}, not a histogram")
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    out: dict[str, Spectrum] = {}
     if "dataset" in h.axes.name:
         for dataset in h.axes["dataset"]:
             sub = h[{"dataset": dataset}]
@@ -146,17 +157,27 @@ def _pickled_histograms(path: Path, name: str) -> dict[str, tuple[np.ndarray, np
     return out
 
 
-def _counts_edges(h: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """A one-dimensional histogram's counts and edges, or :class:`FileError`."""
+def _counts_edges(h: Any, where: str) -> Spectrum:
+    """A one-dimensional histogram's counts, edges and variances (None when it has
+    none, or they equal the counts), or :class:`FileError`."""
     from tau3mu.errors import FileError
+    from tau3mu.fit import is_weighted
 
     try:
         counts, *edges = h.to_numpy()
+        variances = h.variances()
     except Exception as err:
         raise FileError(f"{where}: not a histogram ({type(err).__name__}: {err})") from None
     if len(edges) != 1:
         raise FileError(f"{where}: a {len(edges)}-dimensional histogram; the fit needs 1")
-    return np.asarray(counts, dtype=float), np.asarray(edges[0], dtype=float)
+    counts = np.asarray(counts, dtype=float)
+    if variances is not None:
+        variances = np.asarray(variances, dtype=float)
+    return Spectrum(
+        counts,
+        np.asarray(edges[0], dtype=float),
+        variances if is_weighted(counts, variances) else None,
+    )
 
 
 def figure_stem(outdir: str | Path, dataset: str) -> Path:
@@ -167,7 +188,7 @@ def figure_stem(outdir: str | Path, dataset: str) -> Path:
 
 
 def fit_datasets(
-    histograms: dict[str, tuple[np.ndarray, np.ndarray]],
+    histograms: dict[str, Spectrum] | dict[str, tuple[np.ndarray, np.ndarray]],
     outdir: str | Path,
     *,
     engine: str = "zfit",
@@ -177,7 +198,8 @@ def fit_datasets(
     eras: dict[str, str | None] | None = None,
     label: str | None = None,
 ) -> dict[str, Any]:
-    """Fit each dataset's histogram; write fit.json and the figures.
+    """Fit each dataset's histogram (a :class:`Spectrum`, or (counts, edges)), with its
+    variances where it has them; write fit.json and the figures.
 
     Each dataset gets ``mass_fit_<dataset>.png/.pdf``; ``mass_fit.png/.pdf`` is a copy
     of the first dataset's (the first in the datasets file, or in ``--dataset``), so
@@ -187,23 +209,22 @@ def fit_datasets(
     """
     import shutil
 
-    from tau3mu import fit
+    from tau3mu.fit import fit_spectrum
     from tau3mu.fitplot import DEFAULT_LABEL, plot_fit
     from tau3mu.outputs import atomic_path, write_json
 
     outdir = Path(outdir)
     results = {}
-    for i, (dataset, (counts, edges)) in enumerate(histograms.items()):
-        if engine == "iminuit":
-            result = fit.fit_counts_iminuit(counts, edges, minos=minos)
-        else:
-            result = fit.fit_counts(counts, edges, minos=minos)
+    for i, (dataset, spectrum) in enumerate(histograms.items()):
+        counts, edges, variances = Spectrum(*spectrum)
+        result = fit_spectrum(counts, edges, engine=engine, minos=minos, variances=variances)
         results[dataset] = result
         written = plot_fit(
             counts,
             edges,
             result,
             figure_stem(outdir, dataset),
+            variances=variances,
             lumi=(lumi or {}).get(dataset),
             era=(eras or {}).get(dataset),
             label=DEFAULT_LABEL if label is None else label,
@@ -239,7 +260,7 @@ def main(args: argparse.Namespace) -> int:
     results = fit_datasets(
         histograms,
         args.out,
-        engine=args.engine,
+        engine=args.fit_engine,
         minos=args.minos,
         lumi={d: m["lumi"] for d, m in recorded.items() if m.get("lumi")},
         simulation={d for d, m in recorded.items() if m.get("type") == "mc"},

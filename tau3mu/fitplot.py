@@ -23,6 +23,8 @@ _PARAMETER_TEX = {
     "mean_ds": r"m(D_s^+)",
     "mean_dplus": r"m(D^+)",
     "slope": r"\lambda",
+    "bkg_b1": r"b_1",
+    "bkg_b2": r"b_2",
 }
 
 
@@ -97,13 +99,15 @@ def draw_fit(
     era: str | None = None,
     title: str | None = None,
     simulation: bool = False,
+    variances: np.ndarray | None = None,
 ) -> Any:
     """The figure of a fit (a matplotlib ``Figure``); a failed fit shows the data and says so.
 
     The CMS label reads "CMS <label>" ("CMS Simulation <label>" for ``simulation``, whose
     points are labelled as simulation too); on the right ``lumi`` (fb^-1, three significant
     digits) and the era's sqrt(s) (:func:`energy_tev`). Yields and shape parameters the
-    fit held fixed are shown as fixed.
+    fit held fixed are shown as fixed. The data's error bars are sqrt(``variances``) of a
+    weighted histogram, else sqrt(counts).
     """
     import matplotlib
 
@@ -114,52 +118,20 @@ def draw_fit(
     hep.style.use("CMS")
     counts = np.asarray(counts, dtype=float)
     edges = np.asarray(edges, dtype=float)
-    centres = 0.5 * (edges[1:] + edges[:-1])
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(10, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
     )
     hep.histplot(
         counts,
         edges,
-        yerr=np.sqrt(counts),
+        yerr=np.sqrt(counts if variances is None else np.asarray(variances, dtype=float)),
         histtype="errorbar",
         color="black",
         label="Simulation" if simulation else "Data",
         ax=top,
     )
     if result.converged:
-        values = {name: p["value"] for name, p in result.params.items()}
-        fine = np.linspace(edges[0], edges[-1], 400)
-        width = edges[1] - edges[0]
-
-        def density(params: dict[str, float]) -> np.ndarray:
-            cdf = model_cdf(fine, params, edges[0], edges[-1])
-            return np.gradient(cdf, fine) * width
-
-        zero = {"n_ds": 0.0, "n_dplus": 0.0, "n_bkg": 0.0}
-        top.plot(fine, density(values), color="tab:blue", lw=2, label="Total model")
-        for name, colour, text in (
-            ("n_ds", "tab:red", r"$D_s^+ \to \phi\pi^+$"),
-            ("n_dplus", "tab:green", r"$D^+ \to \phi\pi^+$"),
-            ("n_bkg", "tab:gray", "Background"),
-        ):
-            top.plot(
-                fine,
-                density({**values, **zero, name: values[name]}),
-                ls="--",
-                color=colour,
-                label=text,
-            )
-        pulls = np.asarray(result.pulls)
-        bottom.bar(centres, pulls, width=np.diff(edges), color="tab:blue", alpha=0.6)
-        lines = [
-            _yield_line("D_s^+", result, "n_ds"),
-            _yield_line("D^+", result, "n_dplus"),
-            f"$\\chi^2/ndf = {result.chi2:.1f}/{result.ndf}$",
-        ]
-        top.text(0.03, 0.95, "\n".join(lines), transform=top.transAxes, va="top", fontsize=16)
-        if fixed := _fixed_shapes_line(result):
-            top.text(0.03, 0.76, fixed, transform=top.transAxes, va="top", fontsize=11)
+        _draw_model(top, bottom, edges, result)
     else:
         top.text(
             0.03,
@@ -180,6 +152,54 @@ def draw_fit(
     top.set_ylim(0, max(counts.max() * 1.75, 1))  # room for the legend above the peaks
     # the dataset names the legend: above the axes it would run into the CMS label
     top.legend(loc="upper right", fontsize=15, title=title, title_fontsize=12)
+    _cms_label(top, label, simulation=simulation, lumi=lumi, era=era)
+    return fig
+
+
+def _draw_model(top: Any, bottom: Any, edges: np.ndarray, result: FitResult) -> None:
+    """The total model and its components on ``top``, the pulls on ``bottom``, and the
+    yields and fixed parameters as text."""
+    values = {name: p["value"] for name, p in result.params.items()}
+    fine = np.linspace(edges[0], edges[-1], 400)
+    width = edges[1] - edges[0]
+
+    def density(params: dict[str, float]) -> np.ndarray:
+        cdf = model_cdf(fine, params, edges[0], edges[-1])
+        return np.gradient(cdf, fine) * width
+
+    zero = {"n_ds": 0.0, "n_dplus": 0.0, "n_bkg": 0.0}
+    top.plot(fine, density(values), color="tab:blue", lw=2, label="Total model")
+    for name, colour, text in (
+        ("n_ds", "tab:red", r"$D_s^+ \to \phi\pi^+$"),
+        ("n_dplus", "tab:green", r"$D^+ \to \phi\pi^+$"),
+        ("n_bkg", "tab:gray", "Background"),
+    ):
+        top.plot(
+            fine,
+            density({**values, **zero, name: values[name]}),
+            ls="--",
+            color=colour,
+            label=text,
+        )
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    pulls = np.asarray(result.pulls)
+    bottom.bar(centres, pulls, width=np.diff(edges), color="tab:blue", alpha=0.6)
+    lines = [
+        _yield_line("D_s^+", result, "n_ds"),
+        _yield_line("D^+", result, "n_dplus"),
+        f"$\\chi^2/ndf = {result.chi2:.1f}/{result.ndf}$",
+    ]
+    top.text(0.03, 0.95, "\n".join(lines), transform=top.transAxes, va="top", fontsize=16)
+    if fixed := _fixed_shapes_line(result):
+        top.text(0.03, 0.76, fixed, transform=top.transAxes, va="top", fontsize=11)
+
+
+def _cms_label(
+    top: Any, label: str, *, simulation: bool, lumi: float | None, era: str | None
+) -> None:
+    """The CMS label, the luminosity and the era's sqrt(s) above ``top``."""
+    import mplhep as hep
+
     text = label_text(label, simulation=simulation)
     energy = energy_tev(era)
     hep.cms.label(
@@ -193,4 +213,3 @@ def draw_fit(
         # a long label at the style's size runs into the luminosity
         **({"fontsize": 20} if len(text) > 14 else {}),
     )
-    return fig

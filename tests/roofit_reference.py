@@ -20,6 +20,12 @@ as a subprocess (``python tests/roofit_reference.py < request.json``), away from
 and TensorFlow, and ``tau3mu`` itself never imports ROOT.
 Input (stdin, JSON): ``{"edges": [...], "histograms": [[counts...], ...]}``;
 output (stdout, one line ``RESULT`` + JSON): one entry per histogram.
+
+The data/simulation ratio (``docs/physics.md``, "Normalisation"): a request
+``{"edges": [...], "ratio": {"data": [...], "simulation": [...], "simulation_variances":
+[...]}}`` fits the weighted simulation histogram (bin errors sqrt(sum w^2) in the TH1,
+``SumW2Error(True)``: the covariance corrected for the weights) and then the data with
+the Ds+ and D+ tail onsets fixed to simulation's; the output holds both fits and R.
 """
 
 from __future__ import annotations
@@ -35,8 +41,19 @@ import numpy as np
 INTEGRATION_PRECISION = 1e-7
 
 
-def fit_roofit(counts: np.ndarray, edges: np.ndarray, *, strategy: int = 1) -> dict[str, Any]:
-    """Fit bin counts with RooFit; values and Hesse errors of every parameter."""
+def fit_roofit(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    strategy: int = 1,
+    variances: np.ndarray | None = None,
+    fixed: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Fit bin counts with RooFit; values and Hesse errors of every parameter.
+
+    ``variances``: the bins' sums of squared weights of a weighted histogram (the fit then
+    corrects its covariance with ``SumW2Error``); ``fixed``: parameters held at values.
+    """
     import ROOT
 
     from tau3mu.fit import FIXED, SHAPE_DEFAULTS, YIELDS, start_values
@@ -52,7 +69,7 @@ def fit_roofit(counts: np.ndarray, edges: np.ndarray, *, strategy: int = 1) -> d
     th1.SetDirectory(ROOT.nullptr)
     for i, count in enumerate(counts, start=1):
         th1.SetBinContent(i, count)
-        th1.SetBinError(i, math.sqrt(count))
+        th1.SetBinError(i, math.sqrt(count if variances is None else variances[i - 1]))
     data = ROOT.RooDataHist("data", "data", ROOT.RooArgList(mass), ROOT.RooFit.Import(th1))
 
     starts = {name: spec[0] for name, spec in SHAPE_DEFAULTS.items()}
@@ -68,6 +85,9 @@ def fit_roofit(counts: np.ndarray, edges: np.ndarray, *, strategy: int = 1) -> d
             name, name, float(np.clip(starts[name], 1.0, upper)), 1.0, upper
         )
     for name in FIXED:
+        var[name].setConstant(True)
+    for name, value in (fixed or {}).items():
+        var[name].setVal(value)
         var[name].setConstant(True)
 
     ds = ROOT.RooCBShape(
@@ -98,6 +118,8 @@ def fit_roofit(counts: np.ndarray, edges: np.ndarray, *, strategy: int = 1) -> d
         ROOT.RooFit.PrintLevel(-1),
         ROOT.RooFit.PrintEvalErrors(-1),
     ]
+    if variances is not None:
+        options.append(ROOT.RooFit.SumW2Error(True))
     # Offset("bin"): each bin's term relative to the saturated model (as iminuit's cost
     # and zfit's loss do). Without it the NLL is ~-8e5 on a 2017B-size spectrum, and
     # Minuit2's numerical derivatives, whose steps scale with |NLL|, stopped at EDMs of
@@ -122,10 +144,28 @@ def fit_roofit(counts: np.ndarray, edges: np.ndarray, *, strategy: int = 1) -> d
     }
 
 
+def fit_ratio(request: dict[str, Any], edges: np.ndarray) -> dict[str, Any]:
+    """Simulation (weighted) first, then data with simulation's tail onsets; R."""
+    sim = fit_roofit(
+        np.asarray(request["simulation"]),
+        edges,
+        variances=np.asarray(request["simulation_variances"]),
+    )
+    tails = {name: sim["params"][name]["value"] for name in ("alpha_ds", "alpha_dplus")}
+    data = fit_roofit(np.asarray(request["data"]), edges, fixed=tails)
+    n_data, n_sim = data["params"]["n_ds"], sim["params"]["n_ds"]
+    ratio = n_data["value"] / n_sim["value"]
+    relative = math.hypot(n_data["error"] / n_data["value"], n_sim["error"] / n_sim["value"])
+    return {"simulation": sim, "data": data, "R": ratio, "stat_error": ratio * relative}
+
+
 def main() -> None:
     request = json.load(sys.stdin)
     edges = np.asarray(request["edges"], dtype=np.float64)
-    out = [fit_roofit(np.asarray(c), edges) for c in request["histograms"]]
+    if "ratio" in request:
+        out: Any = fit_ratio(request["ratio"], edges)
+    else:
+        out = [fit_roofit(np.asarray(c), edges) for c in request["histograms"]]
     print("RESULT" + json.dumps(out))
 
 

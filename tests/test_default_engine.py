@@ -57,7 +57,7 @@ def test_run_fits_with_zfit_and_recovers_the_generated_yields(zfit_run):
 @pytest.fixture(scope="module")
 def iminuit_refit(zfit_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("iminuit-refit")
-    tau3mu("fit", str(zfit_run["out"] / "histograms.pkl"), "--engine", "iminuit", "--out", str(out))
+    tau3mu("fit", str(zfit_run["out"] / "histograms.pkl"), "--fit-engine", "iminuit", "--out", str(out))
     return out
 
 
@@ -80,7 +80,7 @@ def test_fit_command_minos_with_zfit(zfit_run, tmp_path):
     the other engine's, not with the parabolic error.)"""
     pkl = str(zfit_run["out"] / "histograms.pkl")
     tau3mu("fit", pkl, "--minos", "--out", str(tmp_path / "zfit"))
-    tau3mu("fit", pkl, "--minos", "--engine", "iminuit", "--out", str(tmp_path / "iminuit"))
+    tau3mu("fit", pkl, "--minos", "--fit-engine", "iminuit", "--out", str(tmp_path / "iminuit"))
     _, minos = only_fit(tmp_path / "zfit")
     _, other = only_fit(tmp_path / "iminuit")
     _, run = only_fit(zfit_run["out"])

@@ -35,3 +35,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert (tmp_path / "data" / "snapshot.root").is_file()
     assert "dataset branch: {'0': 'synthetic_run3_2022F'}" in outputs
     assert "flight_significance" in outputs.split("acceptance")[1]  # the Run 3 order
+    # the normalisation section: R and f_B beside what was generated, and the ct-fit figure
+    assert "; generated 0.85" in outputs
+    assert "; generated 0.25" in outputs
+    assert (tmp_path / "data" / "normalisation" / "out" / "normalisation.json").is_file()

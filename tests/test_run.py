@@ -121,7 +121,7 @@ def test_fit_json_and_refit_command(run_output, tmp_path):
                 str(run_output / "histograms.pkl"),
                 "--out",
                 str(tmp_path),
-                "--engine",
+                "--fit-engine",
                 "iminuit",
             ]
         )
@@ -139,7 +139,7 @@ def test_fit_json_and_refit_command(run_output, tmp_path):
                 str(run_output / "histograms.root"),
                 "--out",
                 str(tmp_path),
-                "--engine",
+                "--fit-engine",
                 "iminuit",
             ]
         )
