@@ -1,33 +1,23 @@
-"""Time of the mass fit: cold (a fresh process) and warm (refits with the same binning).
+"""Time of the mass fit: per phase in a fresh process, and a cold ``tau3mu fit`` end to end.
 
-Each engine runs in its own fresh process (zfit's TensorFlow and numba do not share one
-well), which times, in order:
+Per phase (results/fit.json): each engine in its own fresh process times its imports
+(tau3mu.fit, and zfit with TensorFlow as ``tau3mu fit`` imports them), ``build`` (the
+model for the 62-bin h_mass binning), ``compile`` (the first evaluation of the loss,
+timed apart by one call), ``first_fit`` (Migrad, Hesse and the rest on a 2017B-like
+toy), ``cold`` (their sum) and ``warm`` (the median of ``--warm`` refits of further toys,
+the data swapped in place). Engines: ``zfit`` (the defaults), ``zfit+grad`` (the
+TensorFlow gradient), ``zfit, no XLA``, ``iminuit``, and ``zfit before`` (tau3mu/fit.py as
+of ``--before``), each in ``--repeat`` processes interleaved with the others; medians.
+The yields of every warm fit are compared with the iminuit engine's on the same toy.
 
-- ``import``: the engine's imports (tau3mu.fit and zfit with TensorFlow, as ``tau3mu fit``
-  imports them; iminuit with the numpy model);
-- ``build``: the model for the 62-bin h_mass binning;
-- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it; for
-  iminuit, the first evaluation of the numpy model), timed apart by one call before the
-  first fit;
-- ``first_fit`` = ``migrad`` + ``hesse`` + the rest (start values, result): the first fit
-  of a 2017B-like toy, with Minuit's Migrad and Hesse timed inside it;
-- ``cold``: all of the above, what ``tau3mu fit`` pays for one histogram;
-- ``warm``: the median of ``--warm`` refits of further toys with the same binning (the
-  data swapped in place), with their median Migrad and Hesse.
+Cold (results/cold_fit.json): the wall time of ``tau3mu fit histograms.pkl`` (one
+2017B-like dataset: fit, fit.json, figures) in fresh processes, beside ``python -c
+'import zfit'`` and the same command of ``--cold-before`` (its tau3mu package unpacked
+from git), the rows interleaved in each of ``--rounds`` rounds after one untimed run of
+each (caches filled); medians, ranges, and each median less import zfit's.
 
-Each engine runs in ``--repeat`` fresh processes, interleaved with the other engines;
-the table shows the median of each time over them (the machine may be shared).
-
-Engines: ``zfit`` (tau3mu.fit.fit_counts: Minuit's numerical gradient, loss compiled
-with XLA; the defaults), ``zfit+grad`` (the TensorFlow gradient), ``zfit, no XLA`` (the loss compiled without
-XLA), ``iminuit`` (fit_counts_iminuit), and ``zfit before`` (tau3mu/fit.py as of
-``--before``, imported after zfit as it was), so that before and after are measured in
-the same run on the same machine. The yields of every warm
-fit are compared with the iminuit engine's on the same toy (largest difference in units
-of its error).
-
-Usage: ``python benchmarks/bench_fit.py [--warm 9] [--repeat 3] [--before e2327d3] [--no-before]
-[--engines ...]``
+Usage: ``python benchmarks/bench_fit.py [--only phases|cold] [--warm 9] [--repeat 3]
+[--before e2327d3] [--no-before] [--engines ...] [--cold-before 95ce04c] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -38,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -199,7 +190,26 @@ def main() -> None:
         help="fresh processes per engine, interleaved; the table shows the median of each time",
     )
     parser.add_argument("--engines", nargs="+", help="only these engines (iminuit is always run)")
+    parser.add_argument(
+        "--cold-before",
+        default="95ce04c",
+        help="git revision whose 'tau3mu fit' the cold table measures beside this one",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="fresh processes per row of the cold table"
+    )
+    parser.add_argument(
+        "--only", choices=["phases", "cold"], help="only the per-phase table or the cold table"
+    )
     args = parser.parse_args()
+    if args.only != "cold":
+        per_phase(args)
+    if args.only != "phases":
+        cold(args)
+
+
+def per_phase(args: argparse.Namespace) -> None:
+    """The per-phase table (module docstring), saved as results/fit.json."""
     load_before = [round(x, 2) for x in os.getloadavg()]
 
     engines = ["zfit", "zfit+grad", "zfit, no XLA", "iminuit"]
@@ -273,6 +283,111 @@ def main() -> None:
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(save("fit", rows, meta))
+
+
+# -- cold: ``tau3mu fit`` in a fresh process, wall clock, as a user runs it -----------------
+#: zfit's imports alone: the reference of the cold zfit fit
+IMPORT_ZFIT = "import zfit"
+#: ``tau3mu fit`` with the loss compiled without XLA
+WITHOUT_XLA = (
+    "import sys; from tau3mu.fit import engine_zfit; engine_zfit.XLA = False; "
+    "from tau3mu.cli import main; sys.exit(main())"
+)
+CLI = "import sys; from tau3mu.cli import main; sys.exit(main())"
+
+
+def histograms_pkl(folder: Path) -> Path:
+    """A histograms.pkl as ``tau3mu run`` writes it, with one 2017B-like toy dataset."""
+    import pickle
+
+    import hist
+    import numpy as np
+
+    edges, (counts,) = toys(1)
+    h = hist.Hist(
+        hist.axis.StrCategory(["toy2017B"], name="dataset"),
+        hist.axis.StrCategory(["nominal"], name="systematic"),
+        hist.axis.Variable(edges, name="mass"),
+        storage=hist.storage.Weight(),
+    )
+    h.view()["value"][0, 0] = h.view()["variance"][0, 0] = np.asarray(counts)
+    path = folder / "histograms.pkl"
+    path.write_bytes(pickle.dumps({"h_mass": h}))
+    return path
+
+
+def cold_commands(folder: Path, before: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """{row: (command line, environment)} of the cold table; ``before``'s tau3mu package
+    is unpacked in ``folder`` and put first on the path of its rows."""
+    import io
+    import tarfile
+
+    archive = subprocess.run(
+        ["git", "archive", before, "tau3mu"], cwd=ROOT_DIR, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder / "before", filter="data")
+    old_flag = (
+        "--engine"
+        if '"--engine"' in (folder / "before/tau3mu/fit_command.py").read_text()
+        else "--fit-engine"
+    )
+    pkl, out = str(histograms_pkl(folder)), str(folder / "out")
+    now = dict(os.environ)
+    then = {**now, "PYTHONPATH": str(folder / "before"), "TAU3MU_CACHE_DIR": str(folder / "cache")}
+    fit = ["fit", pkl, "--out", out]
+    return {
+        "python -c 'import zfit'": ([sys.executable, "-c", IMPORT_ZFIT], now),
+        "tau3mu fit (zfit)": ([sys.executable, "-c", CLI, *fit], now),
+        "tau3mu fit (zfit), loss without XLA": ([sys.executable, "-c", WITHOUT_XLA, *fit], now),
+        "tau3mu fit --fit-engine iminuit": (
+            [sys.executable, "-c", CLI, *fit, "--fit-engine", "iminuit"],
+            now,
+        ),
+        f"{before}: tau3mu fit (zfit), XLA cache filled": ([sys.executable, "-c", CLI, *fit], then),
+        f"{before}: tau3mu fit {old_flag} iminuit": (
+            [sys.executable, "-c", CLI, *fit, old_flag, "iminuit"],
+            then,
+        ),
+    }
+
+
+def cold(args: argparse.Namespace) -> None:
+    """Wall time of each cold row, ``--rounds`` fresh processes each, rows interleaved
+    within a round; saved as results/cold_fit.json."""
+    import time
+
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="bench_cold_fit_") as folder:
+        commands = cold_commands(Path(folder), args.cold_before)
+        for command, env in commands.values():  # untimed: fills the caches (XLA, .pyc)
+            subprocess.run(command, env=env, cwd=folder, capture_output=True, check=True)
+        walls: dict[str, list[float]] = {row: [] for row in commands}
+        for _ in range(args.rounds):
+            for row, (command, env) in commands.items():
+                tic = time.perf_counter()
+                subprocess.run(command, env=env, cwd=folder, capture_output=True, check=True)
+                walls[row].append(time.perf_counter() - tic)
+                print(row, round(walls[row][-1], 2), flush=True)
+    reference = statistics.median(walls["python -c 'import zfit'"])
+    rows = [
+        {
+            "command": row,
+            "median_s": round(statistics.median(times), 2),
+            "min_s": round(min(times), 2),
+            "max_s": round(max(times), 2),
+            "median_minus_import_zfit_s": round(statistics.median(times) - reference, 2),
+        }
+        for row, times in walls.items()
+    ]
+    meta = {
+        "rounds": args.rounds,
+        "before": args.cold_before,
+        "histogram": "2017B-like toy, 62 bins, in a histograms.pkl; fit, fit.json and figures",
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(save("cold_fit", rows, meta))
 
 
 if __name__ == "__main__":

@@ -539,3 +539,67 @@ def test_fit_command_fits_a_weighted_histogram_with_its_variances(tmp_path):
                 ), (kind, dataset, name)
         assert "weighted" in got["sim"]["strategy"]
         assert "weighted" not in got["data"]["strategy"]
+
+
+def test_iminuit_engine_cost_is_iminuits_bit_for_bit():
+    """The iminuit engine's numpy cost equals iminuit's own ``ExtendedBinnedNLL`` (which
+    iminuit evaluates with numba) exactly, unweighted and weighted, at random points."""
+    from iminuit.cost import ExtendedBinnedNLL
+
+    from tau3mu.fit.engine_iminuit import poisson_cost
+
+    rng = np.random.default_rng(26)
+    names = fit.PARAMETER_ORDER
+
+    def model(x, *values):
+        return fit.model_cdf(x, dict(zip(names, values, strict=True)), EDGES[0], EDGES[-1])
+
+    sumw, sumw2 = fit.weighted_toy(rng, EDGES, TRUTH, _uniform_weights)
+    counts = fit.toy_counts(rng, EDGES, TRUTH)
+    pairs = [
+        (ExtendedBinnedNLL(counts, EDGES, model), poisson_cost(model, EDGES, counts)),
+        (
+            ExtendedBinnedNLL(np.stack([sumw, sumw2], axis=-1), EDGES, model),
+            poisson_cost(model, EDGES, sumw, sumw2),
+        ),
+    ]
+    for _ in range(300):
+        values = [
+            TRUTH[n] + rng.normal(0, 0.003)
+            if n.startswith("mean")
+            else TRUTH[n] * rng.uniform(0.7, 1.3)
+            for n in names
+        ]
+        for theirs, ours in pairs:
+            assert ours(*values) == theirs(*values)
+
+
+COLD_IMINUIT_FIT = """
+import sys
+from tau3mu.cli import main
+code = main(sys.argv[1:])
+print(code, *(name in sys.modules for name in ("numba", "zfit", "tensorflow", "coffea", "dask")))
+"""
+
+
+def test_cold_iminuit_fit_imports_no_numba_zfit_or_dask(tmp_path):
+    """``tau3mu fit --fit-engine iminuit`` loads what a fit and its figure need, not the
+    JIT compiler, TensorFlow or the analysis's execution stack."""
+    import hist
+
+    from tau3mu.outputs import write_histograms
+
+    h = hist.Hist(
+        hist.axis.StrCategory(["data"], name="dataset"),
+        hist.axis.StrCategory(["nominal"], name="systematic"),
+        hist.axis.Variable(EDGES, name="mass"),
+        storage=hist.storage.Weight(),
+    )
+    counts = fit.toy_counts(np.random.default_rng(27), EDGES, TRUTH)
+    h.view()["value"][0, 0] = h.view()["variance"][0, 0] = counts
+    written = write_histograms(tmp_path, {"h_mass": h})
+    args = ["fit", str(written["pickle"]), "--fit-engine", "iminuit", "--out", str(tmp_path / "o")]
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_IMINUIT_FIT, *args], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split()[-6:] == ["0", "False", "False", "False", "False", "False"]
