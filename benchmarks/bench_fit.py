@@ -255,24 +255,16 @@ def per_phase(args: argparse.Namespace) -> None:
                 break
             for name, (value, _) in ours.items():
                 deviation = max(deviation, abs(value - ref[name][0]) / ref[name][1])
-        rows.append(
-            {
-                "engine": engine,
-                "import_s": round(m["import_s"], 2),
-                "build_s": round(m["build_s"], 2),
-                "compile_s": round(m["compile_s"], 2),
-                "first_fit_s": round(m["first_fit_s"], 2),
-                "first_migrad_s": round(m["first_migrad_s"], 2),
-                "first_hesse_s": round(m["first_hesse_s"], 2),
-                "cold_s": round(
-                    m["import_s"] + m["build_s"] + m["compile_s"] + m["first_fit_s"], 2
-                ),
-                "warm_s": round(m["warm_s"], 3),
-                "warm_migrad_s": round(m["warm_migrad_s"], 3),
-                "warm_hesse_s": round(m["warm_hesse_s"], 3),
-                "max_yield_diff_sigma": round(deviation, 4),
-            }
-        )
+        row = {"engine": engine}
+        for key in ("import_s", "build_s", "compile_s", "first_fit_s"):
+            row[key] = round(m[key], 2)
+        row["first_migrad_s"] = round(m["first_migrad_s"], 2)
+        row["first_hesse_s"] = round(m["first_hesse_s"], 2)
+        row["cold_s"] = round(m["import_s"] + m["build_s"] + m["compile_s"] + m["first_fit_s"], 2)
+        for key in ("warm_s", "warm_migrad_s", "warm_hesse_s"):
+            row[key] = round(m[key], 3)
+        row["max_yield_diff_sigma"] = round(deviation, 4)
+        rows.append(row)
     meta = {
         "warm_refits": args.warm,
         "repeat": args.repeat,
@@ -286,8 +278,6 @@ def per_phase(args: argparse.Namespace) -> None:
 
 
 # -- cold: ``tau3mu fit`` in a fresh process, wall clock, as a user runs it -----------------
-#: zfit's imports alone: the reference of the cold zfit fit
-IMPORT_ZFIT = "import zfit"
 #: ``tau3mu fit`` with the loss compiled without XLA
 WITHOUT_XLA = (
     "import sys; from tau3mu.fit import engine_zfit; engine_zfit.XLA = False; "
@@ -337,7 +327,7 @@ def cold_commands(folder: Path, before: str) -> dict[str, tuple[list[str], dict[
     then = {**now, "PYTHONPATH": str(folder / "before"), "TAU3MU_CACHE_DIR": str(folder / "cache")}
     fit = ["fit", pkl, "--out", out]
     return {
-        "python -c 'import zfit'": ([sys.executable, "-c", IMPORT_ZFIT], now),
+        "python -c 'import zfit'": ([sys.executable, "-c", "import zfit"], now),
         "tau3mu fit (zfit)": ([sys.executable, "-c", CLI, *fit], now),
         "tau3mu fit (zfit), loss without XLA": ([sys.executable, "-c", WITHOUT_XLA, *fit], now),
         "tau3mu fit --fit-engine iminuit": (
@@ -352,24 +342,38 @@ def cold_commands(folder: Path, before: str) -> dict[str, tuple[list[str], dict[
     }
 
 
-def cold(args: argparse.Namespace) -> None:
-    """Wall time of each cold row, ``--rounds`` fresh processes each, rows interleaved
-    within a round; saved as results/cold_fit.json."""
+def _run_timed(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """(wall, CPU user + system) seconds of ``command`` run to its end."""
+    import resource
     import time
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tic = time.perf_counter()
+    subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True)
+    wall = time.perf_counter() - tic
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def cold(args: argparse.Namespace) -> None:
+    """Wall and CPU time of each cold row, ``--rounds`` fresh processes each, rows
+    interleaved within a round; saved as results/cold_fit.json."""
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench_cold_fit_") as folder:
         commands = cold_commands(Path(folder), args.cold_before)
         for command, env in commands.values():  # untimed: fills the caches (XLA, .pyc)
             subprocess.run(command, env=env, cwd=folder, capture_output=True, check=True)
         walls: dict[str, list[float]] = {row: [] for row in commands}
+        cpus: dict[str, list[float]] = {row: [] for row in commands}
         for _ in range(args.rounds):
             for row, (command, env) in commands.items():
-                tic = time.perf_counter()
-                subprocess.run(command, env=env, cwd=folder, capture_output=True, check=True)
-                walls[row].append(time.perf_counter() - tic)
-                print(row, round(walls[row][-1], 2), flush=True)
+                wall, cpu = _run_timed(command, env, folder)
+                walls[row].append(wall)
+                cpus[row].append(cpu)
+                print(row, round(wall, 2), round(cpu, 2), flush=True)
     reference = statistics.median(walls["python -c 'import zfit'"])
+    reference_cpu = statistics.median(cpus["python -c 'import zfit'"])
     rows = [
         {
             "command": row,
@@ -377,6 +381,8 @@ def cold(args: argparse.Namespace) -> None:
             "min_s": round(min(times), 2),
             "max_s": round(max(times), 2),
             "median_minus_import_zfit_s": round(statistics.median(times) - reference, 2),
+            "cpu_median_s": round(statistics.median(cpus[row]), 2),
+            "cpu_minus_import_zfit_s": round(statistics.median(cpus[row]) - reference_cpu, 2),
         }
         for row, times in walls.items()
     ]
