@@ -5,10 +5,9 @@ Per phase (results/fit.json): each engine in its own fresh process times its imp
 model for the 62-bin h_mass binning), ``compile`` (the first evaluation of the loss,
 timed apart by one call), ``first_fit`` (Migrad, Hesse and the rest on a 2017B-like
 toy), ``cold`` (their sum) and ``warm`` (the median of ``--warm`` refits of further toys,
-the data swapped in place). Engines: ``zfit`` (the defaults), ``zfit+grad`` (the
-TensorFlow gradient), ``zfit, no XLA``, ``iminuit``, and ``zfit before`` (tau3mu/fit.py as
-of ``--before``), each in ``--repeat`` processes interleaved with the others; medians.
-The yields of every warm fit are compared with the iminuit engine's on the same toy.
+the data swapped in place). Engines: ``zfit``, ``zfit+grad`` (TensorFlow's gradient),
+``zfit, no XLA``, ``iminuit``, ``zfit before`` (tau3mu/fit.py at ``--before``), each in
+``--repeat`` processes interleaved; medians; warm yields compared with iminuit's.
 
 Cold (results/cold_fit.json): the wall time of ``tau3mu fit histograms.pkl`` (one
 2017B-like dataset: fit, fit.json, figures) in fresh processes, beside ``python -c
@@ -16,8 +15,7 @@ Cold (results/cold_fit.json): the wall time of ``tau3mu fit histograms.pkl`` (on
 from git), the rows interleaved in each of ``--rounds`` rounds after one untimed run of
 each (caches filled); medians, ranges, and each median less import zfit's.
 
-Usage: ``python benchmarks/bench_fit.py [--only phases|cold] [--warm 9] [--repeat 3]
-[--before e2327d3] [--no-before] [--engines ...] [--cold-before 95ce04c] [--rounds 5]``
+Usage: ``python benchmarks/bench_fit.py [--only phases|cold] [--help]``
 """
 
 from __future__ import annotations
@@ -65,11 +63,13 @@ elif engine == "zfit before":
     fit = importlib.util.module_from_spec(spec)
     sys.modules["fit_before"] = fit
     spec.loader.exec_module(fit)
+    model_for = fit._model_for
 else:
     from tau3mu import fit
     from tau3mu.fit import engine_zfit
     engine_zfit.import_zfit()
     engine_zfit.XLA = engine != "zfit, no XLA"
+    model_for = engine_zfit.model_for
 import numpy as np
 import iminuit
 
@@ -104,7 +104,7 @@ def run_fit(counts):
 
 tic = time.perf_counter()
 if engine != "iminuit":
-    model = engine_zfit.model_for(edges)
+    model = model_for(edges)
 t_build = time.perf_counter() - tic
 
 first = toy(0)
