@@ -1,33 +1,21 @@
-"""Time of the mass fit: cold (a fresh process) and warm (refits with the same binning).
+"""Time of the mass fit: per phase in a fresh process, and a cold ``tau3mu fit`` end to end.
 
-Each engine runs in its own fresh process (zfit's TensorFlow and numba do not share one
-well), which times, in order:
+Per phase (results/fit.json): each engine in its own fresh process times its imports
+(tau3mu.fit, and zfit with TensorFlow as ``tau3mu fit`` imports them), ``build`` (the
+model for the 62-bin h_mass binning), ``compile`` (the first evaluation of the loss,
+timed apart by one call), ``first_fit`` (Migrad, Hesse and the rest on a 2017B-like
+toy), ``cold`` (their sum) and ``warm`` (the median of ``--warm`` refits of further toys,
+the data swapped in place). Engines: ``zfit``, ``zfit+grad`` (TensorFlow's gradient),
+``zfit, no XLA``, ``iminuit``, ``zfit before`` (tau3mu/fit.py at ``--before``), each in
+``--repeat`` processes interleaved; medians; warm yields compared with iminuit's.
 
-- ``import``: the engine's imports (tau3mu.fit and zfit with TensorFlow, as ``tau3mu fit``
-  imports them; iminuit with the numpy model);
-- ``build``: the model for the 62-bin h_mass binning;
-- ``compile``: the first evaluation of the loss (TensorFlow traces and compiles it; for
-  iminuit, the first evaluation of the numpy model), timed apart by one call before the
-  first fit;
-- ``first_fit`` = ``migrad`` + ``hesse`` + the rest (start values, result): the first fit
-  of a 2017B-like toy, with Minuit's Migrad and Hesse timed inside it;
-- ``cold``: all of the above, what ``tau3mu fit`` pays for one histogram;
-- ``warm``: the median of ``--warm`` refits of further toys with the same binning (the
-  data swapped in place), with their median Migrad and Hesse.
+Cold (results/cold_fit.json): the wall time of ``tau3mu fit histograms.pkl`` (one
+2017B-like dataset: fit, fit.json, figures) in fresh processes, beside ``python -c
+'import zfit'`` and the same command of ``--cold-before`` (its tau3mu package unpacked
+from git), the rows interleaved in each of ``--rounds`` rounds after one untimed run of
+each (caches filled); medians, ranges, and each median less import zfit's.
 
-Each engine runs in ``--repeat`` fresh processes, interleaved with the other engines;
-the table shows the median of each time over them (the machine may be shared).
-
-Engines: ``zfit`` (tau3mu.fit.fit_counts: Minuit's numerical gradient, loss compiled
-with XLA; the defaults), ``zfit+grad`` (the TensorFlow gradient), ``zfit, no XLA`` (the loss compiled without
-XLA), ``iminuit`` (fit_counts_iminuit), and ``zfit before`` (tau3mu/fit.py as of
-``--before``, imported after zfit as it was), so that before and after are measured in
-the same run on the same machine. The yields of every warm
-fit are compared with the iminuit engine's on the same toy (largest difference in units
-of its error).
-
-Usage: ``python benchmarks/bench_fit.py [--warm 9] [--repeat 3] [--before e2327d3] [--no-before]
-[--engines ...]``
+Usage: ``python benchmarks/bench_fit.py [--only phases|cold] [--help]``
 """
 
 from __future__ import annotations
@@ -38,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,11 +63,13 @@ elif engine == "zfit before":
     fit = importlib.util.module_from_spec(spec)
     sys.modules["fit_before"] = fit
     spec.loader.exec_module(fit)
+    model_for = fit._model_for
 else:
     from tau3mu import fit
     from tau3mu.fit import engine_zfit
     engine_zfit.import_zfit()
     engine_zfit.XLA = engine != "zfit, no XLA"
+    model_for = engine_zfit.model_for
 import numpy as np
 import iminuit
 
@@ -113,7 +104,7 @@ def run_fit(counts):
 
 tic = time.perf_counter()
 if engine != "iminuit":
-    model = engine_zfit.model_for(edges)
+    model = model_for(edges)
 t_build = time.perf_counter() - tic
 
 first = toy(0)
@@ -199,7 +190,26 @@ def main() -> None:
         help="fresh processes per engine, interleaved; the table shows the median of each time",
     )
     parser.add_argument("--engines", nargs="+", help="only these engines (iminuit is always run)")
+    parser.add_argument(
+        "--cold-before",
+        default="95ce04c",
+        help="git revision whose 'tau3mu fit' the cold table measures beside this one",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="fresh processes per row of the cold table"
+    )
+    parser.add_argument(
+        "--only", choices=["phases", "cold"], help="only the per-phase table or the cold table"
+    )
     args = parser.parse_args()
+    if args.only != "cold":
+        per_phase(args)
+    if args.only != "phases":
+        cold(args)
+
+
+def per_phase(args: argparse.Namespace) -> None:
+    """The per-phase table (module docstring), saved as results/fit.json."""
     load_before = [round(x, 2) for x in os.getloadavg()]
 
     engines = ["zfit", "zfit+grad", "zfit, no XLA", "iminuit"]
@@ -245,24 +255,16 @@ def main() -> None:
                 break
             for name, (value, _) in ours.items():
                 deviation = max(deviation, abs(value - ref[name][0]) / ref[name][1])
-        rows.append(
-            {
-                "engine": engine,
-                "import_s": round(m["import_s"], 2),
-                "build_s": round(m["build_s"], 2),
-                "compile_s": round(m["compile_s"], 2),
-                "first_fit_s": round(m["first_fit_s"], 2),
-                "first_migrad_s": round(m["first_migrad_s"], 2),
-                "first_hesse_s": round(m["first_hesse_s"], 2),
-                "cold_s": round(
-                    m["import_s"] + m["build_s"] + m["compile_s"] + m["first_fit_s"], 2
-                ),
-                "warm_s": round(m["warm_s"], 3),
-                "warm_migrad_s": round(m["warm_migrad_s"], 3),
-                "warm_hesse_s": round(m["warm_hesse_s"], 3),
-                "max_yield_diff_sigma": round(deviation, 4),
-            }
-        )
+        row = {"engine": engine}
+        for key in ("import_s", "build_s", "compile_s", "first_fit_s"):
+            row[key] = round(m[key], 2)
+        row["first_migrad_s"] = round(m["first_migrad_s"], 2)
+        row["first_hesse_s"] = round(m["first_hesse_s"], 2)
+        row["cold_s"] = round(m["import_s"] + m["build_s"] + m["compile_s"] + m["first_fit_s"], 2)
+        for key in ("warm_s", "warm_migrad_s", "warm_hesse_s"):
+            row[key] = round(m[key], 3)
+        row["max_yield_diff_sigma"] = round(deviation, 4)
+        rows.append(row)
     meta = {
         "warm_refits": args.warm,
         "repeat": args.repeat,
@@ -273,6 +275,125 @@ def main() -> None:
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(save("fit", rows, meta))
+
+
+# -- cold: ``tau3mu fit`` in a fresh process, wall clock, as a user runs it -----------------
+#: ``tau3mu fit`` with the loss compiled without XLA
+WITHOUT_XLA = (
+    "import sys; from tau3mu.fit import engine_zfit; engine_zfit.XLA = False; "
+    "from tau3mu.cli import main; sys.exit(main())"
+)
+CLI = "import sys; from tau3mu.cli import main; sys.exit(main())"
+
+
+def histograms_pkl(folder: Path) -> Path:
+    """A histograms.pkl as ``tau3mu run`` writes it, with one 2017B-like toy dataset."""
+    import pickle
+
+    import hist
+    import numpy as np
+
+    edges, (counts,) = toys(1)
+    h = hist.Hist(
+        hist.axis.StrCategory(["toy2017B"], name="dataset"),
+        hist.axis.StrCategory(["nominal"], name="systematic"),
+        hist.axis.Variable(edges, name="mass"),
+        storage=hist.storage.Weight(),
+    )
+    h.view()["value"][0, 0] = h.view()["variance"][0, 0] = np.asarray(counts)
+    path = folder / "histograms.pkl"
+    path.write_bytes(pickle.dumps({"h_mass": h}))
+    return path
+
+
+def cold_commands(folder: Path, before: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """{row: (command line, environment)} of the cold table; ``before``'s tau3mu package
+    is unpacked in ``folder`` and put first on the path of its rows."""
+    import io
+    import tarfile
+
+    archive = subprocess.run(
+        ["git", "archive", before, "tau3mu"], cwd=ROOT_DIR, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder / "before", filter="data")
+    old_flag = (
+        "--engine"
+        if '"--engine"' in (folder / "before/tau3mu/fit_command.py").read_text()
+        else "--fit-engine"
+    )
+    pkl, out = str(histograms_pkl(folder)), str(folder / "out")
+    now = dict(os.environ)
+    then = {**now, "PYTHONPATH": str(folder / "before"), "TAU3MU_CACHE_DIR": str(folder / "cache")}
+    fit = ["fit", pkl, "--out", out]
+    return {
+        "python -c 'import zfit'": ([sys.executable, "-c", "import zfit"], now),
+        "tau3mu fit (zfit)": ([sys.executable, "-c", CLI, *fit], now),
+        "tau3mu fit (zfit), loss without XLA": ([sys.executable, "-c", WITHOUT_XLA, *fit], now),
+        "tau3mu fit --fit-engine iminuit": (
+            [sys.executable, "-c", CLI, *fit, "--fit-engine", "iminuit"],
+            now,
+        ),
+        f"{before}: tau3mu fit (zfit), XLA cache filled": ([sys.executable, "-c", CLI, *fit], then),
+        f"{before}: tau3mu fit {old_flag} iminuit": (
+            [sys.executable, "-c", CLI, *fit, old_flag, "iminuit"],
+            then,
+        ),
+    }
+
+
+def _run_timed(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """(wall, CPU user + system) seconds of ``command`` run to its end."""
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tic = time.perf_counter()
+    subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True)
+    wall = time.perf_counter() - tic
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def cold(args: argparse.Namespace) -> None:
+    """Wall and CPU time of each cold row, ``--rounds`` fresh processes each, rows
+    interleaved within a round; saved as results/cold_fit.json."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="bench_cold_fit_") as folder:
+        commands = cold_commands(Path(folder), args.cold_before)
+        for command, env in commands.values():  # untimed: fills the caches (XLA, .pyc)
+            subprocess.run(command, env=env, cwd=folder, capture_output=True, check=True)
+        walls: dict[str, list[float]] = {row: [] for row in commands}
+        cpus: dict[str, list[float]] = {row: [] for row in commands}
+        for _ in range(args.rounds):
+            for row, (command, env) in commands.items():
+                wall, cpu = _run_timed(command, env, folder)
+                walls[row].append(wall)
+                cpus[row].append(cpu)
+                print(row, round(wall, 2), round(cpu, 2), flush=True)
+    reference = statistics.median(walls["python -c 'import zfit'"])
+    reference_cpu = statistics.median(cpus["python -c 'import zfit'"])
+    rows = [
+        {
+            "command": row,
+            "median_s": round(statistics.median(times), 2),
+            "min_s": round(min(times), 2),
+            "max_s": round(max(times), 2),
+            "median_minus_import_zfit_s": round(statistics.median(times) - reference, 2),
+            "cpu_median_s": round(statistics.median(cpus[row]), 2),
+            "cpu_minus_import_zfit_s": round(statistics.median(cpus[row]) - reference_cpu, 2),
+        }
+        for row, times in walls.items()
+    ]
+    meta = {
+        "rounds": args.rounds,
+        "before": args.cold_before,
+        "histogram": "2017B-like toy, 62 bins, in a histograms.pkl; fit, fit.json and figures",
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(save("cold_fit", rows, meta))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def test_run_fits_with_zfit_and_recovers_the_generated_yields(zfit_run):
 @pytest.fixture(scope="module")
 def iminuit_refit(zfit_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("iminuit-refit")
-    tau3mu("fit", str(zfit_run["out"] / "histograms.pkl"), "--fit-engine", "iminuit", "--out", str(out))
+    tau3mu(
+        "fit", str(zfit_run["out"] / "histograms.pkl"), "--fit-engine", "iminuit", "--out", str(out)
+    )
     return out
 
 
