@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Collection
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from tau3mu.fit import add_fit_engine_option
+from tau3mu.fit import Spectrum, add_fit_engine_option
 
 __all__ = [
-    "Spectrum",
     "add_fit_engine_option",
     "add_label_option",
     "configure",
-    "figure_stem",
-    "fit_datasets",
     "main",
     "mass_histograms",
     "run_metadata",
 ]
-
-
-class Spectrum(NamedTuple):
-    """A mass spectrum to fit: bin contents, edges, and the sums of squared weights of a
-    weighted histogram (None: unweighted). ``Spectrum(*(counts, edges))`` also works."""
-
-    counts: np.ndarray
-    edges: np.ndarray
-    variances: np.ndarray | None = None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -180,70 +167,10 @@ def _counts_edges(h: Any, where: str) -> Spectrum:
     )
 
 
-def figure_stem(outdir: str | Path, dataset: str) -> Path:
-    """``<outdir>/mass_fit_<dataset>``: the fit figure of one dataset, without suffix."""
-    from tau3mu.outputs import safe_name
-
-    return Path(outdir) / f"mass_fit_{safe_name(dataset)}"
-
-
-def fit_datasets(
-    histograms: dict[str, Spectrum] | dict[str, tuple[np.ndarray, np.ndarray]],
-    outdir: str | Path,
-    *,
-    engine: str = "zfit",
-    minos: bool = False,
-    lumi: dict[str, float] | None = None,
-    simulation: Collection[str] = (),
-    eras: dict[str, str | None] | None = None,
-    label: str | None = None,
-) -> dict[str, Any]:
-    """Fit each dataset's histogram (a :class:`Spectrum`, or (counts, edges)), with its
-    variances where it has them; write fit.json and the figures.
-
-    Each dataset gets ``mass_fit_<dataset>.png/.pdf``; ``mass_fit.png/.pdf`` is a copy
-    of the first dataset's (the first in the datasets file, or in ``--dataset``), so
-    that it shows the same dataset on every run. Datasets in ``simulation`` are labelled
-    as such on the figure; ``eras`` gives each figure its sqrt(s), ``label`` the text
-    after "CMS" (default :data:`tau3mu.fitplot.DEFAULT_LABEL`).
-    """
-    import shutil
-
-    from tau3mu.fit import fit_spectrum
-    from tau3mu.fitplot import DEFAULT_LABEL, plot_fit
-    from tau3mu.outputs import atomic_path, write_json
-
-    outdir = Path(outdir)
-    results = {}
-    for i, (dataset, spectrum) in enumerate(histograms.items()):
-        counts, edges, variances = Spectrum(*spectrum)
-        result = fit_spectrum(counts, edges, engine=engine, minos=minos, variances=variances)
-        results[dataset] = result
-        written = plot_fit(
-            counts,
-            edges,
-            result,
-            figure_stem(outdir, dataset),
-            variances=variances,
-            lumi=(lumi or {}).get(dataset),
-            era=(eras or {}).get(dataset),
-            label=DEFAULT_LABEL if label is None else label,
-            title=dataset,
-            simulation=dataset in simulation,
-        )
-        if i == 0:
-            for figure in written:
-                with atomic_path(outdir / f"mass_fit{figure.suffix}") as tmp:
-                    shutil.copyfile(figure, tmp)
-    write_json(
-        outdir / "fit.json", {d: {"engine": engine, **r.to_dict()} for d, r in results.items()}
-    )
-    return results
-
-
 def main(args: argparse.Namespace) -> int:
     """``tau3mu fit``; a mistake raises :class:`~tau3mu.errors.Tau3MuError` (exit 2)."""
     from tau3mu.errors import OptionError
+    from tau3mu.mass_fits import fit_datasets
     from tau3mu.validation import check_output_folder, few
 
     check_output_folder(args.out, "--out")

@@ -579,7 +579,9 @@ def test_dataset_that_selects_nothing_keeps_empty_histograms_and_says_why(odd_ru
 def test_refit_of_odd_names(odd_run, tmp_path):
     out, names = odd_run
     assert (
-        main(["fit", str(out / "histograms.pkl"), "--out", str(tmp_path), "--fit-engine", "iminuit"])
+        main(
+            ["fit", str(out / "histograms.pkl"), "--out", str(tmp_path), "--fit-engine", "iminuit"]
+        )
         == 1
     )
     assert list(json.loads((tmp_path / "fit.json").read_text())) == names

@@ -24,7 +24,7 @@ from __future__ import annotations
 from tau3mu.fit.engine_iminuit import fit_counts_iminuit
 from tau3mu.fit.engine_zfit import fit_counts
 from tau3mu.fit.engines import ENGINES, add_fit_engine_option, fit_mass, fit_spectrum
-from tau3mu.fit.histogram import is_weighted, mass_counts, mass_spectrum
+from tau3mu.fit.histogram import Spectrum, is_weighted, mass_counts, mass_spectrum
 from tau3mu.fit.model import model_cdf, toy_counts, weighted_toy
 from tau3mu.fit.parameters import (
     BACKGROUNDS,
@@ -49,6 +49,7 @@ __all__ = [
     "TAILS",
     "YIELDS",
     "FitResult",
+    "Spectrum",
     "add_fit_engine_option",
     "fit_counts",
     "fit_counts_iminuit",

@@ -14,11 +14,20 @@ unweighted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["is_weighted", "mass_counts", "mass_spectrum", "poisson_scale"]
+__all__ = ["Spectrum", "is_weighted", "mass_counts", "mass_spectrum", "poisson_scale"]
+
+
+class Spectrum(NamedTuple):
+    """A mass spectrum to fit: bin contents, edges, and the sums of squared weights of a
+    weighted histogram (None: unweighted). ``Spectrum(*(counts, edges))`` also works."""
+
+    counts: np.ndarray
+    edges: np.ndarray
+    variances: np.ndarray | None = None
 
 
 def _nominal(h: Any) -> Any:

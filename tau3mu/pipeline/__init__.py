@@ -23,7 +23,7 @@ from __future__ import annotations
 from tau3mu.datasets import DatasetFiles, Fileset
 from tau3mu.pipeline.analysis import Analysis, Setup, analyse, prepare
 from tau3mu.pipeline.executors import ExecutorChoice, choose_executor, count_events
-from tau3mu.pipeline.fitting import Fits, figure_stem, fit, fit_histograms
+from tau3mu.pipeline.fitting import Fits, fit
 from tau3mu.pipeline.options import (
     ExecutorName,
     FitEngine,
@@ -55,9 +55,7 @@ __all__ = [
     "check_options",
     "choose_executor",
     "count_events",
-    "figure_stem",
     "fit",
-    "fit_histograms",
     "performance_report_or_warn",
     "prepare",
     "run",

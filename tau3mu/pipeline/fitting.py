@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from tau3mu.fit import FitResult, fit_counts, fit_counts_iminuit
-from tau3mu.fitplot import DEFAULT_LABEL, plot_fit
-from tau3mu.outputs import atomic_path, safe_name, write_json
+from tau3mu.fit import FitResult, Spectrum
+from tau3mu.mass_fits import fit_datasets
 from tau3mu.pipeline.analysis import Analysis
-from tau3mu.pipeline.options import FitEngine, RunOptions
+from tau3mu.pipeline.options import RunOptions
 from tau3mu.pipeline.writing import writing_to
 
-__all__ = ["Fits", "figure_stem", "fit", "fit_histograms"]
-
-#: per dataset: (counts, bin edges) of its mass histogram
-MassHistograms = Mapping[str, tuple[np.ndarray, np.ndarray]]
+__all__ = ["Fits", "fit"]
 
 
 @dataclass(frozen=True)
@@ -30,11 +22,6 @@ class Fits:
 
     results: dict[str, FitResult]
     seconds: float | None
-
-
-def figure_stem(outdir: str | Path, dataset: str) -> Path:
-    """``<outdir>/mass_fit_<dataset>``: the fit figure of one dataset, without suffix."""
-    return Path(outdir) / f"mass_fit_{safe_name(dataset)}"
 
 
 def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
@@ -49,14 +36,14 @@ def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
     if not options.fit or name is None:
         return Fits({}, None)
     h = analysis.output.hists[name]
-    histograms = {}
+    histograms: dict[str, Spectrum] = {}
     for dataset in h.axes["dataset"]:
         one = h[{"dataset": dataset, "systematic": "nominal"}]
-        histograms[dataset] = (one.values(), one.axes[0].edges)
+        histograms[dataset] = Spectrum(one.values(), one.axes[0].edges, one.variances())
     datasets = analysis.datasets
     tic = time.perf_counter()
     with writing_to(Path(out)):
-        results = fit_histograms(
+        results = fit_datasets(
             histograms,
             out,
             engine=options.fit_engine,
@@ -74,51 +61,3 @@ def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
                 fitted = result.value_text(param, fmt="8.0f", error_fmt=".0f")
                 print(f"  generated truth {key:>6}: {truth[key]:>8}  fitted {fitted}")
     return Fits(results, seconds)
-
-
-def fit_histograms(
-    histograms: MassHistograms,
-    outdir: str | Path,
-    *,
-    engine: FitEngine = "zfit",
-    minos: bool = False,
-    lumi: Mapping[str, float] | None = None,
-    simulation: Collection[str] = (),
-    eras: Mapping[str, str | None] | None = None,
-    label: str | None = None,
-) -> dict[str, FitResult]:
-    """Fit each dataset's ``(counts, edges)``; write ``fit.json`` and the figures.
-
-    Each dataset gets ``mass_fit_<dataset>.png/.pdf``; ``mass_fit.png/.pdf`` is a copy
-    of the first dataset's, so that it shows the same dataset on every run. Datasets in
-    ``simulation`` are labelled as such; ``eras`` gives each figure its sqrt(s),
-    ``lumi`` its luminosity, ``label`` the text after "CMS". Returns the results in the
-    order of ``histograms``.
-    """
-    outdir = Path(outdir)
-    results: dict[str, FitResult] = {}
-    for i, (dataset, (counts, edges)) in enumerate(histograms.items()):
-        if engine == "iminuit":
-            result = fit_counts_iminuit(counts, edges, minos=minos)
-        else:
-            result = fit_counts(counts, edges, minos=minos)
-        results[dataset] = result
-        written = plot_fit(
-            counts,
-            edges,
-            result,
-            figure_stem(outdir, dataset),
-            lumi=(lumi or {}).get(dataset),
-            era=(eras or {}).get(dataset),
-            label=DEFAULT_LABEL if label is None else label,
-            title=dataset,
-            simulation=dataset in simulation,
-        )
-        if i == 0:
-            for figure in written:
-                with atomic_path(outdir / f"mass_fit{figure.suffix}") as tmp:
-                    shutil.copyfile(figure, tmp)
-    write_json(
-        outdir / "fit.json", {d: {"engine": engine, **r.to_dict()} for d, r in results.items()}
-    )
-    return results

@@ -7,9 +7,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from tau3mu.mass_fits import figure_stem
 from tau3mu.outputs import write_json
 from tau3mu.pipeline.analysis import Analysis
-from tau3mu.pipeline.fitting import Fits, figure_stem
+from tau3mu.pipeline.fitting import Fits
 from tau3mu.pipeline.options import RunOptions
 from tau3mu.pipeline.session import proxy_path
 from tau3mu.pipeline.writing import Written, writing_to
