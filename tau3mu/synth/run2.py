@@ -22,7 +22,8 @@ import numpy as np
 from tau3mu.config import MUON_MASS
 from tau3mu.eras import year_of
 from tau3mu.layouts import RUN2
-from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS, SyntheticEvents, offsets_of
+from tau3mu.synth.events import SyntheticEvents, offsets_of
+from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS
 from tau3mu.synth.truth import generated_particles, run2_flight_branches
 
 #: C++ types of the branch list -> (kind, numpy dtype)
