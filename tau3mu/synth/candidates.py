@@ -7,7 +7,6 @@ types; the kernels' output rows are derived from it.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from tau3mu.config import TRUTH_BACKGROUND
@@ -18,10 +17,10 @@ from tau3mu.synth.float32 import (
     F_MU,
     F_PION,
     HALF,
-    INLINE,
-    JIT,
     F,
     invariant_mass,
+    jit_inline,
+    jit_kernel,
     p4,
     pt_eta_phi,
     wrap_phi,
@@ -198,14 +197,14 @@ def _skim(state, events, momenta, vertex_fit_keep, vertex_fit_noise, windows):
     return combo_mass, combo_p3, combo_keep, counts
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _collection_p4(pt, eta, phi, m, out):
     """(4, n) float32 four-momenta of float32 (pt, eta, phi) into ``out``."""
     for j in range(len(pt)):
         out[0, j], out[1, j], out[2, j], out[3, j] = p4(pt[j], eta[j], phi[j], m)
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _true_p4(block, m, meas, out):
     """Four-momenta of the true (rows 3-5) kinematics; the measured ones where equal."""
     for j in range(block.shape[1]):
@@ -218,7 +217,7 @@ def _true_p4(block, m, meas, out):
             )
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _first_combo(offset, nm, nt):
     """(combination, pair, track, number of combinations) of an event's first candidate.
 
@@ -231,7 +230,7 @@ def _first_combo(offset, nm, nt):
     return combo, pair, combo - pair * nt, n_combos
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _next_combo(combo, pair, track, nt, n_combos):
     """The combination after ``combo``, without integer divisions (they cost ~15 ns each)."""
     combo += 1
@@ -244,7 +243,7 @@ def _next_combo(combo, pair, track, nt, n_combos):
     return combo, pair, track
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _candidate_skim(
     state,
     n_cand,
@@ -302,7 +301,7 @@ def _candidate_skim(
             c += 1
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _candidate_fields(
     state,
     n_cand,

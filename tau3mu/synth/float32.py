@@ -13,6 +13,7 @@ of Python's ZeroDivisionError.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -28,10 +29,11 @@ from tau3mu.config import (
     PION_MASS,
 )
 
-#: numba options of the kernels (cached on disk, no GIL, IEEE division)
-JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
-#: numba options of the small helpers, inlined into the kernels at numba's IR level
-INLINE = {**JIT, "inline": "always"}
+#: decorator of the kernels: numba, cached on disk, no GIL, IEEE division (typed Any:
+#: the kernels take numpy arrays and scalars that numba, not mypy, checks)
+jit_kernel: Any = numba.njit(cache=True, nogil=True, error_model="numpy")
+#: decorator of the small helpers, inlined into the kernels at numba's IR level
+jit_inline: Any = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 PI = math.pi
 TWO_PI = 2 * math.pi
 
@@ -48,7 +50,7 @@ _S1, _S2, _S3 = F(-1.6666654611e-1), F(8.3321608736e-3), F(-1.9515295891e-4)
 _C1, _C2, _C3 = F(4.166664568298827e-2), F(-1.388731625493765e-3), F(2.443315711809948e-5)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def sincos(x):
     """(sin x, cos x) in float32 for moderate |x| (angles here are within [-pi, pi]): one
     reduction by pi/2 in double precision, two short polynomials; ~4 ns for both instead
@@ -86,7 +88,7 @@ _A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7 = (
 F_HALF_PI = F(0.5 * PI)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def atan2(y, x):
     """atan2 in float32 by a polynomial on the octant (~5 ns instead of ~28 for atan2f)."""
     ax, ay = abs(x), abs(y)
@@ -102,7 +104,7 @@ def atan2(y, x):
     return -r if y < F0 else r
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def wrap_phi(phi):
     """phi in [-pi, pi) (a loop instead of fmod: the argument is rarely far outside)."""
     while phi >= F_PI:
@@ -112,13 +114,13 @@ def wrap_phi(phi):
     return phi
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def clip(x, lo, hi):
     """x limited to [lo, hi]."""
     return min(max(x, lo), hi)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def p4(pt, eta, phi, m):
     """(px, py, pz, E) from (pt, eta, phi, m), sinh/cosh through one exp."""
     ex = math.exp(eta)
@@ -128,7 +130,7 @@ def p4(pt, eta, phi, m):
     return pt * cs, pt * sn, pt * (ex - inv) * HALF, math.sqrt(p * p + m * m)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def pt_eta_phi(px, py, pz):
     """(pt, eta, phi); eta = asinh(pz / pt) = sign(pz) log((|pz| + p) / pt), no cancellation
     (asinhf costs ~32 ns here, log1pf ~25, logf ~7); absolute error ~1e-7."""
@@ -138,7 +140,7 @@ def pt_eta_phi(px, py, pz):
     return pt, math.copysign(eta, pz), atan2(py, px)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def invariant_mass(px, py, pz, e):
     """Invariant mass of (px, py, pz, e), 0 where the square is negative."""
     return math.sqrt(max(e * e - px * px - py * py - pz * pz, F0))
@@ -160,14 +162,14 @@ __all__ = [
     "F_PI",
     "F_PION",
     "HALF",
-    "INLINE",
-    "JIT",
     "PI",
     "TWO_PI",
     "F",
     "atan2",
     "clip",
     "invariant_mass",
+    "jit_inline",
+    "jit_kernel",
     "p4",
     "pt_eta_phi",
     "sincos",

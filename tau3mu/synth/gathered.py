@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from tau3mu.synth.events import Collection
-from tau3mu.synth.float32 import JIT
+from tau3mu.synth.float32 import jit_kernel
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def gather(source, index, target, start):
     """target[:, start + k] = source[:, index[k]] for every row (any dtype)."""
     for r in range(source.shape[0]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from tau3mu.config import TRUTH_BACKGROUND, TRUTH_DS
@@ -24,10 +23,10 @@ from tau3mu.synth.float32 import (
     F_PI,
     F_PION,
     HALF,
-    INLINE,
-    JIT,
     F,
     clip,
+    jit_inline,
+    jit_kernel,
     p4,
     pt_eta_phi,
     sincos,
@@ -66,7 +65,7 @@ def leading(state, kind, *tuning):
     return out
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _two_body(s, px, py, pz, e, mp, m1, m2):
     """Isotropic two-body decay of (px, py, pz, e) of mass mp, boosted to the lab."""
     m_sum, m_diff = m1 + m2, m1 - m2
@@ -99,7 +98,7 @@ def _two_body(s, px, py, pz, e, mp, m1, m2):
     )
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _source(state, signal, m_parent, phi_bkg, dimuon_lo):
     """The source of the muons, a D meson for signal, the dimuon itself for background.
 
@@ -122,7 +121,7 @@ def _source(state, signal, m_parent, phi_bkg, dimuon_lo):
     return pt, m_mumu, sx, sy, sz, se, u3
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _leading(
     state,
     kind,

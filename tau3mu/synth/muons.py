@@ -3,10 +3,9 @@ soft extra muons near it."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from tau3mu.synth.float32 import F1, HALF, JIT, F, clip, wrap_phi
+from tau3mu.synth.float32 import F1, HALF, F, clip, jit_kernel, wrap_phi
 from tau3mu.synth.rng import exponential, normal, uniform, uniform_pair
 
 #: float rows of :func:`muons`' first output
@@ -33,7 +32,7 @@ def muons(state, n_mu, lead, signal, *tuning):
     return out
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _muons(
     state,
     n_mu,

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from tau3mu.synth.float32 import F2, HALF, INLINE, F
+from tau3mu.synth.float32 import F2, HALF, F, jit_inline
 
 U64 = np.uint64
 
@@ -28,7 +27,7 @@ def rng_state(rng: np.random.Generator) -> np.ndarray:
     return state
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def next_bits(s):
     """The next 64 random bits; advances the state ``s`` in place."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
@@ -44,13 +43,13 @@ def next_bits(s):
     return out
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def uniform(s):
     """Uniform in [0, 1), float32 (24 random bits)."""
     return np.float32(next_bits(s) >> U64(40)) * np.float32(2.0**-24)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def uniform_pair(s):
     """Two independent uniforms in [0, 1), float32, from one draw's 48 random bits."""
     x = next_bits(s)
@@ -58,7 +57,7 @@ def uniform_pair(s):
     return np.float32(x >> U64(40)) * scale, np.float32((x >> U64(16)) & U64(0xFFFFFF)) * scale
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def exponential(s):
     """Standard exponential, float32: -log of a uniform in (0, 1) of 32 bits (max 22.9)."""
     u = np.float32((np.int64(next_bits(s) >> U64(32)) + 0.5) * 2.0**-32)
@@ -84,7 +83,7 @@ _ZIG_K, _ZIG_W, _ZIG_F = _ziggurat()
 _ZIG_R = F(3.6541528853610088)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def normal(s):
     """Standard normal, float32: ziggurat of 256 layers on one 64-bit draw (layer from the
     low 8 bits, a signed 25-bit abscissa from the high bits), ~98.5 % in the fast path."""

@@ -23,7 +23,7 @@ from tau3mu.synth.physics import HLT_PATHS, L1_SEEDS
 from tau3mu.synth.truth import generated_particles, run2_flight_branches
 
 #: C++ types of the branch list -> (kind, numpy dtype)
-_TYPES = {
+_TYPES: dict[str, tuple[str, Any]] = {
     "std::vector<double>": ("vector", np.float64),
     "std::vector<float>": ("vector", np.float32),
     "std::vector<int>": ("vector", np.int32),

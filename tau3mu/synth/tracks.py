@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from tau3mu.synth.float32 import (
@@ -17,10 +16,10 @@ from tau3mu.synth.float32 import (
     F_PI,
     F_PION,
     HALF,
-    INLINE,
-    JIT,
     F,
     clip,
+    jit_inline,
+    jit_kernel,
     p4,
     pt_eta_phi,
     sincos,
@@ -48,7 +47,7 @@ def tracks(state, n_trk, *args):
     return out
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _dimuon_frame(mu, m0):
     """The event's measured leading dimuon (muons ``m0``, ``m0 + 1``): (E, |p|, m^2, m)
     and the frame (n along it, u = n x z with z the beam, never parallel here, v = n x u)
@@ -66,7 +65,7 @@ def _dimuon_frame(mu, m0):
     return (e, p_s, m_s2, m_dimuon), (nx, ny, nz, ux, uy, vx, vy, vz)
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _target_mass(state, lo, width, a_slope):
     """A mass on [lo, lo + width] with density 1 + 2 a_slope (m - lo) / width."""
     c = -uniform(state) * (F1 + a_slope)
@@ -74,7 +73,7 @@ def _target_mass(state, lo, width, a_slope):
     return lo + width * x
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _background_track(state, dimuon, frame, near, spectrum, cuts):
     """(pt, eta, phi) of a background track around the dimuon.
 
@@ -113,7 +112,7 @@ def _background_track(state, dimuon, frame, near, spectrum, cuts):
     return pt, eta, phi
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _impact_parameters(state, pion, flight):
     """(dz, dxy) in cm, a prompt core with tails, dxy displaced by the decay's transverse
     ``flight`` for the pion; and a uniform for the charge."""
@@ -130,7 +129,7 @@ def _impact_parameters(state, pion, flight):
     return dz, dxy, u3
 
 
-@numba.njit(**INLINE)
+@jit_inline
 def _copy_muon_track(state, f, first, k, m0, mu, copy_f):
     """With probability ``copy_f`` (events of ``k`` >= 2 tracks from column ``first``), one
     of the leading muons' tracks replaces a track other than the first: candidates built
@@ -143,7 +142,7 @@ def _copy_muon_track(state, f, first, k, m0, mu, copy_f):
             f[r + 3, last] = mu[r, source]
 
 
-@numba.njit(**JIT)
+@jit_kernel
 def _tracks(
     state,
     n_trk,
