@@ -128,8 +128,8 @@ def candidates(
     Returns (float32 rows CANDIDATE_FLOATS, int32 rows CANDIDATE_INTS, counts per event).
 
     Two passes (the skim, then the fields of the survivors), so that every large array
-    is allocated by numpy at its final size: numpy asks the kernel for transparent huge
-    pages, and first-touch page faults of 4 kB pages were a visible share of the time.
+    is allocated by numpy at its final size (numpy asks the kernel for transparent huge
+    pages, which spares first-touch page faults of 4 kB pages).
     """
     events = (n_cand, combo_offset, n_mu, n_trk, mu_offsets, trk_offsets, pairs)
     windows = (skim_mass_lo, skim_mass_hi, skim_dimuon_lo, skim_dimuon_hi)
@@ -232,7 +232,7 @@ def _first_combo(offset, nm, nt):
 
 @jit_inline
 def _next_combo(combo, pair, track, nt, n_combos):
-    """The combination after ``combo``, without integer divisions (they cost ~15 ns each)."""
+    """The combination after ``combo``, without integer divisions (each costs more than this whole step)."""
     combo += 1
     track += 1
     if track == nt:

@@ -1,12 +1,11 @@
 """Float32 arithmetic for the generator's numba kernels: compile options, constants and
 the kinematics of one particle.
 
-Arithmetic is in float32 (scalar float32 exp/log/... cost a third of the double ones,
-there being no vector math library here); every constant is a float32 so that numba does
-not promote the arithmetic to float64. atan2, asinh, sin and cos, whose libm float32
-versions cost 10-30 ns a call, are short polynomials or a single log. The helpers are
-inlined into the kernels by numba (``inline="always"``): left to LLVM they stay calls,
-which cost more than their work. ``error_model="numpy"``: IEEE results (inf/NaN) instead
+Arithmetic is in float32 (scalar float32 exp/log/... are cheaper than the double ones);
+every constant is a float32 so that numba does not promote the arithmetic to float64.
+atan2, asinh, sin and cos are short polynomials or a single log, cheaper than libm's
+float32 versions. The helpers are inlined into the kernels by numba
+(``inline="always"``): left to LLVM they stay calls, which cost more than their work. ``error_model="numpy"``: IEEE results (inf/NaN) instead
 of Python's ZeroDivisionError.
 """
 
@@ -53,8 +52,7 @@ _C1, _C2, _C3 = F(4.166664568298827e-2), F(-1.388731625493765e-3), F(2.443315711
 @jit_inline
 def sincos(x):
     """(sin x, cos x) in float32 for moderate |x| (angles here are within [-pi, pi]): one
-    reduction by pi/2 in double precision, two short polynomials; ~4 ns for both instead
-    of ~20 for sinf and cosf, |error| < 1e-7."""
+    reduction by pi/2 in double precision, two short polynomials; |error| < 1e-7."""
     k = round(x * (2 / PI))
     r = F(np.float64(x) - k * (PI / 2))
     z = r * r
@@ -71,7 +69,7 @@ def sincos(x):
 
 
 #: atan(a) = a P(a^2) on [0, 1], |error| < 1.3e-7 in float32 (a least-squares fit
-#: reweighted towards minimax, on Chebyshev nodes); glibc's atan2f costs ~28 ns here
+#: reweighted towards minimax, on Chebyshev nodes)
 _A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7 = (
     F(c)
     for c in (
@@ -90,7 +88,7 @@ F_HALF_PI = F(0.5 * PI)
 
 @jit_inline
 def atan2(y, x):
-    """atan2 in float32 by a polynomial on the octant (~5 ns instead of ~28 for atan2f)."""
+    """atan2 in float32 by a polynomial on the octant (instead of libm's atan2f)."""
     ax, ay = abs(x), abs(y)
     hi = max(ax, ay)
     a = min(ax, ay) / hi if hi > F0 else F0
@@ -133,7 +131,7 @@ def p4(pt, eta, phi, m):
 @jit_inline
 def pt_eta_phi(px, py, pz):
     """(pt, eta, phi); eta = asinh(pz / pt) = sign(pz) log((|pz| + p) / pt), no cancellation
-    (asinhf costs ~32 ns here, log1pf ~25, logf ~7); absolute error ~1e-7."""
+    (one logf instead of asinhf); absolute error ~1e-7."""
     pt2 = px * px + py * py
     pt = math.sqrt(pt2)
     eta = math.log((abs(pz) + math.sqrt(pt2 + pz * pz)) / pt)

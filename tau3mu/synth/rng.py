@@ -1,9 +1,9 @@
 """Random numbers inside the generator's numba kernels: xoshiro256++ (Blackman & Vigna),
 inlined into the loops, with a normal ziggurat.
 
-numba's ``Generator`` methods cost 7-10 ns a draw (a call through the bit generator's
-function pointer each time) and the kernels draw about 110 numbers per raw event; the
-inlined generator costs about 1.3 ns a uniform and 4 ns a normal. Its state, a uint64[4],
+numba's ``Generator`` methods call through the bit generator's function pointer at
+every draw, and the kernels draw about 110 numbers per raw event; the inlined generator
+is a few integer operations a draw. Its state, a uint64[4],
 is seeded from the file's ``numpy.random.Generator`` (:func:`rng_state`), so a file
 depends only on its seed. Every draw advances the state in place: the kernels' results
 depend on the order of their draws.
