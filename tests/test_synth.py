@@ -533,18 +533,18 @@ def test_compiled_random_draws_follow_their_distributions():
 
     import numba
 
-    from tau3mu.synth import compiled
+    from tau3mu.synth import rng
 
     @numba.njit
     def draw(state, out):
         for k in range(out.shape[1]):
-            out[0, k] = compiled._u(state)
-            out[1, k] = compiled._n(state)
-            out[2, k] = compiled._e(state)
-            out[3, k], out[4, k] = compiled._u2(state)
+            out[0, k] = rng.uniform(state)
+            out[1, k] = rng.normal(state)
+            out[2, k] = rng.exponential(state)
+            out[3, k], out[4, k] = rng.uniform_pair(state)
 
     n = 1_000_000
-    state = compiled.rng_state(np.random.default_rng(17))
+    state = rng.rng_state(np.random.default_rng(17))
     out = np.empty((5, n), dtype=np.float32)
     draw(state.copy(), out)
     again = np.empty_like(out)

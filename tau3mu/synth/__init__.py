@@ -13,8 +13,8 @@ from typing import Any
 _WHERE = {
     "EVENTS_PER_INVERSE_FB": "tau3mu.synth.dataset",
     "generate_dataset": "tau3mu.synth.dataset",
-    "SyntheticEvents": "tau3mu.synth.physics",
-    "Tuning": "tau3mu.synth.physics",
+    "SyntheticEvents": "tau3mu.synth.events",
+    "Tuning": "tau3mu.synth.tuning",
     "simulate": "tau3mu.synth.physics",
     "write_run3": "tau3mu.synth.run3",
 }

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from tau3mu.eras import period_of, year_of
 from tau3mu.layouts import LAYOUTS
-from tau3mu.synth.physics import Tuning, simulate
+from tau3mu.synth.physics import simulate
+from tau3mu.synth.tuning import Tuning
 
 #: skimmed events per fb^-1 that give the yields of docs/physics.md, "Synthetic data", after the full selection
 #: (per 4.8 fb^-1: ~5.0k Ds+, ~1.75k D+ and ~61k background best candidates in

@@ -30,7 +30,7 @@ from tau3mu.config import (
     TRUTH_DS,
 )
 from tau3mu.layouts import RUN3
-from tau3mu.synth.physics import SyntheticEvents
+from tau3mu.synth.events import SyntheticEvents
 from tau3mu.synth.truth import B_MASS, B_PT_SHARE
 
 #: events per cluster (one basket per branch): ~16 MB compressed (NanoAOD flushes ~10 MB).

@@ -38,7 +38,9 @@ from tau3mu.config import (
     TRUTH_BACKGROUND,
     TRUTH_DS,
 )
-from tau3mu.synth.physics import Collection, SyntheticEvents, Tuning, skim_survival
+from tau3mu.synth.events import Collection, SyntheticEvents
+from tau3mu.synth.physics import skim_survival
+from tau3mu.synth.tuning import Tuning
 
 __all__ = [
     "B_MASS",
