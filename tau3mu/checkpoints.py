@@ -40,6 +40,7 @@ from typing import Any
 
 from coffea import processor
 
+from tau3mu.atomic import write_bytes
 from tau3mu.errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -300,8 +301,6 @@ class AtomicCheckpointer(processor.CheckpointerABC):
     def save(self, output: Any, metadata: Any, processor_instance: Any) -> None:
         import cloudpickle
 
-        from tau3mu.outputs import atomic_open
-
         if isinstance(output, dict) and output.get("out", {}).get("skipped"):
             return  # never resume past a chunk that failed: a later run tries it again
         path = self._path(metadata, processor_instance)
@@ -310,8 +309,7 @@ class AtomicCheckpointer(processor.CheckpointerABC):
         try:
             if not self.directory.is_dir():  # on a worker, the folder may not exist yet
                 private_folder(self.directory)
-            with atomic_open(path, "wb") as handle:
-                handle.write(blob)
+            write_bytes(path, blob)
         except OSError as err:  # the run's output side: stop the run, blame no input file
             raise CheckpointError(
                 f"--checkpoint {self.directory}: cannot write {path.relative_to(self.directory)} "

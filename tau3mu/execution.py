@@ -16,7 +16,14 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
+from tau3mu import opentrees
+from tau3mu.accounting import check_accounting
+from tau3mu.checkpoints import AtomicCheckpointer
+from tau3mu.chunks import BackoffRunner, ChunkError, chunk_message, error_cause, skipped_chunk
 from tau3mu.config import SelectionConfig
+from tau3mu.inspection import inspect_inputs
+from tau3mu.progress import coffea_bars, dask_local_bar, distributed_bar, progress_mode
+from tau3mu.reading import allow_unicode_names, fileset_paths, prepare_process, uproot_options
 from tau3mu.schemas import Tau3MuSchema
 
 log = logging.getLogger(__name__)
@@ -85,49 +92,6 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
     )
 
 
-def _uproot_options(
-    fileset: dict[str, Any], keep_trees: bool = False, graph: bool = False, timeout: int = 30
-) -> dict[str, Any]:
-    """uproot's own XRootD source for ``root://`` inputs (it honours timeouts and
-    reconnects); with ``keep_trees`` (the Runner), local files' trees kept open for
-    their next chunks (:mod:`tau3mu.opentrees`). Eager reads take ``std::vector``
-    branches in one pass (:mod:`tau3mu.vectors`, through uproot's object cache) and
-    keep a chunk's arrays (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); the dask-awkward
-    ``graph`` reads with uproot's options: ``uproot.dask`` opens files without caches.
-    ``timeout``: seconds an XRootD request may wait for its answer.
-    """
-    from tau3mu import opentrees, vectors
-    from tau3mu.xrootd import is_xrootd, xrootd_options
-
-    paths = [path for spec in fileset.values() for path in spec["files"]]
-    eager = {} if graph else {**vectors.uproot_options(), **opentrees.chunk_cache_options()}
-    if paths and all(is_xrootd(p) for p in paths):
-        return {**xrootd_options(timeout), **eager}
-    if keep_trees and paths and all(opentrees.is_local(p) for p in paths):
-        return opentrees.uproot_options()
-    return eager
-
-
-def _utf8_hash(items: Any) -> int:
-    """coffea's ``_hash`` (the hash of a ``FileMeta``: dataset, file, tree), encoding
-    the text as UTF-8 instead of ASCII: the same value for ASCII names, and no
-    ``UnicodeEncodeError`` for a dataset or a path with other characters."""
-    import hashlib
-
-    digest = hashlib.md5(";".join(str(x) for x in items).encode("utf-8"))
-    return int(digest.hexdigest()[:16], base=16)
-
-
-def allow_unicode_names() -> None:
-    """Let coffea's Runner take dataset names and file paths that are not ASCII (its
-    ``FileMeta`` hash encodes them as ASCII). Idempotent."""
-    import coffea.processor.executor as executor
-    import coffea.util
-
-    executor._hash = _utf8_hash
-    coffea.util._hash = _utf8_hash
-
-
 def run_runner(
     fileset: dict[str, Any],
     processor_instance: Any,
@@ -155,18 +119,8 @@ def run_runner(
     """
     from coffea import processor
 
-    from tau3mu import opentrees
-    from tau3mu.checkpoints import AtomicCheckpointer
-    from tau3mu.faults import (
-        BackoffRunner,
-        check_accounting,
-        configure_xrootd,
-        inspect_inputs,
-    )
-    from tau3mu.progress import coffea_bars, progress_mode
-
     config = config or getattr(processor_instance, "config", SelectionConfig())
-    configure_xrootd()
+    prepare_process()
     allow_unicode_names()
     inspection = inspect_inputs(
         fileset,
@@ -213,8 +167,8 @@ def run_runner(
                 out, metrics = runner(
                     fileset,
                     processor_instance=processor_instance,
-                    uproot_options=_uproot_options(
-                        fileset, keep_trees=True, timeout=xrootd_timeout
+                    uproot_options=uproot_options(
+                        fileset_paths(fileset), keep_trees=True, timeout=xrootd_timeout
                     ),
                 )
         else:
@@ -238,8 +192,6 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
     import dask
     import dask_awkward as dak
     from dask.base import unpack_collections
-
-    from tau3mu.progress import dask_local_bar, distributed_bar, progress_mode
 
     collections, repack = unpack_collections(graphs)
     # what the column optimisation leaves to read, per input layer: the Runner's "columns"
@@ -269,8 +221,7 @@ def _probe_chunk(
     """Run one chunk eagerly: None if it works, else its error (``Type: message``)."""
     from coffea.nanoevents import NanoEventsFactory
 
-    from tau3mu.faults import error_cause
-
+    prepare_process()
     meta = {**metadata, "dataset": dataset, "filename": path, "entrystart": start}
     meta["entrystop"] = stop
     try:
@@ -282,7 +233,7 @@ def _probe_chunk(
             metadata=meta,
             mode="virtual",
             # read as the graph reads, so that it fails the same way
-            uproot_options=_uproot_options({dataset: {"files": {path: tree}}}, graph=True),
+            uproot_options=uproot_options([path], graph=True),
         ).events()
         processor_instance.process(events)
     except Exception as err:
@@ -295,8 +246,6 @@ def _failing_chunks(
 ) -> list[dict[str, Any]]:
     """Every chunk of ``available`` that fails when run on its own (on the workers when
     there is a client): what a failed graph does not tell, its file and entries."""
-    from tau3mu.faults import skipped_chunk
-
     jobs = [
         (dataset, spec.get("metadata") or {}, path, info["object_path"], start, stop)
         for dataset, spec in available.items()
@@ -358,11 +307,12 @@ def run_dask_awkward(
     from coffea.dataset_tools import apply_to_fileset
     from coffea.processor import accumulate
 
-    from tau3mu.faults import ChunkError, check_accounting, chunk_message, inspect_inputs
-
     config = config or getattr(processor_instance, "config", SelectionConfig())
     schema = Tau3MuSchema
     tic = time.perf_counter()
+    prepare_process()
+    if client is not None:
+        client.run(prepare_process)  # the workers read the graph's chunks
     inspection = inspect_inputs(
         fileset,
         skip_bad_files=skip_bad_files,
@@ -379,7 +329,7 @@ def run_dask_awkward(
             processor_instance,
             available,
             schemaclass=schema,
-            uproot_options=_uproot_options(fileset, graph=True),
+            uproot_options=uproot_options(fileset_paths(fileset), graph=True),
         )
         build = time.perf_counter()
         failure: Exception

@@ -223,11 +223,12 @@ def run_analysis(args: argparse.Namespace) -> dict[str, Any]:
     Everything given is checked first (:func:`tau3mu.validation.check_run`); only then
     is the previous run's ``report.json`` removed and an input file opened.
     """
+    from tau3mu.accounting import accounting_line
     from tau3mu.datasets import input_notes, to_fileset
     from tau3mu.duplicates import drop_duplicate_events, duplicate_events, duplicates_line
     from tau3mu.execution import run_dask_awkward, run_runner
-    from tau3mu.faults import InputFileError, accounting_line
     from tau3mu.fit_command import figure_stem
+    from tau3mu.inspection import InputFileError
     from tau3mu.outputs import (
         cutflow_table,
         in_input_order,

@@ -17,9 +17,9 @@ Whatever the file, the processor sees
 :class:`Tau3MuSchema` detects the layout from the branches of the tree, so one
 schema serves every file and every era; a tree in neither layout gets a clear error.
 Branches the analysis does not use (the producer's ``Tau3Mu``, ``PVtx``, ``GenPart``,
-... tables) are left alone. Importing this module switches uproot's ZLIB inflate to
-ISA-L (:mod:`tau3mu.inflate`), in the client and in every worker that unpickles the
-schema.
+... tables) are left alone. :func:`required_branches` is the one list of the branches a
+run cannot do without: the inspection checks files against it and the schema builds its
+collections from the same :mod:`tau3mu.layouts` groups.
 """
 
 from __future__ import annotations
@@ -30,11 +30,18 @@ from typing import Any
 from coffea.nanoevents import transforms
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
-from tau3mu import inflate
 from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3, LayoutName
 
-inflate.configure()
+__all__ = [
+    "LayoutError",
+    "Tau3MuSchema",
+    "branch_type_problems",
+    "detect_layout",
+    "required_branches",
+    "run2_l1_decision",
+    "run2_trigger_match_years",
+]
 
 
 class LayoutError(Tau3MuError, ValueError):
@@ -53,6 +60,28 @@ def detect_layout(branches: set[str] | list[str]) -> LayoutName:
         f"{RUN2.candidate()['mass']!r} (tree {RUN2.tree!r}) nor the Run 3 counter "
         f"{RUN3.counter(RUN3.candidate_collection)!r} (tree {RUN3.tree!r})"
     )
+
+
+def required_branches(layout: LayoutName | str, year: str = "2017") -> set[str]:
+    """Branches the selection cannot do without (Run 2: with the trigger-match branches
+    of ``year``; truth and the candidate's own kinematics are optional)."""
+    if layout == "run2":
+        return {
+            *RUN2.event.values(),
+            *RUN2.muon.values(),
+            *RUN2.track.values(),
+            *RUN2.candidate(year).values(),
+            RUN2.hlt_name,
+            RUN2.hlt_decision,
+            RUN2.l1_name,
+            RUN2.l1_decision,
+        }
+    return {
+        *RUN3.event.values(),
+        *RUN3.muon.values(),
+        *RUN3.track.values(),
+        *(v for k, v in RUN3.candidate().items() if k not in RUN3.optional_candidate),
+    }
 
 
 _INT = r"(?:u?int(?:8|16|32|64)_t|(?:unsigned )?(?:char|short|int|long|long long)|U?Int_t|U?Short_t|U?Long64_t|U?Char_t|bool|Bool_t)"

@@ -17,6 +17,7 @@ vector branches (:func:`use_fast_vectors`) and keeps nothing. The Runner's kept 
 (:mod:`tau3mu.opentrees`) do the same. ``uproot.dask`` opens its files without an object
 cache, so the dask-awkward graph reads with uproot's readers.
 
+:func:`tau3mu.reading.uproot_options` hands out the cache.
 ``TAU3MU_VECTORS=uproot`` leaves uproot's own readers in place (for side-by-side
 measurements).
 """
@@ -223,9 +224,3 @@ class VectorTrees(MutableMapping):
 
     def __len__(self) -> int:
         return 0
-
-
-def uproot_options() -> dict[str, Any]:
-    """``uproot.open`` options that read ``std::vector<number>`` branches with
-    :class:`AsStdVector`."""
-    return {"object_cache": VectorTrees()}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
 from tau3mu import inflate
+from tau3mu.reading import PRIVATE_APIS_ENV
 
 
 @pytest.fixture
@@ -17,12 +22,31 @@ def restore_inflate():
     inflate.configure(before)
 
 
-def test_importing_the_schema_selects_isal_for_reading_only():
-    import tau3mu.schemas  # noqa: F401
+IMPORT_THEN_PREPARE = """
+import uproot
+import tau3mu.execution, tau3mu.inspection, tau3mu.schemas, tau3mu.processors.dsphipi
+from tau3mu import inflate
+from tau3mu.reading import prepare_process
+print(inflate.current())
+prepare_process()
+print(inflate.current(), uproot.ZLIB(1).library)
+"""
 
-    assert inflate.current() == "isal"
-    # writing ZLIB (snapshots, generated files) stays as uproot does it
-    assert uproot.ZLIB(1).library == "zlib"
+
+def test_imports_change_nothing_and_preparing_selects_isal_for_reading_only():
+    """Importing tau3mu leaves uproot as it is; :func:`tau3mu.reading.prepare_process`
+    switches inflate to ISA-L, and writing ZLIB (snapshots, generated files) stays as
+    uproot does it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TAU3MU_INFLATE", PRIVATE_APIS_ENV)}
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_THEN_PREPARE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["zlib", "isal", "zlib"]
 
 
 @pytest.mark.usefixtures("restore_inflate")
@@ -53,7 +77,7 @@ def test_runner_does_not_reopen_files_to_preprocess(run3_dataset, fileset_of, mo
     from coffea.processor import Runner
 
     from tau3mu.execution import run_runner
-    from tau3mu.faults import inspect_inputs
+    from tau3mu.inspection import inspect_inputs
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     fileset = fileset_of(run3_dataset)
@@ -79,7 +103,7 @@ def test_concurrent_inspection_keeps_order_and_verdicts(
     where, run3_dataset, fileset_of, tmp_path, request
 ):
     """Inspecting on threads (remote files) or Dask workers gives the serial result."""
-    from tau3mu.faults import InputFileError, inspect_inputs
+    from tau3mu.inspection import InputFileError, inspect_inputs
 
     how = (
         {"threads": 4} if where == "threads" else {"client": request.getfixturevalue("dask_client")}
@@ -107,7 +131,7 @@ def test_dask_awkward_steps_are_coffeas(run3_dataset, fileset_of, step_size):
     """The steps built from the inspection are those coffea's preprocess computes."""
     from coffea.dataset_tools import preprocess
 
-    from tau3mu.faults import inspect_inputs
+    from tau3mu.inspection import inspect_inputs
 
     fileset = fileset_of(run3_dataset)
     ours = inspect_inputs(fileset).steps_fileset(step_size)
