@@ -810,3 +810,37 @@ def test_cli_checkpoint_with_the_default_executor(run3_dataset, tmp_path):
     assert f"; {total} chunk(s) resumed from the checkpoint" in done.stdout
     for name in ("cutflow.json", "histograms.pkl"):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+
+
+def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException as cause:
+            raise outer from cause
+    except BaseException as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (TimeoutError("read timed out"), True),
+        (OSError("[ERROR] Socket error"), True),
+        (ValueError("I/O operation on closed file"), True),  # fsspec-xrootd after a restart
+        (_raised_from(RuntimeError("chunk failed"), ConnectionResetError("reset")), True),
+        (FileNotFoundError("gone"), False),
+        (OSError("[FATAL] [3011] No such file or directory"), False),
+        (OSError("[3010] not authorized"), False),
+        (_raised_from(OSError("read failed"), PermissionError("denied")), False),
+        (ValueError("bad basket"), False),
+        (KeyError("Tr_Pt"), False),
+    ],
+)
+def test_one_rule_for_what_is_worth_retrying(error, transient):
+    """The Runner's chunk retries and the XRootD opens judge a failure by one rule."""
+    from tau3mu import chunks, xrootd
+    from tau3mu.retries import is_transient
+
+    assert is_transient(error) is transient
+    assert chunks.is_transient is xrootd.with_retries.__globals__["is_transient"] is is_transient

@@ -229,3 +229,14 @@ def test_a_chunk_inflates_each_basket_once(kept, run2_dataset, fileset_of, monke
         assert baskets <= len(inflated) <= baskets + metadata
     else:
         assert len(inflated) > baskets + metadata
+
+
+def test_a_file_url_is_kept_as_its_path(kept, run3_files):
+    """``file://`` names a file of this machine: its tree is kept like a plain path's."""
+    url = "file://" + os.path.abspath(run3_files[0])
+    with _open(url) as f:
+        tree = f[TREE]
+        assert isinstance(tree, TTree)
+    assert len(kept) == 1
+    with _open(url) as again:
+        assert again[TREE] is tree
