@@ -23,7 +23,13 @@ from tau3mu.chunks import BackoffRunner, ChunkError, chunk_message, error_cause,
 from tau3mu.config import SelectionConfig
 from tau3mu.inspection import inspect_inputs
 from tau3mu.progress import coffea_bars, dask_local_bar, distributed_bar, progress_mode
-from tau3mu.reading import allow_unicode_names, fileset_paths, prepare_process, uproot_options
+from tau3mu.reading import (
+    allow_unicode_names,
+    fileset_paths,
+    iteritems_options,
+    prepare_process,
+    uproot_options,
+)
 from tau3mu.schemas import Tau3MuSchema
 
 log = logging.getLogger(__name__)
@@ -170,6 +176,7 @@ def run_runner(
                     uproot_options=uproot_options(
                         fileset_paths(fileset), keep_trees=True, timeout=xrootd_timeout
                     ),
+                    iteritems_options=iteritems_options(),
                 )
         else:
             out, metrics = {}, {}

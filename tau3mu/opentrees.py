@@ -37,6 +37,7 @@ import uproot.source.file
 from uproot.behaviors.TTree import TTree
 
 from tau3mu.cache import file_identity
+from tau3mu.schemas import schema_branch
 from tau3mu.vectors import use_fast_vectors
 from tau3mu.xrootd import local_path
 
@@ -129,7 +130,7 @@ class KeptTrees(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(value, TTree):
             return  # directories: uproot reads them again
-        use_fast_vectors(value)
+        use_fast_vectors(value, schema_branch)
         source = getattr(value.file, "source", None)
         if not isinstance(source, KeptFileSource):
             return  # trees of other sources: uproot reads them again

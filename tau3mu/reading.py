@@ -9,6 +9,8 @@ Runner's chunks, the dask-awkward graph, a chunk probed on its own) or
 - one-pass ``std::vector`` readers (:mod:`tau3mu.vectors`), through uproot's
   ``object_cache`` option;
 - kept trees (:mod:`tau3mu.opentrees`): a local file's tree opened once per process;
+- NanoEvents typing only the branches the schema uses (:func:`iteritems_options`, a
+  public option);
 - a per-chunk array cache (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`, a public option);
 - uproot's XRootD source for ``root://`` (:mod:`tau3mu.xrootd`, a public option);
 - UTF-8 dataset names and paths in coffea's Runner (:func:`allow_unicode_names`).
@@ -29,6 +31,7 @@ from importlib.metadata import version
 from typing import Any
 
 from tau3mu import inflate, opentrees, vectors
+from tau3mu.schemas import schema_branch
 from tau3mu.xrootd import ensure_xrootd_configured, is_remote, is_xrootd, xrootd_options
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "allow_unicode_names",
     "fileset_paths",
     "inspection_options",
+    "iteritems_options",
     "prepare_process",
     "supported",
     "uproot_options",
@@ -116,6 +120,12 @@ def uproot_options(
     if keep_trees and fast and paths and not any(is_remote(p) for p in paths):
         return _kept_tree_options()
     return eager
+
+
+def iteritems_options() -> dict[str, Any]:
+    """coffea's ``iteritems_options`` for NanoEvents: only the branches the schema builds
+    from (:func:`tau3mu.schemas.schema_branch`) are typed, on every open of a file."""
+    return {"filter_name": schema_branch}
 
 
 def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]:

@@ -213,3 +213,31 @@ def test_the_libraries_own_paths_give_the_same_results(run2_dataset, fileset_of,
     for name, hist in fast.hists.items():
         np.testing.assert_array_equal(hist.values(), plain.hists[name].values(), err_msg=name)
         np.testing.assert_array_equal(hist.variances(), plain.hists[name].variances())
+
+
+@pytest.mark.parametrize("layout", ["run2", "run3"])
+def test_typing_only_the_schema_branches_builds_the_same_events(layout, request):
+    """NanoEvents typing only :func:`tau3mu.schemas.schema_branch` branches (what the
+    Runner does) gives the events typing every branch gives: same form, same values."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    from tau3mu.reading import iteritems_options
+    from tau3mu.schemas import Tau3MuSchema, schema_branch
+
+    path = request.getfixturevalue(f"{layout}_files")[0]
+    tree = "Tree3Mu/ntuple" if layout == "run2" else "Events"
+    names = uproot.open(path)[tree].keys()
+    assert 0 < sum(map(schema_branch, names)) < len(names)
+
+    def events(options):
+        return NanoEventsFactory.from_root(
+            {path: tree},
+            schemaclass=Tau3MuSchema,
+            mode="eager",
+            iteritems_options=options,
+            entry_stop=500,
+        ).events()
+
+    typed_all, typed_schema = events({}), events(iteritems_options())
+    assert typed_schema.layout.form == typed_all.layout.form
+    assert ak.array_equal(typed_schema, typed_all, equal_nan=True)
