@@ -45,9 +45,8 @@ from common import dataset, fileset_of, save
 def needed_branches(path: str, tree: str) -> list[str]:
     import uproot
 
-    from tau3mu.faults import required_branches
     from tau3mu.layouts import RUN2, RUN3
-    from tau3mu.schemas import detect_layout
+    from tau3mu.schemas import detect_layout, required_branches
 
     t = uproot.open(path)[tree]
     layout = detect_layout(t.keys())
@@ -79,11 +78,11 @@ def floor(files: list[str], tree: str, branches: list[str], step: int) -> float:
     ``std::vector`` reader, as in the analysis)."""
     import uproot
 
-    from tau3mu import vectors
+    from tau3mu.reading import uproot_options
 
     tic = time.perf_counter()
     for f in files:
-        t = uproot.open(f, **vectors.uproot_options())[tree]
+        t = uproot.open(f, **uproot_options([f]))[tree]
         for _ in t.iterate(branches, step_size=step, library="ak"):
             pass
     return time.perf_counter() - tic

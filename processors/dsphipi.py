@@ -126,7 +126,7 @@ class DsPhiPiProcessor(processor.ProcessorABC):
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything a chunk's output depends on besides its events: checkpoints made
-        under another fingerprint are not reused (:mod:`tau3mu.faults`)."""
+        under another fingerprint are not reused (:mod:`tau3mu.checkpoints`)."""
         return {
             "processor": f"{type(self).__module__}.{type(self).__qualname__}",
             "config": self.config.to_dict(),

@@ -1,6 +1,6 @@
 """What tau3mu keeps between runs, in the user's cache folder.
 
-Inspecting an input file (:func:`tau3mu.faults.inspect_inputs`) opens it and deserialises
+Inspecting an input file (:func:`tau3mu.inspection.inspect_inputs`) opens it and deserialises
 its tree: ~0.15-0.2 s of Python for a full-width Run 2 file, on every run, before any
 event is read. A local file that has not changed since a run found it good need not be
 opened again for that: :class:`InspectionCache` keeps its entries and UUID, keyed by the
@@ -22,6 +22,11 @@ import json
 import logging
 import os
 from pathlib import Path
+
+from tau3mu.atomic import write_text
+from tau3mu.xrootd import is_remote, local_path
+
+__all__ = ["InspectionCache", "cache_dir", "file_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +76,10 @@ class InspectionCache:
         return cls(cache_dir(), era=era, rules=rules)
 
     def _identity(self, path: str, tree: str) -> tuple[str, dict] | None:
-        from tau3mu.xrootd import is_remote
-
         if self.root is None or is_remote(path):
             return None
         try:
-            on_disk = file_identity(path.removeprefix("file://"))
+            on_disk = file_identity(local_path(path))
         except OSError:
             return None
         identity = {
@@ -117,10 +120,7 @@ class InspectionCache:
         digest, identity = found
         target = self._file(digest)
         text = json.dumps({"identity": identity, "entries": entries, "uuid": uuid.hex()})
-        from tau3mu.outputs import atomic_open
-
         try:
-            with atomic_open(target) as handle:
-                handle.write(text)
+            write_text(target, text)
         except OSError as err:
             log.debug("inspection cache not written (%s): %s", target, err)

@@ -40,6 +40,10 @@ from typing import Any
 
 from coffea import processor
 
+import tau3mu
+from tau3mu.atomic import write_bytes
+from tau3mu.cache import cache_dir
+from tau3mu.credentials import Secret
 from tau3mu.errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -65,7 +69,6 @@ class CheckpointKeyError(OSError):
 def key_path() -> Path:
     """Where the user's checkpoint key lives: ``checkpoint.key`` in tau3mu's cache folder
     (``~/.cache/tau3mu`` when the user turned the cache off: the key is not a cache)."""
-    from tau3mu.cache import cache_dir
 
     folder = cache_dir()
     if folder is None:
@@ -108,8 +111,6 @@ def user_key() -> Any:
     replaced by a new key (checkpoints signed with the old one are then recomputed).
     Raises :class:`CheckpointKeyError` when no key can be written.
     """
-    from tau3mu.credentials import Secret
-
     path = key_path()
     key = _private_key(path)
     if key is not None:
@@ -152,8 +153,6 @@ def checkpoint_key(processor_instance: Any, metadata: dict[str, Any]) -> str:
     dataset's metadata (type, era, lumi, tree, ...) and the tau3mu version. A checkpoint
     made under another key is never reused; the file's path is not in it, so a run
     resumes over another prefix (same file UUID)."""
-    import tau3mu
-
     fingerprint = getattr(processor_instance, "fingerprint", None)
     if callable(fingerprint):
         made_by = fingerprint()
@@ -300,8 +299,6 @@ class AtomicCheckpointer(processor.CheckpointerABC):
     def save(self, output: Any, metadata: Any, processor_instance: Any) -> None:
         import cloudpickle
 
-        from tau3mu.outputs import atomic_open
-
         if isinstance(output, dict) and output.get("out", {}).get("skipped"):
             return  # never resume past a chunk that failed: a later run tries it again
         path = self._path(metadata, processor_instance)
@@ -310,8 +307,7 @@ class AtomicCheckpointer(processor.CheckpointerABC):
         try:
             if not self.directory.is_dir():  # on a worker, the folder may not exist yet
                 private_folder(self.directory)
-            with atomic_open(path, "wb") as handle:
-                handle.write(blob)
+            write_bytes(path, blob)
         except OSError as err:  # the run's output side: stop the run, blame no input file
             raise CheckpointError(
                 f"--checkpoint {self.directory}: cannot write {path.relative_to(self.directory)} "

@@ -8,6 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tau3mu.chunks import ChunkError, chunk_message, error_cause, skipped_chunk
+from tau3mu.reading import prepare_process
+
 __all__ = ["chunks_to_skip", "failing_chunks", "probe_chunk", "without_chunks"]
 
 log = logging.getLogger(__name__)
@@ -28,8 +31,7 @@ def probe_chunk(
     its error (``Type: message``)."""
     from coffea.nanoevents import NanoEventsFactory
 
-    from tau3mu.faults import error_cause
-
+    prepare_process()
     meta = {**metadata, "dataset": dataset, "filename": path, "entrystart": start}
     meta["entrystop"] = stop
     try:
@@ -57,8 +59,7 @@ def failing_chunks(
 ) -> list[dict[str, Any]]:
     """Every chunk of ``available`` that fails when run on its own (on the workers when
     there is a client), each file read with ``options_of(path)``: what a failed graph
-    does not tell, its file and entries (:func:`tau3mu.faults.skipped_chunk`)."""
-    from tau3mu.faults import skipped_chunk
+    does not tell, its file and entries (:func:`tau3mu.chunks.skipped_chunk`)."""
 
     jobs = [
         (
@@ -117,10 +118,9 @@ def chunks_to_skip(
     on its own (:func:`failing_chunks`), to skip (each logged).
 
     Raises ``failure`` as it came when no chunk fails alone (a lost cluster, ...), and
-    :class:`~tau3mu.faults.ChunkError` naming the first failing chunk unless
+    :class:`~tau3mu.chunks.ChunkError` naming the first failing chunk unless
     ``skip_bad_files``.
     """
-    from tau3mu.faults import ChunkError, chunk_message
 
     failing = failing_chunks(available, processor_instance, schema, client, options_of)
     if not failing:

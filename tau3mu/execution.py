@@ -15,16 +15,28 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
+from tau3mu import opentrees
+from tau3mu.accounting import check_accounting
+from tau3mu.checkpoints import AtomicCheckpointer
 from tau3mu.chunk_probes import chunks_to_skip, without_chunks
+from tau3mu.chunks import BackoffRunner
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
+from tau3mu.inspection import inspect_inputs
 from tau3mu.progress import Mode as ProgressMode
+from tau3mu.progress import coffea_bars, dask_local_bar, distributed_bar, progress_mode
+from tau3mu.reading import (
+    allow_unicode_names,
+    fileset_paths,
+    iteritems_options,
+    prepare_process,
+    uproot_options,
+)
 from tau3mu.schemas import Tau3MuSchema
 
 __all__ = [
     "AnalysisOutput",
     "Executor",
-    "allow_unicode_names",
     "coffea_executor",
     "run_dask_awkward",
     "run_runner",
@@ -93,49 +105,6 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
     )
 
 
-def _uproot_options(
-    fileset: dict[str, Any], keep_trees: bool = False, graph: bool = False, timeout: int = 30
-) -> dict[str, Any]:
-    """uproot's own XRootD source for ``root://`` inputs (it honours timeouts and
-    reconnects); with ``keep_trees`` (the Runner), local files' trees kept open for
-    their next chunks (:mod:`tau3mu.opentrees`). Eager reads take ``std::vector``
-    branches in one pass (:mod:`tau3mu.vectors`, through uproot's object cache) and
-    keep a chunk's arrays (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); the dask-awkward
-    ``graph`` reads with uproot's options: ``uproot.dask`` opens files without caches.
-    ``timeout``: seconds an XRootD request may wait for its answer.
-    """
-    from tau3mu import opentrees, vectors
-    from tau3mu.xrootd import is_xrootd, xrootd_options
-
-    paths = [path for spec in fileset.values() for path in spec["files"]]
-    eager = {} if graph else {**vectors.uproot_options(), **opentrees.chunk_cache_options()}
-    if paths and all(is_xrootd(p) for p in paths):
-        return {**xrootd_options(timeout), **eager}
-    if keep_trees and paths and all(opentrees.is_local(p) for p in paths):
-        return opentrees.uproot_options()
-    return eager
-
-
-def _utf8_hash(items: Any) -> int:
-    """coffea's ``_hash`` (the hash of a ``FileMeta``: dataset, file, tree), encoding
-    the text as UTF-8 instead of ASCII: the same value for ASCII names, and no
-    ``UnicodeEncodeError`` for a dataset or a path with other characters."""
-    import hashlib
-
-    digest = hashlib.md5(";".join(str(x) for x in items).encode("utf-8"))
-    return int(digest.hexdigest()[:16], base=16)
-
-
-def allow_unicode_names() -> None:
-    """Let coffea's Runner take dataset names and file paths that are not ASCII (its
-    ``FileMeta`` hash encodes them as ASCII). Idempotent."""
-    import coffea.processor.executor as executor
-    import coffea.util
-
-    executor._hash = _utf8_hash
-    coffea.util._hash = _utf8_hash
-
-
 def coffea_executor(
     executor: Executor, client: Any, workers: int, status: bool, retries: int
 ) -> Any:
@@ -183,17 +152,8 @@ def run_runner(
     for at the end. ``progress``: a bar on a terminal, else a line per tenth of the chunks
     (:mod:`tau3mu.progress`); False shows none, coffea's included.
     """
-    from tau3mu.checkpoints import AtomicCheckpointer
-    from tau3mu.faults import (
-        BackoffRunner,
-        check_accounting,
-        configure_xrootd,
-        inspect_inputs,
-    )
-    from tau3mu.progress import progress_mode
-
     config = config or getattr(processor_instance, "config", SelectionConfig())
-    configure_xrootd()
+    prepare_process()
     allow_unicode_names()
     inspection = inspect_inputs(
         fileset,
@@ -219,7 +179,7 @@ def run_runner(
         metadata_cache=inspection.coffea_metadata(),
     )
     tic = time.perf_counter()
-    options = _uproot_options(fileset, keep_trees=True, timeout=xrootd_timeout)
+    options = uproot_options(fileset_paths(fileset), keep_trees=True, timeout=xrootd_timeout)
     out, metrics = _run_chunks(runner, fileset, processor_instance, client, mode, options)
     metrics = dict(metrics)
     metrics["accounting"] = check_accounting(
@@ -239,14 +199,11 @@ def _run_chunks(
     processor_instance: Any,
     client: Any,
     mode: ProgressMode,
-    uproot_options: dict[str, Any],
+    options: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """coffea's (output, metrics) of ``runner`` over the inspected ``fileset``, with the
-    progress ``mode``; empty for an empty fileset. The files this process kept open
+    progress ``mode`` and uproot's ``options``; empty for an empty fileset. The files this process kept open
     are released at the end (workers keep theirs)."""
-    from tau3mu import opentrees
-    from tau3mu.progress import coffea_bars
-
     # coffea's Dask progress bar watches the default client's scheduler: make it this
     # run's (another Client made later in this process would leave it waiting)
     current = client.as_current() if client is not None else contextlib.nullcontext()
@@ -255,7 +212,10 @@ def _run_chunks(
             return {}, {}
         with coffea_bars(mode), current:
             out, metrics = runner(
-                fileset, processor_instance=processor_instance, uproot_options=uproot_options
+                fileset,
+                processor_instance=processor_instance,
+                uproot_options=options,
+                iteritems_options=iteritems_options(),
             )
     finally:
         opentrees.release()
@@ -267,8 +227,6 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
     import dask
     import dask_awkward as dak
     from dask.base import unpack_collections
-
-    from tau3mu.progress import dask_local_bar, distributed_bar, progress_mode
 
     collections, repack = unpack_collections(graphs)
     # what the column optimisation leaves to read, per input layer: the Runner's "columns"
@@ -287,7 +245,7 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
 
 def _probe_options(path: str) -> dict[str, Any]:
     """uproot's options for reading one file as the dask-awkward graph reads it."""
-    return _uproot_options({"": {"files": {path: ""}}}, graph=True)
+    return uproot_options([path], graph=True)
 
 
 def run_dask_awkward(
@@ -314,11 +272,12 @@ def run_dask_awkward(
     from coffea.dataset_tools import apply_to_fileset
     from coffea.processor import accumulate
 
-    from tau3mu.faults import check_accounting, inspect_inputs
-
     config = config or getattr(processor_instance, "config", SelectionConfig())
     schema = Tau3MuSchema
     tic = time.perf_counter()
+    prepare_process()
+    if client is not None:
+        client.run(prepare_process)  # the workers read the graph's chunks
     inspection = inspect_inputs(
         fileset,
         skip_bad_files=skip_bad_files,
@@ -335,7 +294,7 @@ def run_dask_awkward(
             processor_instance,
             available,
             schemaclass=schema,
-            uproot_options=_uproot_options(fileset, graph=True),
+            uproot_options=uproot_options(fileset_paths(fileset), graph=True),
         )
         build = time.perf_counter()
         failure: Exception

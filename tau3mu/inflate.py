@@ -9,8 +9,9 @@ uproot documents ``uproot.ZLIB.library = "isal"`` as the switch, but in uproot 5
 decompression goes through a module-level ``_DecompressZLIB`` instance that this class
 attribute does not reach, so setting it alone changes nothing; and on the class it would
 also change how uproot *writes* ZLIB. :func:`configure` sets the decompressor only.
-It runs when :mod:`tau3mu.schemas` is imported, which every Dask worker does when it unpickles
-the processor or the schema, so workers inflate the same way as the client.
+Importing this module changes nothing; :func:`tau3mu.reading.prepare_process` calls
+:func:`configure` in every process that reads, where the uproot version is one it was
+tested with (:func:`tau3mu.reading.supported`).
 
 ``TAU3MU_INFLATE=zlib`` keeps the standard library (for side-by-side measurements).
 """

@@ -4,7 +4,8 @@ coffea's Runner opens the file again for every chunk, and every open makes uproo
 deserialise the tree's metadata and NanoEvents type every branch: ~0.3 s for the 277
 branches of a Run 2 ntuple, whatever the chunk's size. :func:`uproot_options` lets the
 second and later chunks of a file (and, in the client, the chunks of a file the
-inspection just opened) take the tree the first open made:
+inspection just opened) take the tree the first open made, through the options
+:func:`tau3mu.reading.uproot_options` gives for local files:
 
 - ``handler``: :class:`KeptFileSource`, a local-file source that stays open while a kept
   tree reads through it (a chunk's ``with`` leaves it open);
@@ -32,12 +33,15 @@ from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-import uproot
 import uproot.source.file
 from uproot.behaviors.TTree import TTree
 
 from tau3mu.cache import file_identity
+from tau3mu.schemas import schema_branch
 from tau3mu.vectors import use_fast_vectors
+from tau3mu.xrootd import local_path
+
+__all__ = ["CHUNK_ARRAY_CACHE", "MAX_FILES", "KeptFileSource", "KeptTrees", "kept_trees", "release"]
 
 #: files a process keeps open at most (each holds one file handle and one reader thread)
 MAX_FILES = 8
@@ -64,6 +68,7 @@ class KeptFileSource(uproot.source.file.MultithreadedFileSource):
     """
 
     def __init__(self, file_path: str, **options: Any) -> None:
+        file_path = local_path(file_path)  # a file:// URL too
         self.identity = _identity(file_path)
         self._kept = False
         #: trees this open read through: their cached arrays go when it closes
@@ -96,7 +101,7 @@ class KeptTrees(MutableMapping):
     from the file that the asking thread opened last (same path and stat), never with a
     tree of a copy or of an earlier version of the file. That holds because a tree is
     asked for right after its file is opened, in the same thread: as coffea's Runner
-    and :func:`tau3mu.faults.inspect_inputs` do. One instance per process
+    and :func:`tau3mu.inspection.inspect_inputs` do. One instance per process
     (:func:`kept_trees`): pickling it (to ship the Runner's options to workers) gives
     the receiving process its own.
     """
@@ -125,7 +130,7 @@ class KeptTrees(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(value, TTree):
             return  # directories: uproot reads them again
-        use_fast_vectors(value)
+        use_fast_vectors(value, schema_branch)
         source = getattr(value.file, "source", None)
         if not isinstance(source, KeptFileSource):
             return  # trees of other sources: uproot reads them again
@@ -175,18 +180,3 @@ def kept_trees() -> KeptTrees:
 def release() -> None:
     """Close the files this process keeps (their trees are read again on the next open)."""
     _KEPT.release()
-
-
-def is_local(path: str) -> bool:
-    """A path on this machine's file system (no URL scheme)."""
-    return "://" not in path
-
-
-def chunk_cache_options() -> dict[str, Any]:
-    """``uproot.open``'s array cache sized for a chunk (:data:`CHUNK_ARRAY_CACHE`)."""
-    return {"array_cache": CHUNK_ARRAY_CACHE}
-
-
-def uproot_options() -> dict[str, Any]:
-    """``uproot.open`` options that keep each local file's tree for its next chunks."""
-    return {"handler": KeptFileSource, "object_cache": _KEPT, **chunk_cache_options()}

@@ -11,11 +11,14 @@ Dask cluster).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from rich.progress import Progress, TaskID
+
+from tau3mu.reading import supported
 
 Mode = Literal["bar", "lines", "off"]
 
@@ -111,12 +114,13 @@ def coffea_bars(mode: Mode) -> Iterator[None]:
     coffea builds every bar of its executors with ``rich_bar()`` (its futures executor
     even when given ``status=False``), with no option to choose another; so its modules'
     ``rich_bar`` are replaced within the block (this process only; the bars are drawn by
-    the process that runs the Runner) and restored after. ``bar`` leaves them alone.
+    the process that runs the Runner) and restored after. ``bar`` leaves them alone, and
+    so does a coffea version this was not tested with (:func:`tau3mu.reading.supported`):
+    coffea's own bars are then shown.
     """
-    if mode == "bar":
+    if mode == "bar" or not supported("coffea"):
         yield
         return
-    import importlib
 
     modules = []
     for name in _COFFEA_BAR_MODULES:

@@ -19,24 +19,33 @@ schema serves every file and every era; a tree in neither layout gets a clear er
 Simulation adds ``events.Gen`` (generated particles: pdg_id, pt, eta, phi; Run 2 also
 is_b_decay) and ``events.true_pileup``, Run 3 muons ``decay_type``, where the file has
 them. Branches the analysis does not use (the producer's ``Tau3Mu``, ``PVtx``, ...
-tables) are left alone. Importing this module switches uproot's ZLIB inflate to
-ISA-L (:mod:`tau3mu.inflate`), in the client and in every worker that unpickles the
-schema.
+tables) are left alone. :func:`required_branches` is the one list of the branches a
+run cannot do without: the inspection checks files against it and the schema builds its
+collections from the same :mod:`tau3mu.layouts` groups.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from coffea.nanoevents import transforms
 from coffea.nanoevents.schemas.base import BaseSchema, zip_forms
 
-from tau3mu import inflate
 from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3, LayoutName
 
-inflate.configure()
+__all__ = [
+    "LayoutError",
+    "Tau3MuSchema",
+    "branch_type_problems",
+    "detect_layout",
+    "required_branches",
+    "run2_l1_decision",
+    "run2_trigger_match_years",
+    "schema_branch",
+]
 
 
 class LayoutError(Tau3MuError, ValueError):
@@ -55,6 +64,65 @@ def detect_layout(branches: set[str] | list[str]) -> LayoutName:
         f"{RUN2.candidate()['mass']!r} (tree {RUN2.tree!r}) nor the Run 3 counter "
         f"{RUN3.counter(RUN3.candidate_collection)!r} (tree {RUN3.tree!r})"
     )
+
+
+def required_branches(layout: LayoutName | str, year: str = "2017") -> set[str]:
+    """Branches the selection cannot do without (Run 2: with the trigger-match branches
+    of ``year``; truth and the candidate's own kinematics are optional)."""
+    if layout == "run2":
+        return {
+            *RUN2.event.values(),
+            *RUN2.muon.values(),
+            *RUN2.track.values(),
+            *RUN2.candidate(year).values(),
+            RUN2.hlt_name,
+            RUN2.hlt_decision,
+            RUN2.l1_name,
+            RUN2.l1_decision,
+        }
+    return {
+        *RUN3.event.values(),
+        *RUN3.muon.values(),
+        *RUN3.track.values(),
+        *(v for k, v in RUN3.candidate().items() if k not in RUN3.optional_candidate),
+    }
+
+
+def schema_branch(name: str) -> bool:
+    """Whether :class:`Tau3MuSchema` builds anything from branch ``name`` (either layout).
+
+    As uproot's ``filter_name`` (coffea's ``iteritems_options``), it spares a file's
+    other branches (the producer's ``Tau3Mu``, ``PVtx``, ``GenPart`` ... tables: most of
+    a Run 2 tree's ~277) their NanoEvents typing and reader set-up on every open."""
+    exact, prefixes = _schema_branches()
+    return name in exact or name.startswith(prefixes)
+
+
+@cache
+def _schema_branches() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The names :func:`schema_branch` accepts, and the prefixes (trigger-match branches
+    of every year, Run 3 trigger bits)."""
+    run2 = {
+        *RUN2.event.values(),
+        *_run2_fixed_candidate().values(),
+        *RUN2.muon.values(),
+        *RUN2.track.values(),
+        RUN2.truth,
+        RUN2.hlt_name,
+        RUN2.hlt_decision,
+        RUN2.l1_name,
+        RUN2.l1_decision,
+        RUN2.l1_final_decision,
+    }
+    collections = {
+        RUN3.candidate_collection: RUN3.candidate_fields,
+        RUN3.muon_collection: {**RUN3.muon_fields, **{p: p for p in RUN3.hlt_paths}},
+        RUN3.track_collection: RUN3.track_fields,
+    }
+    run3 = {*RUN3.event.values(), *(RUN3.counter(c) for c in collections)}
+    run3 |= {RUN3.branch(c, v) for c, fields in collections.items() for v in fields.values()}
+    prefixes = (*(match.format(year="") for match in RUN2.trigger_match), RUN3.trigger_prefix)
+    return frozenset(run2 | run3), prefixes
 
 
 _INT = r"(?:u?int(?:8|16|32|64)_t|(?:unsigned )?(?:char|short|int|long|long long)|U?Int_t|U?Short_t|U?Long64_t|U?Char_t|bool|Bool_t)"

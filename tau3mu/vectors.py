@@ -17,6 +17,7 @@ vector branches (:func:`use_fast_vectors`) and keeps nothing. The Runner's kept 
 (:mod:`tau3mu.opentrees`) do the same. ``uproot.dask`` opens its files without an object
 cache, so the dask-awkward graph reads with uproot's readers.
 
+:func:`tau3mu.reading.uproot_options` hands out the cache.
 ``TAU3MU_VECTORS=uproot`` leaves uproot's own readers in place (for side-by-side
 measurements).
 """
@@ -24,7 +25,7 @@ measurements).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import awkward as ak
@@ -42,6 +43,7 @@ from tau3mu.kernels.vectors import (
     split_string_vectors,
     strip_vector_headers,
 )
+from tau3mu.schemas import schema_branch
 
 READERS = ("tau3mu", "uproot")
 
@@ -177,9 +179,11 @@ def _is_number_vector(interpretation: Any) -> bool:
     )
 
 
-def use_fast_vectors(tree: TTree) -> int:
+def use_fast_vectors(tree: TTree, wanted: Callable[[str], bool] | None = None) -> int:
     """Read ``tree``'s ``std::vector<number>`` branches with :class:`AsStdVector` and
-    its ``std::vector<std::string>`` ones with :class:`AsStringVector`.
+    its ``std::vector<std::string>`` ones with :class:`AsStringVector`; with ``wanted``,
+    only the branches whose name it accepts (the others keep uproot's reader, whose
+    set-up is then not paid for).
 
     Returns how many branches were switched (0 under ``TAU3MU_VECTORS=uproot``).
     """
@@ -187,6 +191,8 @@ def use_fast_vectors(tree: TTree) -> int:
         return 0
     switched = 0
     for branch in tree.itervalues(recursive=True):
+        if wanted is not None and not wanted(branch.name):
+            continue
         interpretation = branch.interpretation
         if _is_number_vector(interpretation):
             branch._interpretation = AsStdVector.of(interpretation)
@@ -200,7 +206,8 @@ def use_fast_vectors(tree: TTree) -> int:
 
 class VectorTrees(MutableMapping):
     """uproot ``object_cache`` that gives every tree read through it :class:`AsStdVector`
-    readers and keeps nothing (each open reads its objects again, as without a cache).
+    readers for the branches the schema uses (:func:`tau3mu.schemas.schema_branch`) and
+    keeps nothing (each open reads its objects again, as without a cache).
 
     Pickles to a fresh instance, so it can travel to Dask workers in uproot's options.
     """
@@ -213,7 +220,7 @@ class VectorTrees(MutableMapping):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if isinstance(value, TTree):
-            use_fast_vectors(value)
+            use_fast_vectors(value, schema_branch)
 
     def __delitem__(self, key: str) -> None:
         raise KeyError(key)
@@ -223,9 +230,3 @@ class VectorTrees(MutableMapping):
 
     def __len__(self) -> int:
         return 0
-
-
-def uproot_options() -> dict[str, Any]:
-    """``uproot.open`` options that read ``std::vector<number>`` branches with
-    :class:`AsStdVector`."""
-    return {"object_cache": VectorTrees()}

@@ -16,29 +16,49 @@ How uproot 5.7 reads ``root://`` (checked against a real ``xrootd`` in
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from tau3mu.retries import RetriesExhaustedError, with_retries
+
+__all__ = [
+    "XROOTD_CLIENT_SETTINGS",
+    "XRootDOpenError",
+    "configure_xrootd_client",
+    "ensure_xrootd_configured",
+    "is_remote",
+    "is_xrootd",
+    "join_url",
+    "local_path",
+    "open_root",
+    "reset_connections",
+    "split_url",
+    "xrootd_options",
+]
 
 XROOTD_SCHEMES = ("root", "roots", "xroot", "xroots")
-#: XRootD error codes that no retry will fix: not found, not authorised, is a directory
-_PERMANENT = ("[3011]", "[3010]", "[3016]", "no such file", "not authorized", "permission denied")
 
 
-class XRootDOpenError(OSError):
+class XRootDOpenError(RetriesExhaustedError):
     """A file could not be opened (or read) even after retrying."""
 
 
 def is_remote(path: str | os.PathLike[str]) -> bool:
-    """True for URLs other than ``file://`` (``root://``, ``https://``, ``s3://`` ...)."""
+    """True for URLs other than ``file://`` (``root://``, ``https://``, ``s3://`` ...);
+    False for plain paths, absolute or relative, and ``file://`` URLs (files of this
+    machine: :func:`local_path` gives their path)."""
     text = os.fspath(path)
     return "://" in text and not text.startswith("file://")
+
+
+def local_path(path: str | os.PathLike[str]) -> str:
+    """The file system path of a local file (``file:///a.root`` -> ``/a.root``); raises
+    ValueError for a remote URL (:func:`is_remote`)."""
+    text = os.fspath(path)
+    if is_remote(text):
+        raise ValueError(f"{text} is not a file of this machine")
+    return text.removeprefix("file://")
 
 
 def is_xrootd(path: str | os.PathLike[str]) -> bool:
@@ -86,7 +106,7 @@ def join_url(base: str, path: str) -> str:
 #: every ``ConnectionWindow`` seconds, then reopens the file and reissues the pending
 #: reads, so the outage costs its own length plus at most one window. After a longer
 #: outage the chunk's reads fail and tau3mu's chunk retries
-#: (:func:`tau3mu.faults.retry_chunk`) start it again after 1, 2, 4 ... s.
+#: (:func:`tau3mu.chunks.retry_chunk`) start it again after 1, 2, 4 ... s.
 XROOTD_CLIENT_SETTINGS: dict[str, int] = {
     # seconds between timeout checks (15): every timeout and reconnection is late by up to this
     "TimeoutResolution": 1,
@@ -156,72 +176,13 @@ def xrootd_options(timeout: int = 30, *, handler: str = "xrootd") -> dict[str, A
     honours ``timeout``, reconnects after a restart); ``"fsspec"`` keeps uproot's default,
     fsspec-xrootd, whose timeout uproot does not forward.
     """
-    import uproot
+    import uproot  # not at import time: tau3mu.datasets, and --help, do without it
 
     if handler == "fsspec":
         return {"timeout": int(timeout)}
     if handler != "xrootd":
         raise ValueError(f"handler must be 'xrootd' or 'fsspec', not {handler!r}")
     return {"handler": uproot.source.xrootd.XRootDSource, "timeout": int(timeout)}
-
-
-def is_retryable(err: BaseException) -> bool:
-    """Whether retrying might help: timeouts and connection errors yes, a missing file no."""
-    if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
-        return False
-    if isinstance(err, ValueError):  # fsspec-xrootd's stale handle after a restart
-        return "closed file" in str(err)
-    if isinstance(err, OSError | TimeoutError):
-        message = str(err).lower()
-        return not any(marker.lower() in message for marker in _PERMANENT)
-    return False
-
-
-def with_retries(
-    func: Callable[[], T],
-    *,
-    what: str,
-    attempts: int = 4,
-    base_delay: float = 1.0,
-    max_delay: float = 30.0,
-    retryable: Callable[[BaseException], bool] = is_retryable,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Call ``func()`` up to ``attempts`` times with exponential backoff between tries.
-
-    Delays are ``base_delay * 2**k`` capped at ``max_delay``; each retry is logged with
-    ``what`` and the error. Errors ``retryable`` rejects are raised at once; when the
-    attempts are used up, :class:`XRootDOpenError` says how many and the last error.
-    """
-    if attempts < 1:
-        raise ValueError(f"attempts must be at least 1, not {attempts}")
-    tic = time.monotonic()
-    delay = base_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return func()
-        except Exception as err:
-            if not retryable(err):
-                raise
-            if attempt == attempts:
-                raise XRootDOpenError(
-                    f"{what}: failed {attempts} times in {time.monotonic() - tic:.1f} s; "
-                    f"last error: {type(err).__name__}: {err}"
-                ) from err
-            wait = min(delay, max_delay)
-            log.warning(
-                "%s: attempt %d of %d failed (%s: %s); retrying in %.1f s",
-                what,
-                attempt,
-                attempts,
-                type(err).__name__,
-                err,
-                wait,
-            )
-            sleep(wait)
-            reset_connections()
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_root(
@@ -239,7 +200,8 @@ def open_root(
     Local paths are opened once (a missing file is not worth waiting for). For
     ``root://`` URLs the XRootD client is configured to recover from outages
     (:func:`configure_xrootd_client`) and :func:`xrootd_options` are used; ``options``
-    override them. Raises :class:`XRootDOpenError` once the attempts are used up.
+    override them. Retries follow :func:`tau3mu.retries.is_transient`; raises
+    :class:`XRootDOpenError` once the attempts are used up.
     """
     import uproot
 
@@ -257,4 +219,6 @@ def open_root(
         attempts=attempts,
         base_delay=base_delay,
         max_delay=max_delay,
+        between=reset_connections,
+        exhausted=XRootDOpenError,
     )

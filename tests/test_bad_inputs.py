@@ -360,8 +360,8 @@ def test_unwritable_output_folder_before_any_work(option, input_json, tmp_path, 
 def test_checkpoint_that_cannot_be_written_mid_run_is_not_a_file_fault(good, tmp_path):
     """A checkpoint folder that refuses a chunk's file stops the run, blaming
     --checkpoint: never the input file, never a chunk skipped by --skip-bad-files."""
+    from tau3mu.checkpoints import CheckpointError
     from tau3mu.execution import run_runner
-    from tau3mu.faults import CheckpointError
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     folder = _unwritable() / "tau3mu-ckpt"
@@ -625,10 +625,13 @@ def test_process_prints_one_line_and_traceback_only_with_v(input_json, tmp_path)
 
 
 def test_every_user_error_shares_one_base():
+    from tau3mu.accounting import AccountingError
+    from tau3mu.checkpoints import CheckpointError
+    from tau3mu.chunks import ChunkError
     from tau3mu.cluster import ClusterError
     from tau3mu.credentials import ProxyError
     from tau3mu.datasets import DatasetError
-    from tau3mu.faults import AccountingError, CheckpointError, ChunkError, InputFileError
+    from tau3mu.inspection import InputFileError
 
     for cls in (ClusterError, ProxyError, DatasetError, InputFileError, ChunkError):
         assert issubclass(cls, Tau3MuError)

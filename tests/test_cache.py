@@ -11,7 +11,7 @@ import uproot
 
 from tau3mu.cache import InspectionCache, cache_dir
 from tau3mu.cli import main
-from tau3mu.faults import InputFileError, inspect_inputs
+from tau3mu.inspection import InputFileError, inspect_inputs
 
 
 @pytest.fixture

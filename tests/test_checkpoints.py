@@ -169,3 +169,24 @@ def test_worker_processes_sign_and_check_with_the_users_key(run3_dataset, filese
     again = run_runner(fileset, DsPhiPiProcessor(), checkpoint=checkpoint, **options)
     assert again.metrics["accounting"]["resumed_chunks"] == 4
     _same_result(again, first)
+
+
+def test_atomic_writes_leave_the_old_content_on_failure(tmp_path):
+    from tau3mu.atomic import atomic_open, current_umask, write_bytes, write_text
+
+    target = tmp_path / "sub" / "a.json"
+    assert write_text(target, "first") == target
+    assert target.read_text() == "first"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~current_umask()
+
+    def interrupted() -> None:
+        with atomic_open(target) as handle:
+            handle.write("half")
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        interrupted()
+    assert target.read_text() == "first"
+    write_bytes(target, b"\x00second")
+    assert target.read_bytes() == b"\x00second"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.json"]  # no temporary left

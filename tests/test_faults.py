@@ -19,15 +19,11 @@ import uproot
 from services.dask import dask_cluster_processes as dask_processes
 from services.xrootd import xrootd_available, xrootd_server
 
+from tau3mu.accounting import AccountingError, check_accounting
+from tau3mu.chunks import ChunkError
 from tau3mu.cli import main
 from tau3mu.execution import run_runner
-from tau3mu.faults import (
-    AccountingError,
-    ChunkError,
-    InputFileError,
-    check_accounting,
-    inspect_inputs,
-)
+from tau3mu.inspection import InputFileError, inspect_inputs
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.synth import simulate
 from tau3mu.synth.run3 import run3_branches, write_run3
@@ -186,7 +182,7 @@ def test_failing_chunk_stops_the_run_naming_file_and_entries_without_retrying(co
     message with the file, the chunk's entries and the cause."""
     fileset = {"d": {"files": {str(corrupt_run2): "Tree3Mu/ntuple"}}}
     with (
-        caplog.at_level(logging.WARNING, logger="tau3mu.faults"),
+        caplog.at_level(logging.WARNING, logger="tau3mu.chunks"),
         pytest.raises(ChunkError) as info,
     ):
         run_runner(fileset, DsPhiPiProcessor(), chunksize=100, retries=3)
@@ -359,17 +355,13 @@ def test_xrootd_restart_during_run_is_retried(
     """The server goes away for ~3 s mid-run. The XRootD client is told to give up after
     ~1 s, so our retries (1, 2, 4 s apart), not the client's, must bridge the outage,
     also when the user asked to skip bad files: an outage is not a bad file."""
-    from tau3mu import faults
     from tau3mu.xrootd import configure_xrootd_client
 
     reference = run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=1000)
-    monkeypatch.setattr(
-        faults,
-        "configure_xrootd",
-        lambda: configure_xrootd_client(connection_window=1, connection_retry=1),
-    )
     name, folder, names = exported_run3
     try:
+        # a run keeps the settings this process chose (here: give up after ~1 s)
+        configure_xrootd_client(connection_window=1, connection_retry=1)
         with xrootd_server(folder) as server:
             files = {server.url(folder / f): "Events" for f in names}
             fileset = {name: {"files": files, "metadata": {"type": "data"}}}
@@ -390,7 +382,7 @@ def test_xrootd_restart_during_run_is_retried(
             slow.process = process
             thread = threading.Thread(target=bounce)
             thread.start()
-            with caplog.at_level(logging.WARNING, logger="tau3mu.faults"):
+            with caplog.at_level(logging.WARNING, logger="tau3mu.chunks"):
                 out = run_runner(
                     fileset,
                     slow,
@@ -431,7 +423,7 @@ def _slowed(processor_instance: DsPhiPiProcessor, markers: Path, seconds: float)
 WORKER_SETTINGS = """
 import json, sys
 from XRootD.client import EnvGetInt
-from tau3mu.faults import retry_chunk
+from tau3mu.chunks import retry_chunk
 from tau3mu.xrootd import XROOTD_CLIENT_SETTINGS
 
 before = {k: EnvGetInt(k) for k in XROOTD_CLIENT_SETTINGS}
@@ -505,7 +497,7 @@ def test_xrootd_outage_costs_about_its_own_length(exported_run3, tmp_path, monke
         thread = threading.Thread(target=bounce, args=(tmp_path / "outage",))
         thread.start()
         try:
-            with caplog.at_level(logging.WARNING, logger="tau3mu.faults"):
+            with caplog.at_level(logging.WARNING, logger="tau3mu.chunks"):
                 out, faulty_s = timed_run(tmp_path / "outage")
         finally:
             thread.join()
@@ -818,3 +810,37 @@ def test_cli_checkpoint_with_the_default_executor(run3_dataset, tmp_path):
     assert f"; {total} chunk(s) resumed from the checkpoint" in done.stdout
     for name in ("cutflow.json", "histograms.pkl"):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+
+
+def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException as cause:
+            raise outer from cause
+    except BaseException as err:
+        return err
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (TimeoutError("read timed out"), True),
+        (OSError("[ERROR] Socket error"), True),
+        (ValueError("I/O operation on closed file"), True),  # fsspec-xrootd after a restart
+        (_raised_from(RuntimeError("chunk failed"), ConnectionResetError("reset")), True),
+        (FileNotFoundError("gone"), False),
+        (OSError("[FATAL] [3011] No such file or directory"), False),
+        (OSError("[3010] not authorized"), False),
+        (_raised_from(OSError("read failed"), PermissionError("denied")), False),
+        (ValueError("bad basket"), False),
+        (KeyError("Tr_Pt"), False),
+    ],
+)
+def test_one_rule_for_what_is_worth_retrying(error, transient):
+    """The Runner's chunk retries and the XRootD opens judge a failure by one rule."""
+    from tau3mu import chunks, xrootd
+    from tau3mu.retries import is_transient
+
+    assert is_transient(error) is transient
+    assert chunks.is_transient is xrootd.with_retries.__globals__["is_transient"] is is_transient

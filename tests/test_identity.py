@@ -20,7 +20,7 @@ import uproot
 from tau3mu.cli import main
 from tau3mu.duplicates import FILLED_FROM, NOT_CORRECTED, drop_duplicate_events
 from tau3mu.execution import run_runner
-from tau3mu.faults import inspect_inputs
+from tau3mu.inspection import inspect_inputs
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 from tau3mu.synth import simulate
 from tau3mu.synth.run3 import run3_branches, write_run3

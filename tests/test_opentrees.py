@@ -14,6 +14,7 @@ import uproot
 from uproot.behaviors.TTree import TTree
 
 from tau3mu import opentrees
+from tau3mu.reading import uproot_options
 
 TREE = "Events"
 BRANCH = "Cand2MuTrk_mass"
@@ -28,7 +29,9 @@ def kept():
 
 
 def _open(path) -> uproot.ReadOnlyDirectory:
-    return uproot.open({os.fspath(path): None}, **opentrees.uproot_options())
+    return uproot.open(
+        {os.fspath(path): None}, **uproot_options([os.fspath(path)], keep_trees=True)
+    )
 
 
 def _deserialisations(monkeypatch) -> list[str]:
@@ -139,7 +142,7 @@ def test_a_chunks_arrays_leave_with_it(kept, run3_files):
 
 def test_the_cache_pickles_as_the_receiving_processs_own(kept):
     assert pickle.loads(pickle.dumps(kept)) is opentrees.kept_trees()
-    options = pickle.loads(pickle.dumps(opentrees.uproot_options()))
+    options = pickle.loads(pickle.dumps(uproot_options(["/a.root"], keep_trees=True)))
     assert options["handler"] is opentrees.KeptFileSource
     assert options["object_cache"] is kept
 
@@ -163,7 +166,7 @@ def test_runner_reads_each_file_once_per_process(kept, run3_dataset, fileset_of,
     assert read == ["Events"] * files
     assert len(kept) == 0  # released at the end of the run
 
-    monkeypatch.setattr(execution, "_uproot_options", lambda fileset, keep_trees=False, **_: {})
+    monkeypatch.setattr(execution, "uproot_options", lambda paths, **_: {})
     plain = execution.run_runner(
         fileset, DsPhiPiProcessor(), chunksize=3_000, inspection_cache=False
     )
@@ -226,3 +229,14 @@ def test_a_chunk_inflates_each_basket_once(kept, run2_dataset, fileset_of, monke
         assert baskets <= len(inflated) <= baskets + metadata
     else:
         assert len(inflated) > baskets + metadata
+
+
+def test_a_file_url_is_kept_as_its_path(kept, run3_files):
+    """``file://`` names a file of this machine: its tree is kept like a plain path's."""
+    url = "file://" + os.path.abspath(run3_files[0])
+    with _open(url) as f:
+        tree = f[TREE]
+        assert isinstance(tree, TTree)
+    assert len(kept) == 1
+    with _open(url) as again:
+        assert again[TREE] is tree

@@ -42,7 +42,7 @@ pytestmark = [
 ]
 
 
-def _listed(mirror: Path) -> dict[str, list[Path]]:
+def listed_files(mirror: Path) -> dict[str, list[Path]]:
     """Each dataset's files as the datasets file lists them, joined here with pathlib."""
     spec = json.loads(ORIGINAL.read_text())
     return {
@@ -51,23 +51,31 @@ def _listed(mirror: Path) -> dict[str, list[Path]]:
     }
 
 
+def write_mirror(root: Path, events_per_file: int = EVENTS_PER_FILE) -> Path:
+    """Write the original's folder tree under ``root``: one distinct small Run 2 file of
+    ``events_per_file`` events per listed name, plus a decoy in every folder that the
+    datasets file does not list. Returns ``root``. (Also used by
+    ``benchmarks/bench_small_files.py``.)"""
+    from tau3mu.synth import simulate, write_run2
+
+    index = 0
+    for files in listed_files(root).values():
+        for path in [*files, files[0].with_name("Tree_PhiPi_999.root")]:  # + a decoy
+            path.parent.mkdir(parents=True, exist_ok=True)
+            events = simulate(7, index, events_per_file, run_number=RUN_2017)
+            write_run2(path, events, seed=index)
+            index += 1
+    return root
+
+
 @pytest.fixture(scope="module")
 def mirror() -> Iterator[Path]:
-    """The original's folder tree: one distinct small Run 2 file per listed name.
+    """The original's folder tree (:func:`write_mirror`).
 
     In a folder of its own under the system's temporary folder, not pytest's: pytest
     makes its base folder private (0700) when any session starts on the machine, which
     would lock the XRootD server's user out mid-test."""
-    from tau3mu.synth import simulate, write_run2
-
-    root = Path(tempfile.mkdtemp(prefix="tau3mu-lustre-"))
-    index = 0
-    for files in _listed(root).values():
-        for path in [*files, files[0].with_name("Tree_PhiPi_999.root")]:  # + a decoy
-            path.parent.mkdir(parents=True, exist_ok=True)
-            events = simulate(7, index, EVENTS_PER_FILE, run_number=RUN_2017)
-            write_run2(path, events, seed=index)
-            index += 1
+    root = write_mirror(Path(tempfile.mkdtemp(prefix="tau3mu-lustre-")))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -97,7 +105,7 @@ def expected(mirror) -> dict:
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     cutflows = {}
-    for name, files in _listed(mirror).items():
+    for name, files in listed_files(mirror).items():
         fileset = {
             name: {
                 "files": {str(f): "Tree3Mu/ntuple" for f in files},
@@ -111,7 +119,7 @@ def expected(mirror) -> dict:
 def _check(out: Path, err: str, mirror: Path, expected: dict) -> None:
     cutflow = json.loads((out / "cutflow.json").read_text())
     report = json.loads((out / "report.json").read_text())
-    listed = _listed(mirror)
+    listed = listed_files(mirror)
     assert list(cutflow) == ["2017B", "2017C", "2017D", "2017E", "2017F"]
     assert sum(len(files) for files in listed.values()) == 143
     for name, files in listed.items():

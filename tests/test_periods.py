@@ -23,7 +23,7 @@ from tau3mu.config import (
     SelectionConfig,
 )
 from tau3mu.execution import AnalysisOutput, run_runner
-from tau3mu.faults import EraMismatchError, InputFileError, inspect_inputs
+from tau3mu.inspection import EraMismatchError, InputFileError, inspect_inputs
 from tau3mu.layouts import RUN2, RUN3
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from reference_selection import reference_select
 
+from tau3mu.chunks import ChunkError
 from tau3mu.config import RUN2_STEPS, RUN3_STEPS, SelectionConfig
 from tau3mu.corrections import MuonScaleFactors
 from tau3mu.execution import AnalysisOutput, run_dask_awkward, run_runner
-from tau3mu.faults import ChunkError, InputFileError
+from tau3mu.inspection import InputFileError
 from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
 
@@ -377,7 +378,7 @@ def test_a_branch_of_the_wrong_type_is_named_with_its_type(tmp_path):
     """A float index (Run 3) is not an index: named before the run, and by the schema."""
     from coffea.nanoevents import NanoEventsFactory
 
-    from tau3mu.faults import InputFileError
+    from tau3mu.inspection import InputFileError
     from tau3mu.schemas import LayoutError, Tau3MuSchema
     from tau3mu.synth import simulate
     from tau3mu.synth.run3 import run3_branches
@@ -404,7 +405,7 @@ def test_a_run2_scalar_where_a_vector_belongs_is_named(run2_files, tmp_path):
     """Triplet2_Mass written as one double per event (not a std::vector<double>)."""
     import ROOT
 
-    from tau3mu.faults import InputFileError
+    from tau3mu.inspection import InputFileError
 
     path = tmp_path / "scalar_mass.root"
     ROOT.RDataFrame("Tree3Mu/ntuple", run2_files[0]).Redefine(
@@ -420,7 +421,8 @@ def test_a_run2_scalar_where_a_vector_belongs_is_named(run2_files, tmp_path):
 def test_run3_trigger_without_the_path_is_an_error_not_an_empty_result(tmp_path):
     """Without the configured HLT bit, or without every L1 seed, the trigger could never
     fire: that is a bad file, not a cutflow of zeros."""
-    from tau3mu.faults import ChunkError, InputFileError
+    from tau3mu.chunks import ChunkError
+    from tau3mu.inspection import InputFileError
     from tau3mu.layouts import RUN3
     from tau3mu.synth import simulate
     from tau3mu.synth.run3 import run3_branches

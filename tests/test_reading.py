@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
 from tau3mu import inflate
+from tau3mu.reading import PRIVATE_APIS_ENV, uproot_options
 
 
 @pytest.fixture
@@ -17,12 +22,33 @@ def restore_inflate():
     inflate.configure(before)
 
 
-def test_importing_the_schema_selects_isal_for_reading_only():
-    import tau3mu.schemas  # noqa: F401
+IMPORT_THEN_PREPARE = """
+import uproot
+import tau3mu.execution, tau3mu.inspection, tau3mu.schemas, tau3mu.processors.dsphipi
+from tau3mu import inflate
+from tau3mu.reading import prepare_process
+print(inflate.current())
+prepare_process()
+print(inflate.current(), uproot.ZLIB(1).library)
+"""
 
-    assert inflate.current() == "isal"
-    # writing ZLIB (snapshots, generated files) stays as uproot does it
-    assert uproot.ZLIB(1).library == "zlib"
+
+@pytest.mark.parametrize("private", ["on", "off"])
+def test_imports_change_nothing_and_preparing_selects_isal_for_reading_only(private):
+    """Importing tau3mu leaves uproot as it is; :func:`tau3mu.reading.prepare_process`
+    switches inflate to ISA-L (not with ``TAU3MU_PRIVATE_APIS=off``: uproot's own), and
+    writing ZLIB (snapshots, generated files) stays as uproot does it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TAU3MU_INFLATE", PRIVATE_APIS_ENV)}
+    env[PRIVATE_APIS_ENV] = private
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_THEN_PREPARE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["zlib", "isal" if private == "on" else "zlib", "zlib"]
 
 
 @pytest.mark.usefixtures("restore_inflate")
@@ -53,7 +79,7 @@ def test_runner_does_not_reopen_files_to_preprocess(run3_dataset, fileset_of, mo
     from coffea.processor import Runner
 
     from tau3mu.execution import run_runner
-    from tau3mu.faults import inspect_inputs
+    from tau3mu.inspection import inspect_inputs
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     fileset = fileset_of(run3_dataset)
@@ -79,7 +105,7 @@ def test_concurrent_inspection_keeps_order_and_verdicts(
     where, run3_dataset, fileset_of, tmp_path, request
 ):
     """Inspecting on threads (remote files) or Dask workers gives the serial result."""
-    from tau3mu.faults import InputFileError, inspect_inputs
+    from tau3mu.inspection import InputFileError, inspect_inputs
 
     how = (
         {"threads": 4} if where == "threads" else {"client": request.getfixturevalue("dask_client")}
@@ -107,7 +133,7 @@ def test_dask_awkward_steps_are_coffeas(run3_dataset, fileset_of, step_size):
     """The steps built from the inspection are those coffea's preprocess computes."""
     from coffea.dataset_tools import preprocess
 
-    from tau3mu.faults import inspect_inputs
+    from tau3mu.inspection import inspect_inputs
 
     fileset = fileset_of(run3_dataset)
     ours = inspect_inputs(fileset).steps_fileset(step_size)
@@ -118,3 +144,100 @@ def test_dask_awkward_steps_are_coffeas(run3_dataset, fileset_of, step_size):
             mine = ours[dataset]["files"][path]
             for key in ("object_path", "steps", "num_entries", "uuid"):
                 assert mine[key] == entry[key], key
+
+
+@pytest.mark.parametrize(
+    ("path", "remote", "local"),
+    [
+        ("file:///data/a.root", False, "/data/a.root"),
+        ("root://host//data/a.root", True, None),
+        ("https://host/a.root", True, None),
+        ("/data/a.root", False, "/data/a.root"),
+        ("data/a.root", False, "data/a.root"),
+    ],
+)
+def test_one_rule_tells_local_from_remote(path, remote, local):
+    """``file://`` URLs, absolute and relative paths are this machine's files; the kept
+    trees, the inspection cache and the XRootD options all ask this one rule."""
+    from tau3mu.xrootd import is_remote, local_path
+
+    assert is_remote(path) is remote
+    if local is None:
+        with pytest.raises(ValueError, match="not a file of this machine"):
+            local_path(path)
+    else:
+        assert local_path(path) == local
+    from tau3mu.opentrees import KeptFileSource
+
+    keeps = uproot_options([path], keep_trees=True).get("handler") is KeptFileSource
+    assert keeps is (not remote)
+
+
+def test_private_apis_only_for_the_tested_versions(monkeypatch):
+    from tau3mu import reading
+
+    assert reading.supported("uproot")
+    assert reading.supported("coffea")
+    monkeypatch.setitem(reading.TESTED_VERSIONS, "uproot", ((5, 0), (5, 1)))
+    assert not reading.supported("uproot")
+    assert uproot_options(["/a.root"], keep_trees=True) == {"array_cache": "1 GB"}
+    monkeypatch.undo()
+    monkeypatch.setenv(PRIVATE_APIS_ENV, "off")
+    assert not reading.supported("uproot")
+    assert not reading.supported("coffea")
+    assert reading.allow_unicode_names() is False
+
+
+def test_the_libraries_own_paths_give_the_same_results(run2_dataset, fileset_of, monkeypatch):
+    """With ``TAU3MU_PRIVATE_APIS=off`` (what an untested uproot or coffea version gets),
+    the run reads with uproot's own readers, no kept trees, coffea's own bars: the
+    cutflow and histograms are those of tau3mu's shortcuts, bit for bit."""
+    import coffea.processor.executor as executor
+
+    from tau3mu.execution import run_runner
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+    from tau3mu.progress import coffea_bars
+
+    fileset = fileset_of(run2_dataset)
+    fast = run_runner(fileset, DsPhiPiProcessor(), chunksize=2_000, inspection_cache=False)
+    monkeypatch.setenv(PRIVATE_APIS_ENV, "off")
+    options = uproot_options(next(iter(fileset.values()))["files"], keep_trees=True)
+    assert "object_cache" not in options
+    assert "handler" not in options
+    original = executor.rich_bar
+    with coffea_bars("lines"):
+        assert executor.rich_bar is original
+    plain = run_runner(fileset, DsPhiPiProcessor(), chunksize=2_000, inspection_cache=False)
+    assert plain.cutflow == fast.cutflow
+    assert fast.hists.keys() == plain.hists.keys()
+    for name, hist in fast.hists.items():
+        np.testing.assert_array_equal(hist.values(), plain.hists[name].values(), err_msg=name)
+        np.testing.assert_array_equal(hist.variances(), plain.hists[name].variances())
+
+
+@pytest.mark.parametrize("layout", ["run2", "run3"])
+def test_typing_only_the_schema_branches_builds_the_same_events(layout, request):
+    """NanoEvents typing only :func:`tau3mu.schemas.schema_branch` branches (what the
+    Runner does) gives the events typing every branch gives: same form, same values."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    from tau3mu.reading import iteritems_options
+    from tau3mu.schemas import Tau3MuSchema, schema_branch
+
+    path = request.getfixturevalue(f"{layout}_files")[0]
+    tree = "Tree3Mu/ntuple" if layout == "run2" else "Events"
+    names = uproot.open(path)[tree].keys()
+    assert 0 < sum(map(schema_branch, names)) < len(names)
+
+    def events(options):
+        return NanoEventsFactory.from_root(
+            {path: tree},
+            schemaclass=Tau3MuSchema,
+            mode="eager",
+            iteritems_options=options,
+            entry_stop=500,
+        ).events()
+
+    typed_all, typed_schema = events({}), events(iteritems_options())
+    assert typed_schema.layout.form == typed_all.layout.form
+    assert ak.array_equal(typed_schema, typed_all, equal_nan=True)

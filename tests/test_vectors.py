@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from tau3mu import opentrees, vectors
 from tau3mu.kernels.vectors import split_string_vectors, strip_vector_headers
+from tau3mu.reading import uproot_options
 
 TREE = "Tree3Mu/ntuple"
 VERSION = 9  # ROOT's class version of std::vector
@@ -132,7 +133,7 @@ def test_an_entry_beyond_the_basket_is_named() -> None:
 # -- on files ROOT wrote ------------------------------------------------------------------
 def _trees(path: str) -> tuple[uproot.TTree, uproot.TTree]:
     stock = uproot.open(path)[TREE]
-    fast = uproot.open(path, **vectors.uproot_options())[TREE]
+    fast = uproot.open(path, **uproot_options([path]))[TREE]
     return stock, fast
 
 
@@ -163,7 +164,7 @@ def test_uproot_reader_on_request(run2_files, monkeypatch) -> None:
 
 
 def test_run3_counted_arrays_keep_uproots_reader(run3_files) -> None:
-    tree = uproot.open(run3_files[0], **vectors.uproot_options())["Events"]
+    tree = uproot.open(run3_files[0], **uproot_options([run3_files[0]]))["Events"]
     assert vectors.use_fast_vectors(tree) == 0
 
 
@@ -177,15 +178,12 @@ def test_the_object_cache_keeps_nothing_and_pickles() -> None:
 
 @pytest.mark.parametrize("where", ["local", "kept", "xrootd"])
 def test_every_eager_read_path_gets_the_readers(where: str) -> None:
-    from tau3mu.execution import _uproot_options
-
     path = {"local": "/data/a.root", "kept": "/data/a.root", "xrootd": "root://host//a.root"}
-    fileset = {"d": {"files": {path[where]: TREE}}}
-    options = _uproot_options(fileset, keep_trees=where == "kept")
+    options = uproot_options([path[where]], keep_trees=where == "kept")
     expected = opentrees.KeptTrees if where == "kept" else vectors.VectorTrees
     assert isinstance(options["object_cache"], expected)
     # uproot.dask refuses an object cache: the graph path reads with uproot's readers
-    assert "object_cache" not in _uproot_options(fileset, graph=True)
+    assert "object_cache" not in uproot_options([path[where]], graph=True)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +214,7 @@ def corrupt_vector_file(tmp_path_factory) -> tuple[str, int]:
 
 def test_a_corrupt_vector_names_file_branch_and_basket(corrupt_vector_file) -> None:
     path, _ = corrupt_vector_file
-    tree = uproot.open(path, **vectors.uproot_options())[TREE]
+    tree = uproot.open(path, **uproot_options([path]))[TREE]
     with pytest.raises(uproot.deserialization.DeserializationError) as info:
         tree["Triplet2_Mass"].array()
     message = str(info.value)
@@ -250,8 +248,8 @@ def corrupt_run2_file(run2_files, tmp_path_factory) -> tuple[str, int]:
 
 
 def test_a_corrupt_vector_stops_the_run_naming_the_chunk(corrupt_run2_file) -> None:
+    from tau3mu.chunks import ChunkError
     from tau3mu.execution import run_runner
-    from tau3mu.faults import ChunkError
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     path, event = corrupt_run2_file

@@ -13,7 +13,8 @@ from services.network import port_open
 from services.xrootd import xrootd_server, xrootd_unavailable_reason
 
 from tau3mu.datasets import datasets_from_paths, load_datasets, to_fileset
-from tau3mu.xrootd import XRootDOpenError, configure_xrootd_client, open_root, with_retries
+from tau3mu.retries import with_retries
+from tau3mu.xrootd import XRootDOpenError, configure_xrootd_client, open_root
 
 _REASON = xrootd_unavailable_reason()
 pytestmark = [
@@ -120,7 +121,7 @@ def test_retry_survives_a_restart(restartable, export, caplog):
     thread.start()
     try:
         with (
-            caplog.at_level(logging.WARNING, logger="tau3mu.xrootd"),
+            caplog.at_level(logging.WARNING, logger="tau3mu.retries"),
             open_root(url, attempts=6, base_delay=0.5, timeout=5) as f,
         ):
             _check(f["Events"])
@@ -137,7 +138,7 @@ def test_down_server_gives_a_clear_error(restartable, export, caplog):
     restartable.stop()
     tic = time.monotonic()
     with (
-        caplog.at_level(logging.WARNING, logger="tau3mu.xrootd"),
+        caplog.at_level(logging.WARNING, logger="tau3mu.retries"),
         pytest.raises(XRootDOpenError) as err,
     ):
         open_root(url, attempts=3, base_delay=0.2, timeout=3)

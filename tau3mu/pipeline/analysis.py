@@ -10,12 +10,13 @@ from typing import Any
 
 from coffea.processor import ProcessorABC
 
+from tau3mu.accounting import accounting_line
 from tau3mu.channels import Channel, get_channel
 from tau3mu.corrections import scale_factors_for
 from tau3mu.datasets import Dataset, Fileset, input_notes, to_fileset
 from tau3mu.duplicates import drop_duplicate_events, duplicate_events, duplicates_line
 from tau3mu.execution import AnalysisOutput, run_dask_awkward, run_runner
-from tau3mu.faults import InputFileError, accounting_line
+from tau3mu.filecheck import InputFileError
 from tau3mu.outputs import in_input_order
 from tau3mu.pipeline.executors import ExecutorChoice, choose_executor
 from tau3mu.pipeline.options import RunOptions, check_options
@@ -180,7 +181,7 @@ def _say_accounting(accounting: dict[str, Any]) -> None:
 
 
 def nothing_processed(output: AnalysisOutput) -> None:
-    """Raise :class:`~tau3mu.faults.InputFileError` when every input was skipped, with a
+    """Raise :class:`~tau3mu.filecheck.InputFileError` when every input was skipped, with a
     hint when every skipped chunk failed the same way."""
     if output.hists:
         return

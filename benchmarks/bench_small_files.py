@@ -1,0 +1,143 @@
+"""The fixed cost of a file: many small files against the same number of events in a few.
+
+The original analysis's ``input.json`` lists 143 Run 2 files of a few thousand events
+each. Each file costs a run more than its bytes: opening it, deserialising the metadata
+of its ~277 branches, NanoEvents typing them, and its inspection before the run. Measured
+side by side in one process, on the mirror of that ``input.json``
+(``tests/test_original_input.py``'s :func:`write_mirror`, full-width Run 2 files written
+by ROOT) and on the same number of events in 4 files:
+
+    per-file cost = (wall of the 143 files - wall of the 4 files) / 139
+
+for the whole run (inspection, then the Runner with the iterative executor, one core,
+no fit, no outputs), for the inspection alone, and with the inspection cache on (a rerun:
+files found good by the first run are not reopened) and off. The processor is compiled
+by a warm-up run first, rows are interleaved over ``--repeat`` rounds, medians kept.
+
+Usage: ``python benchmarks/bench_small_files.py [--events-per-file 1000] [--repeat 3]``
+(results saved as ``small_files_<N>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from common import DATA, save
+from test_original_input import RUN_2017, listed_files, write_mirror
+
+TREE = "Tree3Mu/ntuple"
+FEW = 4
+
+
+def mirror_sets(events_per_file: int) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The 143-file mirror and ``FEW`` files of the same total events (generated once,
+    cached under the benchmarks' data folder); their filesets and the events."""
+    from tau3mu.synth import simulate, write_run2
+
+    root = DATA / f"original_mirror_{events_per_file}"
+    stamp = root / "generated.json"
+    if not stamp.is_file():
+        write_mirror(root, events_per_file)
+        stamp.write_text(json.dumps({"events_per_file": events_per_file}))
+    listed = listed_files(root)
+    total = events_per_file * sum(len(files) for files in listed.values())
+    few = DATA / f"original_mirror_{events_per_file}_in{FEW}"
+    few_stamp = few / "generated.json"
+    if not few_stamp.is_file():
+        few.mkdir(parents=True, exist_ok=True)
+        for k in range(FEW):
+            events = simulate(7, 1000 + k, total // FEW, run_number=RUN_2017)
+            write_run2(few / f"few_{k}.root", events, seed=1000 + k)
+        few_stamp.write_text(json.dumps({"events": total}))
+    metadata = {"type": "data", "era": "2017"}
+    many = {
+        name: {"files": {str(f): TREE for f in files}, "metadata": metadata}
+        for name, files in listed.items()
+    }
+    paths = sorted(few.glob("few_*.root"))
+    return many, {"all": {"files": {str(f): TREE for f in paths}, "metadata": metadata}}, total
+
+
+def whole_run(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """Seconds of ``run_runner`` (inspection + Runner), and the events processed."""
+    from tau3mu.execution import run_runner
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+
+    tic = time.perf_counter()
+    out = run_runner(fileset, DsPhiPiProcessor(snapshot=False), inspection_cache=cache)
+    seconds = time.perf_counter() - tic
+    return seconds, sum(steps["events"]["events"] for steps in out.cutflow.values())
+
+
+def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """Seconds of the inspection alone, and the events it found."""
+    from tau3mu import opentrees
+    from tau3mu.inspection import inspect_inputs
+
+    tic = time.perf_counter()
+    result = inspect_inputs(fileset, cache=cache, keep_trees=True)
+    seconds = time.perf_counter() - tic
+    opentrees.release()
+    return seconds, result.total
+
+
+def bench(events_per_file: int, repeat: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    many, few, total = mirror_sets(events_per_file)
+    n_many = sum(len(spec["files"]) for spec in many.values())
+    whole_run(few, cache=False)  # compile the kernels, import everything
+    for fileset in (many, few):  # the cache rows measure reruns: files known good
+        inspection_only(fileset, cache=True)
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeat):
+        for what, measure in (("whole run", whole_run), ("inspection only", inspection_only)):
+            for cache in (False, True):
+                how = "inspection cache, files known good" if cache else "every file inspected"
+                for label, fileset in (("many", many), ("few", few)):
+                    seconds, events = measure(fileset, cache)
+                    if events != total:
+                        raise RuntimeError(f"{label}: {events} events, expected {total}")
+                    times.setdefault((what, how), []).append(seconds)
+                    times.setdefault((what, f"{how}|{label}"), []).append(seconds)
+    rows = []
+    for (what, how), _ in list(times.items()):
+        if "|" in how:
+            continue
+        wall_many = statistics.median(times[(what, f"{how}|many")])
+        wall_few = statistics.median(times[(what, f"{how}|few")])
+        rows.append(
+            {
+                "what": what,
+                "how": how,
+                f"{n_many} files s": round(wall_many, 2),
+                f"{FEW} files s": round(wall_few, 2),
+                "per-file ms": round(1e3 * (wall_many - wall_few) / (n_many - FEW), 1),
+            }
+        )
+    meta = {"events": total, "files": [n_many, FEW], "repeat": repeat}
+    return rows, meta
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events-per-file", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cache_dir:
+        os.environ["TAU3MU_CACHE_DIR"] = cache_dir  # the cache rows start from this run's
+        rows, meta = bench(args.events_per_file, args.repeat)
+    print(save(f"small_files_{args.events_per_file}", rows, meta))
+
+
+if __name__ == "__main__":
+    main()

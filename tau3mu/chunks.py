@@ -1,0 +1,154 @@
+"""A chunk of the coffea Runner: retried while its failure is transient, else named.
+
+:func:`retry_chunk` wraps every chunk the Runner runs, on every executor: a transient
+failure (:func:`tau3mu.retries.is_transient`: an XRootD server that restarts, a network
+blip; coffea's own retries are immediate) is tried again after 1, 2, 4 ... s; a failure
+of the file itself raises :class:`ChunkError` naming the file and entries, or with
+``skipbadfiles`` is reported as a skipped chunk (file, entry range, events, error).
+:class:`BackoffRunner` is the Runner that does so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from coffea import processor
+from coffea.processor.executor import WorkItem
+
+from tau3mu import reading
+from tau3mu.errors import OptionError
+from tau3mu.filecheck import InputFileError
+from tau3mu.retries import backoff_delays, error_chain, is_transient
+from tau3mu.xrootd import reset_connections
+
+__all__ = [
+    "BackoffRunner",
+    "ChunkError",
+    "chunk_message",
+    "error_cause",
+    "option_error",
+    "retry_chunk",
+    "skipped_chunk",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ChunkError(InputFileError):
+    """A chunk that cannot be analysed: its file, entry range and the cause."""
+
+
+def option_error(err: BaseException) -> OptionError | None:
+    """The :class:`~tau3mu.errors.OptionError` under ``err`` (a checkpoint folder that
+    cannot be written, ...), if any: a failure that no input file is to blame for."""
+    return next((c for c in error_chain(err) if isinstance(c, OptionError)), None)
+
+
+def _work_item(args: tuple[Any, ...]) -> WorkItem | None:
+    """The coffea WorkItem a Runner closure was called with (None for other calls)."""
+    first = args[0] if args else None
+    if isinstance(first, tuple) and first and isinstance(first[0], WorkItem):
+        first = first[0]  # the Runner's "heavy" mode sends (item, processor)
+    return first if isinstance(first, WorkItem) else None
+
+
+def error_cause(err: BaseException) -> str:
+    """The original error under coffea's wrappers, as ``Type: message``."""
+    cause = error_chain(err)[-1]
+    return f"{type(cause).__name__}: {cause}"
+
+
+def skipped_chunk(dataset: str, path: str, start: int, stop: int, error: str) -> dict[str, Any]:
+    """The report of a chunk left out: what the accounting and report.json list."""
+    return {
+        "dataset": dataset,
+        "file": path,
+        "entries": [start, stop],
+        "events": stop - start,
+        "error": error,
+    }
+
+
+def chunk_message(chunk: dict[str, Any]) -> str:
+    """``FILE entries A-B: cause`` for a :func:`skipped_chunk` record."""
+    start, stop = chunk["entries"]
+    return f"{chunk['file']} entries {start}-{stop}: {chunk['error']}"
+
+
+def retry_chunk(
+    retries: int,
+    skipbadfiles: Any,
+    func: Any,
+    *args: Any,
+    at_least: int = 0,
+    backoff: float = 1.0,
+    use_result_type: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Run one chunk: retry transient failures after 1, 2, 4, ... s; then, or at once for a
+    failure of the file itself, raise :class:`ChunkError` naming the file and entries, or
+    with ``skipbadfiles`` return the chunk as skipped (its events counted, nothing saved
+    to a checkpoint, so a later run tries it again). An :class:`~tau3mu.errors.OptionError`
+    under the failure is raised as it is.
+
+    coffea passes ``retries=0`` for its Dask executor (Dask would retry at once);
+    ``at_least`` gives the chunk its retries on the worker instead. The process running
+    the chunk is prepared first (:func:`tau3mu.reading.prepare_process`: ISA-L inflate,
+    tau3mu's XRootD client settings, so that the client itself bridges a short outage).
+    """
+    reading.prepare_process()
+    item = _work_item(args)
+    retries = max(retries, at_least)
+    delay = backoff_delays(backoff)
+    for attempt in range(retries + 1):
+        try:
+            return func(*args, **kwargs)
+        except Exception as err:
+            if (mistake := option_error(err)) is not None:
+                raise mistake from None  # the options' or outputs' fault, not the file's
+            if item is None:
+                if attempt == retries:
+                    raise
+            elif attempt == retries or not is_transient(err):
+                return _give_up(item, err, attempt, skipbadfiles and not use_result_type)
+            wait = delay(attempt + 1)
+            log.warning(
+                "attempt %d of %d failed (%s); retrying in %.0f s",
+                attempt + 1,
+                retries + 1,
+                err,
+                wait,
+            )
+            time.sleep(wait)
+            reset_connections()  # after a server restart, cached sessions are stale
+    return None
+
+
+def _give_up(item: WorkItem, err: Exception, attempt: int, skipping: bool) -> dict[str, Any]:
+    """The chunk's skipped-chunk output, or (not ``skipping``) ChunkError raised."""
+    entry = skipped_chunk(
+        item.dataset, item.filename, item.entrystart, item.entrystop, error_cause(err)
+    )
+    if not skipping:
+        raise ChunkError(chunk_message(entry)) from err
+    entry["attempts"] = attempt + 1
+    log.warning("skipping chunk %s", chunk_message(entry))
+    return {"out": {"skipped": [entry]}, "metrics": {}}
+
+
+@dataclass
+class BackoffRunner(processor.Runner):
+    """``coffea.processor.Runner`` whose chunks retry transient failures with backoff
+    (coffea's own retries are immediate), on every executor, and whose failing chunks
+    are named (file and entries) or, with ``skipbadfiles``, reported as skipped."""
+
+    chunk_retries: int = 3
+    backoff_base: float = 1.0
+
+    @property
+    def automatic_retries(self) -> Any:  # coffea calls it as a static function
+        return partial(retry_chunk, at_least=self.chunk_retries, backoff=self.backoff_base)

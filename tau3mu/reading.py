@@ -1,0 +1,158 @@
+"""How tau3mu reads ROOT files: uproot's options, the process's setup, the guarded shortcuts.
+
+Every place that opens an input file takes its options from :func:`uproot_options` (the
+Runner's chunks, the dask-awkward graph, a chunk probed on its own) or
+:func:`inspection_options` (the inspection), and every process that reads calls
+:func:`prepare_process` first. Together they apply tau3mu's reading optimisations:
+
+- ISA-L inflate (:mod:`tau3mu.inflate`), set per process by :func:`prepare_process`;
+- one-pass ``std::vector`` readers (:mod:`tau3mu.vectors`), through uproot's
+  ``object_cache`` option;
+- kept trees (:mod:`tau3mu.opentrees`): a local file's tree opened once per process;
+- NanoEvents typing only the branches the schema uses (:func:`iteritems_options`, a
+  public option);
+- a per-chunk array cache (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`, a public option);
+- uproot's XRootD source for ``root://`` (:mod:`tau3mu.xrootd`, a public option);
+- UTF-8 dataset names and paths in coffea's Runner (:func:`allow_unicode_names`).
+
+The first three and the last reach into uproot's or coffea's private parts. They are
+used only with the versions they were tested with (:data:`TESTED_VERSIONS`,
+:func:`supported`); with any other version, or with ``TAU3MU_PRIVATE_APIS=off``, tau3mu
+reads through the libraries' own paths, with the same results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from functools import cache
+from importlib.metadata import version
+from typing import Any
+
+from tau3mu import inflate, opentrees, vectors
+from tau3mu.schemas import schema_branch
+from tau3mu.xrootd import ensure_xrootd_configured, is_remote, is_xrootd, xrootd_options
+
+__all__ = [
+    "PRIVATE_APIS_ENV",
+    "TESTED_VERSIONS",
+    "allow_unicode_names",
+    "fileset_paths",
+    "inspection_options",
+    "iteritems_options",
+    "prepare_process",
+    "supported",
+    "uproot_options",
+]
+
+#: package -> (first tested version, first version not tested), as (major, minor)
+TESTED_VERSIONS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+    "uproot": ((5, 7), (5, 8)),
+    "coffea": ((2026, 9), (2026, 10)),
+}
+#: ``off`` makes :func:`supported` false: the libraries' own paths, whatever the versions
+PRIVATE_APIS_ENV = "TAU3MU_PRIVATE_APIS"
+
+_PREPARED: set[str] = set()
+
+
+@cache
+def _major_minor(package: str) -> tuple[int, int]:
+    parts = version(package).split(".")
+    return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+
+
+def supported(package: str) -> bool:
+    """Whether tau3mu may use ``package``'s private parts (``"uproot"`` or ``"coffea"``):
+    its installed version lies in :data:`TESTED_VERSIONS` and ``$TAU3MU_PRIVATE_APIS`` is
+    not ``off``. Raises KeyError for another package."""
+    first, beyond = TESTED_VERSIONS[package]
+    if os.environ.get(PRIVATE_APIS_ENV, "").strip().lower() in ("off", "0", "no", "false"):
+        return False
+    return first <= _major_minor(package) < beyond
+
+
+def prepare_process() -> None:
+    """Set this process up for reading, once: ISA-L inflate (where :func:`supported`) and
+    tau3mu's XRootD client settings. A worker process calls it before its first open:
+    what the submitting process set does not travel with the work."""
+    if "inflate" not in _PREPARED and supported("uproot"):
+        inflate.configure()
+    _PREPARED.add("inflate")
+    ensure_xrootd_configured()
+
+
+def fileset_paths(fileset: dict[str, Any]) -> list[str]:
+    """Every file of a fileset (``{dataset: {"files": {path: tree}}}``)."""
+    return [path for spec in fileset.values() for path in spec["files"]]
+
+
+def _kept_tree_options() -> dict[str, Any]:
+    return {
+        "handler": opentrees.KeptFileSource,
+        "object_cache": opentrees.kept_trees(),
+        "array_cache": opentrees.CHUNK_ARRAY_CACHE,
+    }
+
+
+def uproot_options(
+    paths: Iterable[str], *, keep_trees: bool = False, graph: bool = False, timeout: int = 30
+) -> dict[str, Any]:
+    """``uproot.open`` options for reading chunks of ``paths``.
+
+    ``root://`` inputs get uproot's own XRootD source (it honours ``timeout``, seconds an
+    XRootD request may wait, and reconnects). Eager reads take ``std::vector`` branches in
+    one pass (:mod:`tau3mu.vectors`) and keep a chunk's arrays
+    (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); with ``keep_trees`` (the Runner), local
+    files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`). The
+    dask-awkward ``graph`` reads with uproot's options: ``uproot.dask`` opens files
+    without caches.
+    """
+    paths = list(paths)
+    fast = supported("uproot")
+    eager: dict[str, Any] = {}
+    if not graph:
+        eager = {"object_cache": vectors.VectorTrees()} if fast else {}
+        eager["array_cache"] = opentrees.CHUNK_ARRAY_CACHE
+    if paths and all(is_xrootd(p) for p in paths):
+        return {**xrootd_options(timeout), **eager}
+    if keep_trees and fast and paths and not any(is_remote(p) for p in paths):
+        return _kept_tree_options()
+    return eager
+
+
+def iteritems_options() -> dict[str, Any]:
+    """coffea's ``iteritems_options`` for NanoEvents: only the branches the schema builds
+    from (:func:`tau3mu.schemas.schema_branch`) are typed, on every open of a file."""
+    return {"filter_name": schema_branch}
+
+
+def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]:
+    """``uproot.open`` options for inspecting one file: with ``keep_trees``, a local
+    file's tree is kept for the Runner's chunks in this process; else uproot's own."""
+    if keep_trees and not is_remote(path) and supported("uproot"):
+        return _kept_tree_options()
+    return {}
+
+
+def _utf8_hash(items: Any) -> int:
+    """coffea's ``_hash`` (the hash of a ``FileMeta``: dataset, file, tree), encoding
+    the text as UTF-8 instead of ASCII: the same value for ASCII names, and no
+    ``UnicodeEncodeError`` for a dataset or a path with other characters."""
+    digest = hashlib.md5(";".join(str(x) for x in items).encode("utf-8"))
+    return int(digest.hexdigest()[:16], base=16)
+
+
+def allow_unicode_names() -> bool:
+    """Let coffea's Runner take dataset names and file paths that are not ASCII (its
+    ``FileMeta`` hash encodes them as ASCII), where :func:`supported`; return whether it
+    does. Idempotent."""
+    if not supported("coffea"):
+        return False
+    import coffea.processor.executor as executor
+    import coffea.util
+
+    executor._hash = _utf8_hash
+    coffea.util._hash = _utf8_hash
+    return True
