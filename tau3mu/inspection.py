@@ -113,8 +113,12 @@ def _inspect_all(
         return [
             file_verdict(path, tree, rules, k) for (path, tree), k in zip(jobs, keep, strict=True)
         ]
+
+    def verdict_of(job: tuple[str, str], keep_tree: bool) -> Verdict:
+        return file_verdict(job[0], job[1], rules, keep_tree)
+
     with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
-        return list(pool.map(lambda job, k: file_verdict(*job, rules, k), jobs, keep))
+        return list(pool.map(verdict_of, jobs, keep))
 
 
 def _inspect_known(
