@@ -88,6 +88,10 @@ def required_branches(layout: LayoutName | str, year: str = "2017") -> set[str]:
     }
 
 
+#: Run 3 simulation's generated particles: ``Gen`` field -> the producer's ``GenPart_`` field
+RUN3_GEN_FIELDS = {"pdg_id": "pdgId", "pt": "pt", "eta": "eta", "phi": "phi"}
+
+
 def schema_branch(name: str) -> bool:
     """Whether :class:`Tau3MuSchema` builds anything from branch ``name`` (either layout).
 
@@ -113,6 +117,10 @@ def _schema_branches() -> tuple[frozenset[str], tuple[str, ...]]:
         RUN2.l1_name,
         RUN2.l1_decision,
         RUN2.l1_final_decision,
+        # optional: the candidate's kinematics (ct), simulation's truth and pileup
+        *RUN2.candidate_kinematics.values(),
+        *RUN2.gen.values(),
+        RUN2.pileup,
     }
     collections = {
         RUN3.candidate_collection: RUN3.candidate_fields,
@@ -121,6 +129,9 @@ def _schema_branches() -> tuple[frozenset[str], tuple[str, ...]]:
     }
     run3 = {*RUN3.event.values(), *(RUN3.counter(c) for c in collections)}
     run3 |= {RUN3.branch(c, v) for c, fields in collections.items() for v in fields.values()}
+    # simulation only: the muons' origin, the generated particles, the true pileup
+    run3 |= {RUN3.decay_type, RUN3.pileup, RUN3.counter(RUN3.gen_collection)}
+    run3 |= {RUN3.branch(RUN3.gen_collection, v) for v in RUN3_GEN_FIELDS.values()}
     prefixes = (*(match.format(year="") for match in RUN2.trigger_match), RUN3.trigger_prefix)
     return frozenset(run2 | run3), prefixes
 
@@ -224,8 +235,7 @@ def _run3_simulation(branch_forms: dict[str, Any]) -> dict[str, Any]:
     """Run 3 simulation: ``Gen`` (the producer's ``GenPart``: pdg_id, pt, eta, phi) and
     ``true_pileup`` (``Pileup_nTrueInt``), for the files that have them."""
     output: dict[str, Any] = {}
-    gen = {"pdg_id": "pdgId", "pt": "pt", "eta": "eta", "phi": "phi"}
-    branches = {k: RUN3.branch(RUN3.gen_collection, v) for k, v in gen.items()}
+    branches = {k: RUN3.branch(RUN3.gen_collection, v) for k, v in RUN3_GEN_FIELDS.items()}
     counter = RUN3.counter(RUN3.gen_collection)
     if counter in branch_forms and _all_present(branch_forms, branches):
         offsets = transforms.counts2offsets_form(branch_forms[counter])

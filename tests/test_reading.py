@@ -215,16 +215,39 @@ def test_the_libraries_own_paths_give_the_same_results(run2_dataset, fileset_of,
         np.testing.assert_array_equal(hist.variances(), plain.hists[name].variances())
 
 
+@pytest.fixture(scope="module")
+def simulation_files(tmp_path_factory):
+    """Small simulation of both layouts with the truth of the Ds+ origin (``f_b``):
+    generated particles, the muons' decay type, pileup and the candidates' flight."""
+    from tau3mu.synth import generate_dataset
+
+    out = {}
+    for layout in ("run2", "run3"):
+        folder = tmp_path_factory.mktemp(f"simulation_{layout}")
+        info = generate_dataset(
+            folder, layout=layout, events_per_file=1500, seed=5, mc=True, f_b=0.25
+        )
+        out[layout] = [str(p) for p in sorted(folder.glob("*.root"))]
+        assert info["datasets"]
+    return out
+
+
 @pytest.mark.parametrize("layout", ["run2", "run3"])
-def test_typing_only_the_schema_branches_builds_the_same_events(layout, request):
+@pytest.mark.parametrize("kind", ["data", "simulation"])
+def test_typing_only_the_schema_branches_builds_the_same_events(layout, kind, request):
     """NanoEvents typing only :func:`tau3mu.schemas.schema_branch` branches (what the
-    Runner does) gives the events typing every branch gives: same form, same values."""
+    Runner does) gives the events typing every branch gives: same form, same values,
+    for data and for simulation with its truth (generated particles, decay types,
+    pileup) and the candidates' kinematics that ct needs."""
     from coffea.nanoevents import NanoEventsFactory
 
     from tau3mu.reading import iteritems_options
     from tau3mu.schemas import Tau3MuSchema, schema_branch
 
-    path = request.getfixturevalue(f"{layout}_files")[0]
+    if kind == "data":
+        path = request.getfixturevalue(f"{layout}_files")[0]
+    else:
+        path = request.getfixturevalue("simulation_files")[layout][0]
     tree = "Tree3Mu/ntuple" if layout == "run2" else "Events"
     names = uproot.open(path)[tree].keys()
     assert 0 < sum(map(schema_branch, names)) < len(names)
@@ -239,5 +262,7 @@ def test_typing_only_the_schema_branches_builds_the_same_events(layout, request)
         ).events()
 
     typed_all, typed_schema = events({}), events(iteritems_options())
+    if kind == "simulation":
+        assert {"Gen", "true_pileup"} <= set(typed_all.fields)
     assert typed_schema.layout.form == typed_all.layout.form
     assert ak.array_equal(typed_schema, typed_all, equal_nan=True)
