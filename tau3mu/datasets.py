@@ -25,10 +25,8 @@ typo, what was probably meant), before anything is read.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ from tau3mu.dataset_files import (
     has_glob,
     join_rootpath,
 )
-from tau3mu.eras import EraError, year_of
+from tau3mu.dataset_keys import OPTIONAL, REQUIRED, TYPES, check_keys
 from tau3mu.json_settings import refuse_duplicate_keys
 from tau3mu.wording import few, suggestion
 from tau3mu.xrootd import is_remote, join_url
@@ -61,18 +59,6 @@ __all__ = [
     "load_datasets",
     "to_fileset",
 ]
-
-REQUIRED = ("rootpath", "files", "treename")
-#: optional keys and their defaults; ``metadata`` is an object passed on to the processor
-OPTIONAL: dict[str, Any] = {
-    "era": None,
-    "lumi": None,
-    "type": "data",
-    "metadata": None,
-    "xsec": None,
-    "ngen": None,
-}
-TYPES = ("data", "mc")
 
 
 class DatasetFiles(TypedDict):
@@ -112,20 +98,6 @@ class Dataset:
     @property
     def is_mc(self) -> bool:
         return self.type == "mc"
-
-
-def _misspelt(missing: Sequence[str], given: Sequence[str]) -> str:
-    """`` ('flies' is given: a misspelling of 'files'?)`` for the keys that look like typos."""
-    hints = []
-    for key in missing:
-        close = difflib.get_close_matches(key, list(given), n=1, cutoff=0.6)
-        if close:
-            hints.append(f"{close[0]!r} is given: a misspelling of {key!r}?")
-    return f" ({'; '.join(hints)})" if hints else ""
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def load_datasets(
@@ -174,93 +146,22 @@ def load_datasets(
 
 def _parse(path: Path, name: str, spec: Any, prefix: str | None) -> Dataset:
     where = f"{path}: dataset {name!r}"
-    if not isinstance(spec, dict):
-        raise DatasetError(
-            f"{where}: expected an object with keys {list(REQUIRED)}, not {_type_name(spec)}"
-        )
-    known = [*REQUIRED, *OPTIONAL]
-    unused = tuple(key for key in spec if key not in known)
-    missing = [key for key in REQUIRED if key not in spec]
-    if missing:
-        raise DatasetError(f"{where}: missing key(s) {missing}{_misspelt(missing, unused)}")
-    for key in ("rootpath", "treename"):
-        if not isinstance(spec[key], str):
-            raise DatasetError(f"{where}: {key!r} must be a string, not {_type_name(spec[key])}")
-    if not spec["treename"].strip():
-        raise DatasetError(
-            f"{where}: 'treename' is empty (Run 2: 'Tree3Mu/ntuple', Run 3: 'Events')"
-        )
-    raw_files = spec["files"]
-    if isinstance(raw_files, str):
-        files = raw_files.split()
-    elif isinstance(raw_files, list) and all(isinstance(f, str) for f in raw_files):
-        files = [f.strip() for f in raw_files if f.strip()]
-    else:
-        raise DatasetError(
-            f"{where}: 'files' must be a string of space-separated file names, not {_type_name(raw_files)}"
-        )
-    if not files:
-        raise DatasetError(f"{where}: 'files' is empty")
-    duplicates = sorted({f for f in files if files.count(f) > 1})
-    if duplicates:
-        raise DatasetError(f"{where}: file(s) listed twice: {duplicates}")
-    if not isinstance(spec.get("metadata") or {}, dict):
-        raise DatasetError(
-            f"{where}: 'metadata' must be an object, not {_type_name(spec['metadata'])}"
-        )
-    kind = spec.get("type", OPTIONAL["type"])
-    if kind not in TYPES:
-        hint = suggestion(kind.lower(), TYPES) if isinstance(kind, str) else ""
-        raise DatasetError(f"{where}: 'type' must be one of {list(TYPES)}, not {kind!r}{hint}")
-    lumi = spec.get("lumi")
-    if lumi is not None and (
-        isinstance(lumi, bool)
-        or not isinstance(lumi, int | float)
-        or not math.isfinite(lumi)
-        or lumi < 0
-    ):
-        raise DatasetError(f"{where}: 'lumi' must be a non-negative number (fb^-1), not {lumi!r}")
-    xsec, ngen = (
-        _positive(where, spec, key, unit) for key, unit in (("xsec", "pb"), ("ngen", "events"))
-    )
-    era = spec.get("era", OPTIONAL["era"])
-    if era is not None and (isinstance(era, bool) or not isinstance(era, str | int)):
-        raise DatasetError(
-            f"{where}: 'era' must be a string such as \"2017B\", not {_type_name(era)}"
-        )
-    if era is not None:
-        try:
-            year_of(str(era))
-        except EraError as err:
-            raise DatasetError(f"{where}: {err}") from None
-    metadata = {**(spec.get("metadata") or {}), **{key: spec[key] for key in unused}}
-    rootpath = join_rootpath(prefix, spec["rootpath"])
-    paths, patterns = expand_files(where, [join_url(rootpath, f) for f in files])
+    keys = check_keys(where, spec)
+    rootpath = join_rootpath(prefix, keys.rootpath)
+    paths, patterns = expand_files(where, [join_url(rootpath, f) for f in keys.files])
     return Dataset(
         name=name,
         files=paths,
-        treename=spec["treename"],
-        era=str(era) if era is not None else None,
-        lumi=float(lumi) if lumi is not None else None,
-        type=kind,
-        xsec=xsec,
-        ngen=ngen,
-        metadata=metadata,
-        unused_keys=unused,
+        treename=keys.treename,
+        era=keys.era,
+        lumi=keys.lumi,
+        type=keys.type,
+        xsec=keys.xsec,
+        ngen=keys.ngen,
+        metadata=keys.metadata,
+        unused_keys=keys.unused,
         patterns=patterns,
     )
-
-
-def _positive(where: str, spec: dict[str, Any], key: str, unit: str) -> float | None:
-    """``spec[key]`` as a float when given: a finite number above 0 (else DatasetError)."""
-    value = spec.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise DatasetError(f"{where}: {key!r} must be a number ({unit}), not {value!r}")
-    if value <= 0:
-        raise DatasetError(f"{where}: {key!r} must be above 0 ({unit}), not {value!r}")
-    return float(value)
 
 
 def input_notes(datasets: Sequence[Dataset]) -> list[str]:

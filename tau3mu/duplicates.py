@@ -42,9 +42,13 @@ def first_copies(snapshot: ak.Array) -> np.ndarray:
     """Mask of the rows to keep: the first of each (run, lumi, event), in the array's order."""
     if len(snapshot) == 0:
         return np.zeros(0, dtype=bool)
+    columns = [ak.to_numpy(snapshot[name]) for name in ("run", "lumi", "event")]
     keys = np.rec.fromarrays(
-        [ak.to_numpy(snapshot[name]) for name in ("run", "lumi", "event")],
-        names="run,lumi,event",
+        columns,
+        dtype=[
+            (name, column.dtype)
+            for name, column in zip(("run", "lumi", "event"), columns, strict=True)
+        ],
     )
     _, first = np.unique(keys, return_index=True)
     keep = np.zeros(len(keys), dtype=bool)

@@ -72,7 +72,7 @@ def plot_fit(
     are its keywords); returns the two paths."""
     import matplotlib.pyplot as plt
 
-    from tau3mu.outputs import atomic_path
+    from tau3mu.atomic import atomic_path
 
     fig = draw_fit(counts, edges, result, **options)
     stem = Path(path_stem)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tau3mu.atomic import atomic_path
 from tau3mu.fit import FitResult, Spectrum, fit_spectrum
 from tau3mu.fitplot import DEFAULT_LABEL, plot_fit
-from tau3mu.outputs import atomic_path, safe_name, write_json
+from tau3mu.outputs import safe_name, write_json
 
 __all__ = ["figure_stem", "fit_datasets"]
 

@@ -17,58 +17,35 @@ Files (in the output folder):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
 import pickle
-import tempfile
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import awkward as ak
 import numpy as np
 
+from tau3mu.atomic import atomic_open, atomic_path, current_umask
 
-def current_umask() -> int:
-    """This process's umask, read without changing it where Linux says it (``os.umask``
-    can only be read by setting it, which races with threads creating files)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp_path = Path(tmp)
-    try:
-        # mkstemp makes 0600 files; an output gets the mode open() would give it
-        os.fchmod(fd, 0o666 & ~current_umask())
-    finally:
-        os.close(fd)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
-        yield f
+__all__ = [
+    "atomic_open",
+    "atomic_path",
+    "current_umask",
+    "cutflow_table",
+    "histogram_slices",
+    "in_input_order",
+    "load_histograms",
+    "safe_name",
+    "snapshot_columns",
+    "with_datasets",
+    "write_histograms",
+    "write_json",
+    "write_snapshot",
+]
 
 
 def write_json(path: str | Path, data: Any) -> Path:

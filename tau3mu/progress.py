@@ -129,14 +129,15 @@ def coffea_bars(mode: Mode) -> Iterator[None]:
         module = importlib.import_module(name)
         if hasattr(module, "rich_bar"):
             modules.append(module)
+    # coffea's module-level rich_bar is private and untyped; hasattr above guards it
     saved = [module.rich_bar for module in modules]
     for module in modules:
-        module.rich_bar = lambda: make_bar(mode)
+        module.rich_bar = lambda: make_bar(mode)  # type: ignore[attr-defined]
     try:
         yield
     finally:
         for module, original in zip(modules, saved, strict=True):
-            module.rich_bar = original
+            module.rich_bar = original  # type: ignore[attr-defined]
 
 
 class _DaskCallbackBar:

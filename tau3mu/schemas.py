@@ -27,6 +27,7 @@ collections from the same :mod:`tau3mu.layouts` groups.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from functools import cache
 from typing import Any
 
@@ -52,7 +53,7 @@ class LayoutError(Tau3MuError, ValueError):
     """A tree in neither the Run 2 nor the Run 3 layout, or missing a needed branch."""
 
 
-def detect_layout(branches: set[str] | list[str]) -> LayoutName:
+def detect_layout(branches: Collection[str]) -> LayoutName:
     """Tell the layout from branch names: ``Triplet2_Mass`` (Run 2) or ``nCand2MuTrk`` (Run 3)."""
     names = set(branches)
     if RUN2.candidate()["mass"] in names:
@@ -193,7 +194,7 @@ def _run2_fixed_candidate() -> dict[str, str]:
     return {k: v for k, v in RUN2.candidate().items() if not k.endswith("_trig_dr")}
 
 
-def run2_trigger_match_years(branches: set[str] | list[str]) -> list[str]:
+def run2_trigger_match_years(branches: Collection[str]) -> list[str]:
     """Years whose two trigger-match branches (``Mu1_dRtriggerMatch_<year>``, ...) exist."""
     names = set(branches)
     first, second = RUN2.trigger_match
@@ -202,7 +203,7 @@ def run2_trigger_match_years(branches: set[str] | list[str]) -> list[str]:
     return sorted(y for y in years if y.isdigit() and second.format(year=y) in names)
 
 
-def run2_l1_decision(branches: set[str] | list[str]) -> str | None:
+def run2_l1_decision(branches: Collection[str]) -> str | None:
     """The L1 decision branch of this producer version (single, or the final one)."""
     for branch in (RUN2.l1_decision, RUN2.l1_final_decision):
         if branch in branches:

@@ -85,16 +85,17 @@ class _OnePass:
     ) -> Any:
         args = (basket, branch, context, cursor_offset, library, options)
         if self._uproot_reads(byte_offsets, library):
-            return super().basket_array(data, byte_offsets, *args)
+            # a mixin: the next class in the MRO is uproot's (untyped) interpretation
+            return super().basket_array(data, byte_offsets, *args)  # type: ignore[misc]
         where = {"data": data, "byte_offsets": byte_offsets, "basket": basket}
         where |= {"branch": branch, "context": context, "cursor_offset": cursor_offset}
-        self.hook_before_basket_array(**where, library=library, options=options)
+        # uproot's interpretation (next in the MRO) defines the hooks
+        self.hook_before_basket_array(**where, library=library, options=options)  # type: ignore[attr-defined]
+        problem: str | None = None
         try:
             output = self._read(data, byte_offsets, _first(basket, branch), args)
         except ValueError as err:
             problem = str(err)
-        else:
-            problem = None
         if problem is not None:  # raised here, not in the except: the whole story
             raise uproot.deserialization.DeserializationError(
                 f"branch {branch.name!r}, basket {basket.basket_num}: {problem}",
@@ -103,7 +104,8 @@ class _OnePass:
                 context,
                 branch.file.file_path,
             )
-        self.hook_after_basket_array(**where, output=output, library=library, options=options)
+        after = {"output": output, "library": library, "options": options}
+        self.hook_after_basket_array(**where, **after)  # type: ignore[attr-defined]
         return output
 
 
@@ -163,6 +165,7 @@ def _is_string_vector(interpretation: Any) -> bool:
     model = getattr(interpretation, "model", None)
     return (
         type(interpretation) is AsObjects
+        and model is not None
         and type(model) is AsVector
         and model.header
         and type(model.values) is AsString

@@ -149,7 +149,8 @@ def configure_xrootd_client(
     }
     for key, default in XROOTD_CLIENT_SETTINGS.items():
         if f"XRD_{key.upper()}" not in os.environ:
-            EnvPutInt(key, int(default if given[key] is None else given[key]))
+            value = given[key]
+            EnvPutInt(key, int(default if value is None else value))
     _CONFIGURED = True
 
 

@@ -109,7 +109,7 @@ def test_outputs_honour_the_umask(umask, tmp_path):
     """Atomic writes (mkstemp, 0600) give files the mode open() would: 0666 & ~umask."""
     import uproot
 
-    from tau3mu.outputs import atomic_open, atomic_path, current_umask
+    from tau3mu.atomic import atomic_open, atomic_path, current_umask
 
     assert current_umask() == umask
     write_json(tmp_path / "a.json", {"a": 1})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import awkward as ak
 import numpy as np
@@ -46,6 +46,9 @@ MATCH_CONE = 0.3
 UNMATCHED_DR, UNMATCHED_DPT = -1.0, 10000.0
 #: relative pt difference to the trigger object of matched muons (Gaussian sigma)
 MATCH_DPT_SIGMA = 0.04
+#: one branch of the ``Events`` tree: a numpy column, or an awkward array of records
+Branch: TypeAlias = "np.ndarray | ak.Array"
+
 _PDG = {TRUTH_DS: 431, TRUTH_DPLUS: 411}
 
 
@@ -102,7 +105,7 @@ def _true_candidates(events: SyntheticEvents) -> tuple[np.ndarray, np.ndarray]:
     return event[first], first
 
 
-def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[str, object]:
+def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[str, Branch]:
     """``GenPart``: per signal event the Ds+ (or D+), its phi and pion, and the phi's two
     muons, with mother indices as the producer writes them (-1 for none); the
     truth-matched muons get ``decayType`` 1 (a prompt Ds+ or D+: no b hadron among the
@@ -130,7 +133,7 @@ def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[st
     )
     # (pt, eta, phi, mass, pdgId, status, mother) of the five particles, in file order,
     # and the b hadron (sixth) of non-prompt decays, the D's mother
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             cand["pt"][c],
             cand["eta"][c],
@@ -165,13 +168,13 @@ def _generated(events: SyntheticEvents, muons: dict[str, np.ndarray]) -> dict[st
 
 def run3_branches(
     events: SyntheticEvents, *, truth: bool = True, mc: bool = False, seed: int = 0
-) -> dict[str, object]:
+) -> dict[str, Branch]:
     """The ``Events`` tree's content as uproot ``extend`` input (collections as records)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xB3]))
     n = len(events)
     bits = {name: fired.astype(np.uint8) for name, fired in events.trigger3.items()}
     hlt = {path: bits[path] for path in RUN3.hlt_paths}
-    out: dict[str, object] = {
+    out: dict[str, Branch] = {
         RUN3.event["run"]: events.run.astype(np.uint32),
         RUN3.event["lumi"]: events.lumi.astype(np.uint32),
         RUN3.event["event"]: events.event.astype(np.uint64),
