@@ -228,11 +228,13 @@ def test_fraction_gradient_is_the_template_fits_response(toy):
 
 
 @pytest.mark.slow
-def test_normalise_closes_on_generated_data_and_simulation(tmp_path, pog_sf_file):
+def test_run_normalises_generated_data_and_simulation(tmp_path, pog_sf_file, capsys):
     """Generated Run 3 data of 2022C (R = 0.85, f_B = 0.25, through the 2017 scale
     factors) and simulation of 2022, run as a physicist runs them (tau3mu run, weights
-    xsec x L / ngen x SFs x w_PU), then tau3mu normalise: R and f_B within 4 of their
-    errors of what was generated, every input recorded."""
+    xsec x L / ngen x SFs x w_PU): the run's normalise step writes normalisation.json and
+    its figures, names them in report.json and prints R and f_B; R and f_B within 4 of
+    their errors of what was generated, every input recorded; tau3mu normalise on the
+    saved outputs gives the same numbers; with --no-fit nothing is normalised."""
     common = ["generate", str(tmp_path), "--layout", "run3", "--fb", "0.25", "--jobs", "1"]
     common += ["--muon-sf", str(pog_sf_file)]
     assert main([*common, "--era", "2022C", "--lumi", "0.5", "--files", "2", "--seed", "31",
@@ -241,18 +243,40 @@ def test_normalise_closes_on_generated_data_and_simulation(tmp_path, pog_sf_file
         main([*common, "--era", "2022", "--mc", "--events-per-file", "60000", "--seed", "32"]) == 0
     )
     out = tmp_path / "out"
-    run = ["run", str(tmp_path / "datasets.json"), "--out", str(out), "--muon-sf", str(pog_sf_file)]
+    run = ["run", str(tmp_path / "datasets.json"), "--muon-sf", str(pog_sf_file), "--no-progress"]
     run += ["--pileup", str(tmp_path / "pileup_weights.json"), "--executor", "iterative"]
-    assert main([*run, "--no-fit", "--no-progress"]) == 0
-    assert main(["normalise", str(out), "--fit-engine", "iminuit", "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main([*run, "--out", str(out), "--fit-engine", "iminuit"]) == 0
+    printed = capsys.readouterr().out
     truth = json.loads((tmp_path / "truth.json").read_text())
     (mc,) = [name for name, t in truth.items() if t["type"] == "mc"]
-    era = json.loads((out / "normalisation.json").read_text())["eras"]["2022"]
+    result = json.loads((out / "normalisation.json").read_text())
+    era = result["eras"]["2022"]
     assert era["status"] == "ok", era["reason"]
     total = np.hypot(era["stat_error"], era["syst_error"])
     assert abs(era["R"] - 0.85) < 4 * total, (era["R"], total)
     assert abs(era["f_B"]["value"] - 0.25) < 4 * era["f_B"]["error"], era["f_B"]
+    assert f"2022: R = {era['R']:.3f} +- {era['stat_error']:.3f} (stat)" in printed
+    assert f"f_B = {era['f_B']['value']:.3f} +- {era['f_B']['error']:.3f}" in printed
     assert era["lumi_fb"] == 0.5
     assert era["inputs"][mc]["type"] == "mc"
     assert era["weights"][mc]["ngen"] == truth[mc]["ngen"]
     assert era["weights"][mc]["xsec_pb"] == pytest.approx(truth[mc]["xsec"])
+    outputs = json.loads((out / "report.json").read_text())["outputs"]
+    assert outputs["normalisation"] == str(out / "normalisation.json")
+    assert str(out / "normalisation" / "ratio_per_era.png") in outputs["normalisation_figures"]
+    assert all(Path(f).is_file() for f in outputs["normalisation_figures"])
+
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("histograms.pkl", "report.json"):
+        (again / name).write_bytes((out / name).read_bytes())
+    assert main(["normalise", str(again), "--fit-engine", "iminuit", "--no-figures"]) == 0
+    saved = json.loads((again / "normalisation.json").read_text())["eras"]["2022"]
+    assert (saved["R"], saved["f_B"]["value"]) == (era["R"], era["f_B"]["value"])
+
+    plain = tmp_path / "plain"
+    assert main([*run, "--out", str(plain), "--no-fit"]) == 0
+    assert "Normalisation" not in capsys.readouterr().out
+    assert not (plain / "normalisation.json").exists()
+    assert "normalisation" not in json.loads((plain / "report.json").read_text())["outputs"]
