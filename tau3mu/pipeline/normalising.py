@@ -3,6 +3,7 @@ its figures (``docs/physics.md``, "Normalisation")."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ def normalise(
     """Measure R and f_B of every era of the analysis that has simulation
     (:func:`tau3mu.normalisation.normalise_histograms`, with ``options.fit_engine`` and
     ``options.label``), write ``normalisation.json`` and its figures into ``out``, name
-    them in ``report["outputs"]`` and print one line per era; returns the result.
+    them in ``report["outputs"]`` (its time in ``report["normalisation_time_s"]``) and print one line per era; returns the result.
 
     Nothing happens (None) for a run without simulation, with ``options.fit`` False, or
     for a channel without the mass histogram.
@@ -34,10 +35,12 @@ def normalise(
     if not options.fit or not simulation or "h_mass" not in hists:
         return None
     folder = Path(out)
+    tic = time.perf_counter()
     with writing_to(folder):
         result = normalise_histograms(
             hists, report, folder, label=options.label, engine=options.fit_engine
         )
+    report["normalisation_time_s"] = round(time.perf_counter() - tic, 3)
     report["outputs"]["normalisation"] = str(folder / RESULT)
     report["outputs"]["normalisation_figures"] = [str(folder / f) for f in result["figures"]]
     print("\nNormalisation (R = N_Ds(data) / N_Ds(simulation), f_B from the ct fit):")
