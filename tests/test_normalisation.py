@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tau3mu.cli import main
+from tau3mu.errors import OptionError
 from tau3mu.normalisation import (
     NormalisationInputError,
     era_groups,
@@ -92,6 +93,72 @@ def test_every_systematic_is_a_refit(toy):
     assert measured.syst_error == pytest.approx(
         np.sqrt(sum(v**2 for v in measured.systematics.values()))
     )
+
+
+def test_tails_systematic_floats_the_exponents():
+    """Toys with a true Crystal Ball exponent n = 1.5: the simulation fit with n held at 3
+    misses the Ds+ yield, with n floating (``free``) it finds it and n; the tails
+    systematic holds the variations with n floating in simulation, and no others."""
+    truth = ToyTruth(n_cb=1.5)
+    toy = toy_histograms(np.random.default_rng(29), truth)
+    edges = toy["h_mass"].axes["mass"].edges
+    sim = {s: summed(toy["h_mass"], [SIM], s) for s in ("nominal", "sf_up", "sf_down")}
+    generated = truth.sim_events_ds * truth.sim_weight
+    held = fit_weighted(*sim["nominal"], edges)
+    floating = fit_weighted(*sim["nominal"], edges, free=("n_cb_ds", "n_cb_dplus"))
+    assert held.is_fixed("n_cb_ds")
+    assert not floating.is_fixed("n_cb_ds")
+    assert abs(held.value("n_ds") - generated) > 3 * held.error("n_ds")
+    assert abs(floating.value("n_ds") - generated) < 2 * floating.error("n_ds")
+    assert abs(floating.value("n_cb_ds") - 1.5) < 3 * floating.error("n_cb_ds")
+    measured = measure_ratio(summed(toy["h_mass"], [DATA]), sim, edges)
+    assert not measured.failed, measured.failed
+    tails = ("tails_floating", "alpha_ds_up", "alpha_ds_down", "n_floating", "n_cb_ds_up")
+    shifts = {
+        name: abs(measured.variations[name] - measured.ratio) for name in (*tails, "n_cb_ds_down")
+    }
+    assert measured.systematics["tails"] == max(shifts.values())
+    assert shifts["n_cb_ds_up"] > 0
+    assert shifts["n_cb_ds_down"] > 0
+    with pytest.raises(OptionError, match="alpha_ds not held by default"):
+        fit_weighted(*sim["nominal"], edges, free=("alpha_ds",))
+    with pytest.raises(OptionError, match="n_cb_ds also given as fixed"):
+        fit_weighted(*sim["nominal"], edges, free=("n_cb_ds",), fixed={"n_cb_ds": 2.0})
+
+
+FREE_TAILS_BOTH_ENGINES = """
+import json
+import numpy as np
+from tau3mu.fit import fit_spectrum
+from tau3mu.normalisation.era import summed
+from tau3mu.normalisation.toys import ToyTruth, toy_histograms
+toy = toy_histograms(np.random.default_rng(29), ToyTruth(n_cb=1.5))
+values, variances = summed(toy["h_mass"], ["mc_2017"])
+edges = toy["h_mass"].axes["mass"].edges
+out = {engine: fit_spectrum(values, edges, engine=engine, variances=variances,
+                            free=("n_cb_ds",)).to_dict() for engine in ("zfit", "iminuit")}
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_both_engines_float_the_exponent_alike():
+    """``free`` in the zfit engine (its own process, as every zfit fit in tests) and the
+    iminuit engine on the same weighted histogram: n_cb_ds floats in both, n_cb_dplus
+    stays held, the Ds+ yield and n agree within a tenth of their errors."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FREE_TAILS_BOTH_ENGINES], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    fits = json.loads(line[len("RESULT") :])
+    for fit in fits.values():
+        assert fit["result"] == "ok", fit
+        assert not fit["params"]["n_cb_ds"]["fixed"]
+        assert fit["params"]["n_cb_dplus"]["fixed"]
+    for name in ("n_ds", "n_cb_ds"):
+        z, m = fits["zfit"]["params"][name], fits["iminuit"]["params"][name]
+        assert abs(z["value"] - m["value"]) < 0.1 * m["error"], (name, z, m)
 
 
 def test_f_b_needs_both_origins_in_simulation():

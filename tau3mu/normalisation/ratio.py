@@ -8,9 +8,10 @@ systematic is a refit and a shift of R:
 
 - ``scale_factors``: the simulation histograms with the muon scale factors at their
   up and down variations refitted; the larger shift;
-- ``tails``: the data fit with the Ds+ and D+ tail onsets (alpha) floating, and with the
-  Ds+ tail parameters that simulation measured (alpha; n when it floated) moved by plus
-  and minus their simulation errors; the largest shift;
+- ``tails``: the data fit with the Ds+ and D+ tail onsets (alpha) floating; with the Ds+
+  tail onset moved by plus and minus its simulation error; and simulation refitted with
+  the tail exponents n floating (the nominal fits hold them at 3), data with its tails,
+  and with its Ds+ exponent moved by plus and minus its error; the largest shift;
 - ``background``: both fits with a second-order polynomial background;
 - ``mass_window``: both fits in a narrower window (:data:`NARROW_LOW`, :data:`NARROW_HIGH`).
 
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from tau3mu.config import DS_MASS
-from tau3mu.fit import SHAPE_DEFAULTS, FitResult
+from tau3mu.fit import FIXED, SHAPE_DEFAULTS, FitResult
 from tau3mu.normalisation.massfit import DEFAULT_ENGINE, fit_weighted, tail_parameters
 
 __all__ = ["NARROW_HIGH", "NARROW_LOW", "RatioMeasurement", "measure_ratio", "narrower"]
@@ -38,6 +39,13 @@ NARROW_LOW = 0.08
 NARROW_HIGH = 0.04
 
 Histogram = tuple[np.ndarray, np.ndarray]
+
+#: the variations with the tail exponents n floating in simulation -> which data fit
+EXPONENT_VARIATIONS = {
+    "n_floating": "tails",
+    "n_cb_ds_up": "n_cb_ds_up",
+    "n_cb_ds_down": "n_cb_ds_down",
+}
 
 
 @dataclass
@@ -98,11 +106,19 @@ def _ratio(sim: FitResult, data: FitResult) -> float:
     return data.value("n_ds") / sim.value("n_ds")
 
 
-def _tail_variations(sim: FitResult) -> dict[str, dict[str, float]]:
-    """The data fit's fixed tails for each tail variation (a name -> ``fixed``)."""
+def _tail_variations(
+    sim: FitResult, names: tuple[str, ...] = ("alpha_ds",)
+) -> dict[str, dict[str, float]]:
+    """The data fit's fixed tails for each tail variation of the simulation fit ``sim``
+    (a name -> ``fixed``): all its tails (``tails``), the tail onsets floating
+    (``tails_floating``), and each of ``names`` moved by plus and minus its error in
+    ``sim`` (``<name>_up``, ``<name>_down``; none where ``sim`` held it)."""
     tails = tail_parameters(sim)
-    out = {"tails_floating": {n: v for n, v in tails.items() if not n.startswith("alpha")}}
-    for name in ("alpha_ds", "n_cb_ds"):
+    out = {
+        "tails": tails,
+        "tails_floating": {n: v for n, v in tails.items() if not n.startswith("alpha")},
+    }
+    for name in names:
         error = sim.error(name)
         if not math.isfinite(error):
             continue
@@ -125,11 +141,27 @@ def _variations(
     def scale_factor(key: str) -> float:
         return _ratio(*_fit_pair(data, simulation[key], edges, engine=engine))
 
-    def tails(fixed: dict[str, float]) -> float:
+    def tails(fixed: dict[str, float], sim_fit: FitResult = sim) -> float:
         refit = fit_weighted(*data, edges, fixed=fixed, engine=engine)
         if not refit.converged:
             raise ArithmeticError(refit.reason)
-        return _ratio(sim, refit)
+        return _ratio(sim_fit, refit)
+
+    floating_n: list[FitResult] = []  # the simulation fit with n floating, once
+
+    def exponents(variation: str) -> float:
+        """Simulation with the tail exponents floating, data with its tails."""
+        if not floating_n:
+            floating_n.append(
+                fit_weighted(*simulation["nominal"], edges, free=FIXED, engine=engine)
+            )
+        sim_n = floating_n[0]
+        if not sim_n.converged:
+            raise ArithmeticError(f"simulation fit with n floating: {sim_n.reason}")
+        fixed = _tail_variations(sim_n, ("n_cb_ds",)).get(variation)
+        if fixed is None:
+            raise ArithmeticError("the simulation fit with n floating gave no error on n")
+        return tails(fixed, sim_n)
 
     def pair(data_h: Histogram, sim_h: Histogram, edges_h: np.ndarray, **options: Any) -> float:
         sim_fit, data_fit = _fit_pair(data_h, sim_h, edges_h, engine=engine, **options)
@@ -142,7 +174,10 @@ def _variations(
         if key in simulation:
             out[key] = lambda key=key: scale_factor(key)
     for name, fixed in _tail_variations(sim).items():
-        out[name] = lambda fixed=fixed: tails(fixed)
+        if name != "tails":  # the nominal data fit
+            out[name] = lambda fixed=fixed: tails(fixed)
+    for name, variation in EXPONENT_VARIATIONS.items():
+        out[name] = lambda variation=variation: exponents(variation)
     out["background_poly2"] = lambda: pair(data, simulation["nominal"], edges, background="poly2")
     narrow_data, narrow_edges = narrower(data, edges)
     narrow_sim, _ = narrower(simulation["nominal"], edges)
@@ -153,7 +188,7 @@ def _variations(
 #: which variations make up each systematic
 GROUPS = {
     "scale_factors": ("sf_up", "sf_down"),
-    "tails": ("tails_floating", "alpha_ds_up", "alpha_ds_down", "n_cb_ds_up", "n_cb_ds_down"),
+    "tails": ("tails_floating", "alpha_ds_up", "alpha_ds_down", *EXPONENT_VARIATIONS),
     "background": ("background_poly2",),
     "mass_window": ("mass_window_narrow",),
 }
