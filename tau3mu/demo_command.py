@@ -184,7 +184,7 @@ def _generate(
         f_b=GENERATED_FB,
         efficiency_ratio=None if mc else GENERATED_R,
         muon_sf=None if muon_sf is None else str(muon_sf),
-        **size,  # type: ignore[arg-type]
+        **size,
     )
     print(f"  {info['events']:,} events, {info['bytes'] / 1e6:.0f} MB, {info['wall_s']:.0f} s")
     return info

@@ -20,6 +20,7 @@ The total systematic error is their sum in quadrature.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -172,12 +173,12 @@ def _variations(
     out: dict[str, Callable[[], float]] = {}
     for key in ("sf_up", "sf_down"):
         if key in simulation:
-            out[key] = lambda key=key: scale_factor(key)
+            out[key] = functools.partial(scale_factor, key)
     for name, fixed in _tail_variations(sim).items():
         if name != "tails":  # the nominal data fit
-            out[name] = lambda fixed=fixed: tails(fixed)
+            out[name] = functools.partial(tails, fixed)
     for name, variation in EXPONENT_VARIATIONS.items():
-        out[name] = lambda variation=variation: exponents(variation)
+        out[name] = functools.partial(exponents, variation)
     out["background_poly2"] = lambda: pair(data, simulation["nominal"], edges, background="poly2")
     narrow_data, narrow_edges = narrower(data, edges)
     narrow_sim, _ = narrower(simulation["nominal"], edges)
