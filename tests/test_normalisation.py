@@ -347,3 +347,15 @@ def test_run_normalises_generated_data_and_simulation(tmp_path, pog_sf_file, cap
     assert "Normalisation" not in capsys.readouterr().out
     assert not (plain / "normalisation.json").exists()
     assert "normalisation" not in json.loads((plain / "report.json").read_text())["outputs"]
+
+    # simulation alone, scaled to a luminosity of its own: fitted, not normalised
+    alone = tmp_path / "alone.json"
+    spec = json.loads((tmp_path / "datasets.json").read_text())[mc]
+    alone.write_text(json.dumps({mc: {**spec, "lumi": 0.5}}))
+    run[1] = str(alone)
+    assert main([*run, "--out", str(plain), "--fit-engine", "iminuit"]) == 0
+    printed = capsys.readouterr()
+    assert "note: no normalisation: simulation era '2022'" in printed.err
+    assert "Normalisation" not in printed.out
+    assert not (plain / "normalisation.json").exists()
+    assert "normalisation" not in json.loads((plain / "report.json").read_text())["outputs"]

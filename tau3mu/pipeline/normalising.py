@@ -3,6 +3,7 @@ its figures (``docs/physics.md``, "Normalisation")."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,26 @@ def normalise(
     them in ``report["outputs"]`` (its time in ``report["normalisation_time_s"]``) and print one line per era; returns the result.
 
     Nothing happens (None) for a run without simulation, with ``options.fit`` False, or
-    for a channel without the mass histogram.
-    Raises :class:`~tau3mu.normalisation.NormalisationInputError` for simulation of an
-    era without data, :class:`~tau3mu.errors.OutputError` when a file cannot be written.
+    for a channel without the mass histogram; a run whose simulation has no data of its
+    era (simulation alone, scaled to its own ``lumi``) is not normalised either, said in
+    one line. Raises :class:`~tau3mu.errors.OutputError` when a file cannot be written.
     """
-    from tau3mu.normalisation import normalise_histograms, summary_lines
+    from tau3mu.normalisation import (
+        NormalisationInputError,
+        era_groups,
+        normalise_histograms,
+        summary_lines,
+    )
     from tau3mu.normalisation.report import RESULT
 
     hists = analysis.output.hists
     simulation = any(d.is_mc for d in analysis.datasets)
     if not options.fit or not simulation or "h_mass" not in hists:
+        return None
+    try:
+        era_groups(report["datasets"])
+    except NormalisationInputError as err:
+        print(f"note: no normalisation: {err}", file=sys.stderr)
         return None
     folder = Path(out)
     tic = time.perf_counter()
