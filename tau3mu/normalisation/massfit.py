@@ -45,11 +45,12 @@ def fit_weighted(
     background: str = "exponential",
     engine: str = DEFAULT_ENGINE,
     free: Collection[str] = (),
+    minos: bool = False,
 ) -> FitResult:
     """Fit a mass histogram given by bin ``values`` (sums of weights), ``variances``
     (sums of squared weights) and ``edges`` with :func:`tau3mu.fit.fit_spectrum`;
     ``fixed`` holds named parameters at the values given, ``free`` floats the tail
-    exponents named (held at 3 by default). Returns its
+    exponents named (held at 3 by default); ``minos`` adds Minos errors. Returns its
     :class:`FitResult` (``converged`` False with the reason when the fit failed)."""
     return fit_spectrum(
         np.asarray(values, dtype=np.float64),
@@ -59,4 +60,5 @@ def fit_weighted(
         fixed=dict(fixed or {}),
         background=background,
         free=free,
+        minos=minos,
     )

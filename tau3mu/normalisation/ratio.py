@@ -9,9 +9,12 @@ systematic is a refit and a shift of R:
 - ``scale_factors``: the simulation histograms with the muon scale factors at their
   up and down variations refitted; the larger shift;
 - ``tails``: the data fit with the Ds+ and D+ tail onsets (alpha) floating; with the Ds+
-  tail onset moved by plus and minus its simulation error; and simulation refitted with
-  the tail exponents n floating (the nominal fits hold them at 3), data with its tails,
-  and with its Ds+ exponent moved by plus and minus its error; the largest shift;
+  tail onset moved to either end of its simulation Minos interval; and simulation
+  refitted with the tail exponents n floating (the nominal fits hold them at 3), data
+  with its tails, and with its Ds+ exponent at either end of its Minos interval; the
+  largest shift. Minos, not the parabolic error: a tail onset far out in the tail is
+  weakly and one-sidedly constrained, and a parabolic error reaches values the
+  likelihood excludes;
 - ``background``: both fits with a second-order polynomial background;
 - ``mass_window``: both fits in a narrower window (:data:`NARROW_LOW`, :data:`NARROW_HIGH`).
 
@@ -112,8 +115,9 @@ def _tail_variations(
 ) -> dict[str, dict[str, float]]:
     """The data fit's fixed tails for each tail variation of the simulation fit ``sim``
     (a name -> ``fixed``): all its tails (``tails``), the tail onsets floating
-    (``tails_floating``), and each of ``names`` moved by plus and minus its error in
-    ``sim`` (``<name>_up``, ``<name>_down``; none where ``sim`` held it)."""
+    (``tails_floating``), and each of ``names`` moved to the ends of its Minos interval
+    in ``sim`` (``<name>_up``, ``<name>_down``; by plus and minus its parabolic error
+    without Minos; none where ``sim`` held it), within its range."""
     tails = tail_parameters(sim)
     out = {
         "tails": tails,
@@ -124,8 +128,11 @@ def _tail_variations(
         if not math.isfinite(error):
             continue
         _, lower, upper = SHAPE_DEFAULTS[name]
+        entry = sim.params[name]
+        minos = {"up": entry.get("upper", math.nan), "down": entry.get("lower", math.nan)}
         for sign, label in ((1, "up"), (-1, "down")):
-            value = float(np.clip(tails[name] + sign * error, lower, upper))
+            step = minos[label] if math.isfinite(minos[label]) else sign * error
+            value = float(np.clip(tails[name] + step, lower, upper))
             out[f"{name}_{label}"] = {**tails, name: value}
     return out
 
@@ -154,7 +161,7 @@ def _variations(
         """Simulation with the tail exponents floating, data with its tails."""
         if not floating_n:
             floating_n.append(
-                fit_weighted(*simulation["nominal"], edges, free=FIXED, engine=engine)
+                fit_weighted(*simulation["nominal"], edges, free=FIXED, engine=engine, minos=True)
             )
         sim_n = floating_n[0]
         if not sim_n.converged:
@@ -174,7 +181,9 @@ def _variations(
     for key in ("sf_up", "sf_down"):
         if key in simulation:
             out[key] = functools.partial(scale_factor, key)
-    for name, fixed in _tail_variations(sim).items():
+    sim_minos = fit_weighted(*simulation["nominal"], edges, engine=engine, minos=True)
+    tail_fits = sim_minos if sim_minos.converged else sim
+    for name, fixed in _tail_variations(tail_fits).items():
         if name != "tails":  # the nominal data fit
             out[name] = functools.partial(tails, fixed)
     for name, variation in EXPONENT_VARIATIONS.items():
