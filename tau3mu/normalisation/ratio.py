@@ -110,6 +110,15 @@ def _ratio(sim: FitResult, data: FitResult) -> float:
     return data.value("n_ds") / sim.value("n_ds")
 
 
+def _with_minos(h: Histogram, edges: np.ndarray, **options: Any) -> FitResult:
+    """The fit of ``h`` with Minos errors; without them where Minos cannot finish (its
+    scan can reach a parameter point where the model is undefined)."""
+    try:
+        return fit_weighted(*h, edges, minos=True, **options)
+    except (ValueError, ArithmeticError):
+        return fit_weighted(*h, edges, **options)
+
+
 def _tail_variations(
     sim: FitResult, names: tuple[str, ...] = ("alpha_ds",)
 ) -> dict[str, dict[str, float]]:
@@ -160,9 +169,7 @@ def _variations(
     def exponents(variation: str) -> float:
         """Simulation with the tail exponents floating, data with its tails."""
         if not floating_n:
-            floating_n.append(
-                fit_weighted(*simulation["nominal"], edges, free=FIXED, engine=engine, minos=True)
-            )
+            floating_n.append(_with_minos(simulation["nominal"], edges, free=FIXED, engine=engine))
         sim_n = floating_n[0]
         if not sim_n.converged:
             raise ArithmeticError(f"simulation fit with n floating: {sim_n.reason}")
@@ -181,7 +188,7 @@ def _variations(
     for key in ("sf_up", "sf_down"):
         if key in simulation:
             out[key] = functools.partial(scale_factor, key)
-    sim_minos = fit_weighted(*simulation["nominal"], edges, engine=engine, minos=True)
+    sim_minos = _with_minos(simulation["nominal"], edges, engine=engine)
     tail_fits = sim_minos if sim_minos.converged else sim
     for name, fixed in _tail_variations(tail_fits).items():
         if name != "tails":  # the nominal data fit
