@@ -24,24 +24,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tau3mu.normalisation import normalise
+    from tau3mu.normalisation import normalise, summary_lines
 
     outdir = Path(args.outdir)
     result = normalise(
         outdir, figures=not args.no_figures, label=args.label, engine=args.fit_engine
     )
-    for era, entry in result["eras"].items():
-        if entry["status"] != "ok":
-            print(f"{era}: {entry['reason']}")
-            continue
-        line = (
-            f"{era}: R = {entry['R']:.3f} +- {entry['stat_error']:.3f} (stat) "
-            f"+- {entry['syst_error']:.3f} (syst)"
-        )
-        if entry["f_B"] and entry["f_B"]["converged"]:
-            line += f", f_B = {entry['f_B']['value']:.3f} +- {entry['f_B']['error']:.3f}"
-        elif entry["f_B"]:
-            line += f"; f_B not measured: {entry['f_B']['reason']}"
+    for line in summary_lines(result):
         print(line)
     print(f"wrote {outdir / 'normalisation.json'} and {len(result['figures'])} figure files")
     return 0

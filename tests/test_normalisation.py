@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tau3mu.cli import main
+from tau3mu.errors import OptionError
 from tau3mu.normalisation import (
     NormalisationInputError,
     era_groups,
@@ -92,6 +93,72 @@ def test_every_systematic_is_a_refit(toy):
     assert measured.syst_error == pytest.approx(
         np.sqrt(sum(v**2 for v in measured.systematics.values()))
     )
+
+
+def test_tails_systematic_floats_the_exponents():
+    """Toys with a true Crystal Ball exponent n = 1.5: the simulation fit with n held at 3
+    misses the Ds+ yield, with n floating (``free``) it finds it and n; the tails
+    systematic holds the variations with n floating in simulation, and no others."""
+    truth = ToyTruth(n_cb=1.5)
+    toy = toy_histograms(np.random.default_rng(29), truth)
+    edges = toy["h_mass"].axes["mass"].edges
+    sim = {s: summed(toy["h_mass"], [SIM], s) for s in ("nominal", "sf_up", "sf_down")}
+    generated = truth.sim_events_ds * truth.sim_weight
+    held = fit_weighted(*sim["nominal"], edges)
+    floating = fit_weighted(*sim["nominal"], edges, free=("n_cb_ds", "n_cb_dplus"))
+    assert held.is_fixed("n_cb_ds")
+    assert not floating.is_fixed("n_cb_ds")
+    assert abs(held.value("n_ds") - generated) > 3 * held.error("n_ds")
+    assert abs(floating.value("n_ds") - generated) < 2 * floating.error("n_ds")
+    assert abs(floating.value("n_cb_ds") - 1.5) < 3 * floating.error("n_cb_ds")
+    measured = measure_ratio(summed(toy["h_mass"], [DATA]), sim, edges)
+    assert not measured.failed, measured.failed
+    tails = ("tails_floating", "alpha_ds_up", "alpha_ds_down", "n_floating", "n_cb_ds_up")
+    shifts = {
+        name: abs(measured.variations[name] - measured.ratio) for name in (*tails, "n_cb_ds_down")
+    }
+    assert measured.systematics["tails"] == max(shifts.values())
+    assert shifts["n_cb_ds_up"] > 0
+    assert shifts["n_cb_ds_down"] > 0
+    with pytest.raises(OptionError, match="alpha_ds not held by default"):
+        fit_weighted(*sim["nominal"], edges, free=("alpha_ds",))
+    with pytest.raises(OptionError, match="n_cb_ds also given as fixed"):
+        fit_weighted(*sim["nominal"], edges, free=("n_cb_ds",), fixed={"n_cb_ds": 2.0})
+
+
+FREE_TAILS_BOTH_ENGINES = """
+import json
+import numpy as np
+from tau3mu.fit import fit_spectrum
+from tau3mu.normalisation.era import summed
+from tau3mu.normalisation.toys import ToyTruth, toy_histograms
+toy = toy_histograms(np.random.default_rng(29), ToyTruth(n_cb=1.5))
+values, variances = summed(toy["h_mass"], ["mc_2017"])
+edges = toy["h_mass"].axes["mass"].edges
+out = {engine: fit_spectrum(values, edges, engine=engine, variances=variances,
+                            free=("n_cb_ds",)).to_dict() for engine in ("zfit", "iminuit")}
+print("RESULT" + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_both_engines_float_the_exponent_alike():
+    """``free`` in the zfit engine (its own process, as every zfit fit in tests) and the
+    iminuit engine on the same weighted histogram: n_cb_ds floats in both, n_cb_dplus
+    stays held, the Ds+ yield and n agree within a tenth of their errors."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FREE_TAILS_BOTH_ENGINES], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    fits = json.loads(line[len("RESULT") :])
+    for fit in fits.values():
+        assert fit["result"] == "ok", fit
+        assert not fit["params"]["n_cb_ds"]["fixed"]
+        assert fit["params"]["n_cb_dplus"]["fixed"]
+    for name in ("n_ds", "n_cb_ds"):
+        z, m = fits["zfit"]["params"][name], fits["iminuit"]["params"][name]
+        assert abs(z["value"] - m["value"]) < 0.1 * m["error"], (name, z, m)
 
 
 def test_f_b_needs_both_origins_in_simulation():
@@ -228,11 +295,13 @@ def test_fraction_gradient_is_the_template_fits_response(toy):
 
 
 @pytest.mark.slow
-def test_normalise_closes_on_generated_data_and_simulation(tmp_path, pog_sf_file):
+def test_run_normalises_generated_data_and_simulation(tmp_path, pog_sf_file, capsys):
     """Generated Run 3 data of 2022C (R = 0.85, f_B = 0.25, through the 2017 scale
     factors) and simulation of 2022, run as a physicist runs them (tau3mu run, weights
-    xsec x L / ngen x SFs x w_PU), then tau3mu normalise: R and f_B within 4 of their
-    errors of what was generated, every input recorded."""
+    xsec x L / ngen x SFs x w_PU): the run's normalise step writes normalisation.json and
+    its figures, names them in report.json and prints R and f_B; R and f_B within 4 of
+    their errors of what was generated, every input recorded; tau3mu normalise on the
+    saved outputs gives the same numbers; with --no-fit nothing is normalised."""
     common = ["generate", str(tmp_path), "--layout", "run3", "--fb", "0.25", "--jobs", "1"]
     common += ["--muon-sf", str(pog_sf_file)]
     assert main([*common, "--era", "2022C", "--lumi", "0.5", "--files", "2", "--seed", "31",
@@ -241,18 +310,52 @@ def test_normalise_closes_on_generated_data_and_simulation(tmp_path, pog_sf_file
         main([*common, "--era", "2022", "--mc", "--events-per-file", "60000", "--seed", "32"]) == 0
     )
     out = tmp_path / "out"
-    run = ["run", str(tmp_path / "datasets.json"), "--out", str(out), "--muon-sf", str(pog_sf_file)]
+    run = ["run", str(tmp_path / "datasets.json"), "--muon-sf", str(pog_sf_file), "--no-progress"]
     run += ["--pileup", str(tmp_path / "pileup_weights.json"), "--executor", "iterative"]
-    assert main([*run, "--no-fit", "--no-progress"]) == 0
-    assert main(["normalise", str(out), "--fit-engine", "iminuit", "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main([*run, "--out", str(out), "--fit-engine", "iminuit"]) == 0
+    printed = capsys.readouterr().out
     truth = json.loads((tmp_path / "truth.json").read_text())
     (mc,) = [name for name, t in truth.items() if t["type"] == "mc"]
-    era = json.loads((out / "normalisation.json").read_text())["eras"]["2022"]
+    result = json.loads((out / "normalisation.json").read_text())
+    era = result["eras"]["2022"]
     assert era["status"] == "ok", era["reason"]
     total = np.hypot(era["stat_error"], era["syst_error"])
     assert abs(era["R"] - 0.85) < 4 * total, (era["R"], total)
     assert abs(era["f_B"]["value"] - 0.25) < 4 * era["f_B"]["error"], era["f_B"]
+    assert f"2022: R = {era['R']:.3f} +- {era['stat_error']:.3f} (stat)" in printed
+    assert f"f_B = {era['f_B']['value']:.3f} +- {era['f_B']['error']:.3f}" in printed
     assert era["lumi_fb"] == 0.5
     assert era["inputs"][mc]["type"] == "mc"
     assert era["weights"][mc]["ngen"] == truth[mc]["ngen"]
     assert era["weights"][mc]["xsec_pb"] == pytest.approx(truth[mc]["xsec"])
+    outputs = json.loads((out / "report.json").read_text())["outputs"]
+    assert outputs["normalisation"] == str(out / "normalisation.json")
+    assert str(out / "normalisation" / "ratio_per_era.png") in outputs["normalisation_figures"]
+    assert all(Path(f).is_file() for f in outputs["normalisation_figures"])
+
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("histograms.pkl", "report.json"):
+        (again / name).write_bytes((out / name).read_bytes())
+    assert main(["normalise", str(again), "--fit-engine", "iminuit", "--no-figures"]) == 0
+    saved = json.loads((again / "normalisation.json").read_text())["eras"]["2022"]
+    assert (saved["R"], saved["f_B"]["value"]) == (era["R"], era["f_B"]["value"])
+
+    plain = tmp_path / "plain"
+    assert main([*run, "--out", str(plain), "--no-fit"]) == 0
+    assert "Normalisation" not in capsys.readouterr().out
+    assert not (plain / "normalisation.json").exists()
+    assert "normalisation" not in json.loads((plain / "report.json").read_text())["outputs"]
+
+    # simulation alone, scaled to a luminosity of its own: fitted, not normalised
+    alone = tmp_path / "alone.json"
+    spec = json.loads((tmp_path / "datasets.json").read_text())[mc]
+    alone.write_text(json.dumps({mc: {**spec, "lumi": 0.5}}))
+    run[1] = str(alone)
+    assert main([*run, "--out", str(plain), "--fit-engine", "iminuit"]) == 0
+    printed = capsys.readouterr()
+    assert "note: no normalisation: simulation era '2022'" in printed.err
+    assert "Normalisation" not in printed.out
+    assert not (plain / "normalisation.json").exists()
+    assert "normalisation" not in json.loads((plain / "report.json").read_text())["outputs"]

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -589,9 +590,13 @@ def test_futures_executor_report(futures_run, run3_dataset):
 
 @pytest.mark.slow
 def test_demo_on_a_small_dataset(tmp_path):
-    """``tau3mu demo --events N``: generates N events, runs them (in this process: one
-    worker needs no cluster), fits with the default engine (zfit). In a fresh process, as
-    users run it: TensorFlow is not imported into the test process, where ROOT may be."""
+    """``tau3mu demo --events N``: generates N data events and their simulation, runs
+    them (in this process: one worker needs no cluster), fits with the default engine
+    (zfit) and normalises: R and f_B printed beside what was generated. In a fresh
+    process, as users run it: TensorFlow is not imported into the test process, where
+    ROOT may be."""
+    from tau3mu.demo_command import GENERATED_FB, GENERATED_R
+
     argv = ["demo", "--out", str(tmp_path), "--events", "8000", "--workers", "1"]
     done = subprocess.run(
         [sys.executable, "-m", "tau3mu.cli", *argv], capture_output=True, text=True, timeout=600
@@ -599,19 +604,29 @@ def test_demo_on_a_small_dataset(tmp_path):
     run = {"code": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
     assert run["code"] == 0, run["stderr"][-3000:]
     assert "generating 8,000 events of synthetic run3 data" in run["stdout"]
+    assert re.search(r"generating [\d,]+ events of its simulation", run["stdout"])
     assert "executor: iterative (this process), chosen: --workers 1" in run["stderr"]
     assert "Dask:" not in run["stderr"]
     assert "with iterative on 1 worker(s)" in run["stdout"]
     results = tmp_path / "results"
     report = strict_json((results / "report.json").read_text())
-    assert report["events"] == 8000
+    data, simulation = "synthetic_run3_2022", "synthetic_run3_2022_mc"
+    assert report["datasets"][simulation]["type"] == "mc"
+    generated = strict_json(next((tmp_path / "data").glob("*/truth.json")).read_text())
+    assert report["events"] == sum(generated[d]["events"] for d in (data, simulation))
     assert report["workers"] == 1
-    ((dataset, fit),) = strict_json((results / "fit.json").read_text()).items()
-    assert fit["engine"] == "zfit"
-    assert fit["result"] == "ok", fit
-    truth = report["truth"][dataset]
+    fits = strict_json((results / "fit.json").read_text())
+    assert {fit["engine"] for fit in fits.values()} == {"zfit"}
+    assert fits[data]["result"] == "ok", fits[data]
+    truth = report["truth"][data]
     for key, name in (("ds", "n_ds"), ("dplus", "n_dplus")):
-        value, error = fit["params"][name]["value"], fit["params"][name]["error"]
+        value, error = fits[data]["params"][name]["value"], fits[data]["params"][name]["error"]
         assert abs(value - truth[key]) < 3 * error, (name, value, error, truth[key])
+    era = strict_json((results / "normalisation.json").read_text())["eras"]["2022"]
+    assert era["status"] == "ok", era["reason"]
+    assert f"R   = {era['R']:.3f}" in run["stdout"]
+    assert f"generated {GENERATED_R:.3f}" in run["stdout"]
+    assert f"generated {GENERATED_FB:.3f}" in run["stdout"]
     for name in ("histograms.root", "snapshot.root", "mass_fit.png", "cutflow.json"):
         assert (results / name).is_file()
+    assert (results / "normalisation" / "ratio_per_era.png").is_file()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from tau3mu.fit.histogram import is_weighted, poisson_scale
 from tau3mu.fit.model import model_cdf
 from tau3mu.fit.parameters import parameter_order, start_vector
 from tau3mu.fit.result import FitResult
-from tau3mu.fit.strategy import check_options, fit_result, unfit
+from tau3mu.fit.strategy import check_free, check_options, fit_result, unfit
 
 __all__ = ["fit_counts_iminuit", "poisson_cost"]
 
@@ -71,19 +71,23 @@ def fit_counts_iminuit(
     variances: np.ndarray | None = None,
     fixed: Mapping[str, float] | None = None,
     background: str = "exponential",
+    free: Collection[str] = (),
 ) -> FitResult:
     """Fit bin counts with edges: the zfit engine's model and strategy, iminuit's
     ``ExtendedBinnedNLL`` and a numpy Crystal Ball CDF.
 
     ``variances``: sums of squared weights of a weighted histogram (None, or equal to
     ``counts``: unweighted); ``fixed``: parameters held at the values given;
+    ``free``: tail exponents that float (:func:`~tau3mu.fit.strategy.check_free`);
     ``background``: ``exponential`` or ``poly2``. Raises
-    :class:`~tau3mu.errors.OptionError` for an unknown background or a bad ``fixed``.
+    :class:`~tau3mu.errors.OptionError` for an unknown background or a bad ``fixed``
+    or ``free``.
     """
     from iminuit import Minuit
 
     tic = time.perf_counter()
     fixed = check_options(background, fixed)
+    free = check_free(free, fixed)
     counts = np.asarray(counts, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
     if variances is not None:
@@ -112,4 +116,5 @@ def fit_counts_iminuit(
         background=background,
         fixed=fixed,
         variances=variances,
+        free=free,
     )

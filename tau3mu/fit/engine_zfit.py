@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from tau3mu.fit.histogram import is_weighted, poisson_scale
 from tau3mu.fit.parameters import YIELDS, parameter_order, shape_defaults, start_vector
 from tau3mu.fit.result import FitResult
-from tau3mu.fit.strategy import check_options, fit_result, unfit
+from tau3mu.fit.strategy import check_free, check_options, fit_result, unfit
 
 __all__ = ["ZfitModel", "fit_counts", "import_zfit", "model_for"]
 
@@ -204,22 +204,25 @@ def fit_counts(
     variances: np.ndarray | None = None,
     fixed: Mapping[str, float] | None = None,
     background: str = "exponential",
+    free: Collection[str] = (),
 ) -> FitResult:
     """Fit bin counts with edges, zfit's loss; see :mod:`tau3mu.fit.strategy`.
 
     ``variances``: sums of squared weights of a weighted histogram (None, or equal to
     ``counts``: unweighted); ``fixed``: parameters held at the values given;
+    ``free``: tail exponents that float (:func:`~tau3mu.fit.strategy.check_free`);
     ``background``: ``exponential`` or ``poly2``. ``gradient``: False (default) lets
     Minuit differentiate the loss numerically; True gives it the gradient from
     TensorFlow, as ``zfit.minimize.Minuit`` does by default: fewer loss calls, but the
     gradient graph takes seconds to compile, which a cold fit pays
     (benchmarks/bench_fit.py). Raises :class:`~tau3mu.errors.OptionError` for an
-    unknown background or a bad ``fixed``.
+    unknown background or a bad ``fixed`` or ``free``.
     """
     from iminuit import Minuit
 
     tic = time.perf_counter()
     fixed = check_options(background, fixed)
+    free = check_free(free, fixed)
     counts = np.asarray(counts, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
     if variances is not None:
@@ -251,4 +254,5 @@ def fit_counts(
         background=background,
         fixed=fixed,
         variances=variances,
+        free=free,
     )

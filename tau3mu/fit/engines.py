@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,11 +42,12 @@ def fit_spectrum(
     variances: np.ndarray | None = None,
     fixed: Mapping[str, float] | None = None,
     background: str = "exponential",
+    free: Collection[str] = (),
 ) -> FitResult:
     """Fit bin counts with edges with ``engine`` (one of :data:`ENGINES`); the other
     arguments as :func:`tau3mu.fit.fit_counts` takes them. Raises
     :class:`~tau3mu.errors.OptionError` for an unknown engine or background, or a bad
-    ``fixed``."""
+    ``fixed`` or ``free``."""
     if engine not in ENGINES:
         raise OptionError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
     fit = fit_counts_iminuit if engine == "iminuit" else fit_counts
@@ -58,6 +59,7 @@ def fit_spectrum(
         variances=variances,
         fixed=fixed,
         background=background,
+        free=free,
     )
 
 
@@ -69,16 +71,18 @@ def fit_mass(
     engine: str = "zfit",
     fixed: Mapping[str, float] | None = None,
     background: str = "exponential",
+    free: Collection[str] = (),
 ) -> FitResult:
     """Fit a mass histogram (``hist.Hist``; a nominal slice is taken from bigger ones).
 
     A weighted histogram (variances that differ from its values) is fitted with its
     variances (:mod:`tau3mu.fit.histogram`), an unweighted one as Poisson counts.
     ``fixed`` holds named parameters at the values given (e.g. the tails of a simulation
-    fit, :func:`tau3mu.fit.tail_parameters`); ``background``: ``exponential`` (default)
+    fit, :func:`tau3mu.fit.tail_parameters`); ``free`` floats parameters held by default
+    (the tail exponents ``n_cb_ds``, ``n_cb_dplus``); ``background``: ``exponential`` (default)
     or ``poly2``; ``engine``: ``zfit`` (default) or ``iminuit``. Raises
     :class:`~tau3mu.errors.OptionError` for an unknown engine or background or a bad
-    ``fixed``, ValueError for a histogram with several datasets.
+    ``fixed`` or ``free``, ValueError for a histogram with several datasets.
     """
     counts, variances, edges = mass_spectrum(h)
     return fit_spectrum(
@@ -90,4 +94,5 @@ def fit_mass(
         variances=variances,
         fixed=fixed,
         background=background,
+        free=free,
     )

@@ -41,11 +41,12 @@ SHAPE_DEFAULTS: dict[str, tuple[float, float, float]] = {
     # above 30 MeV is a peak eating background, not a resolution
     "sigma_ds": (0.012, 0.001, 0.03),
     "alpha_ds": (1.5, 0.3, 10.0),
-    "n_cb_ds": (3.0, 0.5, 25.0),
+    # n above 1: the Crystal Ball's tail integral (the CDF) has 1 / (n - 1)
+    "n_cb_ds": (3.0, 1.1, 25.0),
     "mean_dplus": (1.87, 1.82, 1.89),
     "sigma_dplus": (0.011, 0.001, 0.03),
     "alpha_dplus": (1.5, 0.3, 10.0),
-    "n_cb_dplus": (3.0, 0.5, 25.0),
+    "n_cb_dplus": (3.0, 1.1, 25.0),
     # the original allowed (-2, -0.01); flat and rising backgrounds exist, so it may cross 0
     "slope": (-1.0, -10.0, 10.0),
 }

@@ -10,7 +10,8 @@
    still fails is reported as failed, with Minuit's reason, and no numbers.
 
 Parameters given as ``fixed`` (e.g. the tails from a simulation fit) are held at the
-values given throughout. A weighted histogram is fitted with its variances
+values given throughout; parameters given as ``free`` (of those held by default, the tail
+exponents) float from their start values (e.g. the tails systematic's simulation fit). A weighted histogram is fitted with its variances
 (:mod:`tau3mu.fit.histogram`); its yields are bounded below by the mean weight of an
 event instead of 1.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ from tau3mu.fit.parameters import (
 )
 from tau3mu.fit.result import FitResult, failed_result
 
-__all__ = ["check_options", "fit_result", "minimise", "minuit_reason", "unfit"]
+__all__ = ["check_free", "check_options", "fit_result", "minimise", "minuit_reason", "unfit"]
 
 
 def check_options(background: str, fixed: Mapping[str, float] | None) -> dict[str, float]:
@@ -71,6 +72,24 @@ def check_options(background: str, fixed: Mapping[str, float] | None) -> dict[st
             )
         fixed[name] = float(value)
     return fixed
+
+
+def check_free(free: Collection[str], fixed: Mapping[str, float]) -> tuple[str, ...]:
+    """``free`` as a tuple, checked: names among the parameters held by default
+    (:data:`tau3mu.fit.parameters.FIXED`) and not also given as ``fixed``.
+
+    Raises :class:`~tau3mu.errors.OptionError` naming what is wrong.
+    """
+    free = tuple(free)
+    unknown = [name for name in free if name not in FIXED]
+    if unknown:
+        raise OptionError(
+            f"free: {', '.join(unknown)} not held by default; only {', '.join(FIXED)} can be freed"
+        )
+    both = [name for name in free if name in fixed]
+    if both:
+        raise OptionError(f"free: {', '.join(both)} also given as fixed")
+    return free
 
 
 def unfit(
@@ -178,12 +197,13 @@ def minimise(
     minos: bool,
     background: str = "exponential",
     fixed: Mapping[str, float] | None = None,
+    free: Collection[str] = (),
     unit: float = 1.0,
 ) -> tuple[int, str, str]:
     """Migrad, Hesse and the remedies of the module docstring on a configured Minuit.
 
     ``fixed``: parameters held at the values given (checked by :func:`check_options`);
-    ``unit``: the weight of one event. Returns (status, reason, strategy): status 0 with
+    ``free``: parameters held by default that float here (:func:`check_free`); ``unit``: the weight of one event. Returns (status, reason, strategy): status 0 with
     a valid minimum and an accurate covariance, 3 without a valid minimum, 4 with an
     inaccurate covariance (Minuit forced it positive definite: a direction the data do
     not constrain).
@@ -192,8 +212,13 @@ def minimise(
     for name in m.parameters:
         m.limits[name] = bounds[name]
     for name in FIXED:
-        m.fixed[name] = True
+        m.fixed[name] = name not in free
     strategy = "one fit from histogram start values, tail exponents fixed"
+    if free:
+        strategy = "one fit from histogram start values"
+        held = [name for name in FIXED if name not in free]
+        strategy += f"; {', '.join(held)} fixed" if held else ""
+        strategy += f"; {', '.join(free)} floating"
     for name, value in (fixed or {}).items():
         m.values[name] = value
         m.fixed[name] = True
@@ -280,17 +305,19 @@ def fit_result(
     background: str = "exponential",
     fixed: Mapping[str, float] | None = None,
     variances: np.ndarray | None = None,
+    free: Collection[str] = (),
 ) -> FitResult:
     """Minimise (:func:`minimise`) and report: numbers for a converged fit, else the reason.
 
     ``expected`` gives the expected counts per bin at a parameter vector in Minuit's order;
     ``tic`` is the ``time.perf_counter()`` at which the fit started; ``variances``: the
-    sums of squared weights of a weighted histogram, else None.
+    sums of squared weights of a weighted histogram, else None; ``fixed`` and ``free``
+    as :func:`minimise` takes them.
     """
     entries = float(counts.sum())
     unit = 1.0 if variances is None else float(variances.sum()) / entries
     status, reason, strategy = minimise(
-        m, entries, minos=minos, background=background, fixed=fixed, unit=unit
+        m, entries, minos=minos, background=background, fixed=fixed, free=free, unit=unit
     )
     if variances is not None:
         strategy += "; weighted: scaled Poisson likelihood"

@@ -8,7 +8,7 @@ from tau3mu.normalisation.era import measure_era
 from tau3mu.normalisation.grouping import NormalisationInputError, era_groups
 from tau3mu.normalisation.massfit import fit_weighted, tail_parameters
 from tau3mu.normalisation.ratio import RatioMeasurement, measure_ratio
-from tau3mu.normalisation.report import normalise
+from tau3mu.normalisation.report import normalise, normalise_histograms, summary_lines
 from tau3mu.normalisation.splot import fit_fraction_from_b, signal_sweights, sweighted
 
 __all__ = [
@@ -20,7 +20,9 @@ __all__ = [
     "measure_era",
     "measure_ratio",
     "normalise",
+    "normalise_histograms",
     "signal_sweights",
+    "summary_lines",
     "sweighted",
     "tail_parameters",
 ]

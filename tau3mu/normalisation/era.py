@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -49,7 +49,9 @@ def data_sweights(
     return signal_sweights(counts, components)
 
 
-def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], measurement: Any, weights):
+def _fraction(
+    hists: Mapping[str, Any], data: Sequence[str], sim: Sequence[str], measurement: Any, weights
+):
     """f_B from the sWeighted data ct and the simulation templates; its error adds the
     sWeights' own fluctuation (:func:`sweight_variance`) to the template fit's."""
     h_ct = hists["h_ct"]
@@ -95,7 +97,7 @@ def _fraction(hists: dict, data: Sequence[str], sim: Sequence[str], measurement:
 
 
 def measure_era(
-    hists: dict[str, Any],
+    hists: Mapping[str, Any],
     data: Sequence[str],
     simulation: Sequence[str],
     *,
@@ -111,8 +113,8 @@ def measure_era(
     h_mass = hists["h_mass"]
     edges = h_mass.axes["mass"].edges
     data_h = summed(h_mass, data)
-    systematics = [s for s in h_mass.axes["systematic"] if s in ("nominal", "sf_up", "sf_down")]
-    sim_h = {s: summed(h_mass, simulation, s) for s in systematics}
+    names = [s for s in h_mass.axes["systematic"] if s in ("nominal", "sf_up", "sf_down")]
+    sim_h = {s: summed(h_mass, simulation, s) for s in names}
     out: dict[str, Any] = {"ratio": None, "failed": None, "fraction": None, "edges": edges}
     measured = measure_ratio(data_h, sim_h, edges, systematics=systematics, engine=engine)
     if not isinstance(measured, RatioMeasurement):

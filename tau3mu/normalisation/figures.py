@@ -130,8 +130,10 @@ def plot_ct_fit(
         ax=ax,
     )
     ax.text(0.05, 0.06, text, transform=ax.transAxes, fontsize=18)
-    ax.set_yscale("log")
-    ax.set_ylim(max(float(np.abs(data).max()) * 1e-4, 0.1), float(np.abs(data).max()) * 20)
+    if np.any(np.asarray(data) > 0):  # else nothing to draw on a log scale
+        ax.set_yscale("log")
+        top = float(np.abs(data).max())
+        ax.set_ylim(max(top * 1e-4, 0.1), top * 20)
     ax.set_xlabel(r"Proper decay length $ct$ [cm]")
     ax.set_ylabel("sWeighted candidates / cm")
     ax.legend(loc="upper right", title=era)

@@ -10,7 +10,7 @@ fit-model systematic compares the exponential background with a second-order pol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -44,10 +44,13 @@ def fit_weighted(
     fixed: Mapping[str, float] | None = None,
     background: str = "exponential",
     engine: str = DEFAULT_ENGINE,
+    free: Collection[str] = (),
+    minos: bool = False,
 ) -> FitResult:
     """Fit a mass histogram given by bin ``values`` (sums of weights), ``variances``
     (sums of squared weights) and ``edges`` with :func:`tau3mu.fit.fit_spectrum`;
-    ``fixed`` holds named parameters at the values given. Returns its
+    ``fixed`` holds named parameters at the values given, ``free`` floats the tail
+    exponents named (held at 3 by default); ``minos`` adds Minos errors. Returns its
     :class:`FitResult` (``converged`` False with the reason when the fit failed)."""
     return fit_spectrum(
         np.asarray(values, dtype=np.float64),
@@ -56,4 +59,6 @@ def fit_weighted(
         variances=np.asarray(variances, dtype=np.float64),
         fixed=dict(fixed or {}),
         background=background,
+        free=free,
+        minos=minos,
     )

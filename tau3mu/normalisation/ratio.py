@@ -8,9 +8,13 @@ systematic is a refit and a shift of R:
 
 - ``scale_factors``: the simulation histograms with the muon scale factors at their
   up and down variations refitted; the larger shift;
-- ``tails``: the data fit with the Ds+ and D+ tail onsets (alpha) floating, and with the
-  Ds+ tail parameters that simulation measured (alpha; n when it floated) moved by plus
-  and minus their simulation errors; the largest shift;
+- ``tails``: the data fit with the Ds+ and D+ tail onsets (alpha) floating; with the Ds+
+  tail onset moved to either end of its simulation Minos interval; and simulation
+  refitted with the tail exponents n floating (the nominal fits hold them at 3), data
+  with its tails, and with its Ds+ exponent at either end of its Minos interval; the
+  largest shift. Minos, not the parabolic error: a tail onset far out in the tail is
+  weakly and one-sidedly constrained, and a parabolic error reaches values the
+  likelihood excludes;
 - ``background``: both fits with a second-order polynomial background;
 - ``mass_window``: both fits in a narrower window (:data:`NARROW_LOW`, :data:`NARROW_HIGH`).
 
@@ -19,6 +23,7 @@ The total systematic error is their sum in quadrature.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from tau3mu.config import DS_MASS
-from tau3mu.fit import SHAPE_DEFAULTS, FitResult
+from tau3mu.fit import FIXED, SHAPE_DEFAULTS, FitResult
 from tau3mu.normalisation.massfit import DEFAULT_ENGINE, fit_weighted, tail_parameters
 
 __all__ = ["NARROW_HIGH", "NARROW_LOW", "RatioMeasurement", "measure_ratio", "narrower"]
@@ -38,6 +43,13 @@ NARROW_LOW = 0.08
 NARROW_HIGH = 0.04
 
 Histogram = tuple[np.ndarray, np.ndarray]
+
+#: the variations with the tail exponents n floating in simulation -> which data fit
+EXPONENT_VARIATIONS = {
+    "n_floating": "tails",
+    "n_cb_ds_up": "n_cb_ds_up",
+    "n_cb_ds_down": "n_cb_ds_down",
+}
 
 
 @dataclass
@@ -98,17 +110,38 @@ def _ratio(sim: FitResult, data: FitResult) -> float:
     return data.value("n_ds") / sim.value("n_ds")
 
 
-def _tail_variations(sim: FitResult) -> dict[str, dict[str, float]]:
-    """The data fit's fixed tails for each tail variation (a name -> ``fixed``)."""
+def _with_minos(h: Histogram, edges: np.ndarray, **options: Any) -> FitResult:
+    """The fit of ``h`` with Minos errors; without them where Minos cannot finish (its
+    scan can reach a parameter point where the model is undefined)."""
+    try:
+        return fit_weighted(*h, edges, minos=True, **options)
+    except (ValueError, ArithmeticError):
+        return fit_weighted(*h, edges, **options)
+
+
+def _tail_variations(
+    sim: FitResult, names: tuple[str, ...] = ("alpha_ds",)
+) -> dict[str, dict[str, float]]:
+    """The data fit's fixed tails for each tail variation of the simulation fit ``sim``
+    (a name -> ``fixed``): all its tails (``tails``), the tail onsets floating
+    (``tails_floating``), and each of ``names`` moved to the ends of its Minos interval
+    in ``sim`` (``<name>_up``, ``<name>_down``; by plus and minus its parabolic error
+    without Minos; none where ``sim`` held it), within its range."""
     tails = tail_parameters(sim)
-    out = {"tails_floating": {n: v for n, v in tails.items() if not n.startswith("alpha")}}
-    for name in ("alpha_ds", "n_cb_ds"):
+    out = {
+        "tails": tails,
+        "tails_floating": {n: v for n, v in tails.items() if not n.startswith("alpha")},
+    }
+    for name in names:
         error = sim.error(name)
         if not math.isfinite(error):
             continue
         _, lower, upper = SHAPE_DEFAULTS[name]
+        entry = sim.params[name]
+        minos = {"up": entry.get("upper", math.nan), "down": entry.get("lower", math.nan)}
         for sign, label in ((1, "up"), (-1, "down")):
-            value = float(np.clip(tails[name] + sign * error, lower, upper))
+            step = minos[label] if math.isfinite(minos[label]) else sign * error
+            value = float(np.clip(tails[name] + step, lower, upper))
             out[f"{name}_{label}"] = {**tails, name: value}
     return out
 
@@ -125,11 +158,25 @@ def _variations(
     def scale_factor(key: str) -> float:
         return _ratio(*_fit_pair(data, simulation[key], edges, engine=engine))
 
-    def tails(fixed: dict[str, float]) -> float:
+    def tails(fixed: dict[str, float], sim_fit: FitResult = sim) -> float:
         refit = fit_weighted(*data, edges, fixed=fixed, engine=engine)
         if not refit.converged:
             raise ArithmeticError(refit.reason)
-        return _ratio(sim, refit)
+        return _ratio(sim_fit, refit)
+
+    floating_n: list[FitResult] = []  # the simulation fit with n floating, once
+
+    def exponents(variation: str) -> float:
+        """Simulation with the tail exponents floating, data with its tails."""
+        if not floating_n:
+            floating_n.append(_with_minos(simulation["nominal"], edges, free=FIXED, engine=engine))
+        sim_n = floating_n[0]
+        if not sim_n.converged:
+            raise ArithmeticError(f"simulation fit with n floating: {sim_n.reason}")
+        fixed = _tail_variations(sim_n, ("n_cb_ds",)).get(variation)
+        if fixed is None:
+            raise ArithmeticError("the simulation fit with n floating gave no error on n")
+        return tails(fixed, sim_n)
 
     def pair(data_h: Histogram, sim_h: Histogram, edges_h: np.ndarray, **options: Any) -> float:
         sim_fit, data_fit = _fit_pair(data_h, sim_h, edges_h, engine=engine, **options)
@@ -140,9 +187,14 @@ def _variations(
     out: dict[str, Callable[[], float]] = {}
     for key in ("sf_up", "sf_down"):
         if key in simulation:
-            out[key] = lambda key=key: scale_factor(key)
-    for name, fixed in _tail_variations(sim).items():
-        out[name] = lambda fixed=fixed: tails(fixed)
+            out[key] = functools.partial(scale_factor, key)
+    sim_minos = _with_minos(simulation["nominal"], edges, engine=engine)
+    tail_fits = sim_minos if sim_minos.converged else sim
+    for name, fixed in _tail_variations(tail_fits).items():
+        if name != "tails":  # the nominal data fit
+            out[name] = functools.partial(tails, fixed)
+    for name, variation in EXPONENT_VARIATIONS.items():
+        out[name] = functools.partial(exponents, variation)
     out["background_poly2"] = lambda: pair(data, simulation["nominal"], edges, background="poly2")
     narrow_data, narrow_edges = narrower(data, edges)
     narrow_sim, _ = narrower(simulation["nominal"], edges)
@@ -153,7 +205,7 @@ def _variations(
 #: which variations make up each systematic
 GROUPS = {
     "scale_factors": ("sf_up", "sf_down"),
-    "tails": ("tails_floating", "alpha_ds_up", "alpha_ds_down", "n_cb_ds_up", "n_cb_ds_down"),
+    "tails": ("tails_floating", "alpha_ds_up", "alpha_ds_down", *EXPONENT_VARIATIONS),
     "background": ("background_poly2",),
     "mass_window": ("mass_window_narrow",),
 }

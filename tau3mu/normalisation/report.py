@@ -18,7 +18,7 @@ from tau3mu.normalisation.grouping import NormalisationInputError, era_groups
 from tau3mu.normalisation.massfit import DEFAULT_ENGINE
 from tau3mu.normalisation.splot import sweighted
 
-__all__ = ["FIGURES", "RESULT", "load_run", "normalise"]
+__all__ = ["FIGURES", "RESULT", "load_run", "normalise", "normalise_histograms", "summary_lines"]
 
 #: the result file and the figures' folder, inside the run's output folder
 RESULT, FIGURES = "normalisation.json", "normalisation"
@@ -133,10 +133,29 @@ def normalise(
     Raises :class:`NormalisationInputError` (a :class:`tau3mu.errors.Tau3MuError`) for a
     folder without the run's outputs, a run without simulation, an era without data.
     """
+    hists, report = load_run(Path(outdir))
+    return normalise_histograms(hists, report, outdir, figures=figures, label=label, engine=engine)
+
+
+def normalise_histograms(
+    hists: Mapping[str, Any],
+    report: Mapping[str, Any],
+    outdir: str | Path,
+    *,
+    figures: bool = True,
+    label: str = DEFAULT_LABEL,
+    engine: str = DEFAULT_ENGINE,
+) -> dict[str, Any]:
+    """:func:`normalise` of a run's histograms (``h_mass`` and the control histograms)
+    and its report (``report.json``'s ``datasets`` and ``weights``), written into
+    ``outdir``; returns ``normalisation.json``'s content.
+
+    Raises :class:`NormalisationInputError` for a run without simulation or an era
+    without data.
+    """
     from tau3mu.outputs import write_json
 
     outdir = Path(outdir)
-    hists, report = load_run(outdir)
     groups = era_groups(report["datasets"])
     folder = outdir / FIGURES
     result: dict[str, Any] = {"fit_engine": engine, "eras": {}, "figures": []}
@@ -157,7 +176,7 @@ def normalise(
                 label=label,
             )
         result["figures"] += _control_figures(
-            hists, era, group, measured, folder, entry["lumi_fb"], label
+            dict(hists), era, group, measured, folder, entry["lumi_fb"], label
         )
     done = {e: v for e, v in result["eras"].items() if v["status"] == "ok"}
     if figures and done:
@@ -165,3 +184,23 @@ def normalise(
     result["figures"] = [str(p.relative_to(outdir)) for p in result["figures"]]
     write_json(outdir / RESULT, result)
     return result
+
+
+def summary_lines(result: Mapping[str, Any]) -> list[str]:
+    """One line per era of a :func:`normalise` result: R with its statistical and
+    systematic errors and f_B with its error, or why either was not measured."""
+    lines = []
+    for era, entry in result["eras"].items():
+        if entry["status"] != "ok":
+            lines.append(f"{era}: {entry['reason']}")
+            continue
+        line = (
+            f"{era}: R = {entry['R']:.3f} +- {entry['stat_error']:.3f} (stat) "
+            f"+- {entry['syst_error']:.3f} (syst)"
+        )
+        if entry["f_B"] and entry["f_B"]["converged"]:
+            line += f", f_B = {entry['f_B']['value']:.3f} +- {entry['f_B']['error']:.3f}"
+        elif entry["f_B"]:
+            line += f"; f_B not measured: {entry['f_B']['reason']}"
+        lines.append(line)
+    return lines

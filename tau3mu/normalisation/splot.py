@@ -8,6 +8,14 @@ the sum over events written as a sum over bins of their counts n_i):
     (V^-1)_jk = sum_i n_i p_j(i) p_k(i) / (sum_l N_l p_l(i))^2
     w_Ds(i)  = sum_j V_Ds,j p_j(i) / sum_l N_l p_l(i)
 
+The sWeights are written here rather than taken from hepstats
+(``hepstats.splot.compute_sweights``): hepstats evaluates zfit PDFs at unbinned events,
+whereas the normalisation's fits are binned and run on either engine (iminuit without
+zfit or TensorFlow in the process); a bin's sWeight uses the components' integrals over
+the bin. tests/test_normalisation_hepstats.py checks them against hepstats (zfit's PDFs
+at the bin centres, each weighted by its bin's count), within what the bin width
+explains.
+
 A histogram with a mass axis then gives the Ds+ component of its other variable as
 sum_i w_Ds(i) h[i, :], with variances sum_i w_Ds(i)^2 var[i, :].
 

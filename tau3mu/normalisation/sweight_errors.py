@@ -104,7 +104,7 @@ def sweight_variance(
     d_theta = _gradient(lambda t: big_g @ weights(mass, t), theta, 1e-3 * errors)
 
     def total(t: np.ndarray) -> np.ndarray:
-        return sum(components(t).values())
+        return np.sum(list(components(t).values()), axis=0)
 
     mu = total(theta)
     d_mu = _gradient(total, theta, 1e-3 * errors)  # (parameters, bins)

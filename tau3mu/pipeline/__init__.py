@@ -1,10 +1,10 @@
 """The analysis as library functions, for notebooks and the ``tau3mu`` commands alike.
 
 ``analyse`` runs a channel over datasets, ``write`` writes its histograms, cutflow and
-snapshot, ``fit`` fits and draws the mass peaks, ``run`` does all of it and writes
-``report.json``; every step takes one :class:`RunOptions`. The next steps of the
-analysis (the normalisation, the inference) take an :class:`Analysis` and the options
-the same way and belong here.
+snapshot, ``fit`` fits and draws the mass peaks, ``normalise`` measures R and f_B per
+era of a run with simulation, ``run`` does all of it and writes ``report.json``; every
+step takes one :class:`RunOptions`. The next steps of the analysis (the inference) take
+an :class:`Analysis` and the options the same way and belong here.
 
 Example::
 
@@ -24,6 +24,7 @@ from tau3mu.datasets import DatasetFiles, Fileset
 from tau3mu.pipeline.analysis import Analysis, Setup, analyse, prepare
 from tau3mu.pipeline.executors import ExecutorChoice, choose_executor, count_events
 from tau3mu.pipeline.fitting import Fits, fit
+from tau3mu.pipeline.normalising import normalise
 from tau3mu.pipeline.options import (
     ExecutorName,
     FitEngine,
@@ -56,6 +57,7 @@ __all__ = [
     "choose_executor",
     "count_events",
     "fit",
+    "normalise",
     "performance_report_or_warn",
     "prepare",
     "run",

@@ -27,7 +27,7 @@ class Fits:
 def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
     """Fit the channel's fit histogram (nominal) of every dataset with
     ``options.fit_engine``; write ``fit.json`` and the figures into ``out``; print each
-    fit's table (and the generated truth beside the fitted yields, where known).
+    fit's table (and the generated truth beside the fitted yields of data, where known).
 
     A channel without a fit histogram, or ``options.fit`` False, fits nothing.
     Raises :class:`~tau3mu.errors.OutputError` when a file cannot be written.
@@ -41,6 +41,7 @@ def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
         one = h[{"dataset": dataset, "systematic": "nominal"}]
         histograms[dataset] = Spectrum(one.values(), one.axes[0].edges, one.variances())
     datasets = analysis.datasets
+    simulation = {d.name for d in datasets if d.is_mc}
     tic = time.perf_counter()
     with writing_to(Path(out)):
         results = fit_datasets(
@@ -48,13 +49,14 @@ def fit(analysis: Analysis, out: str | Path, options: RunOptions) -> Fits:
             out,
             engine=options.fit_engine,
             lumi={d.name: d.lumi for d in datasets if d.lumi},
-            simulation={d.name for d in datasets if d.is_mc},
+            simulation=simulation,
             eras={d.name: d.era or analysis.setup.config.era for d in datasets},
             label=options.label,
         )
     seconds = time.perf_counter() - tic
     for dataset, result in results.items():
-        truth = analysis.output.truth.get(dataset)
+        # simulation's fitted yields are weighted: its truth counts events, not weights
+        truth = None if dataset in simulation else analysis.output.truth.get(dataset)
         print(f"\nMass fit of {dataset}:\n{result.table()}")
         if truth and result.converged:
             for key, param in (("ds", "n_ds"), ("dplus", "n_dplus")):
