@@ -37,6 +37,7 @@ def revision_of(python: str) -> str:
         capture_output=True,
         text=True,
         check=True,
+        cwd=tempfile.gettempdir(),  # not a folder whose tau3mu/ would shadow the installed one
     ).stdout.strip()
     return subprocess.run(
         ["git", "-C", where, "rev-parse", "--short=10", "HEAD"],
@@ -52,7 +53,9 @@ def run_once(python: str, datasets_json: str) -> tuple[float, dict[str, Any]]:
         command = [python, "-c", RUN, "run", datasets_json, "--out", out]
         command += ["--executor", "iterative", "--no-fit", "--no-progress"]
         tic = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        # run from the output folder: ``python -c`` puts the working folder first on
+        # sys.path, where a checkout's tau3mu/ would shadow the revision installed
+        subprocess.run(command, check=True, capture_output=True, cwd=out)
         wall = time.perf_counter() - tic
         cutflow = json.loads((Path(out) / "cutflow.json").read_text())
     return wall, cutflow

@@ -25,12 +25,10 @@ from tau3mu.credentials import (
     DEFAULT_CERT_DIR,
     ProxyError,
     ProxyWarning,
-    X509ProxyPlugin,
     proxy_environment,
     read_proxy,
-    remove_proxy,
-    upload_proxy,
 )
+from tau3mu.proxy_plugin import X509ProxyPlugin, remove_proxy, upload_proxy
 
 pytestmark = pytest.mark.distributed
 

@@ -237,7 +237,7 @@ def test_run_with_proxy_leaves_none_on_the_workers(processes, run3_dataset, tmp_
 def test_proxy_reaches_every_worker_with_mode_0600(processes, tmp_path, caplog):
     from distributed import Client
 
-    from tau3mu.credentials import upload_proxy
+    from tau3mu.proxy_plugin import upload_proxy
 
     secret = (
         b"-----BEGIN CERTIFICATE-----\nnot-a-real-proxy-" + os.urandom(8).hex().encode() + b"\n"

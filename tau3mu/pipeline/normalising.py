@@ -28,6 +28,12 @@ def normalise(
     era (simulation alone, scaled to its own ``lumi``) is not normalised either, said in
     one line. Raises :class:`~tau3mu.errors.OutputError` when a file cannot be written.
     """
+    hists = analysis.output.hists
+    simulation = any(d.is_mc for d in analysis.datasets)
+    if not options.fit or not simulation or "h_mass" not in hists:
+        return None
+    # imported here: the fits and figures of the normalisation are not needed (nor
+    # their import time paid) by a run without simulation
     from tau3mu.normalisation import (
         NormalisationInputError,
         era_groups,
@@ -36,10 +42,6 @@ def normalise(
     )
     from tau3mu.normalisation.report import RESULT
 
-    hists = analysis.output.hists
-    simulation = any(d.is_mc for d in analysis.datasets)
-    if not options.fit or not simulation or "h_mass" not in hists:
-        return None
     try:
         era_groups(report["datasets"])
     except NormalisationInputError as err:

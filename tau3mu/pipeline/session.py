@@ -13,13 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tau3mu.cluster import close_client, ensure_package_on_workers, make_client
-from tau3mu.credentials import (
-    ProxyError,
-    ProxyWarning,
-    proxy_environment,
-    remove_proxy,
-    upload_proxy,
-)
+from tau3mu.credentials import ProxyError, ProxyWarning, proxy_environment
 from tau3mu.outputs import atomic_path
 from tau3mu.pipeline.executors import ExecutorChoice
 from tau3mu.pipeline.options import RunOptions
@@ -67,6 +61,10 @@ def session(options: RunOptions, choice: ExecutorChoice) -> Iterator[Session]:
             if options.scheduler:
                 ensure_package_on_workers(client)
             if proxy:
+                # here, not at the top: the plugin module imports distributed, which a
+                # run without Dask need not pay for
+                from tau3mu.proxy_plugin import remove_proxy, upload_proxy
+
                 with warnings.catch_warnings():  # a loose mode was reported above already
                     warnings.simplefilter("ignore", ProxyWarning)
                     upload_proxy(client, proxy, options.x509_cert_dir)
