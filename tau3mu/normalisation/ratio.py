@@ -126,13 +126,16 @@ def _tail_variations(
     (a name -> ``fixed``): all its tails (``tails``), the tail onsets floating
     (``tails_floating``), and each of ``names`` moved to the ends of its Minos interval
     in ``sim`` (``<name>_up``, ``<name>_down``; by plus and minus its parabolic error
-    without Minos; none where ``sim`` held it), within its range."""
+    without Minos; none where ``sim`` held it or did not measure its peak), within its
+    range."""
     tails = tail_parameters(sim)
     out = {
         "tails": tails,
         "tails_floating": {n: v for n, v in tails.items() if not n.startswith("alpha")},
     }
     for name in names:
+        if name not in tails:  # a peak the simulation fit did not measure
+            continue
         error = sim.error(name)
         if not math.isfinite(error):
             continue
