@@ -23,11 +23,11 @@ from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
-from tau3mu.fit.histogram import is_weighted, poisson_scale
+from tau3mu.fit.histogram import poisson_scale
 from tau3mu.fit.model import model_cdf
 from tau3mu.fit.parameters import parameter_order, start_vector
 from tau3mu.fit.result import FitResult
-from tau3mu.fit.strategy import check_free, check_options, fit_result, unfit
+from tau3mu.fit.strategy import checked_input, fit_result, unfit
 
 __all__ = ["fit_counts_iminuit", "poisson_cost"]
 
@@ -86,13 +86,9 @@ def fit_counts_iminuit(
     from iminuit import Minuit
 
     tic = time.perf_counter()
-    fixed = check_options(background, fixed)
-    free = check_free(free, fixed)
-    counts = np.asarray(counts, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
-    if variances is not None:
-        variances = np.asarray(variances, dtype=np.float64)
-        variances = variances if is_weighted(counts, variances) else None
+    counts, edges, variances, fixed, free = checked_input(
+        counts, edges, variances, background, fixed, free
+    )
     if (failed := unfit(counts, min_entries, variances)) is not None:
         return failed
     names = parameter_order(background)

@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tau3mu.errors import OptionError
-from tau3mu.fit.histogram import poisson_scale
+from tau3mu.fit.histogram import is_weighted, poisson_scale
 from tau3mu.fit.parameters import (
     BACKGROUNDS,
     FIXED,
@@ -42,7 +42,49 @@ from tau3mu.fit.parameters import (
 )
 from tau3mu.fit.result import FitResult, failed_result
 
-__all__ = ["check_free", "check_options", "fit_result", "minimise", "minuit_reason", "unfit"]
+__all__ = [
+    "FitInput",
+    "check_free",
+    "check_options",
+    "checked_input",
+    "fit_result",
+    "minimise",
+    "minuit_reason",
+    "unfit",
+]
+
+
+class FitInput(NamedTuple):
+    """What an engine fits, checked: float64 ``counts`` and ``edges``, the ``variances``
+    of a weighted histogram (None for an unweighted one), the parameters ``fixed`` at
+    their values and those held by default that float (``free``)."""
+
+    counts: np.ndarray
+    edges: np.ndarray
+    variances: np.ndarray | None
+    fixed: dict[str, float]
+    free: tuple[str, ...]
+
+
+def checked_input(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    variances: np.ndarray | None,
+    background: str,
+    fixed: Mapping[str, float] | None,
+    free: Collection[str],
+) -> FitInput:
+    """The engines' arguments as :class:`FitInput`; variances equal to the counts mean
+    an unweighted histogram. Raises :class:`~tau3mu.errors.OptionError` as
+    :func:`check_options` and :func:`check_free` do."""
+    held = check_options(background, fixed)
+    floating = check_free(free, held)
+    counts = np.asarray(counts, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
+    if variances is not None:
+        variances = np.asarray(variances, dtype=np.float64)
+        variances = variances if is_weighted(counts, variances) else None
+    return FitInput(counts, edges, variances, held, floating)
 
 
 def check_options(background: str, fixed: Mapping[str, float] | None) -> dict[str, float]:
