@@ -653,7 +653,7 @@ def test_output_that_cannot_be_written_after_the_run_names_out(input_json, tmp_p
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["demo", "--events", "2"], "--events 2: must be at least 4"),
+        (["demo", "--events", "2"], "--events 2: must be at least 8"),
         (["demo", "--lumi", "nan"], "--lumi nan: must be a positive number"),
         (["demo", "--workers", "0"], "--workers 0: must be at least 1"),
         (["generate", "--files", "0"], "--files 0: must be at least 1"),
