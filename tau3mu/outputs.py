@@ -24,12 +24,14 @@ import pickle
 import warnings
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import numpy as np
 
 from tau3mu.atomic import atomic_open, atomic_path, current_umask
+
+if TYPE_CHECKING:  # awkward is imported where a snapshot is written: `tau3mu fit` needs none
+    import awkward as ak
 
 __all__ = [
     "atomic_open",
@@ -220,6 +222,8 @@ def snapshot_columns(snapshot: dict[str, ak.Array]) -> tuple[dict[str, np.ndarra
     weight (no variation applies), anything else with -1 (integers), NaN (floats) or
     False.
     """
+    import awkward as ak
+
     arrays = list(snapshot.values())
     fields = [set(ak.fields(array)) for array in arrays]
     names = list(dict.fromkeys(f for array in arrays for f in ak.fields(array)))
