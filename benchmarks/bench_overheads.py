@@ -122,6 +122,7 @@ def compute(data: dict[str, Any]) -> dict[str, Any]:
         load = load_now()
         wall, out = min((runner_wall(data["fileset"], chunksize) for _ in range(2)), key=first)
         rows[chunksize] = {
+            "chunks": sum(max(1, round(n / chunksize)) for n in data["entries"]),  # coffea's
             "wall_s": wall,
             "us_per_event": 1e6 * wall / data["events"],
             "s_per_MB": wall / (data["bytes"] / 1e6),
@@ -300,7 +301,7 @@ def check(measured: dict[str, Any], sets: dict[str, dict[str, Any]]) -> list[dic
         files = len(data["files"])
         workload = Workload(files, data["events"] // files, DEFAULT_CHUNKSIZE)
         for workers in (1, 2):
-            terms = model_terms(measured, name, workers, workload.chunk_events)
+            terms = model_terms(measured, name, workers)
             predicted = predict(terms, workload, workers, remote=False)
             ran = fresh_run(data, workers)
             rows.append(

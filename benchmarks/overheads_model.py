@@ -11,7 +11,7 @@ chunksize)`` equal chunks per file, at least one; one Dask task each), on ``W`` 
     start    = client_start + cluster_start + warmup          (workers start in parallel)
     data     = max(compute, scheduler, io)                     (the dominating term)
     compute  = ceil(tasks / W) * task_s + opens * per_file_s / W
-    task_s   = chunk_events * (s_per_event + bytes_read_per_event / xrootd_rate)
+    task_s   = chunk_fixed_s + chunk_events * (s_per_event + bytes_read_per_event / xrootd_rate)
                + task_overhead_s
     opens    = files * min(chunks_per_file, W)                 (each worker opens a file)
     scheduler= (tasks + reduce_tasks) * scheduler_s_per_task   (one scheduler, serial)
@@ -41,6 +41,7 @@ __all__ = [
     "Terms",
     "Workload",
     "chep_workloads",
+    "chunk_costs",
     "model_terms",
     "predict",
     "projection",
@@ -58,10 +59,11 @@ class Terms:
     client_start_s: float  # interpreter start and the imports of tau3mu run's process
     cluster_start_s: float  # LocalCluster and Client up, workers connected
     warmup_s: float  # a worker's first chunk over a warm one's: imports, numba cache, opens
-    s_per_event: float  # the Runner's chunk on a warm worker (reading local files + processing)
+    s_per_event: float  # a chunk's cost per event on a warm worker (local reading + processing)
+    chunk_fixed_s: float  # a chunk's cost whatever its events (NanoEvents, selection set-up)
     task_overhead_s: float  # a Dask task beyond its compute: round trip, (de)serialisation
     scheduler_s_per_task: float  # 1 / the scheduler's throughput of empty tasks
-    per_file_s: float  # open, metadata, NanoEvents typing, inspection of one file
+    per_file_s: float  # open, metadata, inspection of one file, beyond its chunk's fixed cost
     output_fixed_bytes: float  # a chunk's compressed output without events (histograms)
     output_bytes_per_event: float  # the output's growth per input event (the snapshot)
     merge_s_per_item: float  # merging one more output of histograms into a reduce task
@@ -174,7 +176,7 @@ def predict(
     xrootd_rate = assumed.xrootd_MB_per_s_per_worker * 1e6
     read_s_per_event = terms.bytes_read_per_event / xrootd_rate if remote else 0.0
     task_s = workload.chunk_events * (terms.s_per_event + read_s_per_event)
-    task_s += terms.task_overhead_s
+    task_s += terms.chunk_fixed_s + terms.task_overhead_s
     opens = workload.files * min(workload.chunks_per_file, workers)
     compute = math.ceil(workload.tasks / workers) * task_s + opens * terms.per_file_s / workers
     merge, reduce_tasks = merge_seconds(terms, workload)
@@ -229,26 +231,34 @@ SMALL_FILE_EVENTS = 3000
 PROJECTED_WORKERS = (16, 64, 256)
 
 
-def model_terms(measured: dict[str, Any], name: str, workers: int, chunk_events: float) -> Terms:
-    """The model's terms for set ``name`` on ``workers`` local workers (1 or 2: the
-    cluster measured with that many; more: one worker's start, as workers start in
-    parallel on their own nodes), with the compute rate measured at the chunk size
-    nearest (in ratio) to ``chunk_events``."""
+def chunk_costs(rates: dict[str, dict[str, Any]], events: int) -> tuple[float, float]:
+    """A chunk's fixed seconds and seconds per event, from the in-process walls of the
+    same events at two chunk sizes: ``wall = chunks * fixed + events * per_event``."""
+    (a, b) = sorted(rates.values(), key=lambda r: r["chunks"])
+    fixed = max(0.0, (b["wall_s"] - a["wall_s"]) / (b["chunks"] - a["chunks"]))
+    return fixed, (a["wall_s"] - a["chunks"] * fixed) / events
+
+
+def model_terms(measured: dict[str, Any], name: str, workers: int) -> Terms:
+    """The model's terms for set ``name`` on ``workers`` workers: for 1 or 2, the local
+    cluster measured with that many; for more, one worker's start and warm-up (workers
+    start in parallel, on their own nodes). The per-file cost is the small-files
+    benchmark's less a chunk's fixed cost (each of its small files is one chunk)."""
     started = (
         measured["cluster"][str(min(workers, 2))] if workers <= 2 else measured["cluster"]["1"]
     )
-    rates = measured["compute"][name]
-    nearest = min(rates, key=lambda size: abs(math.log(int(size) / chunk_events)))
-    output = measured["output"][name]
     data = measured["sets"][name]
+    fixed, per_event = chunk_costs(measured["compute"][name], data["events"])
+    output = measured["output"][name]
     return Terms(
         client_start_s=measured["client_start_s"],
         cluster_start_s=started["start_s"],
         warmup_s=started["warmup_s"],
-        s_per_event=rates[nearest]["us_per_event"] / 1e6,
+        s_per_event=per_event,
+        chunk_fixed_s=fixed,
         task_overhead_s=max(0.0, measured["cluster"]["1"]["task_overhead_s"]),
         scheduler_s_per_task=measured["cluster"]["2"]["s_per_task"],
-        per_file_s=measured["per_file"]["per_file_s"],
+        per_file_s=max(0.0, measured["per_file"]["per_file_s"] - fixed),
         output_fixed_bytes=output["output_fixed_bytes"],
         output_bytes_per_event=output["output_bytes_per_event"],
         merge_s_per_item=output["merge_s_per_item"],
@@ -280,7 +290,7 @@ def projection(measured: dict[str, Any]) -> list[dict[str, Any]]:
     """The model on 1, 16, 64 and 256 workers for each CHEP workload, over XRootD."""
     rows = []
     for label, workload in chep_workloads(measured).items():
-        terms = model_terms(measured, "run3", 16, workload.chunk_events)
+        terms = model_terms(measured, "run3", max(PROJECTED_WORKERS))
         one = predict(terms, workload, 1)
         bound = scheduler_bound_workers(terms, workload)
         for workers in PROJECTED_WORKERS:
