@@ -132,6 +132,18 @@ class Prediction:
         terms = {"compute": self.compute_s, "scheduler": self.scheduler_s, "I/O": self.io_s}
         return max(terms, key=lambda k: terms[k])
 
+    @property
+    def largest(self) -> str:
+        """The largest term of the whole wall: ``start``, the data phase's dominant term,
+        ``merge`` or ``transfer + write``."""
+        terms = {
+            "start": self.start_s,
+            self.dominant: self.data_s,
+            "merge": self.merge_s,
+            "transfer + write": self.transfer_s + self.write_s,
+        }
+        return max(terms, key=lambda k: terms[k])
+
 
 def reduce_tree(tasks: int, fan_in: int = TREE_REDUCTION) -> list[int]:
     """Items merged by one reduce task at each level of coffea's tree reduction of
@@ -303,6 +315,7 @@ def projection(measured: dict[str, Any]) -> list[dict[str, Any]]:
                     "workers": workers,
                     "wall_s": round(p.wall_s, 1),
                     "dominant": p.dominant,
+                    "largest": p.largest,
                     "efficiency": round(one.wall_s / (workers * p.wall_s), 2),
                     "compute_s": round(p.compute_s, 1),
                     "scheduler_s": round(p.scheduler_s, 1),
@@ -310,6 +323,7 @@ def projection(measured: dict[str, Any]) -> list[dict[str, Any]]:
                     "merge_s": round(p.merge_s, 2),
                     "start_s": round(p.start_s, 1),
                     "write_s": round(p.write_s, 1),
+                    "transfer_s": round(p.transfer_s, 1),
                     "scheduler_binds_from": bound,
                 }
             )

@@ -277,6 +277,44 @@ def render_cold_fit() -> str:
     return "\n".join(lines) + "\n\n" + source_line("cold_fit")
 
 
+def render_overheads() -> str:
+    """docs' wall-time model: the measured terms, the check against fresh runs, the
+    CHEP projection, each from ``results/overheads.json``."""
+    saved = load("overheads")
+    run3 = saved["measured"]["sets"]["run3"]
+    per_event = run3["bytes"] / run3["events"]
+    lines = ["**Measured terms**", "", markdown(saved["rows"]), "", "**The check**", ""]
+    lines.append(
+        "| set | workers | predicted | measured, mean (range) | measured / predicted | load |"
+    )
+    lines.append("|---|---|---|---|---|---|")
+    for r in saved["checks"]:
+        lines.append(
+            f"| {r['set']} | {r['workers']} | {r['predicted_s']:.1f} s | {r['measured_s']:.1f} s "
+            f"({r['range_s']}) | {r['measured_over_predicted']:.2f} | {r['load']:g} |"
+        )
+    lines += [
+        "",
+        f"**The CHEP stress test**: {saved['chep_bytes'] / 2**30:g} GiB at the Run 3 set's "
+        f"{per_event:.0f} bytes per event = {saved['chep_bytes'] / per_event / 1e6:.0f} M events, "
+        "read over XRootD.",
+        "",
+        "| files | tasks | workers | predicted wall | largest term | efficiency | compute | "
+        "scheduler | I/O | merge | start | transfer + write | scheduler binds from |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in saved["projection"]:
+        binds = f"{r['scheduler_binds_from']:,} workers" if r["scheduler_binds_from"] else "never"
+        lines.append(
+            f"| {r['files']} ({r['n_files']:,}) | {r['tasks']:,} | {r['workers']} | "
+            f"{r['wall_s']:,.0f} s | {r['largest']} | {r['efficiency']:.2f} | "
+            f"{r['compute_s']:,.0f} s | {r['scheduler_s']:,.1f} s | {r['io_s']:,.1f} s | "
+            f"{r['merge_s']:,.0f} s | {r['start_s']:,.0f} s | {r['transfer_s'] + r['write_s']:,.0f} s "
+            f"| {binds} |"
+        )
+    return "\n".join(lines) + "\n\n" + source_line("overheads")
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "performance": render_performance,
     "fit-summary": render_fit_summary,
@@ -287,6 +325,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "fit": render_fit,
     "cold-fit": render_cold_fit,
     "generate": render_table("generate"),
+    "overheads": render_overheads,
 }
 
 
