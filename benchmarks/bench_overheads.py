@@ -1,8 +1,6 @@
-"""The terms of the wall-time model (``overheads_model.py``), measured on this machine
-with the real code paths, the model checked against fresh ``tau3mu run`` processes, and
-its projection to the CHEP stress test (about 100 GiB of Run 3) on 16, 64 and 256 workers.
-
-Measured, in this order (every term in one process unless said):
+"""The wall-time model's terms (``overheads_model.py``) measured here with the real code
+paths; the model checked against fresh ``tau3mu run`` processes, and projected to the
+CHEP stress test (about 100 GiB of Run 3) on 16, 64 and 256 workers. Measured in order:
 
 - ``client_start``: a fresh interpreter importing what ``tau3mu run``'s process imports;
 - ``compute``: the Runner's chunk in process (iterative executor, warm: imports and JIT
@@ -12,13 +10,12 @@ Measured, in this order (every term in one process unless said):
   coffea's DaskExecutor ships it (bytes, with and without the snapshot), and coffea's
   reduce of ``TREE_REDUCTION`` of them (decompress, ``accumulate``, compress);
 - ``write``: the client writing ``histograms.root``/``.pkl`` and ``snapshot.root``;
-- ``cluster`` (1 and 2 workers, :func:`tau3mu.cluster.make_client`): start, the
+- ``cluster`` (1 and 2 workers, :func:`tau3mu.cluster.make_client`): start and close, the
   workers' imports (``client.run``), a cold and a warm run of the Run 3 set (warm-up =
   the difference), a warm run at ``SMALL_CHUNKSIZE`` (task overhead = its wall over the
   in-process one, per task), and on 2 workers the scheduler: many empty tasks
   (throughput) and sequential round trips (latency);
 - ``per_file``: read from ``results/small_files_1000.json`` (``bench_small_files.py``).
-
 Then the check: the model's prediction for 1 and 2 workers on both sets, made before
 ``tau3mu run --executor dask --workers N --no-fit`` is run in a fresh process on them.
 
@@ -251,7 +248,9 @@ def cluster(workers: int, data: dict[str, Any], small_wall: float) -> dict[str, 
         if workers >= 2:
             row.update(scheduler(client))
     finally:
+        tic = time.perf_counter()
         close_client(client)
+        row["close_s"] = time.perf_counter() - tic
     return row
 
 
@@ -365,6 +364,7 @@ def term_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
     for row in (measured["cluster"]["1"], measured["cluster"]["2"]):
         w, load = row["workers"], row["load"]
         add(f"cluster start, {w} worker(s)", row["start_s"], "s", load)
+        add(f"cluster close, {w} worker(s)", row["close_s"], "s", load)
         add(f"worker imports ({w} worker(s), client.run)", row["worker_imports_s"], "s", load)
         add(f"worker warm-up ({w}): imports + cold run over warm", row["warmup_s"], "s", load)
         add(f"Dask task overhead ({w}), {row['small_tasks']} tasks",

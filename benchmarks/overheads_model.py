@@ -8,7 +8,8 @@ chunksize)`` equal chunks per file, at least one; one Dask task each), on ``W`` 
 
     T(W) = start + data + merge + transfer + write
 
-    start    = client_start + cluster_start + warmup          (workers start in parallel)
+    start    = client_start + cluster_start + warmup + cluster_close
+                                                               (workers start in parallel)
     data     = max(compute, scheduler, io)                     (the dominating term)
     compute  = ceil(tasks / W) * task_s + opens * per_file_s / W
     task_s   = chunk_fixed_s + chunk_events * (s_per_event + bytes_read_per_event / xrootd_rate)
@@ -58,6 +59,7 @@ class Terms:
 
     client_start_s: float  # interpreter start and the imports of tau3mu run's process
     cluster_start_s: float  # LocalCluster and Client up, workers connected
+    cluster_close_s: float  # the client and its cluster closed at the end
     warmup_s: float  # a worker's first chunk over a warm one's: imports, numba cache, opens
     s_per_event: float  # a chunk's cost per event on a warm worker (local reading + processing)
     chunk_fixed_s: float  # a chunk's cost whatever its events (NanoEvents, selection set-up)
@@ -112,7 +114,7 @@ class Prediction:
 
     workers: int
     wall_s: float
-    start_s: float
+    start_s: float  # the client's and the cluster's start, the workers' warm-up, the close
     compute_s: float
     scheduler_s: float
     io_s: float
@@ -201,6 +203,7 @@ def predict(
     transfer = final_bytes / (assumed.client_link_MB_per_s * 1e6)
     write = workload.events * terms.write_s_per_event
     start = terms.client_start_s + terms.cluster_start_s + terms.warmup_s
+    start += terms.cluster_close_s
     wall = start + max(compute, scheduler, io) + merge + transfer + write
     return Prediction(
         workers=workers,
@@ -265,6 +268,7 @@ def model_terms(measured: dict[str, Any], name: str, workers: int) -> Terms:
     return Terms(
         client_start_s=measured["client_start_s"],
         cluster_start_s=started["start_s"],
+        cluster_close_s=started["close_s"],
         warmup_s=started["warmup_s"],
         s_per_event=per_event,
         chunk_fixed_s=fixed,

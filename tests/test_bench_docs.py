@@ -83,6 +83,7 @@ def _terms(**changes):
     values = {
         "client_start_s": 2.0,
         "cluster_start_s": 1.5,
+        "cluster_close_s": 0.5,
         "warmup_s": 3.0,
         "s_per_event": 4e-6,
         "chunk_fixed_s": 0.2,
@@ -109,7 +110,7 @@ def test_the_model_wall_is_the_sum_of_its_terms():
         data = max(p.compute_s, p.scheduler_s, p.io_s)
         total = p.start_s + data + p.merge_s + p.transfer_s + p.write_s
         assert p.wall_s == pytest.approx(total)
-        assert p.start_s == pytest.approx(2.0 + 1.5 + 3.0)
+        assert p.start_s == pytest.approx(2.0 + 1.5 + 3.0 + 0.5)
         assert (p.io_s > 0) == remote
         assert p.largest in {"start", p.dominant, "merge", "transfer + write"}
     # 1200 outputs merged 20 at a time: 60, then 3, then 1 reduce task
