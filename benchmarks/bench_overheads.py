@@ -17,7 +17,8 @@ CHEP stress test (about 100 GiB of Run 3) on 16, 64 and 256 workers. Measured in
   (throughput) and sequential round trips (latency);
 - ``per_file``: read from ``results/small_files_1000.json`` (``bench_small_files.py``).
 Then the check: the model's prediction for 1 and 2 workers on both sets, made before
-``tau3mu run --executor dask --workers N --no-fit`` is run in a fresh process on them.
+``tau3mu run --executor dask --workers N --no-fit`` runs on them in a fresh process
+(its phases from its report.json).
 
 Usage: ``python benchmarks/bench_overheads.py`` (results saved as ``overheads``); data
 from ``$TAU3MU_BENCH_DATA`` (``run3_0.5GB``, ``run2_4x175000_issue``).
@@ -47,8 +48,10 @@ from overheads_model import (
     Assumptions,
     Workload,
     model_terms,
+    phases,
     predict,
     projection,
+    term_rows,
 )
 
 SETS = {"run3": "run3_0.5GB", "run2": "run2_4x175000_issue"}
@@ -220,7 +223,8 @@ def scheduler(client: Any) -> dict[str, float]:
     for k in range(ROUND_TRIPS):
         client.submit(abs, k, pure=False).result()
     latency = (time.perf_counter() - tic) / ROUND_TRIPS
-    return {"tasks_per_s": throughput, "s_per_task": 1 / throughput, "round_trip_s": latency}
+    timing = {"tasks_per_s": throughput, "s_per_task": 1 / throughput, "round_trip_s": latency}
+    return timing | {"empty_tasks": EMPTY_TASKS}
 
 
 def cluster(workers: int, data: dict[str, Any], small_wall: float) -> dict[str, Any]:
@@ -282,12 +286,15 @@ def fresh_run(data: dict[str, Any], workers: int) -> dict[str, Any]:
         )
         wall = time.perf_counter() - tic
         report = json.loads((Path(out) / "report.json").read_text())
-    return {
-        "wall_s": wall,
-        "processing_s": report["processing_time_s"],
-        "executor": report["executor"],
-        "load": load,
-    }
+    total, analysis = report["total_time_s"], report["wall_time_s"]
+    processing = report["processing_time_s"]
+    split = {"process start": wall - total, "cluster and inspection": analysis - processing}
+    split |= {"processing": processing, "writing": total - analysis}
+    return {"wall_s": wall, "phases": split, "executor": report["executor"], "load": load}
+
+
+def mean_of(runs: list[dict[str, Any]], phase: str) -> float:
+    return sum(ran["phases"][phase] for ran in runs) / len(runs)
 
 
 def check(measured: dict[str, Any], sets: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -312,7 +319,10 @@ def check(measured: dict[str, Any], sets: dict[str, dict[str, Any]]) -> list[dic
                     "measured_s": round(mean, 2),
                     "range_s": f"{min(walls):.2f}-{max(walls):.2f}",
                     "measured_over_predicted": round(mean / predicted.wall_s, 2),
-                    "measured_processing_s": [ran["processing_s"] for ran in runs],
+                    "phases": {
+                        phase: [round(seconds, 2), round(mean_of(runs, phase), 2)]
+                        for phase, seconds in phases(terms, predicted).items()
+                    },
                     "executor": sorted({ran["executor"] for ran in runs}),
                     "load": runs[0]["load"],
                 }
@@ -341,41 +351,6 @@ def measure(sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
     print(measured["cluster"], flush=True)
     measured["per_file"] = per_file_seconds()
     return measured
-
-
-def term_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
-    """The measured terms as a table: term, value, unit, load when measured."""
-    rows: list[tuple[str, float, str, Any]] = []
-
-    def add(term: str, value: float, unit: str, load: Any = "") -> None:
-        rows.append((term, value, unit, load))
-
-    add("client start (fresh interpreter, tau3mu run's imports)", measured["client_start_s"], "s")
-    for name in SETS:
-        for size, rate in measured["compute"][name].items():
-            add(f"{name}: chunk compute, {int(size):,}-event chunks", rate["us_per_event"],
-                "µs/event", rate["load"])  # fmt: skip
-        out = measured["output"][name]
-        add(f"{name}: a chunk's shipped output ({out['chunk_events']:,} events)",
-            out["output_bytes"] / 1e3, "kB", out["load"])  # fmt: skip
-        add(f"{name}: the same without the snapshot", out["output_fixed_bytes"] / 1e3, "kB")
-        add(f"{name}: reduce of {TREE_REDUCTION} outputs", out["merge_20_s"], "s", out["load"])
-        add(f"{name}: client writes outputs", 1e6 * measured["write_s_per_event"][name], "µs/event")
-    for row in (measured["cluster"]["1"], measured["cluster"]["2"]):
-        w, load = row["workers"], row["load"]
-        add(f"cluster start, {w} worker(s)", row["start_s"], "s", load)
-        add(f"cluster close, {w} worker(s)", row["close_s"], "s", load)
-        add(f"worker imports ({w} worker(s), client.run)", row["worker_imports_s"], "s", load)
-        add(f"worker warm-up ({w}): imports + cold run over warm", row["warmup_s"], "s", load)
-        add(f"Dask task overhead ({w}), {row['small_tasks']} tasks",
-            1e3 * row["task_overhead_s"], "ms/task", load)  # fmt: skip
-    two = measured["cluster"]["2"]
-    add(f"scheduler: {EMPTY_TASKS} empty tasks, 2 workers", two["tasks_per_s"], "tasks/s",
-        two["load"])  # fmt: skip
-    add("scheduler: one round trip", 1e3 * two["round_trip_s"], "ms", two["load"])
-    add("per-file cost (bench_small_files, Run 2)", 1e3 * measured["per_file"]["per_file_s"],
-        "ms/file")  # fmt: skip
-    return [{"term": t, "value": round(v, 3), "unit": u, "load": at} for t, v, u, at in rows]
 
 
 def main() -> None:

@@ -44,9 +44,11 @@ __all__ = [
     "chep_workloads",
     "chunk_costs",
     "model_terms",
+    "phases",
     "predict",
     "projection",
     "scheduler_bound_workers",
+    "term_rows",
 ]
 
 #: coffea's ``DaskExecutor.treereduction``: outputs merged 20 at a time
@@ -220,6 +222,21 @@ def predict(
     )
 
 
+def phases(terms: Terms, prediction: Prediction) -> dict[str, float]:
+    """The prediction split as a fresh ``tau3mu run`` reports its time: the process
+    before the analysis, the cluster's start and close (with the inspection), the
+    processing (first chunk to merged output) and the writing of the outputs."""
+    return {
+        "process start": terms.client_start_s,
+        "cluster and inspection": terms.cluster_start_s + terms.cluster_close_s,
+        "processing": terms.warmup_s
+        + prediction.data_s
+        + prediction.merge_s
+        + prediction.transfer_s,
+        "writing": prediction.write_s,
+    }
+
+
 def scheduler_bound_workers(
     terms: Terms, workload: Workload, assumptions: Assumptions | None = None, *, remote: bool = True
 ) -> int | None:
@@ -332,3 +349,38 @@ def projection(measured: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def term_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
+    """The measured terms as a table: term, value, unit, load when measured."""
+    rows: list[tuple[str, float, str, Any]] = []
+
+    def add(term: str, value: float, unit: str, load: Any = "") -> None:
+        rows.append((term, value, unit, load))
+
+    add("client start (fresh interpreter, tau3mu run's imports)", measured["client_start_s"], "s")
+    for name in measured["compute"]:
+        for size, rate in measured["compute"][name].items():
+            add(f"{name}: chunk compute, {int(size):,}-event chunks", rate["us_per_event"],
+                "µs/event", rate["load"])  # fmt: skip
+        out = measured["output"][name]
+        add(f"{name}: a chunk's shipped output ({out['chunk_events']:,} events)",
+            out["output_bytes"] / 1e3, "kB", out["load"])  # fmt: skip
+        add(f"{name}: the same without the snapshot", out["output_fixed_bytes"] / 1e3, "kB")
+        add(f"{name}: reduce of {TREE_REDUCTION} outputs", out["merge_20_s"], "s", out["load"])
+        add(f"{name}: client writes outputs", 1e6 * measured["write_s_per_event"][name], "µs/event")
+    for row in (measured["cluster"]["1"], measured["cluster"]["2"]):
+        w, load = row["workers"], row["load"]
+        add(f"cluster start, {w} worker(s)", row["start_s"], "s", load)
+        add(f"cluster close, {w} worker(s)", row["close_s"], "s", load)
+        add(f"worker imports ({w} worker(s), client.run)", row["worker_imports_s"], "s", load)
+        add(f"worker warm-up ({w}): imports + cold run over warm", row["warmup_s"], "s", load)
+        add(f"Dask task overhead ({w}), {row['small_tasks']} tasks",
+            1e3 * row["task_overhead_s"], "ms/task", load)  # fmt: skip
+    two = measured["cluster"]["2"]
+    add(f"scheduler: {two['empty_tasks']} empty tasks, 2 workers", two["tasks_per_s"], "tasks/s",
+        two["load"])  # fmt: skip
+    add("scheduler: one round trip", 1e3 * two["round_trip_s"], "ms", two["load"])
+    add("per-file cost (bench_small_files, Run 2)", 1e3 * measured["per_file"]["per_file_s"],
+        "ms/file")  # fmt: skip
+    return [{"term": t, "value": round(v, 3), "unit": u, "load": at} for t, v, u, at in rows]

@@ -101,7 +101,7 @@ def _terms(**changes):
 
 
 def test_the_model_wall_is_the_sum_of_its_terms():
-    from overheads_model import Workload, predict
+    from overheads_model import Workload, phases, predict
 
     workload = Workload(files=40, events_per_file=6_000_000, chunksize=200_000)
     assert (workload.chunks_per_file, workload.tasks) == (30, 1200)
@@ -113,6 +113,7 @@ def test_the_model_wall_is_the_sum_of_its_terms():
         assert p.start_s == pytest.approx(2.0 + 1.5 + 3.0 + 0.5)
         assert (p.io_s > 0) == remote
         assert p.largest in {"start", p.dominant, "merge", "transfer + write"}
+        assert sum(phases(_terms(), p).values()) == pytest.approx(p.wall_s)
     # 1200 outputs merged 20 at a time: 60, then 3, then 1 reduce task
     assert predict(_terms(), workload, 64).reduce_tasks == 64
     assert predict(_terms(), workload, 64).depth == 3
