@@ -275,7 +275,8 @@ def model_terms(measured: dict[str, Any], name: str, workers: int) -> Terms:
     """The model's terms for set ``name`` on ``workers`` workers: for 1 or 2, the local
     cluster measured with that many; for more, one worker's start and warm-up (workers
     start in parallel, on their own nodes). The per-file cost is the small-files
-    benchmark's less a chunk's fixed cost (each of its small files is one chunk)."""
+    benchmark's less a chunk's fixed cost (each of its small files is one chunk). A
+    difference of two walls (warm-up, task overhead) below zero is noise: taken as 0."""
     started = (
         measured["cluster"][str(min(workers, 2))] if workers <= 2 else measured["cluster"]["1"]
     )
@@ -286,7 +287,7 @@ def model_terms(measured: dict[str, Any], name: str, workers: int) -> Terms:
         client_start_s=measured["client_start_s"],
         cluster_start_s=started["start_s"],
         cluster_close_s=started["close_s"],
-        warmup_s=started["warmup_s"],
+        warmup_s=max(0.0, started["warmup_s"]),  # a negative difference is noise
         s_per_event=per_event,
         chunk_fixed_s=fixed,
         task_overhead_s=max(0.0, measured["cluster"]["1"]["task_overhead_s"]),
