@@ -277,6 +277,61 @@ def render_cold_fit() -> str:
     return "\n".join(lines) + "\n\n" + source_line("cold_fit")
 
 
+def render_overheads() -> str:
+    """docs' wall-time model: the measured terms, the check against fresh runs, the
+    CHEP projection, each from ``results/overheads.json``."""
+    from overheads_model import chunk_costs
+
+    saved = load("overheads")
+    measured = saved["measured"]
+    lines = ["**Measured terms**", "", markdown(saved["rows"]), ""]
+    for name, data in measured["sets"].items():
+        fixed, per_event = chunk_costs(measured["compute"][name], data["events"])
+        lines.append(
+            f"- {name}: a chunk's fixed cost {fixed:.3f} s and {1e6 * per_event:.2f} µs per "
+            f"event (from the two chunk sizes); {data['bytes_read'] / data['events']:.0f} "
+            f"compressed bytes read per event of {data['bytes'] / data['events']:.0f} on disk."
+        )
+    lines += [
+        "",
+        "**The check** (`tau3mu run --executor dask --workers N --no-fit`, fresh process, "
+        "empty inspection cache; each phase predicted / measured, the measured ones from "
+        "the process's wall and `report.json`'s times)",
+        "",
+        "| set | workers | predicted | measured, mean (range) | measured / predicted | "
+        "process start | cluster + inspection | processing | writing | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in saved["checks"]:
+        split = " | ".join(f"{a:.1f} / {b:.1f} s" for a, b in r["phases"].values())
+        lines.append(
+            f"| {r['set']} | {r['workers']} | {r['predicted_s']:.1f} s | {r['measured_s']:.1f} s "
+            f"({r['range_s']}) | {r['measured_over_predicted']:.2f} | {split} | {r['load']:g} |"
+        )
+    run3 = measured["sets"]["run3"]
+    per_event = run3["bytes"] / run3["events"]
+    lines += [
+        "",
+        f"**The CHEP stress test**: {saved['chep_bytes'] / 2**30:g} GiB at the Run 3 set's "
+        f"{per_event:.0f} bytes per event = {saved['chep_bytes'] / per_event / 1e6:.0f} M events, "
+        "read over XRootD, 200k-event chunks.",
+        "",
+        "| files | tasks | workers | predicted wall | largest term | efficiency | compute | "
+        "scheduler | I/O | merge | start | transfer + write | scheduler binds from |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in saved["projection"]:
+        binds = f"{r['scheduler_binds_from']:,} workers" if r["scheduler_binds_from"] else "never"
+        lines.append(
+            f"| {r['files']}: {r['n_files']:,} | {r['tasks']:,} | {r['workers']} | "
+            f"{r['wall_s']:,.0f} s | {r['largest']} | {r['efficiency']:.2f} | "
+            f"{r['compute_s']:,.0f} s | {r['scheduler_s']:,.1f} s | {r['io_s']:,.1f} s | "
+            f"{r['merge_s']:,.0f} s | {r['start_s']:,.0f} s | "
+            f"{r['transfer_s'] + r['write_s']:,.0f} s | {binds} |"
+        )
+    return "\n".join(lines) + "\n\n" + source_line("overheads")
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "performance": render_performance,
     "fit-summary": render_fit_summary,
@@ -287,6 +342,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "fit": render_fit,
     "cold-fit": render_cold_fit,
     "generate": render_table("generate"),
+    "overheads": render_overheads,
 }
 
 
