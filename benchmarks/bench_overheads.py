@@ -21,7 +21,8 @@ Then the check: the model's prediction for 1 and 2 workers on both sets, made be
 (its phases from its report.json).
 
 Usage: ``python benchmarks/bench_overheads.py`` (results saved as ``overheads``); data
-from ``$TAU3MU_BENCH_DATA`` (``run3_0.5GB``, ``run2_4x175000_issue``).
+from ``$TAU3MU_BENCH_DATA`` (``run3_0.5GB`` and ``run2_4x175000``, generated once by
+``common.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_throughput import compressed_bytes, needed_branches
-from common import DATA, RESULTS, fileset_of, save
+from common import RESULTS, fileset_of, issue_run2_set, run3_set, save
 from overheads_model import (
     CHEP_BYTES,
     SMALL_FILE_EVENTS,
@@ -54,7 +55,7 @@ from overheads_model import (
     term_rows,
 )
 
-SETS = {"run3": "run3_0.5GB", "run2": "run2_4x175000_issue"}
+SETS = {"run3": run3_set, "run2": issue_run2_set}  # generated once, by common.py
 SMALL_CHUNKSIZE = 20_000
 EMPTY_TASKS = 2000
 ROUND_TRIPS = 200
@@ -76,7 +77,7 @@ def data_set(name: str) -> dict[str, Any]:
 
     from tau3mu.datasets import load_datasets
 
-    datasets_json = str(DATA / SETS[name] / "datasets.json")
+    datasets_json = str(SETS[name]()["datasets_json"])
     names = [d.name for d in load_datasets(datasets_json)]
     fileset, files = fileset_of({"datasets_json": datasets_json, "datasets": names})
     (tree,) = {t for spec in fileset.values() for t in spec["files"].values()}
@@ -313,7 +314,7 @@ def check(measured: dict[str, Any], sets: dict[str, dict[str, Any]]) -> list[dic
             mean = sum(walls) / len(walls)
             rows.append(
                 {
-                    "set": SETS[name],
+                    "set": Path(str(SETS[name]()["datasets_json"])).parent.name,
                     "workers": workers,
                     "predicted_s": round(predicted.wall_s, 2),
                     "measured_s": round(mean, 2),

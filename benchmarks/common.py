@@ -57,6 +57,23 @@ def dataset(
     return info
 
 
+#: the Run 2 set the speed issue measured: 4 files of 175k events written by ROOT (ZLIB-1)
+ISSUE_RUN2_FILES, ISSUE_RUN2_EVENTS_PER_FILE = 4, 175_000
+
+
+def issue_run2_set() -> dict[str, Any]:
+    """The speed issue's Run 2 set (generated once): ``ISSUE_RUN2_FILES`` full-width files
+    of ``ISSUE_RUN2_EVENTS_PER_FILE`` events, ~3 GB, in ``run2_4x175000``."""
+    events = ISSUE_RUN2_FILES * ISSUE_RUN2_EVENTS_PER_FILE
+    return dataset("run2", events * 4400 / 1e9, events_per_file=ISSUE_RUN2_EVENTS_PER_FILE)
+
+
+def run3_set() -> dict[str, Any]:
+    """The Run 3 set of the scaling and overhead benchmarks (generated once): ~0.5 GB of
+    the NanoAOD producer's layout, in ``run3_0.5GB``."""
+    return dataset("run3", 0.5)
+
+
 def fileset_of(info: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """coffea fileset and file paths of a generated dataset, through its datasets.json."""
     from tau3mu.datasets import load_datasets, to_fileset

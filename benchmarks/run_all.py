@@ -16,6 +16,7 @@ SCRIPTS = [
     "bench_memory.py",
     "bench_fit.py",
     "bench_generate.py",
+    "bench_overheads.py",
 ]
 
 
