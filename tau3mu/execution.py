@@ -22,6 +22,7 @@ from tau3mu.chunk_probes import chunks_to_skip, without_chunks
 from tau3mu.chunks import BackoffRunner
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
+from tau3mu.graph_fusion import fuse_partitions
 from tau3mu.graph_source import dataset_events, graph_columns
 from tau3mu.inspection import inspect_inputs
 from tau3mu.progress import Mode as ProgressMode
@@ -228,23 +229,36 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
 
     The outputs are optimised together, once: they share their input layers, and the
     column optimisation runs the whole graph on typetracers (per output, it would run
-    it once for every histogram and cutflow entry).
+    it once for every histogram and cutflow entry). Each partition's tasks then run as
+    one task (:func:`tau3mu.graph_fusion.fuse_partitions`).
     """
     import dask
-    from dask.base import unpack_collections
+    from dask.base import tokenize, unpack_collections
+    from dask.core import flatten
 
     collections, repack = unpack_collections(graphs)
-    optimised = dask.optimize(*collections) if collections else ()
-    columns = graph_columns(optimised[0].__dask_graph__()) if optimised else []
+    if not collections:
+        return repack([])[0], []
+    optimised = dask.optimize(*collections)
+    hlg = optimised[0].__dask_graph__()
+    columns = graph_columns(hlg)
+    keys = [collection.__dask_keys__() for collection in optimised]
+    graph = fuse_partitions(dict(hlg), keys, f"tau3mu-partition-{tokenize(keys)}")
     mode = progress_mode(progress)
     if client is not None:
-        futures = client.compute(list(optimised), optimize_graph=False)
-        distributed_bar(futures, client, mode)
-        (computed,) = repack(client.gather(futures))
-        return computed, columns
-    with dask_local_bar(mode):
-        computed_all = dask.compute(*optimised, scheduler="sync", optimize_graph=False)
-    (computed,) = repack(list(computed_all))
+        futures = client.get(graph, keys, sync=False)
+        distributed_bar(list(flatten(futures)), client, mode)
+        results = client.gather(futures)
+    else:
+        with dask_local_bar(mode):
+            results = dask.get(graph, keys)
+    finals = [
+        finalize(result, *extra)
+        for result, (finalize, extra) in zip(
+            results, (c.__dask_postcompute__() for c in optimised), strict=True
+        )
+    ]
+    (computed,) = repack(finals)
     return computed, columns
 
 
