@@ -61,7 +61,8 @@ def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str
     """``graph`` (a materialised task graph) with each partition's tasks fused into one
     task ``(name, i)``; ``outputs``: the keys that will be asked for (nested lists as
     ``__dask_keys__`` gives them), kept. Every key another task or ``outputs`` needs
-    stays in the graph, as an item of its partition's task when fused."""
+    stays in the graph, as an item of its partition's task when fused; a partition none
+    of whose tasks would stay inside one task is left as it is."""
     dependencies, dependents = get_deps(graph)
     wanted = set(flatten(outputs))
     part: dict[Hashable, int | None] = {}
@@ -75,6 +76,8 @@ def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str
     for index, keys in groups.items():
         members = set(keys)
         exported = [k for k in keys if k in wanted or dependents[k] - members]
+        if len(exported) == len(keys):
+            continue  # nothing to keep inside one task: as many tasks either way
         inputs = sorted({d for k in keys for d in dependencies[k]} - members, key=str)
         run = PartitionRun({k: graph[k] for k in keys}, exported, inputs)
         for key in keys:

@@ -4,6 +4,7 @@ with uproot's own readers (tau3mu/graph_source.py)."""
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 import awkward as ak
@@ -158,3 +159,51 @@ def test_a_corrupt_vector_is_named_on_the_graph_path(corrupt_vector_run2):
         run_dask_awkward(fileset, _processor(), chunksize=10**6, inspection_cache=False)
     assert str(stopped.value).startswith(f"{path} entries 0-{entries}: ")
     assert f"entry {event} is not a std::vector of 8-byte numbers" in str(stopped.value)
+
+
+def test_each_partition_runs_as_one_task_with_the_same_results():
+    """fuse_partitions: one task per partition, only what the rest of the graph needs
+    handed on, and the same values as the graph it was made from."""
+    import dask
+    import dask_awkward as dak
+    from dask.base import unpack_collections
+
+    from tau3mu.graph_fusion import PartitionRun, fuse_partitions
+
+    array = ak.Array([{"x": float(i), "y": [i, i + 1]} for i in range(30)])
+    events = dak.from_awkward(array, npartitions=3)
+    selected = events[events.x > 4]  # shared by every output: stays inside the run
+    doubled = selected.x * 2
+    outputs = {
+        "sum": dak.sum(doubled),
+        "count": dak.num(selected.y, axis=0),
+        "elements": dak.sum(dak.num(selected.y, axis=1)),
+        "rows": doubled[doubled > 20] + 1,
+    }
+    collections, repack = unpack_collections(outputs)
+    optimised = dask.optimize(*collections)
+    keys = [c.__dask_keys__() for c in optimised]
+    graph = dict(optimised[0].__dask_graph__())
+    fused = fuse_partitions(graph, keys, "partition")
+
+    runs = {
+        k: v for k, v in fused.items() if isinstance(v, tuple) and isinstance(v[0], PartitionRun)
+    }
+    assert sorted(runs) == [("partition", 0), ("partition", 1), ("partition", 2)]
+    inside = {key for task in runs.values() for key in task[0].tasks}
+    assert len(inside) > len(runs)  # a partition's read and what follows it
+    for key in inside:  # outside its run, a task of a partition is at most an item of it
+        assert key not in fused or fused[key][0] is operator.getitem
+    assert len(fused) < len(graph)
+
+    results = dask.get(fused, keys)
+    finals = [
+        f(r, *a)
+        for r, (f, a) in zip(results, (c.__dask_postcompute__() for c in optimised), strict=True)
+    ]
+    (got,) = repack(finals)
+    (expected,) = dask.compute(outputs)
+    assert got["sum"] == expected["sum"] == 2 * sum(range(5, 30))
+    assert got["count"] == expected["count"] == 25
+    assert got["elements"] == expected["elements"] == 50
+    assert ak.to_list(got["rows"]) == ak.to_list(expected["rows"])
