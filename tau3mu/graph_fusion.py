@@ -8,7 +8,7 @@ read (two partitions' arrays in memory at once), and a partition's arrays may tr
 another worker. :func:`fuse_partitions` rewrites the graph so that all the tasks that
 depend on one partition only run as one task (:class:`PartitionRun`), as a Runner chunk
 does; it hands on only what the rest of the graph needs (partial histograms and counts,
-the snapshot's rows), and the tree reductions that merge partitions are unchanged.
+the snapshot's rows, packed), and the tree reductions that merge partitions are unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import operator
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+import awkward as ak
 from dask.core import flatten, get, get_deps, toposort
 
 __all__ = ["PartitionRun", "fuse_partitions"]
@@ -29,7 +30,7 @@ class PartitionRun:
     """One partition's tasks as one callable: called with the values of ``inputs`` (keys
     outside the partition that its tasks need), it runs ``tasks`` in dask's order,
     dropping each intermediate result once used, and returns the values of ``exported``
-    (a tuple, in their order)."""
+    (a tuple, in their order; awkward arrays packed)."""
 
     def __init__(
         self, tasks: dict[Hashable, Any], exported: list[Hashable], inputs: list[Hashable]
@@ -40,7 +41,15 @@ class PartitionRun:
 
     def __call__(self, *values: Any) -> tuple[Any, ...]:
         known = dict(zip(self.inputs, values, strict=True))
-        return tuple(get(self.tasks, self.exported, cache=known))
+        return tuple(_packed(value) for value in get(self.tasks, self.exported, cache=known))
+
+
+def _packed(value: Any) -> Any:
+    """An awkward array as a packed copy (same values): a selection of a partition's
+    rows would otherwise keep, and ship, the buffers of the whole partition."""
+    if isinstance(value, ak.Array):
+        return ak.to_packed(value)
+    return value
 
 
 def _partition_of(
