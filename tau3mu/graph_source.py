@@ -20,7 +20,7 @@ from typing import Any
 
 import uproot
 
-from tau3mu.reading import prepare_process
+from tau3mu.reading import prepare_process, supported
 
 __all__ = ["KeptTreeRead", "dataset_events", "graph_columns"]
 
@@ -95,7 +95,8 @@ def dataset_events(
     options for ``uproot.dask`` (which opens the first file here to learn the form);
     ``read_options``: the options partitions open their files with. Its metadata are the
     dataset's, with ``dataset`` set to ``name``, as ``coffea.dataset_tools.apply_to_fileset``
-    gives them.
+    gives them. Where :func:`tau3mu.reading.supported` says no for uproot (its reader's
+    ``read_tree`` is not a documented API), the events are coffea's own.
     """
     import dask_awkward as dak
     from coffea.nanoevents import NanoEventsFactory
@@ -113,6 +114,8 @@ def dataset_events(
         uproot_options=graph_options,
         mode="dask",
     ).events()
+    if not supported("uproot"):
+        return uproot_events  # uproot's own reading (an untested uproot, or switched off)
     reader = uproot_events.dask.layers[uproot_events.name].io_func
     partitions, divisions = _partitions(spec["files"])
     token = uproot_events.name.rsplit("-", 1)[-1]
@@ -129,10 +132,12 @@ def dataset_events(
 
 def graph_columns(graph: Any) -> list[str]:
     """The branches the input layers of an optimised graph (a ``HighLevelGraph``) read,
-    sorted; layers not read by :class:`KeptTreeRead` add none."""
+    sorted: :class:`KeptTreeRead`'s, or uproot's reader's keys on uproot's own path."""
     columns: set[str] = set()
     for layer in graph.layers.values():
         read = getattr(layer, "io_func", None)
         if isinstance(read, KeptTreeRead):
             columns |= read.columns
+        elif read is not None:
+            columns |= set(getattr(read, "common_keys", ()))
     return sorted(columns)

@@ -73,9 +73,30 @@ def test_the_graph_gives_the_same_results_with_uproots_readers(
     _assert_identical(fast, plain)
 
 
-def _events(path: str, entries: int, steps: list[list[int]]):
+def test_without_private_apis_the_graph_reads_through_uproot(run3_dataset, fileset_of, monkeypatch):
+    """``TAU3MU_PRIVATE_APIS=off``: coffea's own events (uproot's reader opens the files),
+    the same results and the same branches."""
+    from tau3mu.reading import PRIVATE_APIS_ENV
+
+    fileset = fileset_of(run3_dataset)
+    fast = run_dask_awkward(fileset, _processor(), chunksize=2500, inspection_cache=False)
+    monkeypatch.setenv(PRIVATE_APIS_ENV, "off")
+    events = _events(*_first_file(fileset), [[0, 100]], tree="Events")
+    assert not isinstance(events.dask.layers[events.name].io_func, KeptTreeRead)
+    plain = run_dask_awkward(fileset, _processor(), chunksize=2500, inspection_cache=False)
+    _assert_identical(plain, fast)
+    assert plain.metrics["columns"] == fast.metrics["columns"]
+
+
+def _first_file(fileset: dict) -> tuple[str, int]:
+    (spec,) = fileset.values()
+    path = next(iter(spec["files"]))
+    return path, uproot.open(path)["Events"].num_entries
+
+
+def _events(path: str, entries: int, steps: list[list[int]], tree: str = TREE):
     spec = {
-        "files": {path: {"object_path": TREE, "steps": steps, "num_entries": entries}},
+        "files": {path: {"object_path": tree, "steps": steps, "num_entries": entries}},
         "metadata": {"type": "data", "era": "2017"},
     }
     read = uproot_options([path], keep_trees=True)
