@@ -22,6 +22,8 @@ from tau3mu.chunk_probes import chunks_to_skip, without_chunks
 from tau3mu.chunks import BackoffRunner
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
+from tau3mu.graph_fusion import fuse_partitions
+from tau3mu.graph_source import dataset_events, graph_columns
 from tau3mu.inspection import inspect_inputs
 from tau3mu.progress import Mode as ProgressMode
 from tau3mu.progress import coffea_bars, dask_local_bar, distributed_bar, progress_mode
@@ -223,29 +225,98 @@ def _run_chunks(
 
 
 def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list[str]]:
-    """Compute coffea's per-dataset graphs; also the columns the optimised graph reads."""
+    """Compute the per-dataset graphs; also the branches the optimised graph reads.
+
+    The outputs are optimised together, once: they share their input layers, and the
+    column optimisation runs the whole graph on typetracers (per output, it would run
+    it once for every histogram and cutflow entry). Each partition's tasks then run as
+    one task (:func:`tau3mu.graph_fusion.fuse_partitions`).
+    """
     import dask
-    import dask_awkward as dak
-    from dask.base import unpack_collections
+    from dask.base import tokenize, unpack_collections
+    from dask.core import flatten
 
     collections, repack = unpack_collections(graphs)
-    # what the column optimisation leaves to read, per input layer: the Runner's "columns"
-    needed = dak.report_necessary_columns(*collections) if collections else {}
-    columns = sorted({c for layer in needed.values() for c in layer or ()})
+    if not collections:
+        return repack([])[0], []
+    optimised = dask.optimize(*collections)
+    hlg = optimised[0].__dask_graph__()
+    columns = graph_columns(hlg)
+    keys = [collection.__dask_keys__() for collection in optimised]
+    graph = fuse_partitions(dict(hlg), keys, f"tau3mu-partition-{tokenize(keys)}")
     mode = progress_mode(progress)
     if client is not None:
-        futures = client.compute(list(collections))
-        distributed_bar(futures, client, mode)
-        (computed,) = repack(client.gather(futures))
-        return computed, columns
-    with dask_local_bar(mode):
-        (computed,) = dask.compute(graphs, scheduler="sync")
+        futures = client.get(graph, keys, sync=False)
+        distributed_bar(list(flatten(futures)), client, mode)
+        results = client.gather(futures)
+    else:
+        with dask_local_bar(mode):
+            results = dask.get(graph, keys)
+    finals = [
+        finalize(result, *extra)
+        for result, (finalize, extra) in zip(
+            results, (c.__dask_postcompute__() for c in optimised), strict=True
+        )
+    ]
+    (computed,) = repack(finals)
     return computed, columns
 
 
+def _graphs(processor_instance: Any, available: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """Each dataset's processor output as a dask graph over :mod:`tau3mu.graph_source`'s
+    events: partitions read as the Runner's chunks are (``uproot_options`` with kept trees)."""
+    graph_options = uproot_options(paths, graph=True)
+    read_options = uproot_options(paths, keep_trees=True)
+    return {
+        name: processor_instance.process(
+            dataset_events(name, spec, Tau3MuSchema, graph_options, read_options)
+        )
+        for name, spec in available.items()
+    }
+
+
 def _probe_options(path: str) -> dict[str, Any]:
-    """uproot's options for reading one file as the dask-awkward graph reads it."""
-    return uproot_options([path], graph=True)
+    """uproot's options for reading one file as the dask-awkward graph's partitions read
+    it (one-pass vector readers: a malformed vector is named by branch, basket and entry)."""
+    return uproot_options([path])
+
+
+def _compute_or_skip(
+    processor_instance: Any,
+    available: dict[str, Any],
+    paths: list[str],
+    client: Any,
+    skip_bad_files: bool,
+    progress: bool,
+) -> tuple[Any, list[str], list[dict[str, Any]], float]:
+    """Build and compute the graphs of ``available``; after a failure, probe its chunks
+    (:func:`tau3mu.chunk_probes.chunks_to_skip`) and compute again without the failing
+    ones. Returns the outputs, the branches read, the chunks skipped and when the last
+    graph was built (``time.perf_counter()``)."""
+    skipped: list[dict[str, Any]] = []
+    while True:
+        graphs = _graphs(processor_instance, available, paths)
+        build = time.perf_counter()
+        failure: Exception
+        try:
+            computed, columns = _compute_graphs(graphs, client, progress)
+            return computed, columns, skipped, build
+        except Exception as err:
+            failure = err
+        # outside the except block: the probes' errors are not chained onto the graph's
+        failing = chunks_to_skip(
+            failure,
+            available,
+            processor_instance,
+            Tau3MuSchema,
+            client,
+            skip_bad_files,
+            _probe_options,
+        )
+        skipped += failing
+        available = without_chunks(available, failing)
+        if not available:
+            return {}, [], skipped, build
 
 
 def run_dask_awkward(
@@ -269,11 +340,9 @@ def run_dask_awkward(
     ``progress``: a bar on a terminal, else a line per tenth of the graph's tasks
     (:mod:`tau3mu.progress`); False shows none.
     """
-    from coffea.dataset_tools import apply_to_fileset
     from coffea.processor import accumulate
 
     config = config or getattr(processor_instance, "config", SelectionConfig())
-    schema = Tau3MuSchema
     tic = time.perf_counter()
     prepare_process()
     if client is not None:
@@ -284,34 +353,18 @@ def run_dask_awkward(
         config=config,
         client=client,
         cache=inspection_cache,
+        keep_trees=True,
     )
     fileset = inspection.fileset
     # the inspection opened every file already: steps from its entries, no second pass
     available = inspection.steps_fileset(chunksize)
-    skipped: list[dict[str, Any]] = []
-    while True:
-        graphs = apply_to_fileset(
-            processor_instance,
-            available,
-            schemaclass=schema,
-            uproot_options=uproot_options(fileset_paths(fileset), graph=True),
+    try:
+        computed, columns, skipped, build = _compute_or_skip(
+            processor_instance, available, fileset_paths(fileset), client, skip_bad_files, progress
         )
-        build = time.perf_counter()
-        failure: Exception
-        try:
-            computed, columns = _compute_graphs(graphs, client, progress)
-            break
-        except Exception as err:
-            failure = err
-        # outside the except block: the probes' errors are not chained onto the graph's
-        failing = chunks_to_skip(
-            failure, available, processor_instance, schema, client, skip_bad_files, _probe_options
-        )
-        skipped += failing
-        available = without_chunks(available, failing)
-        if not available:
-            computed, columns = {}, []
-            break
+    finally:
+        opentrees.release()  # the files this process kept (workers keep theirs)
+    build -= tic
     merged: dict[str, Any] = accumulate(computed.values()) if computed else {}
     events = {
         d: {"events": {"events": _to_int(s["events"]["events"])}}
@@ -319,7 +372,7 @@ def run_dask_awkward(
     }
     metrics = {
         "wall_s": time.perf_counter() - tic,
-        "graph_build_s": build - tic,
+        "graph_build_s": build,
         "executor": "dask" if client is not None else "sync",
         "mode": "dask-awkward",
         "files_known_good": inspection.known_good,

@@ -105,9 +105,10 @@ def uproot_options(
     XRootD request may wait, and reconnects). Eager reads take ``std::vector`` branches in
     one pass (:mod:`tau3mu.vectors`) and keep a chunk's arrays
     (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); with ``keep_trees`` (the Runner), local
-    files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`). The
-    dask-awkward ``graph`` reads with uproot's options: ``uproot.dask`` opens files
-    without caches.
+    files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`); the
+    dask-awkward graph's partitions read with these too (:mod:`tau3mu.graph_source`).
+    With ``graph``: the options ``uproot.dask`` accepts (no caches), for its look at a
+    dataset's first file while the graph is built.
     """
     paths = list(paths)
     fast = supported("uproot")

@@ -14,8 +14,8 @@ uproot picks a branch's interpretation when the tree is read, and offers no opti
 choose another for all reads; its ``object_cache`` option is where every opened tree
 passes. :class:`VectorTrees` is such a cache: it swaps the interpretation of each tree's
 vector branches (:func:`use_fast_vectors`) and keeps nothing. The Runner's kept trees
-(:mod:`tau3mu.opentrees`) do the same. ``uproot.dask`` opens its files without an object
-cache, so the dask-awkward graph reads with uproot's readers.
+(:mod:`tau3mu.opentrees`) do the same, for the Runner's chunks and the dask-awkward
+graph's partitions alike (:mod:`tau3mu.graph_source`).
 
 :func:`tau3mu.reading.uproot_options` hands out the cache.
 ``TAU3MU_VECTORS=uproot`` leaves uproot's own readers in place (for side-by-side
