@@ -11,8 +11,8 @@ Runner's, in the same cluster. Every run must give the first Runner run's cutflo
 histograms (bins and variances) and snapshot, bit for bit, or the benchmark stops.
 
 Usage: ``python benchmarks/bench_dask_awkward.py [DATASETS_JSON] [--workers 1 2]
-[--chunksize 100000] [--rounds 2]`` (default: the 4 x 175k-event Run 2 set of issue 16
-under ``$TAU3MU_BENCH_DATA``).
+[--chunksize 100000] [--rounds 2]`` (default: the 4 x 175k-event Run 2 set of issue 16,
+``common.issue_run2_set``, generated once under ``$TAU3MU_BENCH_DATA``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, save
+from common import issue_run2_set, save
 
-DEFAULT_SET = DATA / "run2_4x175000_issue" / "datasets.json"
 MODES = ("runner", "dask-awkward")
 
 
@@ -133,7 +132,7 @@ def measure(fileset: dict, workers: int, chunksize: int, rounds: int) -> list[di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("datasets_json", nargs="?", default=str(DEFAULT_SET))
+    parser.add_argument("datasets_json", nargs="?", default=None)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2, help="timed runs per mode")
@@ -142,13 +141,14 @@ def main() -> None:
 
     from tau3mu.datasets import load_datasets, to_fileset
 
-    datasets = load_datasets(args.datasets_json)
+    datasets_json = args.datasets_json or str(issue_run2_set()["datasets_json"])
+    datasets = load_datasets(datasets_json)
     fileset = to_fileset(datasets)
     rows = []
     for workers in args.workers:
         rows += measure(fileset, workers, args.chunksize, args.rounds)
     meta = {
-        "datasets_json": args.datasets_json,
+        "datasets_json": datasets_json,
         "files": sum(len(d.files) for d in datasets),
         "bytes": sum(os.path.getsize(f) for d in datasets for f in d.files),
         "chunksize": args.chunksize,

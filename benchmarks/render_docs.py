@@ -343,6 +343,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "cold-fit": render_cold_fit,
     "generate": render_table("generate"),
     "overheads": render_overheads,
+    "dask-awkward": render_table("dask_awkward"),
 }
 
 

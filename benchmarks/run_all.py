@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_throughput.py",
     "bench_scaling.py",
+    "bench_dask_awkward.py",
     "bench_memory.py",
     "bench_fit.py",
     "bench_generate.py",

@@ -182,7 +182,8 @@ def test_every_eager_read_path_gets_the_readers(where: str) -> None:
     options = uproot_options([path[where]], keep_trees=where == "kept")
     expected = opentrees.KeptTrees if where == "kept" else vectors.VectorTrees
     assert isinstance(options["object_cache"], expected)
-    # uproot.dask refuses an object cache: the graph path reads with uproot's readers
+    # uproot.dask refuses an object cache: its look at the first file (graph=True) has none;
+    # the graph's partitions read with the eager options (tests/test_dask_awkward.py)
     assert "object_cache" not in uproot_options([path[where]], graph=True)
 
 
