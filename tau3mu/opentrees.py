@@ -139,6 +139,10 @@ class KeptTrees(MutableMapping):
             full = (source.identity, key)
             if full[0] != getattr(_opening, "identity", None):
                 return
+            if full in self._trees:
+                # two threads opened the file at once: the first tree stays kept, this
+                # open is closed as usual (keeping both would leave one open for good)
+                return
             source.keep()
             source.trees_used.append(value)
             self._trees[full] = value

@@ -118,6 +118,25 @@ def test_the_least_recently_used_file_is_closed_beyond_the_limit(kept, run3_file
     assert len(kept) == 1
 
 
+def test_a_file_opened_twice_at_once_leaves_no_file_open(kept, run3_files, monkeypatch):
+    """Two threads opening one file at once both miss the cache (forced here): the
+    second tree is not kept over the first, which would leave the first file open."""
+
+    def missing(self, key):
+        raise KeyError(key)
+
+    monkeypatch.setattr(opentrees.KeptTrees, "__getitem__", missing)
+    with _open(run3_files[0]) as a:
+        first = a[TREE]
+    with _open(run3_files[0]) as b:
+        second = b[TREE]
+    assert second is not first
+    assert second.file.closed  # not kept: closed with its open
+    assert len(kept) == 1
+    opentrees.release()
+    assert first.file.closed
+
+
 def test_release_closes_every_kept_file(kept, run3_files):
     with _open(run3_files[0]) as f:
         tree = f[TREE]
