@@ -9,6 +9,10 @@ another worker. :func:`fuse_partitions` rewrites the graph so that all the tasks
 depend on one partition only run as one task (:class:`PartitionRun`), as a Runner chunk
 does; it hands on only what the rest of the graph needs (partial histograms and counts,
 the snapshot's rows, packed), and the tree reductions that merge partitions are unchanged.
+
+The fusion runs a graph with dask's internal ``dask.core.get`` and mixes plain tuple
+tasks into it: :func:`partition_graph` fuses only where dask and dask-awkward are tested
+versions (:func:`tau3mu.reading.supported`), else it hands the graph on as it is.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from typing import Any
 import awkward as ak
 from dask.core import flatten, get, get_deps, toposort
 
-__all__ = ["PartitionRun", "fuse_partitions"]
+from tau3mu.reading import supported
+
+__all__ = ["PartitionRun", "fuse_partitions", "partition_graph"]
 
 #: a task that depends on more than one partition
-_MIXED = -1
+_MIXED = object()
+#: a root task of no partition (a constant)
+_NONE = None
 
 
 class PartitionRun:
@@ -52,37 +60,37 @@ def _packed(value: Any) -> Any:
     return value
 
 
-def _partition_of(
-    key: Hashable, deps: set[Hashable], part: dict[Hashable, int | None]
-) -> int | None:
-    """The partition ``key`` belongs to: a root ``(name, i)`` is partition ``i``, another
-    root none (a constant); else its dependencies' one partition, or :data:`_MIXED`."""
+def _partition_of(key: Hashable, deps: set[Hashable], part: dict[Hashable, Any]) -> Any:
+    """The partition ``key`` belongs to, named by its root's whole key: a root ``(layer,
+    i)`` is its own partition (each input layer has its partitions), another root none
+    (a constant); else its dependencies' one partition, or :data:`_MIXED`."""
     if not deps:
         partitioned = isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], int)
-        return key[1] if partitioned else None
-    found = {part[dep] for dep in deps} - {None}
+        return key if partitioned else _NONE
+    found = {part[dep] for dep in deps} - {_NONE}
     if len(found) == 1:
         return found.pop()
-    return _MIXED if found else None
+    return _MIXED if found else _NONE
 
 
 def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str) -> dict:
     """``graph`` (a materialised task graph) with each partition's tasks fused into one
-    task ``(name, i)``; ``outputs``: the keys that will be asked for (nested lists as
-    ``__dask_keys__`` gives them), kept. Every key another task or ``outputs`` needs
-    stays in the graph, as an item of its partition's task when fused; a partition none
-    of whose tasks would stay inside one task is left as it is."""
+    task ``(name, layer, i)`` (partition ``i`` of input layer ``layer``); ``outputs``: the
+    keys that will be asked for (nested lists as ``__dask_keys__`` gives them), kept.
+    Every key another task or ``outputs`` needs stays in the graph, as an item of its
+    partition's task when fused; a partition none of whose tasks would stay inside one
+    task is left as it is."""
     dependencies, dependents = get_deps(graph)
     wanted = set(flatten(outputs))
-    part: dict[Hashable, int | None] = {}
+    part: dict[Hashable, Any] = {}
     for key in toposort(graph, dependencies=dependencies):
         part[key] = _partition_of(key, dependencies[key], part)
-    groups: dict[int, list[Hashable]] = {}
-    for key, index in part.items():
-        if index is not None and index != _MIXED:
-            groups.setdefault(index, []).append(key)
+    groups: dict[Hashable, list[Hashable]] = {}
+    for key, root in part.items():
+        if root is not _NONE and root is not _MIXED:
+            groups.setdefault(root, []).append(key)
     fused = dict(graph)
-    for index, keys in groups.items():
+    for (layer, index), keys in groups.items():
         members = set(keys)
         exported = [k for k in keys if k in wanted or dependents[k] - members]
         if len(exported) == len(keys):
@@ -91,7 +99,16 @@ def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str
         run = PartitionRun({k: graph[k] for k in keys}, exported, inputs)
         for key in keys:
             del fused[key]
-        fused[(name, index)] = (run, *inputs)
+        fused[(name, layer, index)] = (run, *inputs)
         for position, key in enumerate(exported):
-            fused[key] = (operator.getitem, (name, index), position)
+            fused[key] = (operator.getitem, (name, layer, index), position)
     return fused
+
+
+def partition_graph(graph: Mapping[Hashable, Any], outputs: list[Any], name: str) -> dict:
+    """The task graph to compute ``outputs`` of ``graph`` with: :func:`fuse_partitions`'s
+    where :func:`tau3mu.reading.supported` says yes for dask and dask-awkward, else
+    ``graph`` itself (as a dict), computed task by task by dask's own scheduling."""
+    if supported("dask") and supported("dask-awkward"):
+        return fuse_partitions(graph, outputs, name)
+    return dict(graph)
