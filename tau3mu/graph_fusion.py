@@ -18,11 +18,12 @@ versions (:func:`tau3mu.reading.supported`), else it hands the graph on as it is
 from __future__ import annotations
 
 import operator
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 from dask.core import flatten, get, get_deps, toposort
+from dask.typing import Key
 
 from tau3mu.reading import supported
 
@@ -40,9 +41,7 @@ class PartitionRun:
     dropping each intermediate result once used, and returns the values of ``exported``
     (a tuple, in their order; awkward arrays packed)."""
 
-    def __init__(
-        self, tasks: dict[Hashable, Any], exported: list[Hashable], inputs: list[Hashable]
-    ):
+    def __init__(self, tasks: dict[Key, Any], exported: list[Key], inputs: list[Key]):
         self.tasks = tasks
         self.exported = exported
         self.inputs = inputs
@@ -60,7 +59,7 @@ def _packed(value: Any) -> Any:
     return value
 
 
-def _partition_of(key: Hashable, deps: set[Hashable], part: dict[Hashable, Any]) -> Any:
+def _partition_of(key: Key, deps: set[Key], part: dict[Key, Any]) -> Any:
     """The partition ``key`` belongs to, named by its root's whole key: a root ``(layer,
     i)`` is its own partition (each input layer has its partitions), another root none
     (a constant); else its dependencies' one partition, or :data:`_MIXED`."""
@@ -73,7 +72,7 @@ def _partition_of(key: Hashable, deps: set[Hashable], part: dict[Hashable, Any])
     return _MIXED if found else _NONE
 
 
-def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str) -> dict:
+def fuse_partitions(graph: Mapping[Key, Any], outputs: list[Any], name: str) -> dict:
     """``graph`` (a materialised task graph) with each partition's tasks fused into one
     task ``(name, layer, i)`` (partition ``i`` of input layer ``layer``); ``outputs``: the
     keys that will be asked for (nested lists as ``__dask_keys__`` gives them), kept.
@@ -82,10 +81,10 @@ def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str
     task is left as it is."""
     dependencies, dependents = get_deps(graph)
     wanted = set(flatten(outputs))
-    part: dict[Hashable, Any] = {}
+    part: dict[Key, Any] = {}
     for key in toposort(graph, dependencies=dependencies):
         part[key] = _partition_of(key, dependencies[key], part)
-    groups: dict[Hashable, list[Hashable]] = {}
+    groups: dict[tuple[Key, int], list[Key]] = {}
     for key, root in part.items():
         if root is not _NONE and root is not _MIXED:
             groups.setdefault(root, []).append(key)
@@ -105,7 +104,7 @@ def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str
     return fused
 
 
-def partition_graph(graph: Mapping[Hashable, Any], outputs: list[Any], name: str) -> dict:
+def partition_graph(graph: Mapping[Key, Any], outputs: list[Any], name: str) -> dict:
     """The task graph to compute ``outputs`` of ``graph`` with: :func:`fuse_partitions`'s
     where :func:`tau3mu.reading.supported` says yes for dask and dask-awkward, else
     ``graph`` itself (as a dict), computed task by task by dask's own scheduling."""

@@ -134,7 +134,7 @@ def dataset_events(
     reader = uproot_events.dask.layers[uproot_events.name].io_func
     partitions, divisions = _partitions(spec["files"])
     token = uproot_events.name.rsplit("-", 1)[-1]
-    events = dak.from_map(
+    events: Any = dak.from_map(
         KeptTreeRead(reader, read_options),
         partitions,
         divisions=divisions,
@@ -157,4 +157,4 @@ def graph_columns(graph: Any, collections: list[Any]) -> list[str]:
         kept = [read for read in reads if isinstance(read, KeptTreeRead)]
         return sorted(set().union(*(read.columns for read in kept)))
     report = dak.report_necessary_columns(*collections)
-    return sorted(set().union(*report.values()))
+    return sorted({column for columns in report.values() for column in columns or ()})
