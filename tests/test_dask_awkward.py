@@ -312,3 +312,23 @@ def test_files_kept_by_a_failed_inspection_are_released(run3_files, tmp_path):
     with pytest.raises(Tau3MuError, match=r"not_root\.root"):
         run_dask_awkward(fileset, _processor(), chunksize=2500, inspection_cache=False)
     assert not list(opentrees.kept_trees())
+
+
+def _tasks_on(dask_scheduler) -> int:
+    """The number of tasks a distributed scheduler holds (run on the scheduler)."""
+    return len(dask_scheduler.tasks)
+
+
+@pytest.mark.root
+def test_a_failed_graph_is_cancelled_on_the_cluster(corrupt_vector_run2, dask_client):
+    """On a cluster, the failed graph's tasks are cancelled before its chunks are probed:
+    while the error (whose traceback holds the graph's futures) is alive, the scheduler
+    holds none of them."""
+    path, event = corrupt_vector_run2
+    fileset = {"d": {"files": {path: TREE}, "metadata": {"type": "data"}}}
+    with pytest.raises(ChunkError) as stopped:
+        run_dask_awkward(
+            fileset, _processor(), client=dask_client, chunksize=10**6, inspection_cache=False
+        )
+    assert f"entry {event} is not a std::vector of 8-byte numbers" in str(stopped.value)
+    assert dask_client.run_on_scheduler(_tasks_on) == 0
