@@ -11,8 +11,8 @@ Runner's, in the same cluster. Every run must give the first Runner run's cutflo
 histograms (bins and variances) and snapshot, bit for bit, or the benchmark stops.
 
 Usage: ``python benchmarks/bench_dask_awkward.py [DATASETS_JSON] [--workers 1 2]
-[--chunksize 100000] [--rounds 2]`` (default: the 4 x 175k-event Run 2 set of issue 16,
-``common.issue_run2_set``, generated once under ``$TAU3MU_BENCH_DATA``).
+[--chunksize 100000] [--rounds 2]`` (default: the speed benchmarks' 4 x 175k-event Run 2
+set, ``common.issue_run2_set``, generated once under ``$TAU3MU_BENCH_DATA``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def peak_rss_mb(reset: bool = False) -> float:
 def differences(result: Any, reference: Any) -> list[str]:
     """Where ``result`` and ``reference`` (:class:`tau3mu.execution.AnalysisOutput`)
     differ: cutflow, every histogram's bins and variances, every snapshot field."""
-    import awkward as ak
     import numpy as np
 
     found = []
@@ -63,9 +62,23 @@ def differences(result: Any, reference: Any) -> list[str]:
         found.append("snapshot datasets")
     for dataset, array in reference.snapshot.items():
         other = result.snapshot.get(dataset)
-        if other is None or ak.to_list(other) != ak.to_list(array):
+        if other is None or not same_rows(other, array):
             found.append(f"snapshot {dataset}")
     return found
+
+
+def same_rows(array: Any, reference: Any) -> bool:
+    """Whether two snapshots (flat awkward record arrays) hold the same type and values,
+    field by field; NaN equals NaN."""
+    import awkward as ak
+    import numpy as np
+
+    if array.type != reference.type:
+        return False
+    return all(
+        np.array_equal(ak.to_numpy(array[f]), ak.to_numpy(reference[f]), equal_nan=True)
+        for f in ak.fields(reference)
+    )
 
 
 def one_run(mode: str, fileset: dict, client: Any, chunksize: int) -> tuple[float, Any, dict]:

@@ -81,7 +81,10 @@ def data_set(name: str) -> dict[str, Any]:
     names = [d.name for d in load_datasets(datasets_json)]
     fileset, files = fileset_of({"datasets_json": datasets_json, "datasets": names})
     (tree,) = {t for spec in fileset.values() for t in spec["files"].values()}
-    entries = [uproot.open(f)[tree].num_entries for f in files]
+    entries = []
+    for path in files:
+        with uproot.open(path) as file:
+            entries.append(file[tree].num_entries)
     return {
         "fileset": fileset,
         "files": files,
@@ -355,10 +358,17 @@ def measure(sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> None:
+    before = os.environ.get("TAU3MU_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache_dir:
         os.environ["TAU3MU_CACHE_DIR"] = cache_dir
-        sets = {name: data_set(name) for name in SETS}
-        measured = measure(sets)
+        try:
+            sets = {name: data_set(name) for name in SETS}
+            measured = measure(sets)
+        finally:  # not left naming the deleted folder
+            if before is None:
+                os.environ.pop("TAU3MU_CACHE_DIR", None)
+            else:
+                os.environ["TAU3MU_CACHE_DIR"] = before
     checks = check(measured, sets)
     rows = projection(measured)
     meta = {

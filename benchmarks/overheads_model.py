@@ -265,8 +265,14 @@ PROJECTED_WORKERS = (16, 64, 256)
 
 def chunk_costs(rates: dict[str, dict[str, Any]], events: int) -> tuple[float, float]:
     """A chunk's fixed seconds and seconds per event, from the in-process walls of the
-    same events at two chunk sizes: ``wall = chunks * fixed + events * per_event``."""
-    (a, b) = sorted(rates.values(), key=lambda r: r["chunks"])
+    same events at two chunk sizes: ``wall = chunks * fixed + events * per_event``.
+    Raises ValueError, naming the chunk sizes, when both gave the same number of chunks."""
+    (size_a, a), (size_b, b) = sorted(rates.items(), key=lambda item: item[1]["chunks"])
+    if a["chunks"] == b["chunks"]:
+        raise ValueError(
+            f"chunk sizes {size_a} and {size_b} both give {a['chunks']} chunks: "
+            "a chunk's fixed cost needs two different chunk counts"
+        )
     fixed = max(0.0, (b["wall_s"] - a["wall_s"]) / (b["chunks"] - a["chunks"]))
     return fixed, (a["wall_s"] - a["chunks"] * fixed) / events
 

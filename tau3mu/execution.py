@@ -22,7 +22,7 @@ from tau3mu.chunk_probes import chunks_to_skip, without_chunks
 from tau3mu.chunks import BackoffRunner
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
-from tau3mu.graph_fusion import fuse_partitions
+from tau3mu.graph_fusion import partition_graph
 from tau3mu.graph_source import dataset_events, graph_columns
 from tau3mu.inspection import inspect_inputs
 from tau3mu.progress import Mode as ProgressMode
@@ -230,7 +230,8 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
     The outputs are optimised together, once: they share their input layers, and the
     column optimisation runs the whole graph on typetracers (per output, it would run
     it once for every histogram and cutflow entry). Each partition's tasks then run as
-    one task (:func:`tau3mu.graph_fusion.fuse_partitions`).
+    one task where the libraries are tested versions (:func:`tau3mu.graph_fusion.partition_graph`).
+    After a failure on a cluster, the graph's remaining tasks are cancelled.
     """
     import dask
     from dask.base import tokenize, unpack_collections
@@ -241,14 +242,18 @@ def _compute_graphs(graphs: Any, client: Any, progress: bool) -> tuple[Any, list
         return repack([])[0], []
     optimised = dask.optimize(*collections)
     hlg = optimised[0].__dask_graph__()
-    columns = graph_columns(hlg)
+    columns = graph_columns(hlg, list(collections))
     keys = [collection.__dask_keys__() for collection in optimised]
-    graph = fuse_partitions(dict(hlg), keys, f"tau3mu-partition-{tokenize(keys)}")
+    graph = partition_graph(dict(hlg), keys, f"tau3mu-partition-{tokenize(keys)}")
     mode = progress_mode(progress)
     if client is not None:
         futures = client.get(graph, keys, sync=False)
-        distributed_bar(list(flatten(futures)), client, mode)
-        results = client.gather(futures)
+        try:
+            distributed_bar(list(flatten(futures)), client, mode)
+            results = client.gather(futures)
+        except BaseException:
+            client.cancel(list(flatten(futures)))  # the rest of a failed graph
+            raise
     else:
         with dask_local_bar(mode):
             results = dask.get(graph, keys)
@@ -276,8 +281,9 @@ def _graphs(processor_instance: Any, available: dict[str, Any], paths: list[str]
 
 
 def _probe_options(path: str) -> dict[str, Any]:
-    """uproot's options for reading one file as the dask-awkward graph's partitions read
-    it (one-pass vector readers: a malformed vector is named by branch, basket and entry)."""
+    """uproot's options for reading one file with the same readers as the dask-awkward
+    graph's partitions (one-pass vector readers: a malformed vector is named by branch,
+    basket and entry)."""
     return uproot_options([path])
 
 
@@ -288,15 +294,16 @@ def _compute_or_skip(
     client: Any,
     skip_bad_files: bool,
     progress: bool,
+    started: float,
 ) -> tuple[Any, list[str], list[dict[str, Any]], float]:
     """Build and compute the graphs of ``available``; after a failure, probe its chunks
     (:func:`tau3mu.chunk_probes.chunks_to_skip`) and compute again without the failing
-    ones. Returns the outputs, the branches read, the chunks skipped and when the last
-    graph was built (``time.perf_counter()``)."""
+    ones. Returns the outputs, the branches read, the chunks skipped and the seconds
+    from ``started`` (a ``time.perf_counter()`` time) until the last graph was built."""
     skipped: list[dict[str, Any]] = []
     while True:
         graphs = _graphs(processor_instance, available, paths)
-        build = time.perf_counter()
+        build = time.perf_counter() - started
         failure: Exception
         try:
             computed, columns = _compute_graphs(graphs, client, progress)
@@ -347,24 +354,23 @@ def run_dask_awkward(
     prepare_process()
     if client is not None:
         client.run(prepare_process)  # the workers read the graph's chunks
-    inspection = inspect_inputs(
-        fileset,
-        skip_bad_files=skip_bad_files,
-        config=config,
-        client=client,
-        cache=inspection_cache,
-        keep_trees=True,
-    )
-    fileset = inspection.fileset
-    # the inspection opened every file already: steps from its entries, no second pass
-    available = inspection.steps_fileset(chunksize)
-    try:
+    try:  # the files this process keeps, from the inspection on, are released at the end
+        inspection = inspect_inputs(
+            fileset,
+            skip_bad_files=skip_bad_files,
+            config=config,
+            client=client,
+            cache=inspection_cache,
+            keep_trees=True,
+        )
+        # the inspection opened every file already: steps from its entries, no second pass
+        available = inspection.steps_fileset(chunksize)
+        paths = fileset_paths(inspection.fileset)
         computed, columns, skipped, build = _compute_or_skip(
-            processor_instance, available, fileset_paths(fileset), client, skip_bad_files, progress
+            processor_instance, available, paths, client, skip_bad_files, progress, tic
         )
     finally:
         opentrees.release()  # the files this process kept (workers keep theirs)
-    build -= tic
     merged: dict[str, Any] = accumulate(computed.values()) if computed else {}
     events = {
         d: {"events": {"events": _to_int(s["events"]["events"])}}

@@ -9,21 +9,30 @@ another worker. :func:`fuse_partitions` rewrites the graph so that all the tasks
 depend on one partition only run as one task (:class:`PartitionRun`), as a Runner chunk
 does; it hands on only what the rest of the graph needs (partial histograms and counts,
 the snapshot's rows, packed), and the tree reductions that merge partitions are unchanged.
+
+The fusion runs a graph with dask's internal ``dask.core.get`` and mixes plain tuple
+tasks into it: :func:`partition_graph` fuses only where dask and dask-awkward are tested
+versions (:func:`tau3mu.reading.supported`), else it hands the graph on as it is.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 from dask.core import flatten, get, get_deps, toposort
+from dask.typing import Key
 
-__all__ = ["PartitionRun", "fuse_partitions"]
+from tau3mu.reading import supported
+
+__all__ = ["PartitionRun", "fuse_partitions", "partition_graph"]
 
 #: a task that depends on more than one partition
-_MIXED = -1
+_MIXED = object()
+#: a root task of no partition (a constant)
+_NONE = None
 
 
 class PartitionRun:
@@ -32,9 +41,7 @@ class PartitionRun:
     dropping each intermediate result once used, and returns the values of ``exported``
     (a tuple, in their order; awkward arrays packed)."""
 
-    def __init__(
-        self, tasks: dict[Hashable, Any], exported: list[Hashable], inputs: list[Hashable]
-    ):
+    def __init__(self, tasks: dict[Key, Any], exported: list[Key], inputs: list[Key]):
         self.tasks = tasks
         self.exported = exported
         self.inputs = inputs
@@ -52,37 +59,37 @@ def _packed(value: Any) -> Any:
     return value
 
 
-def _partition_of(
-    key: Hashable, deps: set[Hashable], part: dict[Hashable, int | None]
-) -> int | None:
-    """The partition ``key`` belongs to: a root ``(name, i)`` is partition ``i``, another
-    root none (a constant); else its dependencies' one partition, or :data:`_MIXED`."""
+def _partition_of(key: Key, deps: set[Key], part: dict[Key, Any]) -> Any:
+    """The partition ``key`` belongs to, named by its root's whole key: a root ``(layer,
+    i)`` is its own partition (each input layer has its partitions), another root none
+    (a constant); else its dependencies' one partition, or :data:`_MIXED`."""
     if not deps:
         partitioned = isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], int)
-        return key[1] if partitioned else None
-    found = {part[dep] for dep in deps} - {None}
+        return key if partitioned else _NONE
+    found = {part[dep] for dep in deps} - {_NONE}
     if len(found) == 1:
         return found.pop()
-    return _MIXED if found else None
+    return _MIXED if found else _NONE
 
 
-def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str) -> dict:
+def fuse_partitions(graph: Mapping[Key, Any], outputs: list[Any], name: str) -> dict:
     """``graph`` (a materialised task graph) with each partition's tasks fused into one
-    task ``(name, i)``; ``outputs``: the keys that will be asked for (nested lists as
-    ``__dask_keys__`` gives them), kept. Every key another task or ``outputs`` needs
-    stays in the graph, as an item of its partition's task when fused; a partition none
-    of whose tasks would stay inside one task is left as it is."""
+    task ``(name, layer, i)`` (partition ``i`` of input layer ``layer``); ``outputs``: the
+    keys that will be asked for (nested lists as ``__dask_keys__`` gives them), kept.
+    Every key another task or ``outputs`` needs stays in the graph, as an item of its
+    partition's task when fused; a partition none of whose tasks would stay inside one
+    task is left as it is."""
     dependencies, dependents = get_deps(graph)
     wanted = set(flatten(outputs))
-    part: dict[Hashable, int | None] = {}
+    part: dict[Key, Any] = {}
     for key in toposort(graph, dependencies=dependencies):
         part[key] = _partition_of(key, dependencies[key], part)
-    groups: dict[int, list[Hashable]] = {}
-    for key, index in part.items():
-        if index is not None and index != _MIXED:
-            groups.setdefault(index, []).append(key)
+    groups: dict[tuple[Key, int], list[Key]] = {}
+    for key, root in part.items():
+        if root is not _NONE and root is not _MIXED:
+            groups.setdefault(root, []).append(key)
     fused = dict(graph)
-    for index, keys in groups.items():
+    for (layer, index), keys in groups.items():
         members = set(keys)
         exported = [k for k in keys if k in wanted or dependents[k] - members]
         if len(exported) == len(keys):
@@ -91,7 +98,16 @@ def fuse_partitions(graph: Mapping[Hashable, Any], outputs: list[Any], name: str
         run = PartitionRun({k: graph[k] for k in keys}, exported, inputs)
         for key in keys:
             del fused[key]
-        fused[(name, index)] = (run, *inputs)
+        fused[(name, layer, index)] = (run, *inputs)
         for position, key in enumerate(exported):
-            fused[key] = (operator.getitem, (name, index), position)
+            fused[key] = (operator.getitem, (name, layer, index), position)
     return fused
+
+
+def partition_graph(graph: Mapping[Key, Any], outputs: list[Any], name: str) -> dict:
+    """The task graph to compute ``outputs`` of ``graph`` with: :func:`fuse_partitions`'s
+    where :func:`tau3mu.reading.supported` says yes for dask and dask-awkward, else
+    ``graph`` itself (as a dict), computed task by task by dask's own scheduling."""
+    if supported("dask") and supported("dask-awkward"):
+        return fuse_partitions(graph, outputs, name)
+    return dict(graph)

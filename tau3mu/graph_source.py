@@ -2,7 +2,7 @@
 
 coffea builds the graph's events with ``uproot.dask``, whose reader opens the file again
 for every partition with uproot's own options and no object cache: every partition pays
-for the tree's metadata (~0.3 s for the 277 branches of a Run 2 ntuple) and reads
+for the tree's metadata (every branch of the ntuple) and reads
 ``std::vector`` branches with uproot's readers. :class:`KeptTreeRead` is a dask-awkward
 input function (``dask_awkward.from_map``) around that very reader: the form, the
 NanoEvents mapping and the column projection stay uproot's and coffea's (the column
@@ -44,10 +44,18 @@ class KeptTreeRead:
         return frozenset(self.reader.common_keys)
 
     def __call__(self, partition: tuple[str, str, int, int]) -> Any:
+        """The partition's events. Raises ValueError, naming the file, when its entries
+        ``start``-``stop`` are not within the tree (a file that shrank since it was
+        inspected)."""
         path, tree_path, start, stop = partition
         prepare_process()
         with uproot.open({path: None}, **self.options) as directory:
             tree = directory[tree_path]
+            if not 0 <= start <= stop <= tree.num_entries:
+                raise ValueError(
+                    f"{path}: entries {start}-{stop} of {tree_path} asked for, "
+                    f"but it has {tree.num_entries} entries"
+                )
             array, _ = self.reader.read_tree(tree, start, stop)
         return array
 
@@ -68,6 +76,12 @@ class KeptTreeRead:
 
     def necessary_columns(self, report: Any, state: Any) -> frozenset[str]:
         return self.reader.necessary_columns(report=report, state=state)
+
+
+def _kept_tree_reading() -> bool:
+    """Whether the graph reads with :class:`KeptTreeRead`: uproot's reader's ``read_tree``
+    and dask-awkward's input layers are used only where both are tested versions."""
+    return supported("uproot") and supported("dask-awkward")
 
 
 def _partitions(files: dict[str, Any]) -> tuple[list[tuple[str, str, int, int]], tuple[int, ...]]:
@@ -96,7 +110,8 @@ def dataset_events(
     ``read_options``: the options partitions open their files with. Its metadata are the
     dataset's, with ``dataset`` set to ``name``, as ``coffea.dataset_tools.apply_to_fileset``
     gives them. Where :func:`tau3mu.reading.supported` says no for uproot (its reader's
-    ``read_tree`` is not a documented API), the events are coffea's own.
+    ``read_tree`` is not a documented API) or for dask-awkward (its input layer's
+    ``io_func`` and the array's ``_meta``), the events are coffea's own.
     """
     import dask_awkward as dak
     from coffea.nanoevents import NanoEventsFactory
@@ -114,12 +129,12 @@ def dataset_events(
         uproot_options=graph_options,
         mode="dask",
     ).events()
-    if not supported("uproot"):
-        return uproot_events  # uproot's own reading (an untested uproot, or switched off)
+    if not _kept_tree_reading():
+        return uproot_events  # uproot's own reading (an untested version, or switched off)
     reader = uproot_events.dask.layers[uproot_events.name].io_func
     partitions, divisions = _partitions(spec["files"])
     token = uproot_events.name.rsplit("-", 1)[-1]
-    events = dak.from_map(
+    events: Any = dak.from_map(
         KeptTreeRead(reader, read_options),
         partitions,
         divisions=divisions,
@@ -130,14 +145,16 @@ def dataset_events(
     return events
 
 
-def graph_columns(graph: Any) -> list[str]:
-    """The branches the input layers of an optimised graph (a ``HighLevelGraph``) read,
-    sorted: :class:`KeptTreeRead`'s, or uproot's reader's keys on uproot's own path."""
-    columns: set[str] = set()
-    for layer in graph.layers.values():
-        read = getattr(layer, "io_func", None)
-        if isinstance(read, KeptTreeRead):
-            columns |= read.columns
-        elif read is not None:
-            columns |= set(getattr(read, "common_keys", ()))
-    return sorted(columns)
+def graph_columns(graph: Any, collections: list[Any]) -> list[str]:
+    """The branches read to compute ``collections``, sorted; ``graph``: their optimised
+    graph (a ``HighLevelGraph``). With :class:`KeptTreeRead` (see :func:`dataset_events`),
+    its input layers' projected columns; on uproot's own reading, what the public
+    ``dask_awkward.report_necessary_columns`` gives for ``collections``."""
+    import dask_awkward as dak
+
+    if _kept_tree_reading():
+        reads = [getattr(layer, "io_func", None) for layer in graph.layers.values()]
+        kept = [read for read in reads if isinstance(read, KeptTreeRead)]
+        return sorted(set().union(*(read.columns for read in kept)))
+    report = dak.report_necessary_columns(*collections)
+    return sorted({column for columns in report.values() for column in columns or ()})

@@ -50,6 +50,8 @@ __all__ = [
 TESTED_VERSIONS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "uproot": ((5, 7), (5, 8)),
     "coffea": ((2026, 9), (2026, 10)),
+    "dask": ((2025, 3), (2025, 4)),
+    "dask-awkward": ((2026, 2), (2026, 3)),
 }
 #: ``off`` makes :func:`supported` false: the libraries' own paths, whatever the versions
 PRIVATE_APIS_ENV = "TAU3MU_PRIVATE_APIS"
@@ -64,7 +66,8 @@ def _major_minor(package: str) -> tuple[int, int]:
 
 
 def supported(package: str) -> bool:
-    """Whether tau3mu may use ``package``'s private parts (``"uproot"`` or ``"coffea"``):
+    """Whether tau3mu may use ``package``'s private parts (a key of
+    :data:`TESTED_VERSIONS`: ``"uproot"``, ``"coffea"``, ``"dask"``, ``"dask-awkward"``):
     its installed version lies in :data:`TESTED_VERSIONS` and ``$TAU3MU_PRIVATE_APIS`` is
     not ``off``. Raises KeyError for another package."""
     first, beyond = TESTED_VERSIONS[package]

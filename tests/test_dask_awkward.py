@@ -5,6 +5,7 @@ with uproot's own readers (tau3mu/graph_source.py)."""
 from __future__ import annotations
 
 import operator
+import re
 from pathlib import Path
 
 import awkward as ak
@@ -118,11 +119,15 @@ def test_partitions_share_one_tree_read_with_tau3mus_vector_readers(run2_files):
     opentrees.release()
     try:
         first = read((path, TREE, 0, half))
-        second = read((path, TREE, half, entries))
-        assert len(opentrees.kept_trees()) == 1  # the second partition took the first's tree
         (key,) = list(opentrees.kept_trees())
         tree = opentrees.kept_trees()[key]
+        second = read((path, TREE, half, entries))
+        assert list(opentrees.kept_trees()) == [key]
+        assert opentrees.kept_trees()[key] is tree  # the second partition took the first's tree
         assert isinstance(tree["Triplet2_Mass"].interpretation, vectors.AsStdVector)
+        message = f"{path}: entries {half}-{entries + 1} of {TREE} asked for, but it has {entries} entries"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):  # a file that shrank
+            read((path, TREE, half, entries + 1))
     finally:
         opentrees.release()
     masses = uproot.open(path)[TREE]["Triplet2_Mass"].array()
@@ -182,49 +187,148 @@ def test_a_corrupt_vector_is_named_on_the_graph_path(corrupt_vector_run2):
     assert f"entry {event} is not a std::vector of 8-byte numbers" in str(stopped.value)
 
 
-def test_each_partition_runs_as_one_task_with_the_same_results():
-    """fuse_partitions: one task per partition, only what the rest of the graph needs
-    handed on, and the same values as the graph it was made from."""
-    import dask
+def _outputs(events) -> dict:
+    """Sums, counts and selected rows of ``events`` (a dask-awkward array of x and y)."""
     import dask_awkward as dak
-    from dask.base import unpack_collections
 
-    from tau3mu.graph_fusion import PartitionRun, fuse_partitions
-
-    array = ak.Array([{"x": float(i), "y": [i, i + 1]} for i in range(30)])
-    events = dak.from_awkward(array, npartitions=3)
     selected = events[events.x > 4]  # shared by every output: stays inside the run
     doubled = selected.x * 2
-    outputs = {
+    return {
         "sum": dak.sum(doubled),
         "count": dak.num(selected.y, axis=0),
         "elements": dak.sum(dak.num(selected.y, axis=1)),
         "rows": doubled[doubled > 20] + 1,
     }
+
+
+def _two_inputs() -> dict:
+    """The same analysis of two input collections of 3 partitions each (two datasets)."""
+    import dask_awkward as dak
+
+    first = ak.Array([{"x": float(i), "y": [i, i + 1]} for i in range(30)])
+    second = ak.Array([{"x": float(i), "y": [i]} for i in range(40, 70)])
+    return {
+        "a": _outputs(dak.from_awkward(first, npartitions=3)),
+        "b": _outputs(dak.from_awkward(second, npartitions=3)),
+    }
+
+
+def _computed(graph_of, outputs):
+    """``outputs`` computed from the optimised graph ``graph_of(graph, keys)`` returns."""
+    import dask
+    from dask.base import unpack_collections
+
     collections, repack = unpack_collections(outputs)
     optimised = dask.optimize(*collections)
     keys = [c.__dask_keys__() for c in optimised]
     graph = dict(optimised[0].__dask_graph__())
-    fused = fuse_partitions(graph, keys, "partition")
+    computed = graph_of(graph, keys)
+    results = dask.get(computed, keys)
+    finals = [
+        f(r, *a)
+        for r, (f, a) in zip(results, (c.__dask_postcompute__() for c in optimised), strict=True)
+    ]
+    (got,) = repack(finals)
+    return graph, computed, got
 
-    runs = {
-        k: v for k, v in fused.items() if isinstance(v, tuple) and isinstance(v[0], PartitionRun)
+
+def _runs(graph: dict) -> dict:
+    from tau3mu.graph_fusion import PartitionRun
+
+    return {
+        k: v for k, v in graph.items() if isinstance(v, tuple) and isinstance(v[0], PartitionRun)
     }
-    assert sorted(runs) == [("partition", 0), ("partition", 1), ("partition", 2)]
+
+
+def test_each_partition_runs_as_one_task_with_the_same_results():
+    """fuse_partitions: one task per partition of each input collection, only what the
+    rest of the graph needs handed on, and the same values as the graph it was made
+    from."""
+    import dask
+
+    from tau3mu.graph_fusion import fuse_partitions
+
+    outputs = _two_inputs()
+    graph, fused, got = _computed(lambda g, k: fuse_partitions(g, k, "partition"), outputs)
+    runs = _runs(fused)
+    layers = sorted({key[0] for key in graph if not isinstance(key, str) and key[1] == 0})
+    roots = sorted({key[1] for key in runs})
+    assert len(roots) == 2  # one input collection each
+    assert set(roots) <= set(layers)
+    assert sorted(runs) == [("partition", root, i) for root in roots for i in range(3)]
+    for (_, root, i), (run, *_) in runs.items():  # each reads its one partition only
+        assert [k for k in run.tasks if _is_root(graph, k)] == [(root, i)]
     inside = {key for task in runs.values() for key in task[0].tasks}
     assert len(inside) > len(runs)  # a partition's read and what follows it
     for key in inside:  # outside its run, a task of a partition is at most an item of it
         assert key not in fused or fused[key][0] is operator.getitem
     assert len(fused) < len(graph)
 
-    results = dask.get(fused, keys)
-    finals = [
-        f(r, *a)
-        for r, (f, a) in zip(results, (c.__dask_postcompute__() for c in optimised), strict=True)
-    ]
-    (got,) = repack(finals)
     (expected,) = dask.compute(outputs)
-    assert got["sum"] == expected["sum"] == 2 * sum(range(5, 30))
-    assert got["count"] == expected["count"] == 25
-    assert got["elements"] == expected["elements"] == 50
-    assert ak.to_list(got["rows"]) == ak.to_list(expected["rows"])
+    assert got["a"]["sum"] == expected["a"]["sum"] == 2 * sum(range(5, 30))
+    assert got["b"]["sum"] == expected["b"]["sum"] == 2 * sum(range(40, 70))
+    assert got["a"]["count"] == expected["a"]["count"] == 25
+    assert got["a"]["elements"] == expected["a"]["elements"] == 50
+    assert got["b"]["elements"] == expected["b"]["elements"] == 30
+    for name in "ab":
+        assert ak.to_list(got[name]["rows"]) == ak.to_list(expected[name]["rows"])
+
+
+def _is_root(graph: dict, key) -> bool:
+    """Whether ``key`` is a task of ``graph`` that depends on no other task."""
+    from dask.core import get_dependencies
+
+    return not get_dependencies(graph, key)
+
+
+def test_without_private_apis_partitions_are_not_fused(monkeypatch):
+    """``TAU3MU_PRIVATE_APIS=off`` (what an untested dask or dask-awkward gets): the graph
+    is computed as it is, task by task, with the same results as fused."""
+    from tau3mu.graph_fusion import partition_graph
+    from tau3mu.reading import PRIVATE_APIS_ENV
+
+    _, fused, fast = _computed(lambda g, k: partition_graph(g, k, "partition"), _two_inputs())
+    assert len(_runs(fused)) == 6
+    monkeypatch.setenv(PRIVATE_APIS_ENV, "off")
+    graph, plain, got = _computed(lambda g, k: partition_graph(g, k, "partition"), _two_inputs())
+    assert plain == graph
+    assert not _runs(plain)
+    for name in "ab":
+        for output in ("sum", "count", "elements"):
+            assert got[name][output] == fast[name][output]
+        assert ak.to_list(got[name]["rows"]) == ak.to_list(fast[name]["rows"])
+
+
+def test_files_kept_by_a_failed_inspection_are_released(run3_files, tmp_path):
+    """A bad file (no ``--skip-bad-files``) stops the run at the inspection, and the
+    files the inspection kept open in this process are closed."""
+    from tau3mu.errors import Tau3MuError
+
+    bad = tmp_path / "not_root.root"
+    bad.write_bytes(b"not a ROOT file" * 100)
+    files = dict.fromkeys(run3_files, "Events") | {str(bad): "Events"}
+    fileset = {"d": {"files": files, "metadata": {"type": "data"}}}
+    opentrees.release()
+    with pytest.raises(Tau3MuError, match=r"not_root\.root"):
+        run_dask_awkward(fileset, _processor(), chunksize=2500, inspection_cache=False)
+    assert not list(opentrees.kept_trees())
+
+
+def _tasks_on(dask_scheduler) -> int:
+    """The number of tasks a distributed scheduler holds (run on the scheduler)."""
+    return len(dask_scheduler.tasks)
+
+
+@pytest.mark.root
+def test_a_failed_graph_is_cancelled_on_the_cluster(corrupt_vector_run2, dask_client):
+    """On a cluster, the failed graph's tasks are cancelled before its chunks are probed:
+    while the error (whose traceback holds the graph's futures) is alive, the scheduler
+    holds none of them."""
+    path, event = corrupt_vector_run2
+    fileset = {"d": {"files": {path: TREE}, "metadata": {"type": "data"}}}
+    with pytest.raises(ChunkError) as stopped:
+        run_dask_awkward(
+            fileset, _processor(), client=dask_client, chunksize=10**6, inspection_cache=False
+        )
+    assert f"entry {event} is not a std::vector of 8-byte numbers" in str(stopped.value)
+    assert dask_client.run_on_scheduler(_tasks_on) == 0
