@@ -15,10 +15,12 @@ Runner's chunks, the dask-awkward graph, a chunk probed on its own) or
 - uproot's XRootD source for ``root://`` (:mod:`tau3mu.xrootd`, a public option);
 - UTF-8 dataset names and paths in coffea's Runner (:func:`allow_unicode_names`).
 
-The first three and the last reach into uproot's or coffea's private parts. They are
-used only with the versions they were tested with (:data:`TESTED_VERSIONS`,
+The first three and the last reach into uproot's or coffea's private parts, and the
+dask-awkward graph's reading (:mod:`tau3mu.graph_source`) and its one task per
+partition (:mod:`tau3mu.graph_fusion`) into dask's and dask-awkward's. They are used
+only with the versions they were tested with (:data:`TESTED_VERSIONS`,
 :func:`supported`); with any other version, or with ``TAU3MU_PRIVATE_APIS=off``, tau3mu
-reads through the libraries' own paths, with the same results.
+reads and computes through the libraries' own paths, with the same results.
 """
 
 from __future__ import annotations

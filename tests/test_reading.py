@@ -176,15 +176,14 @@ def test_one_rule_tells_local_from_remote(path, remote, local):
 def test_private_apis_only_for_the_tested_versions(monkeypatch):
     from tau3mu import reading
 
-    assert reading.supported("uproot")
-    assert reading.supported("coffea")
+    packages = ("uproot", "coffea", "dask", "dask-awkward")
+    assert all(reading.supported(package) for package in packages)
     monkeypatch.setitem(reading.TESTED_VERSIONS, "uproot", ((5, 0), (5, 1)))
     assert not reading.supported("uproot")
     assert uproot_options(["/a.root"], keep_trees=True) == {"array_cache": "1 GB"}
     monkeypatch.undo()
     monkeypatch.setenv(PRIVATE_APIS_ENV, "off")
-    assert not reading.supported("uproot")
-    assert not reading.supported("coffea")
+    assert not any(reading.supported(package) for package in packages)
     assert reading.allow_unicode_names() is False
 
 
