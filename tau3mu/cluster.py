@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from tau3mu.errors import Tau3MuError
+from tau3mu.local_workers import local_cluster, machine_cores
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ _SCHEMES = ("tcp://", "tls://", "ucx://", "ws://", "wss://", "inproc://")
 
 class ClusterError(Tau3MuError, RuntimeError):
     """The scheduler cannot be reached or the cluster cannot start."""
-
-
-def machine_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _connect(address: str, timeout: float) -> Any:
@@ -149,77 +142,6 @@ def htcondor_cluster(
     if not dashboard:
         options.setdefault("scheduler_options", {"dashboard_address": None})
     return HTCondorCluster(**options)
-
-
-#: what a local cluster's workers import before their first chunk: forked from one
-#: process that imported them (the forkserver), instead of each worker importing them
-#: in its first task
-WARM_MODULES = (
-    "distributed",
-    "numpy",
-    "awkward",
-    "uproot",
-    "numba",
-    "coffea.processor",
-    "coffea.nanoevents",
-    "tau3mu.chunks",
-    "tau3mu.execution",
-    "tau3mu.processors",
-)
-
-#: a local scheduler's ``worker-saturation``: one chunk per worker thread at a time, so
-#: that a worker that finishes early takes the next chunk (with Dask's 1.1 one worker
-#: of two held two of four chunks and the other idled at the end)
-LOCAL_WORKER_SATURATION = 1.0
-
-
-def local_cluster(
-    workers: int,
-    *,
-    threads_per_worker: int = 1,
-    processes: bool = True,
-    memory_limit: str | float | None = None,
-    dashboard: bool = True,
-    **cluster_options: Any,
-) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` worker processes (``processes``
-    False: threads of this process), each with ``threads_per_worker`` threads, memory
-    shared out automatically unless ``memory_limit`` is given.
-
-    Its worker processes are forked from a forkserver that imported
-    :data:`WARM_MODULES` once (``distributed.worker.multiprocessing-method``
-    ``forkserver``), so their first chunk does not pay the imports; its scheduler hands a
-    worker one chunk per thread at a time (:data:`LOCAL_WORKER_SATURATION`).
-    ``cluster_options`` go to ``LocalCluster``.
-    """
-    import dask
-    from distributed import LocalCluster
-
-    settings: dict[str, Any] = {"distributed.scheduler.worker-saturation": LOCAL_WORKER_SATURATION}
-    if processes:
-        settings["distributed.worker.multiprocessing-method"] = "forkserver"
-    with dask.config.set(settings):
-        if processes:
-            preload_in_forkserver(WARM_MODULES)
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            processes=processes,
-            memory_limit="auto" if memory_limit is None else memory_limit,
-            dashboard_address=":0" if dashboard else None,
-            **cluster_options,
-        )
-
-
-def preload_in_forkserver(modules: tuple[str, ...]) -> None:
-    """Make ``modules`` what the forkserver of distributed's multiprocessing context
-    imports when it starts (in place of distributed's own list); no effect on a
-    forkserver already running, nor with another start method."""
-    from distributed.utils import get_mp_context
-
-    context = get_mp_context()  # distributed sets its own list on the first call
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(list(modules))
 
 
 def make_client(

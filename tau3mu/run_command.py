@@ -216,6 +216,15 @@ def main(args: argparse.Namespace) -> int:
     """``tau3mu run``; a mistake raises :class:`~tau3mu.errors.Tau3MuError` (exit 2)."""
     import dataclasses
 
+    from tau3mu.local_workers import prestart_local_workers
+
+    # before the heavy imports below: a local cluster's workers import them meanwhile
+    prestart_local_workers(
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        htcondor=args.htcondor,
+    )
     from tau3mu.pipeline import run
     from tau3mu.validation import check_run
 

@@ -15,13 +15,10 @@ from services.dask import dask_cluster_processes, proxy_state
 from services.network import free_port
 
 from tau3mu.cluster import (
-    LOCAL_WORKER_SATURATION,
-    WARM_MODULES,
     ClusterError,
     close_client,
     ensure_package_on_workers,
     htcondor_cluster,
-    local_cluster,
     make_client,
     pickled_by_value,
 )
@@ -32,6 +29,7 @@ from tau3mu.credentials import (
     proxy_environment,
     read_proxy,
 )
+from tau3mu.local_workers import LOCAL_WORKER_SATURATION, WARM_MODULES, local_cluster
 from tau3mu.proxy_plugin import X509ProxyPlugin, remove_proxy, upload_proxy
 
 pytestmark = pytest.mark.distributed

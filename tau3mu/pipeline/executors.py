@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from tau3mu.cluster import machine_cores
 from tau3mu.datasets import Fileset
+from tau3mu.local_workers import machine_cores
 from tau3mu.pipeline.options import ExecutorName, RunOptions
 from tau3mu.xrootd import is_remote
 
