@@ -71,7 +71,9 @@ def local_cluster(
     :data:`WARM_MODULES` once (``distributed.worker.multiprocessing-method``
     ``forkserver``), so their first chunk does not pay the imports; its scheduler hands a
     worker one chunk per thread at a time (:data:`LOCAL_WORKER_SATURATION`).
-    ``cluster_options`` go to ``LocalCluster``.
+    ``cluster_options`` go to ``LocalCluster``. The forkserver lives as long as this
+    process: workers of a later cluster get the modules as it imported them, so an edit
+    of tau3mu's source reaches the workers in a new Python process, not a new cluster.
     """
     import dask
     from distributed import LocalCluster
