@@ -51,25 +51,29 @@ class ExecutorChoice:
         }
 
 
-def count_events(fileset: Fileset, limit: int) -> int | None:
+def count_events(fileset: Fileset, limit: int, known: dict[str, int] | None = None) -> int | None:
     """Entries of the fileset's trees, counted until ``limit`` is reached (then the count
     so far, at least ``limit``); None when they cannot be counted cheaply: a remote
-    file, or more than :data:`MAX_COUNTED_FILES` files. A file that does not open counts
-    0 (the inspection reports it)."""
+    file, or more than :data:`MAX_COUNTED_FILES` files. ``known``: entries by path of
+    files not to open (an earlier inspection's, :func:`tau3mu.inspection.known_entries`).
+    A file that does not open counts 0 (the inspection reports it)."""
     import uproot
 
     files = [(path, tree) for spec in fileset.values() for path, tree in spec["files"].items()]
     if len(files) > MAX_COUNTED_FILES or any(is_remote(path) for path, _ in files):
         return None
-    total = 0
+    known = known or {}
+    total = sum(known.get(path, 0) for path, _ in files)
     for path, tree in files:
+        if total >= limit:
+            break
+        if path in known:
+            continue
         try:
             with uproot.open(path) as f:
                 total += int(f[tree].num_entries)
         except Exception:  # unreadable: the inspection names it, or skips it
             continue
-        if total >= limit:
-            break
     return total
 
 
@@ -100,7 +104,7 @@ def choose_executor(
             "iterative", 1, f"{why}: a Dask cluster would only add its start", True
         )
     limit = options.chunksize * workers
-    events = count_events(fileset, limit)
+    events = count_events(fileset, limit, _known_entries(fileset, options))
     if events is not None and events < limit:
         reason = (
             f"{events:,} events, fewer than one chunk per worker "
@@ -110,6 +114,19 @@ def choose_executor(
     size = "inputs not counted" if events is None else f"{events:,} events or more"
     reason = f"{size}, {workers} workers; --executor iterative for this process alone"
     return ExecutorChoice("dask", workers, reason, True)
+
+
+def _known_entries(fileset: Fileset, options: RunOptions) -> dict[str, int]:
+    """Entries an earlier inspection knows (none with ``--no-inspection-cache``)."""
+    if not options.inspection_cache:
+        return {}
+    from tau3mu.channels import get_channel
+    from tau3mu.inspection import known_entries
+
+    config = options.selection
+    if config is None:
+        config = get_channel(options.channel).default_config()
+    return known_entries(fileset, config)
 
 
 def _asked_for_dask(options: RunOptions) -> str:
