@@ -16,10 +16,21 @@ from tau3mu.local_workers import machine_cores
 from tau3mu.pipeline.options import ExecutorName, RunOptions
 from tau3mu.xrootd import is_remote
 
-__all__ = ["MAX_COUNTED_FILES", "ExecutorChoice", "choose_executor", "count_events"]
+__all__ = [
+    "MAX_COUNTED_FILES",
+    "MIN_CHUNKS_PER_WORKER",
+    "ExecutorChoice",
+    "choose_executor",
+    "count_events",
+]
 
 #: inputs of more files than this are not counted before the run (taken as large)
 MAX_COUNTED_FILES = 64
+
+#: the chunks per worker from which a local Dask cluster pays for its start: with 2
+#: chunks per worker (4 chunks of 175k Run 2 events on 2 cores) a local cluster took as
+#: long as this process alone (docs/benchmarks.md, "The default executor")
+MIN_CHUNKS_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,9 @@ def choose_executor(
 
     The user's choice stands: ``executor``, or Dask for a ``scheduler`` or ``htcondor``.
     Else: ``iterative`` with one worker (``workers`` 1 or one core) or when the inputs
-    hold fewer events than one chunk per worker (``chunksize`` x workers); otherwise
-    ``dask``, a local cluster of ``workers`` (default: every core).
+    hold no more events than :data:`MIN_CHUNKS_PER_WORKER` chunks per worker
+    (``chunksize`` x chunks x workers); otherwise ``dask``, a local cluster of
+    ``workers`` (default: every core).
     """
     cores = cores or machine_cores()
     workers = options.workers or cores
@@ -103,15 +115,16 @@ def choose_executor(
         return ExecutorChoice(
             "iterative", 1, f"{why}: a Dask cluster would only add its start", True
         )
-    limit = options.chunksize * workers
+    limit = options.chunksize * MIN_CHUNKS_PER_WORKER * workers + 1
     events = count_events(fileset, limit, _known_entries(fileset, options))
     if events is not None and events < limit:
         reason = (
-            f"{events:,} events, fewer than one chunk per worker "
-            f"({options.chunksize:,} x {workers}); --executor dask for a local Dask cluster"
+            f"{events:,} events, at most {MIN_CHUNKS_PER_WORKER} chunks per worker "
+            f"({options.chunksize:,} x {MIN_CHUNKS_PER_WORKER} x {workers}), too few to "
+            "pay for a cluster's start; --executor dask for a local Dask cluster"
         )
         return ExecutorChoice("iterative", 1, reason, True)
-    size = "inputs not counted" if events is None else f"{events:,} events or more"
+    size = "inputs not counted" if events is None else f"over {limit - 1:,} events"
     reason = f"{size}, {workers} workers; --executor iterative for this process alone"
     return ExecutorChoice("dask", workers, reason, True)
 
