@@ -332,6 +332,29 @@ def render_overheads() -> str:
     return "\n".join(lines) + "\n\n" + source_line("overheads")
 
 
+def render_default_executor() -> str:
+    """docs/benchmarks.md's table of ``tau3mu run`` without an executor option against
+    the other executors, and the two ratios the issue asks for."""
+    saved = load("default_executor")
+    ratios = saved["ratios"]
+    lines = [
+        markdown(saved["rows"]),
+        "",
+        "`--executor iterative` over the default: "
+        f"{ratios['default_speedup_over_iterative']:.2f} (above 1: the default is faster); "
+        "`--executor dask --workers 1` over `--workers 2`: "
+        f"{ratios['dask_2_over_1_workers']:.2f} (medians of {saved['rounds']} interleaved "
+        f"rounds, {saved['cores']} cores).",
+    ]
+    if "default_before_over_now" in ratios:
+        before = saved.get("revisions", {}).get("before", "?")
+        lines[-1] += (
+            f" The default of `{before}` over this revision's: "
+            f"{ratios['default_before_over_now']:.2f}, in the same rounds."
+        )
+    return "\n".join(lines) + "\n\n" + source_line("default_executor")
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "performance": render_performance,
     "fit-summary": render_fit_summary,
@@ -344,6 +367,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "generate": render_table("generate"),
     "overheads": render_overheads,
     "dask-awkward": render_table("dask_awkward"),
+    "default-executor": render_default_executor,
 }
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
 from coffea import processor
 from coffea.processor.executor import WorkItem
@@ -28,6 +30,7 @@ from tau3mu.xrootd import reset_connections
 __all__ = [
     "BackoffRunner",
     "ChunkError",
+    "SpreadDaskExecutor",
     "chunk_message",
     "error_cause",
     "option_error",
@@ -152,3 +155,28 @@ class BackoffRunner(processor.Runner):
     @property
     def automatic_retries(self) -> Any:  # coffea calls it as a static function
         return partial(retry_chunk, at_least=self.chunk_retries, backoff=self.backoff_base)
+
+
+@dataclass
+class SpreadDaskExecutor(processor.DaskExecutor):
+    """coffea's Dask executor with the processor on every worker before the chunks start.
+
+    coffea submits the processor as one task that every chunk depends on, and Dask sends
+    a task to a worker that holds its dependencies: every chunk went to the worker that
+    ran that task, and the others waited for work stealing. Here the processor is
+    scattered to every worker (``broadcast``) and each chunk takes it from there, so
+    Dask hands the chunks to whichever worker is least busy. For a cluster whose workers
+    are all there when the run starts (a local one).
+    """
+
+    def __call__(self, items: Iterable[Any], function: Callable[..., Any], accumulator: Any) -> Any:
+        heavy = cast(Any, self).heavy_input  # coffea leaves its type to inference
+        items = list(items)
+        if heavy is None or not items or self.client is None:
+            return super().__call__(items, function, accumulator)
+        spread = self.client.scatter(heavy, broadcast=True, hash=False)
+        self.heavy_input = None  # coffea's own task for it is not made
+        try:
+            return super().__call__(list(zip(items, repeat(spread))), function, accumulator)
+        finally:
+            self.heavy_input = heavy

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from tau3mu.errors import Tau3MuError
+from tau3mu.local_workers import local_cluster, machine_cores
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ _SCHEMES = ("tcp://", "tls://", "ucx://", "ws://", "wss://", "inproc://")
 
 class ClusterError(Tau3MuError, RuntimeError):
     """The scheduler cannot be reached or the cluster cannot start."""
-
-
-def machine_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _connect(address: str, timeout: float) -> Any:
@@ -200,15 +193,13 @@ def make_client(
         client = Client(cluster)
         what = f"HTCondor cluster ({workers or 4} jobs requested)"
     else:
-        from distributed import LocalCluster
-
         n = workers or machine_cores()
-        cluster = LocalCluster(
-            n_workers=n,
+        cluster = local_cluster(
+            n,
             threads_per_worker=threads_per_worker,
             processes=executor != "threads",
-            memory_limit="auto" if memory_limit is None else memory_limit,
-            dashboard_address=":0" if dashboard else None,
+            memory_limit=memory_limit,
+            dashboard=dashboard,
             **cluster_options,
         )
         client = Client(cluster)

@@ -19,7 +19,7 @@ from tau3mu import opentrees
 from tau3mu.accounting import check_accounting
 from tau3mu.checkpoints import AtomicCheckpointer
 from tau3mu.chunk_probes import chunks_to_skip, without_chunks
-from tau3mu.chunks import BackoffRunner
+from tau3mu.chunks import BackoffRunner, SpreadDaskExecutor
 from tau3mu.config import DEFAULT_CHUNKSIZE, SelectionConfig
 from tau3mu.datasets import Fileset
 from tau3mu.graph_fusion import partition_graph
@@ -111,7 +111,9 @@ def coffea_executor(
     executor: Executor, client: Any, workers: int, status: bool, retries: int
 ) -> Any:
     """coffea's executor named ``executor``: ``iterative``, ``futures`` (``workers``
-    processes) or ``dask`` (on ``client``); ``status`` shows coffea's progress bar.
+    processes) or ``dask`` (on ``client``; on a local cluster's client the processor is
+    sent to every worker first: :class:`~tau3mu.chunks.SpreadDaskExecutor`); ``status``
+    shows coffea's progress bar.
 
     Raises :class:`ValueError` for another name, or ``dask`` without a client.
     """
@@ -124,8 +126,13 @@ def coffea_executor(
     if executor == "dask":
         if client is None:
             raise ValueError("the dask executor needs a distributed.Client")
-        # retried with backoff on the worker (BackoffRunner), not again by Dask at once
-        return processor.DaskExecutor(client=client, status=status, retries=0)
+        # retried with backoff on the worker (BackoffRunner), not again by Dask at once;
+        # a local cluster's workers are all there: the processor goes to each at once
+        from distributed import LocalCluster
+
+        local = isinstance(getattr(client, "cluster", None), LocalCluster)
+        executor_class = SpreadDaskExecutor if local else processor.DaskExecutor
+        return executor_class(client=client, status=status, retries=0)
     raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
 
 

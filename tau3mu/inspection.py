@@ -33,6 +33,7 @@ __all__ = [
     "Inspection",
     "check_one_file_once",
     "inspect_inputs",
+    "known_entries",
 ]
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,28 @@ def _inspect_by_rules(
     return [v for v in verdicts if v is not None], known_good
 
 
+def _rules_of(fileset: dict[str, Any], config: SelectionConfig) -> dict[str, FileRules]:
+    """Each dataset's file rules: its ``metadata["era"]``, else ``config.era``."""
+    return {
+        d: FileRules.of((spec.get("metadata") or {}).get("era") or config.era, config)
+        for d, spec in fileset.items()
+    }
+
+
+def known_entries(fileset: dict[str, Any], config: SelectionConfig) -> dict[str, int]:
+    """Entries of the fileset's local files that an earlier inspection under the same
+    rules found good and that have not changed since (:class:`InspectionCache`), by
+    path; no file is opened. Files not known are not in the result."""
+    known: dict[str, int] = {}
+    for dataset, rule in _rules_of(fileset, config).items():
+        cache = InspectionCache.default(era=str(rule.era), rules=_rules_key(rule))
+        for path, tree in fileset[dataset]["files"].items():
+            hit = cache.get(path, tree)
+            if hit is not None:
+                known[path] = hit[0]
+    return known
+
+
 def inspect_inputs(
     fileset: dict[str, Any],
     *,
@@ -214,10 +237,7 @@ def inspect_inputs(
     jobs = [(d, path, tree) for d, spec in fileset.items() for path, tree in spec["files"].items()]
     if threads is None:
         threads = 8 if any(is_remote(path) for _, path, _ in jobs) else 1
-    rules = {
-        d: FileRules.of((spec.get("metadata") or {}).get("era") or config.era, config)
-        for d, spec in fileset.items()
-    }
+    rules = _rules_of(fileset, config)
     verdicts, known_good = _inspect_by_rules(jobs, rules, threads, client, cache, keep_trees)
     result = Inspection(fileset={}, entries={d: {} for d in fileset}, known_good=known_good)
     for (dataset, path, tree), verdict in zip(jobs, verdicts, strict=True):

@@ -56,7 +56,7 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
         choices=["iterative", "futures", "dask"],
         help="dask: a local Dask cluster, or the one of --scheduler/--htcondor; futures: "
         "local processes; iterative: this process, one chunk after another (default: "
-        "iterative on one core or for fewer events than one chunk per worker, else dask)",
+        "iterative on one core or for at most two chunks' events per worker, else dask)",
     )
     parser.add_argument(
         "--mode",
@@ -216,6 +216,15 @@ def main(args: argparse.Namespace) -> int:
     """``tau3mu run``; a mistake raises :class:`~tau3mu.errors.Tau3MuError` (exit 2)."""
     import dataclasses
 
+    from tau3mu.local_workers import prestart_local_workers
+
+    # before the heavy imports below: a local cluster's workers import them meanwhile
+    prestart_local_workers(
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        htcondor=args.htcondor,
+    )
     from tau3mu.pipeline import run
     from tau3mu.validation import check_run
 

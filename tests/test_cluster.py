@@ -16,6 +16,7 @@ from services.network import free_port
 
 from tau3mu.cluster import (
     ClusterError,
+    close_client,
     ensure_package_on_workers,
     htcondor_cluster,
     make_client,
@@ -28,6 +29,7 @@ from tau3mu.credentials import (
     proxy_environment,
     read_proxy,
 )
+from tau3mu.local_workers import LOCAL_WORKER_SATURATION, WARM_MODULES, local_cluster
 from tau3mu.proxy_plugin import X509ProxyPlugin, remove_proxy, upload_proxy
 
 pytestmark = pytest.mark.distributed
@@ -297,3 +299,39 @@ def test_remove_proxy_takes_it_off_every_worker(processes, proxy):
     assert after
     assert not any(s["exists"] or s["sha256"] == digest for s in after.values())
     assert not any(os.path.exists(p) for p in paths)  # same machine: the copies are gone
+
+
+def _imported(names):
+    return [name for name in names if name in sys.modules]
+
+
+def test_local_workers_start_warm_and_take_one_chunk_at_a_time():
+    """A local cluster's workers have the processing modules imported before their first
+    task (forked from a forkserver that imported them), and its scheduler hands a worker
+    one task per thread at a time."""
+    client = make_client(workers=2, dashboard=False, quiet=True)
+    try:
+        imported = client.run(_imported, WARM_MODULES)
+        assert len(imported) == 2
+        assert all(found == list(WARM_MODULES) for found in imported.values()), imported
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
+        assert saturation == LOCAL_WORKER_SATURATION
+        pids = client.run(os.getpid)
+        assert len(set(pids.values())) == 2
+        assert os.getpid() not in pids.values()
+    finally:
+        close_client(client)
+
+
+def test_threads_cluster_runs_in_this_process():
+    """``processes=False``: the workers are threads of this process, no forkserver."""
+    cluster = local_cluster(1, processes=False, dashboard=False)
+    try:
+        from distributed import Client
+
+        with Client(cluster) as client:
+            assert set(client.run(os.getpid).values()) == {os.getpid()}
+    finally:
+        cluster.close()

@@ -40,14 +40,14 @@ def test_one_core_or_one_worker_stays_in_this_process(fileset):
 
 def test_tiny_inputs_stay_in_this_process_large_ones_go_to_dask(fileset, run3_dataset):
     events = run3_dataset["events"]
-    # fewer events than one chunk per worker: this process
-    tiny = choose_executor(fileset, RunOptions(chunksize=events // 2 + 1), cores=2)
-    assert (tiny.executor, tiny.automatic) == ("iterative", True)
-    assert f"{events:,} events, fewer than one chunk per worker" in tiny.reason
-    # exactly one chunk per worker: worth the cluster
-    large = choose_executor(fileset, RunOptions(chunksize=events // 2), cores=2)
+    # two chunks per worker: a local cluster takes as long as this process
+    few = choose_executor(fileset, RunOptions(chunksize=-(-events // 4)), cores=2)
+    assert (few.executor, few.automatic) == ("iterative", True)
+    assert f"{events:,} events, at most 2 chunks per worker" in few.reason
+    # more: worth the cluster
+    large = choose_executor(fileset, RunOptions(chunksize=events // 4 - 1), cores=2)
     assert (large.executor, large.workers, large.automatic) == ("dask", 2, True)
-    assert "events or more, 2 workers" in large.reason
+    assert "events, 2 workers" in large.reason
 
 
 def test_the_users_choice_stands(fileset):

@@ -11,15 +11,26 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from tau3mu.cluster import machine_cores
 from tau3mu.datasets import Fileset
+from tau3mu.local_workers import machine_cores
 from tau3mu.pipeline.options import ExecutorName, RunOptions
 from tau3mu.xrootd import is_remote
 
-__all__ = ["MAX_COUNTED_FILES", "ExecutorChoice", "choose_executor", "count_events"]
+__all__ = [
+    "MAX_COUNTED_FILES",
+    "MIN_CHUNKS_PER_WORKER",
+    "ExecutorChoice",
+    "choose_executor",
+    "count_events",
+]
 
 #: inputs of more files than this are not counted before the run (taken as large)
 MAX_COUNTED_FILES = 64
+
+#: the chunks per worker from which a local Dask cluster pays for its start: with 2
+#: chunks per worker (4 chunks of 175k Run 2 events on 2 cores) a local cluster took as
+#: long as this process alone (docs/benchmarks.md, "The default executor")
+MIN_CHUNKS_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -51,25 +62,29 @@ class ExecutorChoice:
         }
 
 
-def count_events(fileset: Fileset, limit: int) -> int | None:
+def count_events(fileset: Fileset, limit: int, known: dict[str, int] | None = None) -> int | None:
     """Entries of the fileset's trees, counted until ``limit`` is reached (then the count
     so far, at least ``limit``); None when they cannot be counted cheaply: a remote
-    file, or more than :data:`MAX_COUNTED_FILES` files. A file that does not open counts
-    0 (the inspection reports it)."""
+    file, or more than :data:`MAX_COUNTED_FILES` files. ``known``: entries by path of
+    files not to open (an earlier inspection's, :func:`tau3mu.inspection.known_entries`).
+    A file that does not open counts 0 (the inspection reports it)."""
     import uproot
 
     files = [(path, tree) for spec in fileset.values() for path, tree in spec["files"].items()]
     if len(files) > MAX_COUNTED_FILES or any(is_remote(path) for path, _ in files):
         return None
-    total = 0
+    known = known or {}
+    total = sum(known.get(path, 0) for path, _ in files)
     for path, tree in files:
+        if total >= limit:
+            break
+        if path in known:
+            continue
         try:
             with uproot.open(path) as f:
                 total += int(f[tree].num_entries)
         except Exception:  # unreadable: the inspection names it, or skips it
             continue
-        if total >= limit:
-            break
     return total
 
 
@@ -81,8 +96,9 @@ def choose_executor(
 
     The user's choice stands: ``executor``, or Dask for a ``scheduler`` or ``htcondor``.
     Else: ``iterative`` with one worker (``workers`` 1 or one core) or when the inputs
-    hold fewer events than one chunk per worker (``chunksize`` x workers); otherwise
-    ``dask``, a local cluster of ``workers`` (default: every core).
+    hold no more events than :data:`MIN_CHUNKS_PER_WORKER` chunks per worker
+    (``chunksize`` x chunks x workers); otherwise ``dask``, a local cluster of
+    ``workers`` (default: every core).
     """
     cores = cores or machine_cores()
     workers = options.workers or cores
@@ -99,17 +115,31 @@ def choose_executor(
         return ExecutorChoice(
             "iterative", 1, f"{why}: a Dask cluster would only add its start", True
         )
-    limit = options.chunksize * workers
-    events = count_events(fileset, limit)
+    limit = options.chunksize * MIN_CHUNKS_PER_WORKER * workers + 1
+    events = count_events(fileset, limit, _known_entries(fileset, options))
     if events is not None and events < limit:
         reason = (
-            f"{events:,} events, fewer than one chunk per worker "
-            f"({options.chunksize:,} x {workers}); --executor dask for a local Dask cluster"
+            f"{events:,} events, at most {MIN_CHUNKS_PER_WORKER} chunks per worker "
+            f"({options.chunksize:,} x {MIN_CHUNKS_PER_WORKER} x {workers}), too few to "
+            "pay for a cluster's start; --executor dask for a local Dask cluster"
         )
         return ExecutorChoice("iterative", 1, reason, True)
-    size = "inputs not counted" if events is None else f"{events:,} events or more"
+    size = "inputs not counted" if events is None else f"over {limit - 1:,} events"
     reason = f"{size}, {workers} workers; --executor iterative for this process alone"
     return ExecutorChoice("dask", workers, reason, True)
+
+
+def _known_entries(fileset: Fileset, options: RunOptions) -> dict[str, int]:
+    """Entries an earlier inspection knows (none with ``--no-inspection-cache``)."""
+    if not options.inspection_cache:
+        return {}
+    from tau3mu.channels import get_channel
+    from tau3mu.inspection import known_entries
+
+    config = options.selection
+    if config is None:
+        config = get_channel(options.channel).default_config()
+    return known_entries(fileset, config)
 
 
 def _asked_for_dask(options: RunOptions) -> str:

@@ -4,8 +4,10 @@ client (a local cluster, a scheduler's, HTCondor's) and Dask's performance repor
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +20,14 @@ from tau3mu.outputs import atomic_path
 from tau3mu.pipeline.executors import ExecutorChoice
 from tau3mu.pipeline.options import RunOptions
 
-__all__ = ["Session", "performance_report_or_warn", "proxy_of", "proxy_path", "session"]
+__all__ = [
+    "Session",
+    "import_in_background",
+    "performance_report_or_warn",
+    "proxy_of",
+    "proxy_path",
+    "session",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ def session(options: RunOptions, choice: ExecutorChoice) -> Iterator[Session]:
                 raise ProxyError(f"{err} (from {source})") from None
         client = None
         if choice.executor == "dask":
+            # coffea's Dask executor imports dask.dataframe (~0.6 s) before its first
+            # chunk: here it is imported while the cluster starts
+            import_in_background("dask.dataframe")
             client = make_client(
                 scheduler=options.scheduler, workers=options.workers, htcondor=options.htcondor
             )
@@ -71,6 +83,20 @@ def session(options: RunOptions, choice: ExecutorChoice) -> Iterator[Session]:
                 stack.callback(remove_proxy, client)  # the workers' copies, at the end
         with performance_report_or_warn(options.performance_report, client):
             yield Session(client, proxy)
+
+
+def import_in_background(module: str) -> threading.Thread:
+    """Import ``module`` on a daemon thread (started, returned): a later import of it in
+    this process waits for that one instead of starting over. A failure to import is
+    left to that later import to raise."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name=f"tau3mu-import-{module}", daemon=True)
+    thread.start()
+    return thread
 
 
 @contextlib.contextmanager
