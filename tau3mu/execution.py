@@ -164,14 +164,18 @@ def run_runner(
     config = config or getattr(processor_instance, "config", SelectionConfig())
     prepare_process()
     allow_unicode_names()
-    inspection = inspect_inputs(
-        fileset,
-        skip_bad_files=skip_bad_files,
-        config=config,
-        client=client if executor == "dask" else None,
-        cache=inspection_cache,
-        keep_trees=True,
-    )
+    try:
+        inspection = inspect_inputs(
+            fileset,
+            skip_bad_files=skip_bad_files,
+            config=config,
+            client=client if executor == "dask" else None,
+            cache=inspection_cache,
+            keep_trees=True,
+        )
+    except BaseException:
+        opentrees.release()  # what the inspection kept before it stopped
+        raise
     fileset = inspection.fileset
     mode = progress_mode(progress)
     runner = BackoffRunner(

@@ -46,6 +46,7 @@ WARM_MODULES = (
     "tau3mu.chunks",
     "tau3mu.execution",
     "tau3mu.processors",
+    "tau3mu.kernels.warmup",  # numba's one-time set-up, done once for every worker
 )
 
 #: a local scheduler's ``worker-saturation``: one chunk per worker thread at a time, so

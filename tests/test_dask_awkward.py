@@ -299,10 +299,14 @@ def test_without_private_apis_partitions_are_not_fused(monkeypatch):
         assert ak.to_list(got[name]["rows"]) == ak.to_list(fast[name]["rows"])
 
 
-def test_files_kept_by_a_failed_inspection_are_released(run3_files, tmp_path):
+@pytest.mark.parametrize("mode", ["runner", "dask-awkward"])
+def test_files_kept_by_a_failed_inspection_are_released(mode, run3_files, tmp_path):
     """A bad file (no ``--skip-bad-files``) stops the run at the inspection, and the
-    files the inspection kept open in this process are closed."""
+    files the inspection kept open in this process are closed, on both paths."""
     from tau3mu.errors import Tau3MuError
+    from tau3mu.execution import run_runner
+
+    run = run_runner if mode == "runner" else run_dask_awkward
 
     bad = tmp_path / "not_root.root"
     bad.write_bytes(b"not a ROOT file" * 100)
@@ -310,7 +314,7 @@ def test_files_kept_by_a_failed_inspection_are_released(run3_files, tmp_path):
     fileset = {"d": {"files": files, "metadata": {"type": "data"}}}
     opentrees.release()
     with pytest.raises(Tau3MuError, match=r"not_root\.root"):
-        run_dask_awkward(fileset, _processor(), chunksize=2500, inspection_cache=False)
+        run(fileset, _processor(), chunksize=2500, inspection_cache=False)
     assert not list(opentrees.kept_trees())
 
 
