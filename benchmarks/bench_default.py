@@ -14,8 +14,8 @@ wrote. The ratios the issue asks for: default against ``--executor iterative``, 
 ``--workers 2`` against ``--workers 1`` (the wall of the whole run, cluster start
 included).
 
-Usage: ``python benchmarks/bench_default.py DATASETS_JSON [--repeat 3] [--before
-PYTHON]``. Results: ``results/default_executor.json``.
+Usage: ``python benchmarks/bench_default.py [DATASETS_JSON] [--repeat 3] [--before
+PYTHON]`` (default: the 4 x 175k-event Run 2 set, ``common.issue_run2_set``). Results: ``results/default_executor.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_revisions import revision_of
-from common import save
+from common import issue_run2_set, save
 
 RUN = "import sys; from tau3mu.cli import main; sys.exit(main())"
 
@@ -126,16 +126,21 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("datasets_json", help="the datasets file of the set to run on")
+    parser.add_argument(
+        "datasets_json",
+        nargs="?",
+        help="the datasets file of the set to run on (default: common.issue_run2_set's)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--before", help="interpreter of an older revision, run beside")
     args = parser.parse_args()
     pythons = {"now": sys.executable}
     if args.before:
         pythons["before"] = args.before
-    rows, ratios = measure(args.datasets_json, pythons, args.repeat)
+    datasets_json = os.path.abspath(args.datasets_json or issue_run2_set()["datasets_json"])
+    rows, ratios = measure(datasets_json, pythons, args.repeat)
     meta = {
-        "datasets_json": args.datasets_json,
+        "datasets_json": datasets_json,
         "cores": len(os.sched_getaffinity(0)),
         "rounds": args.repeat,
         "ratios": ratios,
