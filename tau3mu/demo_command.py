@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         help="workers (default: all cores; the run stays in this process on one core or "
-        "for at most two chunks' events per worker, else it starts a local Dask cluster)",
+        "for at most one chunk's events per worker, else it starts a local Dask cluster)",
     )
     add_fit_options(parser)
     parser.add_argument(

@@ -56,7 +56,7 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
         choices=["iterative", "futures", "dask"],
         help="dask: a local Dask cluster, or the one of --scheduler/--htcondor; futures: "
         "local processes; iterative: this process, one chunk after another (default: "
-        "iterative on one core or for at most two chunks' events per worker, else dask)",
+        "iterative on one core or for at most one chunk's events per worker, else dask)",
     )
     parser.add_argument(
         "--mode",

@@ -32,6 +32,6 @@ def test_known_entries_are_the_inspections(fileset, tmp_path, monkeypatch):
     assert known_entries(fileset, config) == expected
     # the choice counts them without opening a file, and says how many there are
     events = sum(expected.values())
-    choice = choose_executor(fileset, RunOptions(chunksize=-(-events // 4)), cores=2)
+    choice = choose_executor(fileset, RunOptions(chunksize=-(-events // 2)), cores=2)
     assert choice.executor == "iterative"
-    assert f"{events:,} events, at most 2 chunks per worker" in choice.reason
+    assert f"{events:,} events, at most one chunk per worker" in choice.reason

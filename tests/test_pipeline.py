@@ -40,12 +40,12 @@ def test_one_core_or_one_worker_stays_in_this_process(fileset):
 
 def test_tiny_inputs_stay_in_this_process_large_ones_go_to_dask(fileset, run3_dataset):
     events = run3_dataset["events"]
-    # two chunks per worker: a local cluster takes as long as this process
-    few = choose_executor(fileset, RunOptions(chunksize=-(-events // 4)), cores=2)
+    # one chunk per worker: a local cluster would only add its start
+    few = choose_executor(fileset, RunOptions(chunksize=-(-events // 2)), cores=2)
     assert (few.executor, few.automatic) == ("iterative", True)
-    assert f"{events:,} events, at most 2 chunks per worker" in few.reason
+    assert f"{events:,} events, at most one chunk per worker" in few.reason
     # more: worth the cluster
-    large = choose_executor(fileset, RunOptions(chunksize=events // 4 - 1), cores=2)
+    large = choose_executor(fileset, RunOptions(chunksize=events // 2 - 1), cores=2)
     assert (large.executor, large.workers, large.automatic) == ("dask", 2, True)
     assert "events, 2 workers" in large.reason
 

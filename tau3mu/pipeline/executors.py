@@ -27,10 +27,11 @@ __all__ = [
 #: inputs of more files than this are not counted before the run (taken as large)
 MAX_COUNTED_FILES = 64
 
-#: the chunks per worker from which a local Dask cluster pays for its start: with 2
-#: chunks per worker (4 chunks of 175k Run 2 events on 2 cores) a local cluster took as
-#: long as this process alone (docs/benchmarks.md, "The default executor")
-MIN_CHUNKS_PER_WORKER = 2
+#: the chunks per worker beyond which a local Dask cluster pays for its start: with 2
+#: chunks per worker (4 chunks of 175k Run 2 events on 2 cores) a local cluster of warm
+#: workers ran 1.1x faster than this process alone (docs/benchmarks.md, "The default
+#: executor"); with one chunk per worker it would only add its start
+MIN_CHUNKS_PER_WORKER = 1
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def choose_executor(
     events = count_events(fileset, limit, _known_entries(fileset, options))
     if events is not None and events < limit:
         reason = (
-            f"{events:,} events, at most {MIN_CHUNKS_PER_WORKER} chunks per worker "
+            f"{events:,} events, at most {_chunks(MIN_CHUNKS_PER_WORKER)} per worker "
             f"({options.chunksize:,} x {MIN_CHUNKS_PER_WORKER} x {workers}), too few to "
             "pay for a cluster's start; --executor dask for a local Dask cluster"
         )
@@ -140,6 +141,10 @@ def _known_entries(fileset: Fileset, options: RunOptions) -> dict[str, int]:
     if config is None:
         config = get_channel(options.channel).default_config()
     return known_entries(fileset, config)
+
+
+def _chunks(n: int) -> str:
+    return "one chunk" if n == 1 else f"{n} chunks"
 
 
 def _asked_for_dask(options: RunOptions) -> str:
