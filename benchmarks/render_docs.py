@@ -77,7 +77,8 @@ def source_line(*names: str) -> str:
         saved = load(name)
         if name == "throughput":
             for file, provenance in (saved.get("sources") or {}).items():
-                parts.append(f"`benchmarks/results/{file}`: {describe(provenance, saved)}")
+                source = json.loads((RESULTS / file).read_text())
+                parts.append(f"`benchmarks/results/{file}`: {describe(provenance, source)}")
             if not saved.get("sources"):
                 sets = ", ".join(f"`{s}.json`" for s in saved.get("datasets", {}))
                 parts.append(
