@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+RUN2_TREE = "Tree3Mu/ntuple"
 #: the repository's data folder (installed as the package ``tau3mu.data``)
 DATA = REPO / "data"
 
@@ -140,3 +141,30 @@ def dask_client():
         Client(cluster) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="session")
+def corrupt_run2_file(run2_files, tmp_path_factory) -> tuple[str, int]:
+    """A full Run 2 file rewritten uncompressed by ROOT, then one event's candidate
+    masses made to claim one element more than they hold (the file opens and inspects
+    fine); the path and that event."""
+    import uproot
+
+    ROOT = pytest.importorskip("ROOT")
+    path = str(tmp_path_factory.mktemp("corrupt_run2") / "corrupt_run2.root")
+    source = ROOT.TFile.Open(run2_files[0])
+    out = ROOT.TFile(path, "RECREATE", "", 0)
+    out.mkdir("Tree3Mu").cd()
+    source.Get(RUN2_TREE).CloneTree(-1).Write()  # not "fast": baskets re-streamed, uncompressed
+    out.Close()
+    source.Close()
+    masses = uproot.open(path)[RUN2_TREE]["Triplet2_Mass"].array(library="np")
+    raw = bytearray(Path(path).read_bytes())
+    for event in range(len(masses) // 2, len(masses)):
+        body = len(masses[event]).to_bytes(4, "big") + masses[event].astype(">f8").tobytes()
+        if len(masses[event]) and raw.count(body) == 1:
+            at = raw.find(body)
+            raw[at : at + 4] = (len(masses[event]) + 1).to_bytes(4, "big")
+            Path(path).write_bytes(bytes(raw))
+            return path, event
+    pytest.fail("no event with unique candidate-mass bytes")

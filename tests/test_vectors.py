@@ -224,30 +224,6 @@ def test_a_corrupt_vector_names_file_branch_and_basket(corrupt_vector_file) -> N
     assert "entry 7 is not a std::vector of 8-byte numbers" in message
 
 
-@pytest.fixture(scope="module")
-def corrupt_run2_file(run2_files, tmp_path_factory) -> tuple[str, int]:
-    """A full Run 2 file rewritten uncompressed by ROOT, then one event's candidate
-    masses made to claim one element more than they hold."""
-    ROOT = pytest.importorskip("ROOT")
-    path = str(tmp_path_factory.mktemp("corrupt_run2") / "corrupt_run2.root")
-    source = ROOT.TFile.Open(run2_files[0])
-    out = ROOT.TFile(path, "RECREATE", "", 0)
-    out.mkdir("Tree3Mu").cd()
-    source.Get(TREE).CloneTree(-1).Write()  # not "fast": baskets re-streamed, uncompressed
-    out.Close()
-    source.Close()
-    masses = uproot.open(path)[TREE]["Triplet2_Mass"].array(library="np")
-    raw = bytearray(Path(path).read_bytes())
-    for event in range(len(masses) // 2, len(masses)):
-        body = len(masses[event]).to_bytes(4, "big") + masses[event].astype(">f8").tobytes()
-        if len(masses[event]) and raw.count(body) == 1:
-            at = raw.find(body)
-            raw[at : at + 4] = (len(masses[event]) + 1).to_bytes(4, "big")
-            Path(path).write_bytes(bytes(raw))
-            return path, event
-    pytest.fail("no event with unique candidate-mass bytes")
-
-
 def test_a_corrupt_vector_stops_the_run_naming_the_chunk(corrupt_run2_file) -> None:
     from tau3mu.chunks import ChunkError
     from tau3mu.execution import run_runner
