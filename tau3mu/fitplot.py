@@ -9,6 +9,15 @@ import numpy as np
 
 from tau3mu.fit import FitResult, model_cdf
 
+__all__ = [
+    "DEFAULT_LABEL",
+    "draw_fit",
+    "energy_tev",
+    "label_text",
+    "plot_fit",
+    "save_figure",
+]
+
 #: the text beside "CMS" unless the user chooses another (``--label``)
 DEFAULT_LABEL = "Private work"
 
@@ -70,20 +79,29 @@ def plot_fit(
 ) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.pdf`` of :func:`draw_fit`'s figure (``options``
     are its keywords); returns the two paths."""
+    return save_figure(draw_fit(counts, edges, result, **options), Path(path_stem), dpi=110)
+
+
+def save_figure(fig: Any, stem: Path, *, dpi: float) -> list[Path]:
+    """Write ``<stem>.png`` (at ``dpi``) and ``<stem>.pdf`` of ``fig``, each atomically,
+    cropped to one tight bounding box, then close ``fig``; returns the two paths.
+
+    The box (the figure's artists plus matplotlib's ``savefig.pad_inches``) is measured
+    once, with the renderer the figure already has; ``bbox_inches="tight"`` would lay
+    out the whole figure once more for every file.
+    """
     import matplotlib.pyplot as plt
 
     from tau3mu.atomic import atomic_path
 
-    fig = draw_fit(counts, edges, result, **options)
-    stem = Path(path_stem)
+    pad = plt.rcParams["savefig.pad_inches"]
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(pad)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".pdf"):
         target = stem.with_suffix(suffix)
         with atomic_path(target) as tmp:
-            fig.savefig(
-                tmp, format=suffix[1:], dpi=110 if suffix == ".png" else None, bbox_inches="tight"
-            )
+            fig.savefig(tmp, format=suffix[1:], dpi=dpi, bbox_inches=box)
         written.append(target)
     plt.close(fig)
     return written

@@ -166,6 +166,23 @@ def test_plot_files(tmp_path):
     assert all(p.stat().st_size > 10_000 for p in written)
 
 
+def test_plot_is_cropped_to_its_artists_with_the_pad(tmp_path):
+    """Nothing is cut off and no wide margin is left: on every side of the PNG the first
+    drawn pixel lies about matplotlib's ``savefig.pad_inches`` from the edge."""
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+
+    from tau3mu.fitplot import plot_fit
+
+    counts = fit.toy_counts(np.random.default_rng(4), EDGES, TRUTH)
+    png = plot_fit(counts, EDGES, fit.fit_counts_iminuit(counts, EDGES), tmp_path / "m")[0]
+    drawn = matplotlib.image.imread(png)[..., :3].min(axis=2) < 0.9
+    rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    margins = [rows[0], drawn.shape[0] - 1 - rows[-1], cols[0], drawn.shape[1] - 1 - cols[-1]]
+    pad_px = plt.rcParams["savefig.pad_inches"] * 110
+    assert all(0.5 * pad_px <= m <= 1.5 * pad_px for m in margins), (margins, pad_px)
+
+
 ZFIT_VS_IMINUIT = """
 import json, sys
 import numpy as np

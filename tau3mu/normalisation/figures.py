@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tau3mu.fitplot import DEFAULT_LABEL, energy_tev, label_text
+from tau3mu.fitplot import DEFAULT_LABEL, energy_tev, label_text, save_figure
 
 __all__ = ["plot_control", "plot_ct_fit", "plot_ratios", "save"]
 
@@ -42,19 +42,7 @@ def _label(
 
 def save(fig: Any, stem: Path) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns the paths."""
-    import matplotlib.pyplot as plt
-
-    from tau3mu.outputs import atomic_path
-
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = stem.with_suffix(suffix)
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=100, bbox_inches="tight")
-        written.append(target)
-    plt.close(fig)
-    return written
+    return save_figure(fig, stem, dpi=100)
 
 
 def plot_ratios(
