@@ -11,9 +11,11 @@ the data swapped in place). Engines: ``zfit``, ``zfit+grad`` (TensorFlow's gradi
 
 Cold (results/cold_fit.json): the wall time of ``tau3mu fit histograms.pkl`` (one
 2017B-like dataset: fit, fit.json, figures) in fresh processes, beside ``python -c
-'import zfit'`` and the same command of ``--cold-before`` (its tau3mu package unpacked
-from git), the rows interleaved in each of ``--rounds`` rounds after one untimed run of
-each (caches filled); medians, ranges, and each median less import zfit's.
+'import zfit'`` (also in a process that exits as the ``tau3mu`` command does, freezing
+the garbage collector: the reference of the zfit rows) and the same command of
+``--cold-before`` (its tau3mu package unpacked from git), the rows interleaved in each
+of ``--rounds`` rounds after one untimed run of each (caches filled); medians, ranges,
+and each median less the reference's.
 
 Usage: ``python benchmarks/bench_fit.py [--only phases|cold] [--help]``
 """
@@ -281,9 +283,13 @@ def per_phase(args: argparse.Namespace) -> None:
 #: ``tau3mu fit`` with the loss compiled without XLA
 WITHOUT_XLA = (
     "import sys; from tau3mu.fit import engine_zfit; engine_zfit.XLA = False; "
-    "from tau3mu.cli import main; sys.exit(main())"
+    "from tau3mu.cli import console_main; sys.exit(console_main())"
 )
-CLI = "import sys; from tau3mu.cli import main; sys.exit(main())"
+#: the ``tau3mu`` command's entry point (an older revision's ``main`` where it has none)
+CLI = "import sys; from tau3mu import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"
+#: the reference the zfit rows are compared with: importing zfit in a process that
+#: then exits as the ``tau3mu`` command does (``tau3mu.cli.console_main``)
+IMPORT_ZFIT = "python -c 'import zfit', exiting as tau3mu does"
 
 
 def histograms_pkl(folder: Path) -> Path:
@@ -328,6 +334,7 @@ def cold_commands(folder: Path, before: str) -> dict[str, tuple[list[str], dict[
     fit = ["fit", pkl, "--out", out]
     return {
         "python -c 'import zfit'": ([sys.executable, "-c", "import zfit"], now),
+        IMPORT_ZFIT: ([sys.executable, "-c", "import gc, zfit; gc.freeze()"], now),
         "tau3mu fit (zfit)": ([sys.executable, "-c", CLI, *fit], now),
         "tau3mu fit (zfit), loss without XLA": ([sys.executable, "-c", WITHOUT_XLA, *fit], now),
         "tau3mu fit --fit-engine iminuit": (
@@ -372,8 +379,8 @@ def cold(args: argparse.Namespace) -> None:
                 walls[row].append(wall)
                 cpus[row].append(cpu)
                 print(row, round(wall, 2), round(cpu, 2), flush=True)
-    reference = statistics.median(walls["python -c 'import zfit'"])
-    reference_cpu = statistics.median(cpus["python -c 'import zfit'"])
+    reference = statistics.median(walls[IMPORT_ZFIT])
+    reference_cpu = statistics.median(cpus[IMPORT_ZFIT])
     rows = [
         {
             "command": row,
@@ -389,6 +396,7 @@ def cold(args: argparse.Namespace) -> None:
     meta = {
         "rounds": args.rounds,
         "before": args.cold_before,
+        "reference": IMPORT_ZFIT,
         "histogram": "2017B-like toy, 62 bins, in a histograms.pkl; fit, fit.json and figures",
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import dataset, save
 
-RUN = "import sys; from tau3mu.cli import main; sys.exit(main())"
+RUN = "import sys; from tau3mu import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"
 
 
 def revision_of(python: str) -> str:

@@ -13,6 +13,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 import traceback
@@ -84,6 +85,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def console_main() -> int:
+    """The ``tau3mu`` command: :func:`main` on the process's arguments, in a process that
+    exits next; returns the exit code.
+
+    Before returning it moves every object the command left out of the cyclic garbage
+    collector's reach (:func:`gc.freeze`), so that the interpreter's shutdown frees them
+    without tracing them again: after numba's or TensorFlow's set-up that tracing was a
+    large part of a short command's wall time (docs/benchmarks.md, "Where the time
+    goes"). From Python, call :func:`main`, which leaves the collector alone.
+    """
+    code = main()
+    gc.freeze()
+    return code
+
+
 def user_errors() -> tuple[type[Exception], ...]:
     """The exceptions that report a mistake in what the user gave (exit code 2)."""
     from tau3mu.errors import Tau3MuError
@@ -92,4 +108,4 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -624,6 +624,24 @@ def test_process_prints_one_line_and_traceback_only_with_v(input_json, tmp_path)
     assert verbose.stderr.endswith("tau3mu run: --chunksize 0: must be at least 1\n")
 
 
+CONSOLE_ENTRY = """
+import gc, sys
+from tau3mu import cli
+sys.argv = ["tau3mu", "run", sys.argv[1], "--out", sys.argv[2], "--chunksize", "0"]
+code = cli.console_main()
+print(code, gc.get_freeze_count() > 0)
+"""
+
+
+def test_console_entry_returns_the_exit_code_and_freezes_the_collector(input_json, tmp_path):
+    """The ``tau3mu`` script's entry point: main's exit code, and every object left moved
+    out of the collector's reach before the process exits."""
+    argv = [sys.executable, "-c", CONSOLE_ENTRY, input_json, str(tmp_path / "o")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "True"]
+    assert done.stderr == "tau3mu run: --chunksize 0: must be at least 1\n"
+
+
 def test_every_user_error_shares_one_base():
     from tau3mu.accounting import AccountingError
     from tau3mu.checkpoints import CheckpointError
