@@ -11,8 +11,8 @@ the data swapped in place). Engines: ``zfit``, ``zfit+grad`` (TensorFlow's gradi
 
 Cold (results/cold_fit.json): the wall time of ``tau3mu fit histograms.pkl`` (one
 2017B-like dataset: fit, fit.json, figures) in fresh processes, beside ``python -c
-'import zfit'`` (also in a process that exits as the ``tau3mu`` command does, freezing
-the garbage collector: the reference of the zfit rows) and the same command of
+'import zfit'`` (also in a process whose garbage collector is set as the ``tau3mu``
+command sets it: the reference of the zfit rows) and the same command of
 ``--cold-before`` (its tau3mu package unpacked from git), the rows interleaved in each
 of ``--rounds`` rounds after one untimed run of each (caches filled); medians, ranges,
 and each median less the reference's.
@@ -287,9 +287,13 @@ WITHOUT_XLA = (
 )
 #: the ``tau3mu`` command's entry point (an older revision's ``main`` where it has none)
 CLI = "import sys; from tau3mu import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"
-#: the reference the zfit rows are compared with: importing zfit in a process that
-#: then exits as the ``tau3mu`` command does (``tau3mu.cli.console_main``)
-IMPORT_ZFIT = "python -c 'import zfit', exiting as tau3mu does"
+#: the reference the zfit rows are compared with: importing zfit in a process whose
+#: garbage collector is set as the ``tau3mu`` command sets it (``tau3mu.cli.console_main``)
+IMPORT_ZFIT = "python -c 'import zfit', collector set as in tau3mu"
+IMPORT_ZFIT_AS_TAU3MU = (
+    "import gc; from tau3mu.cli import COLLECTOR_THRESHOLDS; "
+    "gc.set_threshold(*COLLECTOR_THRESHOLDS); import zfit; gc.freeze()"
+)
 
 
 def histograms_pkl(folder: Path) -> Path:
@@ -334,7 +338,7 @@ def cold_commands(folder: Path, before: str) -> dict[str, tuple[list[str], dict[
     fit = ["fit", pkl, "--out", out]
     return {
         "python -c 'import zfit'": ([sys.executable, "-c", "import zfit"], now),
-        IMPORT_ZFIT: ([sys.executable, "-c", "import gc, zfit; gc.freeze()"], now),
+        IMPORT_ZFIT: ([sys.executable, "-c", IMPORT_ZFIT_AS_TAU3MU], now),
         "tau3mu fit (zfit)": ([sys.executable, "-c", CLI, *fit], now),
         "tau3mu fit (zfit), loss without XLA": ([sys.executable, "-c", WITHOUT_XLA, *fit], now),
         "tau3mu fit --fit-engine iminuit": (

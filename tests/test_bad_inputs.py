@@ -629,16 +629,16 @@ import gc, sys
 from tau3mu import cli
 sys.argv = ["tau3mu", "run", sys.argv[1], "--out", sys.argv[2], "--chunksize", "0"]
 code = cli.console_main()
-print(code, gc.get_freeze_count() > 0)
+print(code, gc.get_freeze_count() > 0, gc.get_threshold() == cli.COLLECTOR_THRESHOLDS)
 """
 
 
-def test_console_entry_returns_the_exit_code_and_freezes_the_collector(input_json, tmp_path):
-    """The ``tau3mu`` script's entry point: main's exit code, and every object left moved
-    out of the collector's reach before the process exits."""
+def test_console_entry_returns_the_exit_code_and_sets_the_collector(input_json, tmp_path):
+    """The ``tau3mu`` script's entry point: main's exit code, the collector's thresholds,
+    and every object left moved out of the collector's reach before the process exits."""
     argv = [sys.executable, "-c", CONSOLE_ENTRY, input_json, str(tmp_path / "o")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert done.stdout.split() == ["2", "True"]
+    assert done.stdout.split() == ["2", "True", "True"]
     assert done.stderr == "tau3mu run: --chunksize 0: must be at least 1\n"
 
 
