@@ -10,6 +10,7 @@ of the file itself raises :class:`ChunkError` naming the file and entries, or wi
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -168,8 +169,8 @@ class SpreadDaskExecutor(processor.DaskExecutor):
     ran that task, and the others waited for work stealing. Here the processor is
     scattered to every worker (``broadcast``) and each chunk takes it from there, so
     Dask hands the chunks to whichever worker is least busy. The chunks' outputs are
-    merged as coffea's executor merges them (trees of ``treereduction`` outputs, each
-    into its last), sent uncompressed, and the submitting process does not import
+    merged as coffea's executor merges them (trees of ``treereduction`` outputs:
+    :func:`merge_outputs`), sent uncompressed, and the submitting process does not import
     ``dask.dataframe`` (coffea's executor does, for its dataframe mode). With ``status``
     the chunks' progress is shown (:func:`tau3mu.progress.distributed_bar`).
 
@@ -212,10 +213,11 @@ class SpreadDaskExecutor(processor.DaskExecutor):
 
 
 def merge_outputs(outputs: list[Any]) -> Any:
-    """The chunks' ``outputs`` merged into the last of them (in place), as coffea's Dask
-    executor merges them; ``None`` outputs are left out. Raises ``ValueError`` for none."""
+    """The chunks' ``outputs`` merged as coffea's Dask executor merges them: the others
+    added in turn to (a copy of) the last, so that a task run again merges the same
+    inputs; ``None`` outputs are left out. Raises ``ValueError`` for none."""
     outputs = [out for out in outputs if out is not None]
     if not outputs:
         raise ValueError("no output to merge")
     last = outputs.pop()
-    return processor.accumulate(outputs, last)
+    return processor.accumulate(outputs, copy.deepcopy(last)) if outputs else last

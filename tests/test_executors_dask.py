@@ -58,8 +58,9 @@ def test_chunks_spread_over_workers_with_the_processor_on_each(client):
 
 def test_outputs_merge_into_the_last_in_order():
     """As coffea's executor merges them: the others added, in turn, into the last."""
-    merged = merge_outputs([{"seen": [1]}, None, {"seen": [2]}, {"seen": [3]}])
-    assert merged == {"seen": [3, 1, 2]}
+    outputs = [{"seen": [1]}, None, {"seen": [2]}, {"seen": [3]}]
+    assert merge_outputs(outputs) == {"seen": [3, 1, 2]}
+    assert outputs == [{"seen": [1]}, None, {"seen": [2]}, {"seen": [3]}]  # inputs kept
     with pytest.raises(ValueError, match="no output"):
         merge_outputs([None])
 
