@@ -54,6 +54,19 @@ def print_tasks(tasks: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
+    from tau3mu.cli import build_parser
+    from tau3mu.local_workers import prestart_local_workers
+
+    # as ``tau3mu run`` does before its heavy imports (the ones below are those)
+    args = build_parser().parse_args(sys.argv[1:])
+    if args.command == "run":
+        prestart_local_workers(
+            executor=args.executor,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            htcondor=args.htcondor,
+        )
+        stamp("forkserver started")
     import tau3mu.execution as execution
     import tau3mu.pipeline.analysis as analysis
     import tau3mu.pipeline.session as session

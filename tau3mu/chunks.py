@@ -10,12 +10,12 @@ of the file itself raises :class:`ChunkError` naming the file and entries, or wi
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from itertools import repeat
 from typing import Any, cast
 
 from coffea import processor
@@ -24,6 +24,7 @@ from coffea.processor.executor import WorkItem
 from tau3mu import reading
 from tau3mu.errors import OptionError
 from tau3mu.filecheck import InputFileError
+from tau3mu.progress import distributed_bar, progress_mode
 from tau3mu.retries import backoff_delays, error_chain, is_transient
 from tau3mu.xrootd import reset_connections
 
@@ -33,6 +34,7 @@ __all__ = [
     "SpreadDaskExecutor",
     "chunk_message",
     "error_cause",
+    "merge_outputs",
     "option_error",
     "retry_chunk",
     "skipped_chunk",
@@ -159,14 +161,21 @@ class BackoffRunner(processor.Runner):
 
 @dataclass
 class SpreadDaskExecutor(processor.DaskExecutor):
-    """coffea's Dask executor with the processor on every worker before the chunks start.
+    """coffea's Dask executor with the processor on every worker before the chunks start,
+    for a cluster whose workers are all there when the run starts (a local one).
 
     coffea submits the processor as one task that every chunk depends on, and Dask sends
     a task to a worker that holds its dependencies: every chunk went to the worker that
     ran that task, and the others waited for work stealing. Here the processor is
     scattered to every worker (``broadcast``) and each chunk takes it from there, so
-    Dask hands the chunks to whichever worker is least busy. For a cluster whose workers
-    are all there when the run starts (a local one).
+    Dask hands the chunks to whichever worker is least busy. The chunks' outputs are
+    merged as coffea's executor merges them (trees of ``treereduction`` outputs:
+    :func:`merge_outputs`), sent uncompressed, and the submitting process does not import
+    ``dask.dataframe`` (coffea's executor does, for its dataframe mode). With ``status``
+    the chunks' progress is shown (:func:`tau3mu.progress.distributed_bar`).
+
+    Raises ``RuntimeError`` naming the chunk whose worker died (Dask's
+    ``KilledWorker``), as coffea's executor does.
     """
 
     def __call__(self, items: Iterable[Any], function: Callable[..., Any], accumulator: Any) -> Any:
@@ -174,9 +183,41 @@ class SpreadDaskExecutor(processor.DaskExecutor):
         items = list(items)
         if heavy is None or not items or self.client is None:
             return super().__call__(items, function, accumulator)
+        from distributed import KilledWorker
+
         spread = self.client.scatter(heavy, broadcast=True, hash=False)
-        self.heavy_input = None  # coffea's own task for it is not made
+        work = self.client.map(
+            function,
+            [(item, spread) for item in items],
+            pure=True,
+            priority=self.priority,
+            retries=self.retries,
+        )
+        named = {future.key: item for future, item in zip(work, items, strict=True)}
+        distributed_bar(list(work), self.client, progress_mode(self.status))
+        while len(work) > 1:
+            groups = [
+                work[i : i + self.treereduction] for i in range(0, len(work), self.treereduction)
+            ]
+            work = self.client.map(
+                merge_outputs, groups, pure=True, priority=self.priority, retries=self.retries
+            )
         try:
-            return super().__call__(list(zip(items, repeat(spread))), function, accumulator)
-        finally:
-            self.heavy_input = heavy
+            out = work[0].result()
+        except KilledWorker as err:
+            raise RuntimeError(
+                f"Work item {named.get(err.task, '(output reducer)')} caused a KilledWorker "
+                "exception (likely a segfault or out-of-memory issue)"
+            ) from err
+        return processor.accumulate([out], accumulator), 0
+
+
+def merge_outputs(outputs: list[Any]) -> Any:
+    """The chunks' ``outputs`` merged as coffea's Dask executor merges them: the others
+    added in turn to (a copy of) the last, so that a task run again merges the same
+    inputs; ``None`` outputs are left out. Raises ``ValueError`` for none."""
+    outputs = [out for out in outputs if out is not None]
+    if not outputs:
+        raise ValueError("no output to merge")
+    last = outputs.pop()
+    return processor.accumulate(outputs, copy.deepcopy(last)) if outputs else last

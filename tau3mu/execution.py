@@ -113,7 +113,7 @@ def coffea_executor(
     """coffea's executor named ``executor``: ``iterative``, ``futures`` (``workers``
     processes) or ``dask`` (on ``client``; on a local cluster's client the processor is
     sent to every worker first: :class:`~tau3mu.chunks.SpreadDaskExecutor`); ``status``
-    shows coffea's progress bar.
+    shows the progress.
 
     Raises :class:`ValueError` for another name, or ``dask`` without a client.
     """
@@ -130,9 +130,9 @@ def coffea_executor(
         # a local cluster's workers are all there: the processor goes to each at once
         from distributed import LocalCluster
 
-        local = isinstance(getattr(client, "cluster", None), LocalCluster)
-        executor_class = SpreadDaskExecutor if local else processor.DaskExecutor
-        return executor_class(client=client, status=status, retries=0)
+        if isinstance(getattr(client, "cluster", None), LocalCluster):
+            return SpreadDaskExecutor(client=client, status=status, retries=0)
+        return processor.DaskExecutor(client=client, status=status, retries=0)
     raise ValueError(f"unknown executor {executor!r}; use iterative, futures or dask")
 
 

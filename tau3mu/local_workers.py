@@ -37,12 +37,15 @@ def machine_cores() -> int:
 #: in its first task
 WARM_MODULES = (
     "distributed",
+    # distributed.versions imports pandas when a worker registers with the scheduler
+    "pandas",
     "numpy",
     "awkward",
     "uproot",
     "numba",
     "coffea.processor",
     "coffea.nanoevents",
+    "dask_awkward",  # coffea's nanoevents behaviours import it in the first chunk
     "tau3mu.chunks",
     "tau3mu.execution",
     "tau3mu.processors",

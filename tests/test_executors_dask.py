@@ -4,13 +4,15 @@ chunks spread over the workers, and the forkserver started before the cluster.""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 from coffea.processor import DaskExecutor
 from distributed import get_task_stream
 
-from tau3mu.chunks import SpreadDaskExecutor
+from tau3mu.chunks import SpreadDaskExecutor, merge_outputs
 from tau3mu.cluster import close_client, make_client
 from tau3mu.execution import coffea_executor
 from tau3mu.local_workers import WARM_MODULES, prestart_local_workers
@@ -52,6 +54,39 @@ def test_chunks_spread_over_workers_with_the_processor_on_each(client):
     ]
     assert not any(name.startswith("lambda") for name in names), names
     assert executor.heavy_input == b"the processor"  # left as coffea set it
+
+
+def test_outputs_merge_into_the_last_in_order():
+    """As coffea's executor merges them: the others added, in turn, into the last."""
+    outputs = [{"seen": [1]}, None, {"seen": [2]}, {"seen": [3]}]
+    assert merge_outputs(outputs) == {"seen": [3, 1, 2]}
+    assert outputs == [{"seen": [1]}, None, {"seen": [2]}, {"seen": [3]}]  # inputs kept
+    with pytest.raises(ValueError, match="no output"):
+        merge_outputs([None])
+
+
+#: a run of the spreading executor in a fresh process: its merged output, and whether
+#: that process imported dask.dataframe (coffea's own Dask executor does, ~0.6 s)
+_FRESH_RUN = """
+import collections, sys
+from tau3mu.chunks import SpreadDaskExecutor
+from tau3mu.cluster import close_client, make_client
+client = make_client(workers=1, dashboard=False, quiet=True)
+executor = SpreadDaskExecutor(client=client, status=False, retries=0)
+executor.heavy_input = "processor"
+out, _ = executor(list(range(3)), collections.Counter, {})
+close_client(client)
+print(sorted(out.items(), key=str), "dask.dataframe" in sys.modules)
+"""
+
+
+def test_a_local_run_does_not_import_dask_dataframe():
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_RUN], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "False", done.stdout
+    assert "[('processor', 3), (0, 1), (1, 1), (2, 1)]" in done.stdout
 
 
 def test_coffeas_executor_runs_a_task_for_the_processor(client):

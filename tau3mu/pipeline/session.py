@@ -63,9 +63,11 @@ def session(options: RunOptions, choice: ExecutorChoice) -> Iterator[Session]:
                 raise ProxyError(f"{err} (from {source})") from None
         client = None
         if choice.executor == "dask":
-            # coffea's Dask executor imports dask.dataframe (~0.6 s) before its first
-            # chunk: here it is imported while the cluster starts
-            import_in_background("dask.dataframe")
+            if options.scheduler or options.htcondor:
+                # coffea's own Dask executor (a local cluster has tau3mu's, which does
+                # not) imports dask.dataframe (~0.6 s) before its first chunk: here it
+                # is imported while the cluster starts
+                import_in_background("dask.dataframe")
             client = make_client(
                 scheduler=options.scheduler, workers=options.workers, htcondor=options.htcondor
             )
