@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_revisions import revision_of
 from common import issue_run2_set, save
 
-RUN = "import sys; from tau3mu.cli import main; sys.exit(main())"
+RUN = "import sys; from tau3mu import cli; sys.exit(getattr(cli, 'console_main', cli.main)())"
 
 #: the ways a run is made, by name: the options after ``tau3mu run DATASETS --out OUT``
 WAYS: dict[str, list[str]] = {

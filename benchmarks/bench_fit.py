@@ -291,8 +291,7 @@ CLI = "import sys; from tau3mu import cli; sys.exit(getattr(cli, 'console_main',
 #: garbage collector is set as the ``tau3mu`` command sets it (``tau3mu.cli.console_main``)
 IMPORT_ZFIT = "python -c 'import zfit', collector set as in tau3mu"
 IMPORT_ZFIT_AS_TAU3MU = (
-    "import gc; from tau3mu.cli import COLLECTOR_THRESHOLDS; "
-    "gc.set_threshold(*COLLECTOR_THRESHOLDS); import zfit; gc.freeze()"
+    "import gc; from tau3mu.collector import tune; tune(); import zfit; gc.freeze()"
 )
 
 

@@ -54,8 +54,11 @@ def print_tasks(tasks: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
+    from tau3mu import collector
     from tau3mu.cli import build_parser
     from tau3mu.local_workers import prestart_local_workers
+
+    collector.tune()  # as the tau3mu command's entry point does
 
     # as ``tau3mu run`` does before its heavy imports (the ones below are those)
     args = build_parser().parse_args(sys.argv[1:])

@@ -85,23 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-#: the cyclic garbage collector's thresholds in a ``tau3mu`` process: a young collection
-#: every 10,000 net allocations (Python's default: 700), so that the hundreds of thousands
-#: of long-lived objects that imports and numba's or TensorFlow's set-up build are not
-#: traced again and again while they are built (docs/benchmarks.md, "Where the time goes")
-COLLECTOR_THRESHOLDS = (10_000, 10, 10)
-
-
 def console_main() -> int:
     """The ``tau3mu`` command: :func:`main` on the process's arguments, in a process that
     exits next; returns the exit code.
 
-    The process's cyclic garbage collector runs at :data:`COLLECTOR_THRESHOLDS`; before
-    returning, every object the command left is moved out of the collector's reach
-    (:func:`gc.freeze`), so that the interpreter's shutdown frees them without tracing
-    them again. From Python, call :func:`main`, which leaves the collector alone.
+    The process's cyclic garbage collector runs at :data:`tau3mu.collector.THRESHOLDS`;
+    before returning, every object the command left is moved out of the collector's
+    reach (:func:`gc.freeze`), so that the interpreter's shutdown frees them without
+    tracing them again. From Python, call :func:`main`, which leaves the collector alone.
     """
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+    from tau3mu import collector
+
+    collector.tune()
     code = main()
     gc.freeze()
     return code

@@ -36,6 +36,7 @@ def machine_cores() -> int:
 #: process that imported them (the forkserver), instead of each worker importing them
 #: in its first task
 WARM_MODULES = (
+    "tau3mu.forkserver_collector",  # first: the collector for the imports and the forks
     "distributed",
     # distributed.versions imports pandas when a worker registers with the scheduler
     "pandas",

@@ -627,9 +627,10 @@ def test_process_prints_one_line_and_traceback_only_with_v(input_json, tmp_path)
 CONSOLE_ENTRY = """
 import gc, sys
 from tau3mu import cli
+from tau3mu.collector import THRESHOLDS
 sys.argv = ["tau3mu", "run", sys.argv[1], "--out", sys.argv[2], "--chunksize", "0"]
 code = cli.console_main()
-print(code, gc.get_freeze_count() > 0, gc.get_threshold() == cli.COLLECTOR_THRESHOLDS)
+print(code, gc.get_freeze_count() > 0, gc.get_threshold() == THRESHOLDS)
 """
 
 

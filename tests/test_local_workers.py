@@ -69,3 +69,23 @@ def _importable(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def _collector() -> tuple[tuple[int, int, int], int]:
+    import gc
+
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def test_a_worker_inherits_the_tuned_and_frozen_collector():
+    """The forkserver ran its imports with tau3mu's collector thresholds and froze them
+    before forking: a worker neither traces nor copies what it inherited."""
+    from tau3mu.collector import THRESHOLDS
+
+    client = make_client(workers=1, dashboard=False, quiet=True)
+    try:
+        ((thresholds, frozen),) = client.run(_collector).values()
+    finally:
+        close_client(client)
+    assert tuple(thresholds) == THRESHOLDS
+    assert frozen > 100_000  # the forkserver's modules, numba's and coffea's included
