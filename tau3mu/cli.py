@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug of ours: its traceback
         if args.verbose:
             traceback.print_exc()
-        print(f"tau3mu {args.command}: {err}", file=sys.stderr)
+        from tau3mu.wording import one_line
+
+        print(f"tau3mu {args.command}: {one_line(str(err))}", file=sys.stderr)
         return 2
 
 

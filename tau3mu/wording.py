@@ -1,12 +1,12 @@
-"""The wording of one-line messages: a short listing of names, and the closest known
-name to a misspelt one."""
+"""The wording of one-line messages: a short listing of names, the closest known name to
+a misspelt one, and any text (a library's error message) on one line."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["few", "suggestion"]
+__all__ = ["few", "one_line", "suggestion"]
 
 
 def few(names: Iterable[str], limit: int = 8) -> str:
@@ -21,3 +21,8 @@ def suggestion(word: str, choices: Iterable[str]) -> str:
     close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break and run of whitespace as one space."""
+    return " ".join(text.split())

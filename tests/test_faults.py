@@ -88,6 +88,19 @@ def test_bad_file_stops_the_run_naming_file_and_problem(kind, bad, good):
     assert words.lower() in message.lower() or (kind == "truncated" and "unreadable" in message)
 
 
+def test_a_cut_root_written_run2_file_is_one_line(run2_files, tmp_path, capsys):
+    """A Run 2 file cut short loses the keys and class descriptions ROOT writes at its
+    end; uproot's error spans lines, the command's message does not."""
+    cut = tmp_path / "cut.root"
+    good = Path(run2_files[0])
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    code = main(["run", str(cut), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tau3mu run: ")
+    assert str(cut) in line
+
+
 def test_skip_bad_files_reports_each_and_accounts_for_every_event(bad, good, tmp_path, capsys):
     # a folder given as a path on the command line is a folder of inputs, not a bad file
     bad = {kind: entry for kind, entry in bad.items() if kind != "folder"}
