@@ -1,0 +1,138 @@
+"""Trees that deserialise only the schema's branches read those exactly as complete trees
+do, fall back to a full read where a skip could lose something, and never serve the
+inspection (which needs every branch)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import uproot
+
+from tau3mu import opentrees
+from tau3mu.filecheck import FileRules, file_verdict
+from tau3mu.lazytrees import is_partial, lazy_classes
+from tau3mu.reading import inspection_options, uproot_options
+from tau3mu.schemas import schema_branch
+
+TREE = "Tree3Mu/ntuple"
+
+
+def _kept_only(name: str) -> bool:
+    return name == "kept"
+
+
+def _p4_only(name: str) -> bool:
+    return name == "p4"
+
+
+def test_a_partial_run2_tree_reads_the_schemas_branches_as_a_full_one(run2_files):
+    with (
+        uproot.open(run2_files[0], custom_classes=lazy_classes(schema_branch)) as lazy,
+        uproot.open(run2_files[0]) as full,
+    ):
+        partial, complete = lazy[TREE], full[TREE]
+        assert is_partial(partial)
+        assert not is_partial(complete)
+        wanted = {name for name in complete.keys() if schema_branch(name)}  # noqa: SIM118
+        assert wanted <= set(partial.keys()) < set(complete.keys())
+        assert len(partial.keys()) < len(complete.keys()) / 2
+        assert partial.num_entries == complete.num_entries
+        for name in partial.keys():  # noqa: SIM118 (branch names)
+            assert partial[name].typename == complete[name].typename, name
+            got, expected = partial[name].array(), complete[name].array()
+            assert got.tolist() == expected.tolist(), name
+            assert str(got.type) == str(expected.type), name
+
+
+def _vectors_file(path, flush_first: bool) -> None:
+    """Three ``std::vector`` branches, written by ROOT with their last baskets inside
+    the tree's metadata (``WriteTObject`` does not flush them); ``flush_first``: the
+    first branch's basket flushed, so the first embedded basket is a skipped branch's."""
+    import ROOT
+
+    f = ROOT.TFile(str(path), "RECREATE")
+    tree = ROOT.TTree("t", "t")
+    first, skipped, kept = (ROOT.std.vector(t)() for t in ("int", "double", "float"))
+    tree.Branch("first", first)
+    tree.Branch("skipped", skipped)
+    tree.Branch("kept", kept)
+    for i in range(10):
+        for vector, value in ((first, i), (skipped, 0.5 * i), (kept, 2.0 * i)):
+            vector.clear()
+            vector.push_back(value)
+        tree.Fill()
+    if flush_first:
+        tree.GetBranch("first").FlushBaskets()
+    f.WriteTObject(tree, "t")
+    f.Close()
+
+
+@pytest.mark.parametrize("flush_first", [False, True])
+def test_baskets_inside_the_metadata_of_skipped_branches(tmp_path, flush_first):
+    pytest.importorskip("ROOT")
+    path = tmp_path / "vectors.root"
+    _vectors_file(path, flush_first)
+    with uproot.open(path, custom_classes=lazy_classes(_kept_only)) as f:
+        tree = f["t"]
+        assert is_partial(tree)
+        assert tree.keys() == ["first", "kept"]  # the first branch element: always read
+        assert tree["kept"].embedded_baskets
+        assert tree["kept"].array().tolist() == [[2.0 * i] for i in range(10)]
+
+
+def test_a_kept_object_branch_is_read_with_the_whole_tree(tmp_path):
+    """A kept branch of an object (``fType`` not 0: a class, a split or counted one)
+    could refer to skipped branches: the tree is read in full, as uproot reads it."""
+    ROOT = pytest.importorskip("ROOT")
+    path = tmp_path / "split.root"
+    f = ROOT.TFile(str(path), "RECREATE")
+    tree = ROOT.TTree("t", "t")
+    other, p4 = ROOT.std.vector("int")(), ROOT.TLorentzVector()
+    tree.Branch("other", other)
+    tree.Branch("more", ROOT.std.vector("double")())
+    tree.Branch("p4", p4, 32000, 99)
+    for i in range(5):
+        p4.SetPxPyPzE(i, 0, 0, 10)
+        tree.Fill()
+    tree.Write()
+    f.Close()
+    with (
+        uproot.open(path, custom_classes=lazy_classes(_p4_only)) as lazy,
+        uproot.open(path) as full,
+    ):
+        assert not is_partial(lazy["t"])
+        assert lazy["t"].keys() == full["t"].keys()
+        got, expected = lazy["t"]["p4"].array(), full["t"]["p4"].array()
+        assert got.tolist() == expected.tolist()
+        assert [p["fP"]["fX"] for p in got.tolist()] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_kept_partial_tree_never_serves_the_inspection(run2_files):
+    """The Runner keeps a partial tree; the inspection's open in the same process reads
+    the full tree (its truncation check reads the furthest basket of every branch)."""
+    opentrees.release()
+    try:
+        options = uproot_options(run2_files[:1], keep_trees=True)
+        with uproot.open({run2_files[0]: None}, **options) as f:
+            runner_tree = f[TREE]
+        assert is_partial(runner_tree)
+        verdict = file_verdict(run2_files[0], TREE, FileRules(None, "2017"), keep_trees=True)
+        assert verdict.reason is None
+        assert verdict.entries == runner_tree.num_entries
+        path = run2_files[0]
+        with uproot.open(path, **inspection_options(path, keep_trees=True)) as f:
+            inspected = f[TREE]
+            assert inspected is not runner_tree
+            assert not is_partial(inspected)
+            assert len(inspected.keys()) > 2 * len(runner_tree.keys())
+        with uproot.open({run2_files[0]: None}, **options) as f:
+            assert f[TREE] is runner_tree  # the Runner's next chunk takes the kept tree
+    finally:
+        opentrees.release()
+
+
+def test_the_lazy_classes_pickle_as_a_call():
+    classes = pickle.loads(pickle.dumps(lazy_classes(schema_branch)))
+    assert classes.wanted is schema_branch
+    assert classes["TTree"] is lazy_classes(schema_branch)["TTree"]
