@@ -25,14 +25,15 @@ could have lost something a kept branch needs:
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
 import uproot
+import uproot.const
 import uproot.deserialization
 import uproot.models.TBranch
-import uproot.models.TNamed
 import uproot.models.TTree
 
 __all__ = ["LazyClasses", "is_partial", "lazy_classes"]
@@ -42,18 +43,26 @@ _FILTER = "tau3mu.lazytrees.filter"
 #: context key: whether a ``TBranchElement`` of this tree was read in full yet
 _TAGGED = "tau3mu.lazytrees.tagged"
 _VARIABLE_DIMENSION = re.compile(r"\[[^\]0-9]")
+_TOBJECT_VERSION = struct.Struct(">h")
+_TOBJECT_ID_BITS = struct.Struct(">II")
 
 
-def _branch_name(chunk: Any, cursor: Any, context: dict[str, Any], file: Any) -> str | None:
+def _branch_name(chunk: Any, cursor: Any, context: dict[str, Any]) -> str | None:
     """The name of the ``TBranchElement`` at ``cursor`` (left where it is), or None
-    where the stream does not give byte counts."""
-    peek = cursor.copy()
-    for _ in range(2):  # the TBranchElement's and its TBranch base's headers
+    where the stream does not give byte counts: the ``fName`` of its ``TNamed`` base,
+    read as uproot's ``TObject`` and ``TString`` models read it."""
+    peek = cursor.copy(link_refs=False)
+    for _ in range(3):  # the TBranchElement's, its TBranch base's, its TNamed base's headers
         num_bytes, _, _ = uproot.deserialization.numbytes_version(chunk, peek, context)
         if num_bytes is None:
             return None
-    named = uproot.models.TNamed.Model_TNamed.read(chunk, peek, context, file, None, None)
-    return str(named.member("fName"))
+    version = peek.field(chunk, _TOBJECT_VERSION, context)
+    if version & uproot.const.kByteCountVMask:
+        peek.skip(4)
+    _, bits = peek.fields(chunk, _TOBJECT_ID_BITS, context)
+    if bits & uproot.const.kIsReferenced:
+        peek.skip(2)
+    return str(peek.string(chunk, context))
 
 
 def _lazy_branch_element(base: type) -> type:
@@ -72,7 +81,7 @@ def _lazy_branch_element(base: type) -> type:
         wanted = context.get(_FILTER)
         if wanted is None or concrete is not None:
             return base.read.__func__(cls, chunk, cursor, context, file, selffile, parent, concrete)
-        name = _branch_name(chunk, cursor, context, file)
+        name = _branch_name(chunk, cursor, context)
         if name is None or wanted(name) or not context.get(_TAGGED):
             context[_FILTER], context[_TAGGED] = None, True  # its own sub-branches: in full
             try:
