@@ -20,6 +20,11 @@ could have lost something a kept branch needs:
   title names a variable dimension must have its count leaf.
 
 :func:`is_partial` tells such a tree from a complete one.
+
+The ``TBranchElement`` model also answers ``array`` from the file's array cache when
+uproot stored that very array there: uproot's own ``array`` looks it up, then reads and
+interprets the baskets again anyway, and NanoEvents asks for each jagged branch twice
+(its offsets, then its content).
 """
 
 from __future__ import annotations
@@ -94,8 +99,40 @@ def _lazy_branch_element(base: type) -> type:
         cursor.skip(num_bytes)
         return None
 
+    namespace = {"read": classmethod(read), "array": _cached_array, "__module__": __name__}
     # uproot derives the class name and version from the model's name
-    return type(base.__name__, (base,), {"read": classmethod(read), "__module__": __name__})
+    return type(base.__name__, (base,), namespace)
+
+
+def _entry_range(num_entries: int, start: int | None, stop: int | None) -> tuple[int, int]:
+    """``entry_start`` and ``entry_stop`` as ``TBranch.array`` reads them (a slice's rules)."""
+    start = 0 if start is None else start + num_entries if start < 0 else start
+    stop = num_entries if stop is None else stop + num_entries if stop < 0 else stop
+    start, stop = min(num_entries, max(0, start)), min(num_entries, max(0, stop))
+    return int(start), int(max(start, stop))
+
+
+def _cached_array(
+    self: Any,
+    interpretation: Any = None,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+    **options: Any,
+) -> Any:
+    """``TBranch.array``, answered from the array cache when uproot stored this very
+    array there (same branch, interpretation, entries, library): uproot's own ``array``
+    looks the array up but reads and interprets the baskets again, and NanoEvents asks
+    for a jagged branch twice (offsets, then content)."""
+    cache = options.get("array_cache", "inherit")
+    cache = self.file.array_cache if isinstance(cache, str) and cache == "inherit" else cache
+    if cache is not None and options.get("library", "ak") == "ak" and not isinstance(cache, str):
+        used = self.interpretation if interpretation is None else interpretation
+        start, stop = _entry_range(self.num_entries, entry_start, entry_stop)
+        key = f"{self.cache_key}:{self.name}:{used.cache_key}:{start}-{stop}:ak"
+        found = cache.get(key)
+        if found is not None:
+            return found
+    return super(type(self), self).array(interpretation, entry_start, entry_stop, **options)
 
 
 class _PartialTree:

@@ -136,3 +136,22 @@ def test_the_lazy_classes_pickle_as_a_call():
     classes = pickle.loads(pickle.dumps(lazy_classes(schema_branch)))
     assert classes.wanted is schema_branch
     assert classes["TTree"] is lazy_classes(schema_branch)["TTree"]
+
+
+def test_a_branchs_second_ask_is_answered_from_the_array_cache(run2_files):
+    """NanoEvents asks for a jagged branch twice (offsets, then content): the second
+    ask returns the cached array instead of reading the baskets again."""
+    options = uproot_options(run2_files[:1])
+    with uproot.open(run2_files[0], **options) as f:
+        branch = f[TREE]["Track_pt"]
+        interpretation = branch.interpretation
+        first = branch.array(interpretation, entry_start=0, entry_stop=100)
+        assert branch.array(interpretation, entry_start=0, entry_stop=100) is first
+        assert (
+            branch.array(interpretation, entry_start=-branch.num_entries, entry_stop=100) is first
+        )
+        uncached = branch.array(interpretation, entry_start=0, entry_stop=100, array_cache=None)
+        assert uncached is not first
+        assert uncached.tolist() == first.tolist()
+        other = branch.array(interpretation, entry_start=0, entry_stop=99)
+        assert other.tolist() == first.tolist()[:99]
