@@ -39,6 +39,7 @@ from tau3mu.schemas import schema_branch
 from tau3mu.xrootd import ensure_xrootd_configured, is_remote, is_xrootd, xrootd_options
 
 __all__ = [
+    "LAZY_TREES_ENV",
     "PRIVATE_APIS_ENV",
     "TESTED_VERSIONS",
     "allow_unicode_names",
@@ -59,6 +60,8 @@ TESTED_VERSIONS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
 }
 #: ``off`` makes :func:`supported` false: the libraries' own paths, whatever the versions
 PRIVATE_APIS_ENV = "TAU3MU_PRIVATE_APIS"
+#: ``off`` reads complete trees (uproot's own models), for side-by-side measurements
+LAZY_TREES_ENV = "TAU3MU_LAZY_TREES"
 
 _PREPARED: set[str] = set()
 
@@ -75,7 +78,7 @@ def supported(package: str) -> bool:
     its installed version lies in :data:`TESTED_VERSIONS` and ``$TAU3MU_PRIVATE_APIS`` is
     not ``off``. Raises KeyError for another package."""
     first, beyond = TESTED_VERSIONS[package]
-    if os.environ.get(PRIVATE_APIS_ENV, "").strip().lower() in ("off", "0", "no", "false"):
+    if _off(PRIVATE_APIS_ENV):
         return False
     return first <= _major_minor(package) < beyond
 
@@ -93,6 +96,16 @@ def prepare_process() -> None:
 def fileset_paths(fileset: dict[str, Any]) -> list[str]:
     """Every file of a fileset (``{dataset: {"files": {path: tree}}}``)."""
     return [path for spec in fileset.values() for path in spec["files"]]
+
+
+def _off(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in ("off", "0", "no", "false")
+
+
+def _lazy_trees() -> bool:
+    """Whether chunks read trees of the schema's branches only (:mod:`tau3mu.lazytrees`):
+    where :func:`supported` and ``$TAU3MU_LAZY_TREES`` is not ``off``."""
+    return supported("uproot") and not _off(LAZY_TREES_ENV)
 
 
 def _kept_tree_options(partial: bool) -> dict[str, Any]:
@@ -120,7 +133,8 @@ def uproot_options(
     XRootD request may wait, and reconnects). Eager reads take ``std::vector`` branches in
     one pass (:mod:`tau3mu.vectors`) and keep a chunk's arrays
     (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`) from trees that deserialise only the
-    schema's branches (:mod:`tau3mu.lazytrees`); with ``keep_trees`` (the Runner), local
+    schema's branches (:mod:`tau3mu.lazytrees`; ``$TAU3MU_LAZY_TREES=off``: complete
+    trees); with ``keep_trees`` (the Runner), local
     files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`); the
     dask-awkward graph's partitions read with these too (:mod:`tau3mu.graph_source`).
     With ``graph``: the options ``uproot.dask`` accepts (no caches), for its look at a
@@ -130,15 +144,15 @@ def uproot_options(
     fast = supported("uproot")
     eager: dict[str, Any] = {}
     if not graph:
-        eager = {}
         if fast:
             eager["object_cache"] = vectors.VectorTrees()
-            eager["custom_classes"] = lazytrees.lazy_classes(schema_branch)
+            if _lazy_trees():
+                eager["custom_classes"] = lazytrees.lazy_classes(schema_branch)
         eager["array_cache"] = opentrees.CHUNK_ARRAY_CACHE
     if paths and all(is_xrootd(p) for p in paths):
         return {**xrootd_options(timeout), **eager}
     if keep_trees and fast and paths and not any(is_remote(p) for p in paths):
-        return _kept_tree_options(partial=True)
+        return _kept_tree_options(partial=_lazy_trees())
     return eager
 
 

@@ -155,3 +155,17 @@ def test_a_branchs_second_ask_is_answered_from_the_array_cache(run2_files):
         assert uncached.tolist() == first.tolist()
         other = branch.array(interpretation, entry_start=0, entry_stop=99)
         assert other.tolist() == first.tolist()[:99]
+
+
+def test_lazy_trees_off_reads_complete_trees(run2_files, monkeypatch):
+    """``TAU3MU_LAZY_TREES=off`` (side-by-side measurements): uproot's own models."""
+    from tau3mu.reading import LAZY_TREES_ENV
+
+    assert "custom_classes" in uproot_options(run2_files[:1], keep_trees=True)
+    monkeypatch.setenv(LAZY_TREES_ENV, "off")
+    for keep in (False, True):
+        options = uproot_options(run2_files[:1], keep_trees=keep)
+        assert "custom_classes" not in options
+        with uproot.open({run2_files[0]: None}, **options) as f:
+            assert not is_partial(f[TREE])
+    opentrees.release()
