@@ -12,9 +12,10 @@ inspection just opened) take the tree the first open made, through the options
 - ``object_cache``: :class:`KeptTrees`, this process's cache of those trees.
 
 Kept trees read ``std::vector`` branches with :class:`tau3mu.vectors.AsStdVector`, as
-every tree the analysis opens does. The Runner's opens (:class:`PartialKeptFileSource`)
-read trees that hold only the schema's branches (:mod:`tau3mu.lazytrees`); such a tree
-is handed out only to those opens, never to the inspection's, which needs every branch.
+every tree the analysis opens does. The Runner's and the inspection's opens
+(:class:`PartialKeptFileSource`) read trees that hold only the schema's branches
+(:mod:`tau3mu.lazytrees`); such a tree is handed out only to opens of that kind, never
+to a :class:`KeptFileSource`'s (complete trees: ``TAU3MU_LAZY_TREES=off``).
 
 uproot's per-file array cache stays, sized for a chunk (:data:`CHUNK_ARRAY_CACHE`):
 NanoEvents asks for a jagged branch once for its offsets and once for its content, and

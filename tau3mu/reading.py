@@ -163,13 +163,15 @@ def iteritems_options() -> dict[str, Any]:
 
 
 def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]:
-    """``uproot.open`` options for inspecting one file: with ``keep_trees``, a local
-    file's tree is kept for the Runner's chunks in this process; else uproot's own. The
-    inspection reads every branch (its truncation check reads the furthest basket of
-    all)."""
-    if keep_trees and not is_remote(path) and supported("uproot"):
-        return _kept_tree_options(partial=False)
-    return {}
+    """``uproot.open`` options for inspecting one file: a local file's tree read as the
+    Runner's chunks read it (the schema's branches, :mod:`tau3mu.lazytrees`), with
+    ``keep_trees`` kept for the Runner's chunks in this process; a remote file's with
+    uproot's own options."""
+    if is_remote(path) or not supported("uproot"):
+        return {}
+    if keep_trees:
+        return _kept_tree_options(partial=_lazy_trees())
+    return {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
 
 
 def _utf8_hash(items: Any) -> int:

@@ -1,10 +1,11 @@
 """Trees that deserialise only the schema's branches read those exactly as complete trees
-do, fall back to a full read where a skip could lose something, and never serve the
-inspection (which needs every branch)."""
+do, fall back to a full read where a skip could lose something, and never serve an open
+that wants a complete tree."""
 
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 import uproot
@@ -12,7 +13,7 @@ import uproot
 from tau3mu import opentrees
 from tau3mu.filecheck import FileRules, file_verdict
 from tau3mu.lazytrees import is_partial, lazy_classes
-from tau3mu.reading import inspection_options, uproot_options
+from tau3mu.reading import uproot_options
 from tau3mu.schemas import schema_branch
 
 TREE = "Tree3Mu/ntuple"
@@ -108,28 +109,45 @@ def test_a_kept_object_branch_is_read_with_the_whole_tree(tmp_path):
         assert [p["fP"]["fX"] for p in got.tolist()] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
-def test_a_kept_partial_tree_never_serves_the_inspection(run2_files):
-    """The Runner keeps a partial tree; the inspection's open in the same process reads
-    the full tree (its truncation check reads the furthest basket of every branch)."""
+def test_the_inspection_and_the_runner_share_a_kept_partial_tree(run2_files):
+    """The inspection reads the tree as the Runner's chunks do and keeps it for them; a
+    complete tree is never served a partial one (``TAU3MU_LAZY_TREES=off`` opens)."""
     opentrees.release()
+    path = run2_files[0]
     try:
-        options = uproot_options(run2_files[:1], keep_trees=True)
-        with uproot.open({run2_files[0]: None}, **options) as f:
+        verdict = file_verdict(path, TREE, FileRules(None, "2017"), keep_trees=True)
+        assert verdict.reason is None
+        with uproot.open({path: None}, **uproot_options([path], keep_trees=True)) as f:
             runner_tree = f[TREE]
         assert is_partial(runner_tree)
-        verdict = file_verdict(run2_files[0], TREE, FileRules(None, "2017"), keep_trees=True)
-        assert verdict.reason is None
         assert verdict.entries == runner_tree.num_entries
-        path = run2_files[0]
-        with uproot.open(path, **inspection_options(path, keep_trees=True)) as f:
-            inspected = f[TREE]
-            assert inspected is not runner_tree
-            assert not is_partial(inspected)
-            assert len(inspected.keys()) > 2 * len(runner_tree.keys())
-        with uproot.open({run2_files[0]: None}, **options) as f:
-            assert f[TREE] is runner_tree  # the Runner's next chunk takes the kept tree
+        assert len(opentrees.kept_trees()) == 1  # the inspection's open, taken by the chunk
+        complete = {**uproot_options([path], keep_trees=True)}
+        complete["handler"] = opentrees.KeptFileSource
+        del complete["custom_classes"]
+        with uproot.open({path: None}, **complete) as f:
+            tree = f[TREE]
+            assert tree is not runner_tree
+            assert not is_partial(tree)
+            assert len(tree.keys()) > 2 * len(runner_tree.keys())
     finally:
         opentrees.release()
+
+
+def test_a_file_shorter_than_its_header_says_is_truncated(run2_files, tmp_path):
+    """Lazy trees list only the schema's branches, so the furthest-basket read no longer
+    covers every basket: the inspection compares the file's size with its header's end,
+    as ROOT does."""
+    cut = tmp_path / "cut.root"
+    data = Path(run2_files[0]).read_bytes()
+    cut.write_bytes(data[:-1])
+    verdict = file_verdict(str(cut), TREE, FileRules(None, "2017"))
+    assert verdict.reason is not None
+    assert verdict.reason.startswith("truncated")
+    assert f"{len(data) - 1} bytes" in verdict.reason
+    whole = tmp_path / "whole.root"
+    whole.write_bytes(data)
+    assert file_verdict(str(whole), TREE, FileRules(None, "2017")).reason is None
 
 
 def test_the_lazy_classes_pickle_as_a_call():
