@@ -11,8 +11,11 @@ by ROOT) and on the same number of events in 4 files:
 
 for the whole run (inspection, then the Runner with the iterative executor, one core,
 no fit, no outputs), for the inspection alone, and with the inspection cache on (a rerun:
-files found good by the first run are not reopened) and off. The processor is compiled
-by a warm-up run first, rows are interleaved over ``--repeat`` rounds, medians kept.
+files found good by the first run are not reopened) and off. One more whole-run row
+reads complete trees (``TAU3MU_LAZY_TREES=off``: uproot deserialises every branch, and
+reads a jagged branch's baskets for each ask), for the ratio that
+:mod:`tau3mu.lazytrees` buys. The processor is compiled by a warm-up run first, rows
+are interleaved over ``--repeat`` rounds, medians kept.
 
 Usage: ``python benchmarks/bench_small_files.py [--events-per-file 1000] [--repeat 3]``
 (results saved as ``small_files_<N>``).
@@ -80,6 +83,17 @@ def whole_run(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     return seconds, sum(steps["events"]["events"] for steps in out.cutflow.values())
 
 
+def whole_run_complete_trees(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """:func:`whole_run` reading complete trees (``TAU3MU_LAZY_TREES=off``)."""
+    from tau3mu.reading import LAZY_TREES_ENV
+
+    os.environ[LAZY_TREES_ENV] = "off"
+    try:
+        return whole_run(fileset, cache)
+    finally:
+        del os.environ[LAZY_TREES_ENV]
+
+
 def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     """Seconds of the inspection alone, and the events it found."""
     from tau3mu import opentrees
@@ -99,9 +113,14 @@ def bench(events_per_file: int, repeat: int) -> tuple[list[dict[str, Any]], dict
     for fileset in (many, few):  # the cache rows measure reruns: files known good
         inspection_only(fileset, cache=True)
     times: dict[tuple[str, str], list[float]] = {}
+    measures = (
+        ("whole run", whole_run, (False, True)),
+        ("whole run, complete trees", whole_run_complete_trees, (True,)),
+        ("inspection only", inspection_only, (False, True)),
+    )
     for _ in range(repeat):
-        for what, measure in (("whole run", whole_run), ("inspection only", inspection_only)):
-            for cache in (False, True):
+        for what, measure, caches in measures:
+            for cache in caches:
                 how = "inspection cache, files known good" if cache else "every file inspected"
                 for label, fileset in (("many", many), ("few", few)):
                     seconds, events = measure(fileset, cache)

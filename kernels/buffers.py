@@ -39,9 +39,30 @@ def on_typetracer(function: Callable[..., Any], arrays: Sequence[Any], **kwargs:
     return ak.Array(ak.to_layout(result).to_typetracer(forget_length=True))
 
 
+def _is_packed(layout: ak.contents.Content) -> bool:
+    """Whether ``layout`` is a list of numbers that ``ak.to_packed`` returns as it is:
+    offsets from 0 to the content's length, a contiguous one-dimensional content."""
+    if not isinstance(layout, ak.contents.ListOffsetArray):
+        return False
+    content = layout.content
+    if not isinstance(content, ak.contents.NumpyArray):
+        return False
+    offsets = layout.offsets.data
+    shape = content.data.shape
+    return (
+        len(shape) == 1
+        and content.is_contiguous
+        and int(offsets[0]) == 0
+        and int(offsets[-1]) == shape[0]
+    )
+
+
 def list_layout(array: Any, what: str) -> ak.contents.Content:
     """The packed layout of a one-level list array, as a ListOffsetArray (or EmptyArray)."""
-    layout = ak.to_layout(ak.to_packed(array))
+    layout = ak.to_layout(array)
+    if _is_packed(layout):
+        return layout  # what ak.to_packed would return, without its dispatch
+    layout = ak.to_layout(ak.to_packed(layout))
     if isinstance(layout, ak.contents.EmptyArray):
         return layout
     if layout.is_option or not layout.is_list or layout.parameter("__array__") is not None:

@@ -7,6 +7,7 @@ file's entries and UUID, or the reason it cannot be analysed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from tau3mu.eras import layout_mismatch
 from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3
 from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout, required_branches
+from tau3mu.xrootd import is_remote, local_path
 
 __all__ = ["EraMismatchError", "FileRules", "InputFileError", "Verdict", "file_verdict"]
 
@@ -68,6 +70,9 @@ def file_verdict(path: str, tree: str, rules: FileRules, keep_trees: bool = Fals
         return Verdict(reason=f"cannot be opened as a ROOT file ({type(err).__name__}: {err})")
     entries = 0
     try:
+        cut = _cut_short(path, f)
+        if cut is not None:
+            return Verdict(reason=cut)
         if tree not in f:
             keys = sorted({k.split(";")[0] for k in f.keys(recursive=True)})[:8]
             return Verdict(reason=f"no tree {tree!r} (the file has {keys})")
@@ -77,14 +82,26 @@ def file_verdict(path: str, tree: str, rules: FileRules, keep_trees: bool = Fals
         if verdict is not None:
             return verdict
         if entries:
-            # read the basket that lies furthest into the file: truncated files fail here,
-            # not mid-run
+            # read the basket that lies furthest into the file (of the branches the tree
+            # lists): a file cut short there fails here, not mid-run
             t[_furthest_branch(t)].array(entry_start=entries - 1, entry_stop=entries, library="np")
         return Verdict(entries, bytes(f.file.fUUID))
     except Exception as err:
         return Verdict(entries, reason=f"unreadable ({type(err).__name__}: {err})")
     finally:
         f.close()
+
+
+def _cut_short(path: str, f: Any) -> str | None:
+    """Why a local file is shorter than its header says (ROOT's "truncated" check), or
+    None. The furthest-basket read below only sees the branches the tree lists, which
+    are the schema's alone where trees are read lazily (:mod:`tau3mu.lazytrees`)."""
+    if is_remote(path):
+        return None
+    size, end = os.path.getsize(local_path(path)), int(f.file.fEND)
+    if size < end:
+        return f"truncated (the file has {size} bytes, its header records {end})"
+    return None
 
 
 def _furthest_branch(t: Any) -> str:

@@ -12,7 +12,10 @@ inspection just opened) take the tree the first open made, through the options
 - ``object_cache``: :class:`KeptTrees`, this process's cache of those trees.
 
 Kept trees read ``std::vector`` branches with :class:`tau3mu.vectors.AsStdVector`, as
-every tree the analysis opens does.
+every tree the analysis opens does. The Runner's and the inspection's opens
+(:class:`PartialKeptFileSource`) read trees that hold only the schema's branches
+(:mod:`tau3mu.lazytrees`); such a tree is handed out only to opens of that kind, never
+to a :class:`KeptFileSource`'s (complete trees: ``TAU3MU_LAZY_TREES=off``).
 
 uproot's per-file array cache stays, sized for a chunk (:data:`CHUNK_ARRAY_CACHE`):
 NanoEvents asks for a jagged branch once for its offsets and once for its content, and
@@ -37,11 +40,20 @@ import uproot.source.file
 from uproot.behaviors.TTree import TTree
 
 from tau3mu.cache import file_identity
+from tau3mu.lazytrees import is_partial
 from tau3mu.schemas import schema_branch
 from tau3mu.vectors import use_fast_vectors
 from tau3mu.xrootd import local_path
 
-__all__ = ["CHUNK_ARRAY_CACHE", "MAX_FILES", "KeptFileSource", "KeptTrees", "kept_trees", "release"]
+__all__ = [
+    "CHUNK_ARRAY_CACHE",
+    "MAX_FILES",
+    "KeptFileSource",
+    "KeptTrees",
+    "PartialKeptFileSource",
+    "kept_trees",
+    "release",
+]
 
 #: files a process keeps open at most (each holds one file handle and one reader thread)
 MAX_FILES = 8
@@ -66,6 +78,9 @@ class KeptFileSource(uproot.source.file.MultithreadedFileSource):
     It notes, per thread, which file (path and stat) is being opened, so that the
     tree cache hands out only trees read from that very file.
     """
+
+    #: whether trees that hold only some branches (:mod:`tau3mu.lazytrees`) may serve it
+    takes_partial_trees = False
 
     def __init__(self, file_path: str, **options: Any) -> None:
         file_path = local_path(file_path)  # a file:// URL too
@@ -94,6 +109,13 @@ class KeptFileSource(uproot.source.file.MultithreadedFileSource):
             super().__exit__(exception_type, exception_value, traceback)
 
 
+class PartialKeptFileSource(KeptFileSource):
+    """:class:`KeptFileSource` for opens that read only the schema's branches: a kept
+    tree that lacks the others may serve them."""
+
+    takes_partial_trees = True
+
+
 class KeptTrees(MutableMapping):
     """uproot ``object_cache`` that keeps the TTrees read through :class:`KeptFileSource`.
 
@@ -101,7 +123,8 @@ class KeptTrees(MutableMapping):
     from the file that the asking thread opened last (same path and stat), never with a
     tree of a copy or of an earlier version of the file. That holds because a tree is
     asked for right after its file is opened, in the same thread: as coffea's Runner
-    and :func:`tau3mu.inspection.inspect_inputs` do. One instance per process
+    and :func:`tau3mu.inspection.inspect_inputs` do. A tree that holds only some branches
+    serves only a :class:`PartialKeptFileSource`'s open. One instance per process
     (:func:`kept_trees`): pickling it (to ship the Runner's options to workers) gives
     the receiving process its own.
     """
@@ -118,11 +141,13 @@ class KeptTrees(MutableMapping):
         return (getattr(_opening, "identity", None), key)
 
     def __getitem__(self, key: str) -> TTree:
+        opener = getattr(_opening, "source", None)
         with self._lock:
             full = self._key(key)
             tree = self._trees[full]
+            if is_partial(tree) and not getattr(opener, "takes_partial_trees", False):
+                raise KeyError(key)  # read again, with every branch
             self._trees.move_to_end(full)
-        opener = getattr(_opening, "source", None)
         if opener is not None:
             opener.trees_used.append(tree)
         return tree

@@ -9,6 +9,8 @@ Runner's chunks, the dask-awkward graph, a chunk probed on its own) or
 - one-pass ``std::vector`` readers (:mod:`tau3mu.vectors`), through uproot's
   ``object_cache`` option;
 - kept trees (:mod:`tau3mu.opentrees`): a local file's tree opened once per process;
+- trees that deserialise only the branches the schema uses (:mod:`tau3mu.lazytrees`,
+  uproot's public ``custom_classes`` option, with uproot's models subclassed);
 - NanoEvents typing only the branches the schema uses (:func:`iteritems_options`, a
   public option);
 - a per-chunk array cache (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`, a public option);
@@ -32,11 +34,12 @@ from functools import cache
 from importlib.metadata import version
 from typing import Any
 
-from tau3mu import inflate, opentrees, vectors
+from tau3mu import inflate, lazytrees, opentrees, vectors
 from tau3mu.schemas import schema_branch
 from tau3mu.xrootd import ensure_xrootd_configured, is_remote, is_xrootd, xrootd_options
 
 __all__ = [
+    "LAZY_TREES_ENV",
     "PRIVATE_APIS_ENV",
     "TESTED_VERSIONS",
     "allow_unicode_names",
@@ -57,6 +60,8 @@ TESTED_VERSIONS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
 }
 #: ``off`` makes :func:`supported` false: the libraries' own paths, whatever the versions
 PRIVATE_APIS_ENV = "TAU3MU_PRIVATE_APIS"
+#: ``off`` reads complete trees (uproot's own models), for side-by-side measurements
+LAZY_TREES_ENV = "TAU3MU_LAZY_TREES"
 
 _PREPARED: set[str] = set()
 
@@ -73,7 +78,7 @@ def supported(package: str) -> bool:
     its installed version lies in :data:`TESTED_VERSIONS` and ``$TAU3MU_PRIVATE_APIS`` is
     not ``off``. Raises KeyError for another package."""
     first, beyond = TESTED_VERSIONS[package]
-    if os.environ.get(PRIVATE_APIS_ENV, "").strip().lower() in ("off", "0", "no", "false"):
+    if _off(PRIVATE_APIS_ENV):
         return False
     return first <= _major_minor(package) < beyond
 
@@ -93,11 +98,29 @@ def fileset_paths(fileset: dict[str, Any]) -> list[str]:
     return [path for spec in fileset.values() for path in spec["files"]]
 
 
-def _kept_tree_options() -> dict[str, Any]:
+def _off(variable: str) -> bool:
+    return os.environ.get(variable, "").strip().lower() in ("off", "0", "no", "false")
+
+
+def _lazy_trees() -> bool:
+    """Whether chunks read trees of the schema's branches only (:mod:`tau3mu.lazytrees`):
+    where :func:`supported` and ``$TAU3MU_LAZY_TREES`` is not ``off``."""
+    return supported("uproot") and not _off(LAZY_TREES_ENV)
+
+
+def _kept_tree_options(partial: bool) -> dict[str, Any]:
+    """Kept trees; ``partial``: read only the schema's branches (:mod:`tau3mu.lazytrees`)."""
+    if not partial:
+        return {
+            "handler": opentrees.KeptFileSource,
+            "object_cache": opentrees.kept_trees(),
+            "array_cache": opentrees.CHUNK_ARRAY_CACHE,
+        }
     return {
-        "handler": opentrees.KeptFileSource,
+        "handler": opentrees.PartialKeptFileSource,
         "object_cache": opentrees.kept_trees(),
         "array_cache": opentrees.CHUNK_ARRAY_CACHE,
+        "custom_classes": lazytrees.lazy_classes(schema_branch),
     }
 
 
@@ -109,7 +132,9 @@ def uproot_options(
     ``root://`` inputs get uproot's own XRootD source (it honours ``timeout``, seconds an
     XRootD request may wait, and reconnects). Eager reads take ``std::vector`` branches in
     one pass (:mod:`tau3mu.vectors`) and keep a chunk's arrays
-    (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`); with ``keep_trees`` (the Runner), local
+    (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`) from trees that deserialise only the
+    schema's branches (:mod:`tau3mu.lazytrees`; ``$TAU3MU_LAZY_TREES=off``: complete
+    trees); with ``keep_trees`` (the Runner), local
     files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`); the
     dask-awkward graph's partitions read with these too (:mod:`tau3mu.graph_source`).
     With ``graph``: the options ``uproot.dask`` accepts (no caches), for its look at a
@@ -119,12 +144,15 @@ def uproot_options(
     fast = supported("uproot")
     eager: dict[str, Any] = {}
     if not graph:
-        eager = {"object_cache": vectors.VectorTrees()} if fast else {}
+        if fast:
+            eager["object_cache"] = vectors.VectorTrees()
+            if _lazy_trees():
+                eager["custom_classes"] = lazytrees.lazy_classes(schema_branch)
         eager["array_cache"] = opentrees.CHUNK_ARRAY_CACHE
     if paths and all(is_xrootd(p) for p in paths):
         return {**xrootd_options(timeout), **eager}
     if keep_trees and fast and paths and not any(is_remote(p) for p in paths):
-        return _kept_tree_options()
+        return _kept_tree_options(partial=_lazy_trees())
     return eager
 
 
@@ -135,11 +163,15 @@ def iteritems_options() -> dict[str, Any]:
 
 
 def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]:
-    """``uproot.open`` options for inspecting one file: with ``keep_trees``, a local
-    file's tree is kept for the Runner's chunks in this process; else uproot's own."""
-    if keep_trees and not is_remote(path) and supported("uproot"):
-        return _kept_tree_options()
-    return {}
+    """``uproot.open`` options for inspecting one file: a local file's tree read as the
+    Runner's chunks read it (the schema's branches, :mod:`tau3mu.lazytrees`), with
+    ``keep_trees`` kept for the Runner's chunks in this process; a remote file's with
+    uproot's own options."""
+    if is_remote(path) or not supported("uproot"):
+        return {}
+    if keep_trees:
+        return _kept_tree_options(partial=_lazy_trees())
+    return {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
 
 
 def _utf8_hash(items: Any) -> int:

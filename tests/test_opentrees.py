@@ -162,8 +162,9 @@ def test_a_chunks_arrays_leave_with_it(kept, run3_files):
 def test_the_cache_pickles_as_the_receiving_processs_own(kept):
     assert pickle.loads(pickle.dumps(kept)) is opentrees.kept_trees()
     options = pickle.loads(pickle.dumps(uproot_options(["/a.root"], keep_trees=True)))
-    assert options["handler"] is opentrees.KeptFileSource
+    assert options["handler"] is opentrees.PartialKeptFileSource
     assert options["object_cache"] is kept
+    assert "TTree" in options["custom_classes"]  # the lazy models, made again on arrival
 
 
 def test_only_trees_read_through_kept_sources_are_kept(kept, run3_files):
