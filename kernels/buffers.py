@@ -41,11 +41,14 @@ def on_typetracer(function: Callable[..., Any], arrays: Sequence[Any], **kwargs:
 
 def _is_packed(layout: ak.contents.Content) -> bool:
     """Whether ``layout`` is a list of numbers that ``ak.to_packed`` returns as it is:
-    offsets from 0 to the content's length, a contiguous one-dimensional content."""
+    offsets from 0 to the content's length, a contiguous one-dimensional content, and
+    neither of them a string or other named array."""
     if not isinstance(layout, ak.contents.ListOffsetArray):
         return False
     content = layout.content
     if not isinstance(content, ak.contents.NumpyArray):
+        return False
+    if layout.parameter("__array__") is not None or content.parameter("__array__") is not None:
         return False
     offsets = layout.offsets.data
     shape = content.data.shape

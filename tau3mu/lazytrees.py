@@ -1,8 +1,8 @@
 """TTrees that deserialise only the branches the analysis reads (uproot's ``custom_classes``).
 
-Opening a Run 2 tree makes uproot deserialise the metadata of all its ~277 branches, in
-Python (~70 ms per file), though the schema reads 53 of them; NanoEvents then types
-every branch the tree lists. :func:`lazy_classes` is an ``uproot.open`` ``custom_classes``
+Opening a Run 2 tree makes uproot deserialise the metadata of all its branches, in
+Python, though the schema reads a fifth of them (the cost: docs/benchmarks.md, "Small
+files"); NanoEvents then types every branch the tree lists. :func:`lazy_classes` is an ``uproot.open`` ``custom_classes``
 mapping (a public option) whose ``TTree`` and ``TBranchElement`` models are uproot's own,
 subclassed: while a tree's top-level branches are read, a ``TBranchElement`` whose name
 the filter rejects is not deserialised, the cursor jumps over its bytes (their byte
@@ -19,7 +19,9 @@ could have lost something a kept branch needs:
   must be top-level, unsplit ones (``fType`` 0, no count branch), and a kept leaf whose
   title names a variable dimension must have its count leaf.
 
-:func:`is_partial` tells such a tree from a complete one.
+:func:`is_partial` tells such a tree from a complete one. The models are made at run
+time: trees and branches read with them do not pickle (the ``uproot.open`` options that
+carry the mapping do, :class:`LazyClasses`).
 
 The ``TBranchElement`` model also answers ``array`` from the file's array cache when
 uproot stored that very array there: uproot's own ``array`` looks it up, then reads and
@@ -125,8 +127,13 @@ def _cached_array(
     for a jagged branch twice (offsets, then content)."""
     cache = options.get("array_cache", "inherit")
     cache = self.file.array_cache if isinstance(cache, str) and cache == "inherit" else cache
-    if cache is not None and options.get("library", "ak") == "ak" and not isinstance(cache, str):
-        used = self.interpretation if interpretation is None else interpretation
+    used = self.interpretation if interpretation is None else interpretation
+    if (
+        cache is not None
+        and options.get("library", "ak") == "ak"
+        and not isinstance(cache, str)
+        and isinstance(used, uproot.interpretation.Interpretation)
+    ):
         start, stop = _entry_range(self.num_entries, entry_start, entry_stop)
         key = f"{self.cache_key}:{self.name}:{used.cache_key}:{start}-{stop}:ak"
         found = cache.get(key)
@@ -173,7 +180,7 @@ def _lazy_tree(base: type, wanted: Callable[[str], bool]) -> type:
     def read_members(
         self: Any, chunk: Any, cursor: Any, context: dict[str, Any], file: Any
     ) -> None:
-        start = cursor.index
+        start, breadcrumbs = cursor.index, context.get("breadcrumbs")
         context[_FILTER], context[_TAGGED] = wanted, False
         try:
             base.read_members(self, chunk, cursor, context, file)
@@ -190,6 +197,7 @@ def _lazy_tree(base: type, wanted: Callable[[str], bool]) -> type:
             context.pop(_TAGGED, None)
         if partial is None:
             cursor.move_to(start)
+            context["breadcrumbs"] = breadcrumbs  # as they were before the partial pass
             self._bases.clear()
             self._members.clear()
             base.read_members(self, chunk, cursor, context, file)

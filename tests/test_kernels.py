@@ -516,3 +516,14 @@ def test_only_the_inputs_columns_are_read(tmp_path):
         assert set(columns) == set(fields), kernel.__name__
         eager = kernel(*(table[f] for f in fields), **kwargs)
         assert str(lazy.compute().tolist()) == str(eager.tolist())
+
+
+@pytest.mark.parametrize("strings", [["ab", "c"], [["ab"], ["c"]]])
+def test_flat_buffers_refuse_strings(strings):
+    """A string is a list of bytes to awkward; the kernels' buffers are lists of numbers
+    only, whether or not the array is already packed."""
+    from tau3mu.kernels.buffers import jagged as flat
+
+    for array in (ak.Array(strings), ak.Array(strings)[::-1]):
+        with pytest.raises(TypeError, match="x: expected"):
+            flat(array, "x")

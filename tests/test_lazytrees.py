@@ -82,6 +82,24 @@ def test_baskets_inside_the_metadata_of_skipped_branches(tmp_path, flush_first):
         assert tree["kept"].array().tolist() == [[2.0 * i] for i in range(10)]
 
 
+def test_a_class_tag_in_a_skipped_body_makes_the_whole_tree_read(tmp_path):
+    """With uproot's full TTree metadata the skipped branch's embedded basket holds the
+    ``TBasket`` class tag that a later basket refers to: uproot raises on the partial
+    pass, and the tree is read in full, as uproot reads it."""
+    pytest.importorskip("ROOT")
+    path = tmp_path / "vectors.root"
+    _vectors_file(path, flush_first=True)
+    options = {"minimal_ttree_metadata": False}
+    with (
+        uproot.open(path, custom_classes=lazy_classes(_kept_only), **options) as lazy,
+        uproot.open(path, **options) as full,
+    ):
+        tree = lazy["t"]
+        assert not is_partial(tree)
+        assert tree.keys() == full["t"].keys()
+        assert tree["kept"].array().tolist() == [[2.0 * i] for i in range(10)]
+
+
 def test_a_kept_object_branch_is_read_with_the_whole_tree(tmp_path):
     """A kept branch of an object (``fType`` not 0: a class, a split or counted one)
     could refer to skipped branches: the tree is read in full, as uproot reads it."""
