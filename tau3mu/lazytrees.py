@@ -72,7 +72,7 @@ def _branch_name(chunk: Any, cursor: Any, context: dict[str, Any]) -> str | None
     return str(peek.string(chunk, context))
 
 
-def _lazy_branch_element(base: type) -> type:
+def _lazy_branch_element(base: Any) -> type:
     """uproot's versioned ``TBranchElement`` model ``base``, skipping unwanted branches."""
 
     def read(
@@ -173,7 +173,7 @@ def _complete(tree: Any) -> bool:
     return True
 
 
-def _lazy_tree(base: type, wanted: Callable[[str], bool]) -> type:
+def _lazy_tree(base: Any, wanted: Callable[[str], bool]) -> type:
     """uproot's versioned ``TTree`` model ``base``, reading only the branches ``wanted``
     accepts (and the ones the checks need), else in full."""
 
@@ -185,7 +185,7 @@ def _lazy_tree(base: type, wanted: Callable[[str], bool]) -> type:
         try:
             base.read_members(self, chunk, cursor, context, file)
             branches = list(self.member("fBranches"))
-            partial = None in branches
+            partial: bool | None = None in branches
             if partial:
                 self._members["fBranches"] = [b for b in branches if b is not None]
                 if not _complete(self):
