@@ -26,6 +26,7 @@ from tau3mu.errors import OptionError
 from tau3mu.filecheck import InputFileError
 from tau3mu.progress import distributed_bar, progress_mode
 from tau3mu.retries import backoff_delays, error_chain, is_transient
+from tau3mu.wording import error_text
 from tau3mu.xrootd import reset_connections
 
 __all__ = [
@@ -62,9 +63,8 @@ def _work_item(args: tuple[Any, ...]) -> WorkItem | None:
 
 
 def error_cause(err: BaseException) -> str:
-    """The original error under coffea's wrappers, as ``Type: message``."""
-    cause = error_chain(err)[-1]
-    return f"{type(cause).__name__}: {cause}"
+    """The original error under coffea's wrappers, as ``Type: message`` on one line."""
+    return error_text(error_chain(err)[-1])
 
 
 def skipped_chunk(dataset: str, path: str, start: int, stop: int, error: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tau3mu.eras import layout_mismatch
 from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3
 from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout, required_branches
-from tau3mu.wording import one_line
+from tau3mu.wording import error_text
 from tau3mu.xrootd import is_remote, local_path
 
 __all__ = ["EraMismatchError", "FileRules", "InputFileError", "Verdict", "file_verdict"]
@@ -68,7 +68,7 @@ def file_verdict(path: str, tree: str, rules: FileRules, keep_trees: bool = Fals
     except FileNotFoundError:
         return Verdict(reason="file not found")
     except Exception as err:  # uproot raises ValueError, OSError, ... for non-ROOT files
-        return Verdict(reason=f"cannot be opened as a ROOT file ({_said(err)})")
+        return Verdict(reason=f"cannot be opened as a ROOT file ({error_text(err)})")
     entries = 0
     try:
         cut = _cut_short(path, f)
@@ -88,7 +88,7 @@ def file_verdict(path: str, tree: str, rules: FileRules, keep_trees: bool = Fals
             t[_furthest_branch(t)].array(entry_start=entries - 1, entry_stop=entries, library="np")
         return Verdict(entries, bytes(f.file.fUUID))
     except Exception as err:
-        return Verdict(entries, reason=f"unreadable ({_said(err)})")
+        return Verdict(entries, reason=f"unreadable ({error_text(err)})")
     finally:
         f.close()
 
@@ -147,8 +147,3 @@ def _tree_problem(t: Any, tree: str, rules: FileRules, entries: int) -> Verdict 
     if wrong:
         return Verdict(entries, reason=f"tree {tree!r}: " + "; ".join(wrong))
     return None
-
-
-def _said(err: BaseException) -> str:
-    """``Type: message`` of ``err``, on one line (a skip report lists one file a line)."""
-    return f"{type(err).__name__}: {one_line(str(err))}"

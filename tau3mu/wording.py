@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["few", "one_line", "suggestion"]
+__all__ = ["error_text", "few", "one_line", "suggestion"]
 
 
 def few(names: Iterable[str], limit: int = 8) -> str:
@@ -26,3 +26,8 @@ def suggestion(word: str, choices: Iterable[str]) -> str:
 def one_line(text: str) -> str:
     """``text`` with every line break and run of whitespace as one space."""
     return " ".join(text.split())
+
+
+def error_text(err: BaseException) -> str:
+    """``Type: message`` of ``err``, on one line (:func:`one_line`)."""
+    return f"{type(err).__name__}: {one_line(str(err))}"
