@@ -11,10 +11,12 @@ by ROOT) and on the same number of events in 4 files:
 
 for the whole run (inspection, then the Runner with the iterative executor, one core,
 no fit, no outputs), for the inspection alone, and with the inspection cache on (a rerun:
-files found good by the first run are not reopened) and off. One more whole-run row
-reads complete trees (``TAU3MU_LAZY_TREES=off``: uproot deserialises every branch, and
-reads a jagged branch's baskets for each ask), for the ratio that
-:mod:`tau3mu.lazytrees` buys. The processor is compiled by a warm-up run first, rows
+files found good by the first run are not reopened) and off. Two more whole-run rows
+give the ratios that two of tau3mu's readers buy: one runs a chunk per file
+(``TAU3MU_FILE_GROUPS=off``: the small files of a dataset are not one unit of work,
+:mod:`tau3mu.filegroups`), the other reads complete trees (``TAU3MU_LAZY_TREES=off``:
+uproot deserialises every branch, and reads a jagged branch's baskets for each ask,
+:mod:`tau3mu.lazytrees`). The processor is compiled by a warm-up run first, rows
 are interleaved over ``--repeat`` rounds, medians kept.
 
 Usage: ``python benchmarks/bench_small_files.py [--events-per-file 1000] [--repeat 3]``
@@ -94,6 +96,18 @@ def whole_run_complete_trees(fileset: dict[str, Any], cache: bool) -> tuple[floa
         del os.environ[LAZY_TREES_ENV]
 
 
+def whole_run_chunk_per_file(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """:func:`whole_run` with one chunk per file, as coffea makes them
+    (``TAU3MU_FILE_GROUPS=off``: no :mod:`tau3mu.filegroups`)."""
+    from tau3mu.filegroups import FILE_GROUPS_ENV
+
+    os.environ[FILE_GROUPS_ENV] = "off"
+    try:
+        return whole_run(fileset, cache)
+    finally:
+        del os.environ[FILE_GROUPS_ENV]
+
+
 def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     """Seconds of the inspection alone, and the events it found."""
     from tau3mu import opentrees
@@ -115,6 +129,7 @@ def bench(events_per_file: int, repeat: int) -> tuple[list[dict[str, Any]], dict
     times: dict[tuple[str, str], list[float]] = {}
     measures = (
         ("whole run", whole_run, (False, True)),
+        ("whole run, a chunk per file", whole_run_chunk_per_file, (True,)),
         ("whole run, complete trees", whole_run_complete_trees, (True,)),
         ("inspection only", inspection_only, (False, True)),
     )

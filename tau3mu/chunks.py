@@ -24,6 +24,7 @@ from coffea.processor.executor import WorkItem
 from tau3mu import reading
 from tau3mu.errors import OptionError
 from tau3mu.filecheck import InputFileError
+from tau3mu.filegroups import FileGroup, group_chunks, grouping_enabled, run_group
 from tau3mu.progress import distributed_bar, progress_mode
 from tau3mu.retries import backoff_delays, error_chain, is_transient
 from tau3mu.wording import error_text
@@ -54,12 +55,27 @@ def option_error(err: BaseException) -> OptionError | None:
     return next((c for c in error_chain(err) if isinstance(c, OptionError)), None)
 
 
+def _unit(args: tuple[Any, ...]) -> Any:
+    """The unit of work (a coffea WorkItem, a :class:`~tau3mu.filegroups.FileGroup`) a
+    Runner closure was called with, else None."""
+    first = args[0] if args else None
+    if isinstance(first, tuple) and first and isinstance(first[0], WorkItem | FileGroup):
+        first = first[0]  # the Runner's "heavy" mode sends (item, processor)
+    return first if isinstance(first, WorkItem | FileGroup) else None
+
+
 def _work_item(args: tuple[Any, ...]) -> WorkItem | None:
     """The coffea WorkItem a Runner closure was called with (None for other calls)."""
-    first = args[0] if args else None
-    if isinstance(first, tuple) and first and isinstance(first[0], WorkItem):
-        first = first[0]  # the Runner's "heavy" mode sends (item, processor)
-    return first if isinstance(first, WorkItem) else None
+    unit = _unit(args)
+    return unit if isinstance(unit, WorkItem) else None
+
+
+def _with_unit(args: tuple[Any, ...], unit: WorkItem) -> tuple[Any, ...]:
+    """``args`` with ``unit`` in place of the unit of work they carry."""
+    first = args[0]
+    if isinstance(first, tuple):
+        return ((unit, *first[1:]), *args[1:])
+    return (unit, *args[1:])
 
 
 def error_cause(err: BaseException) -> str:
@@ -106,6 +122,9 @@ def retry_chunk(
     tau3mu's XRootD client settings, so that the client itself bridges a short outage).
     """
     reading.prepare_process()
+    unit = _unit(args)
+    if isinstance(unit, FileGroup):
+        return _group_or_members(unit, retries, skipbadfiles, func, args, kwargs, at_least, backoff)
     item = _work_item(args)
     retries = max(retries, at_least)
     delay = backoff_delays(backoff)
@@ -133,6 +152,39 @@ def retry_chunk(
     return None
 
 
+def _group_or_members(
+    group: FileGroup,
+    retries: int,
+    skipbadfiles: Any,
+    func: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    at_least: int,
+    backoff: float,
+) -> Any:
+    """A group's output; if the group fails, its members' outputs, each member run as a
+    chunk of its own by :func:`retry_chunk` (retried, named or skipped on its own)."""
+    try:
+        return func(*args, **kwargs)
+    except Exception as err:
+        if (mistake := option_error(err)) is not None:
+            raise mistake from None
+        log.info("%d files run one by one after: %s", len(group.members), error_text(err))
+    outputs = [
+        retry_chunk(
+            retries,
+            skipbadfiles,
+            func,
+            *_with_unit(args, member),
+            at_least=at_least,
+            backoff=backoff,
+            **kwargs,
+        )
+        for member in group.members
+    ]
+    return processor.accumulate(out for out in outputs if out is not None)
+
+
 def _give_up(item: WorkItem, err: Exception, attempt: int, skipping: bool) -> dict[str, Any]:
     """The chunk's skipped-chunk output, or (not ``skipping``) ChunkError raised."""
     entry = skipped_chunk(
@@ -153,10 +205,29 @@ class BackoffRunner(processor.Runner):
 
     chunk_retries: int = 3
     backoff_base: float = 1.0
+    #: small files of one dataset run as one unit of work (:mod:`tau3mu.filegroups`)
+    group_files: bool = True
 
     @property
     def automatic_retries(self) -> Any:  # coffea calls it as a static function
         return partial(retry_chunk, at_least=self.chunk_retries, backoff=self.backoff_base)
+
+    def preprocess(self, fileset: Any, **options: Any) -> Any:
+        """coffea's chunks, with small files' chunks grouped (:func:`group_chunks`)
+        where ``group_files`` and :func:`~tau3mu.filegroups.grouping_enabled`."""
+        chunks = super().preprocess(fileset, **options)
+        grouping = self.group_files and self.format == "root" and not self.use_dataframes
+        if not grouping or not grouping_enabled():
+            return chunks
+        return iter(group_chunks(chunks, self.chunksize))
+
+    @staticmethod
+    def _work_function(*args: Any, **kwargs: Any) -> Any:
+        """coffea's work function, or :func:`~tau3mu.filegroups.run_group` for a group."""
+        unit = _unit(args[5:6])  # format, timeout, schema, dataframes, metrics, item
+        if isinstance(unit, FileGroup):
+            return run_group(*args, **kwargs)
+        return processor.Runner._work_function(*args, **kwargs)
 
 
 @dataclass

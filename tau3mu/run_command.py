@@ -70,7 +70,8 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
         "--chunksize",
         type=int,
         default=DEFAULT_CHUNKSIZE,
-        help="events per chunk (default %(default)s)",
+        help="events per chunk, the unit of work; small files of a dataset share one "
+        "(default %(default)s)",
     )
     parser.add_argument("--scheduler", help="existing Dask scheduler, tcp://HOST:PORT")
     parser.add_argument(

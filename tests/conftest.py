@@ -168,3 +168,33 @@ def corrupt_run2_file(run2_files, tmp_path_factory) -> tuple[str, int]:
             Path(path).write_bytes(bytes(raw))
             return path, event
     pytest.fail("no event with unique candidate-mass bytes")
+
+
+@pytest.fixture(scope="session")
+def corrupt_run2(tmp_path_factory) -> Path:
+    """A Run 2 file whose event 150-ish has one Tr_Pt value too few: its chunk fails at
+    read time (the file itself opens and inspects fine)."""
+    pytest.importorskip("ROOT")
+    import numpy as np
+
+    from tau3mu.synth import run2, simulate
+
+    original = run2.run2_columns
+
+    def corrupt(*args, **kwargs):
+        columns = original(*args, **kwargs)
+        kind, (offsets, data) = columns["Tr_Pt"]
+        event = 150 + int(np.flatnonzero(np.diff(offsets)[150:] > 1)[0])
+        keep = np.ones(len(data), dtype=bool)
+        keep[offsets[event]] = False
+        new = offsets.copy()
+        new[event + 1 :] -= 1
+        columns["Tr_Pt"] = (kind, (new, np.ascontiguousarray(data[keep])))
+        return columns
+
+    run2.run2_columns = corrupt
+    try:
+        path = tmp_path_factory.mktemp("corrupt") / "corrupt.root"
+        return run2.write_run2(path, simulate(2, 0, 400), seed=2)
+    finally:
+        run2.run2_columns = original

@@ -1,0 +1,132 @@
+"""Small files of a dataset as one unit of work (tau3mu.filegroups): the same output as one
+chunk per file, on every executor; a bad member is named or skipped on its own."""
+
+from __future__ import annotations
+
+import doctest
+import logging
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from tau3mu import filegroups
+from tau3mu.chunks import ChunkError
+from tau3mu.execution import run_runner
+from tau3mu.filegroups import FILE_GROUPS_ENV
+from tau3mu.processors.dsphipi import DsPhiPiProcessor
+from tau3mu.synth import simulate, write_run2, write_run3
+
+RUN2_TREE = "Tree3Mu/ntuple"
+
+
+@pytest.fixture(scope="module")
+def small_run3(tmp_path_factory) -> list[str]:
+    """Five Run 3 simulation files of 300-700 events; the first one without truth branches."""
+    out = tmp_path_factory.mktemp("small_run3")
+    return [
+        str(write_run3(out / f"small_{k}.root", simulate(5, k, 300 + 100 * k), truth=k > 0))
+        for k in range(5)
+    ]
+
+
+@pytest.fixture(scope="module")
+def small_run2(tmp_path_factory) -> list[str]:
+    """Three Run 2 files of 300 events, written by ROOT."""
+    pytest.importorskip("ROOT")
+    out = tmp_path_factory.mktemp("small_run2")
+    return [str(write_run2(out / f"small_{k}.root", simulate(6, k, 300), seed=k)) for k in range(3)]
+
+
+def _fileset(paths: list[str], tree: str, kind: str = "mc") -> dict:
+    era = "2022" if tree == "Events" else "2017"
+    return {"d": {"files": dict.fromkeys(paths, tree), "metadata": {"type": kind, "era": era}}}
+
+
+def _run(fileset: dict, groups: bool, monkeypatch, **options):
+    monkeypatch.setenv(FILE_GROUPS_ENV, "on" if groups else "off")
+    return run_runner(fileset, DsPhiPiProcessor(), **options)
+
+
+def _assert_same(grouped, single) -> None:
+    assert grouped.cutflow == single.cutflow
+    assert grouped.truth == single.truth
+    for name, hist in single.hists.items():
+        np.testing.assert_array_equal(grouped.hists[name].values(flow=True), hist.values(flow=True))
+    for dataset, rows in single.snapshot.items():
+        assert ak.array_equal(grouped.snapshot[dataset], rows, equal_nan=True), dataset
+
+
+def test_the_examples_hold():
+    assert doctest.testmod(filegroups).failed == 0
+
+
+@pytest.mark.parametrize("executor", ["iterative", "futures", "dask"])
+def test_small_files_run_as_one_unit_with_the_same_output(
+    executor, small_run3, dask_client, monkeypatch
+):
+    """Four files make one unit of work, with the output of a chunk per file."""
+    fileset = _fileset(small_run3[1:], "Events")
+    client = dask_client if executor == "dask" else None
+    options = {"executor": executor, "client": client, "workers": 2}
+    grouped = _run(fileset, True, monkeypatch, **options)
+    single = _run(fileset, False, monkeypatch, **options)
+    assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (1, 4)
+    assert grouped.truth["d"]["ds"] > 0
+    _assert_same(grouped, single)
+
+
+def test_a_group_stops_at_the_chunk_size(small_run3, monkeypatch):
+    """A group holds at most ``chunksize`` events: 400 + 500 then 600, then 700."""
+    out = _run(_fileset(small_run3[1:], "Events"), True, monkeypatch, chunksize=1000)
+    assert out.metrics["chunks"] == 3
+    assert out.metrics["accounting"]["balanced"]
+
+
+def test_members_that_differ_are_run_one_by_one(small_run3, monkeypatch, caplog):
+    """A group whose first file lacks the truth branches the others have is not joined
+    (the others' truth would be lost): its files are run one by one, with the output of
+    a chunk per file."""
+    fileset = _fileset(small_run3[:3], "Events")
+    with caplog.at_level(logging.INFO, logger="tau3mu.chunks"):
+        grouped = _run(fileset, True, monkeypatch, chunksize=10_000)
+    assert grouped.metrics["chunks"] == 1
+    assert "3 files run one by one after: GroupLayoutError" in caplog.text
+    _assert_same(grouped, _run(fileset, False, monkeypatch, chunksize=10_000))
+
+
+def test_a_bad_file_in_a_group_is_named(small_run2, corrupt_run2, monkeypatch):
+    """A member whose vectors do not match stops the run naming that file and its own
+    entries, as without groups."""
+    fileset = _fileset([small_run2[0], str(corrupt_run2), small_run2[1]], RUN2_TREE, "data")
+    with pytest.raises(ChunkError) as info:
+        _run(fileset, True, monkeypatch, retries=0)
+    assert str(info.value).startswith(f"{corrupt_run2} entries 0-400: ")
+    assert "Tr_Pt" in str(info.value)
+
+
+def test_a_bad_file_in_a_group_is_skipped_alone(small_run2, corrupt_run2, monkeypatch):
+    """With ``skip_bad_files`` exactly the bad member is skipped, its events counted; the
+    other members' output is the one of a chunk per file."""
+    fileset = _fileset([small_run2[0], str(corrupt_run2), *small_run2[1:]], RUN2_TREE, "data")
+    grouped = _run(fileset, True, monkeypatch, skip_bad_files=True)
+    single = _run(fileset, False, monkeypatch, skip_bad_files=True)
+    accounting = grouped.metrics["accounting"]
+    assert accounting["balanced"]
+    (chunk,) = accounting["skipped_chunks"]
+    assert (chunk["file"], chunk["entries"]) == (str(corrupt_run2), [0, 400])
+    assert accounting["skipped_chunks"] == single.metrics["accounting"]["skipped_chunks"]
+    assert grouped.cutflow["d"]["events"]["events"] == 900
+    _assert_same(grouped, single)
+
+
+def test_a_group_is_checkpointed_and_resumed(small_run2, tmp_path, monkeypatch):
+    """A group's output is one checkpoint; a rerun loads it instead of computing it."""
+    fileset = _fileset(small_run2, RUN2_TREE, "data")
+    checkpoint = str(tmp_path / "ckpt")
+    first = _run(fileset, True, monkeypatch, checkpoint=checkpoint)
+    assert len(list((tmp_path / "ckpt").rglob("*.pkl"))) == 1
+    again = _run(fileset, True, monkeypatch, checkpoint=checkpoint)
+    assert again.metrics["accounting"]["resumed_chunks"] == 1
+    _assert_same(again, first)
+    _assert_same(again, _run(fileset, False, monkeypatch))
