@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
+import numpy as np
 from coffea.processor.executor import WorkItem
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "group_chunks",
     "group_events",
     "grouping_enabled",
+    "joined",
     "run_group",
 ]
 
@@ -138,6 +140,49 @@ def group_chunks(chunks: Iterable[WorkItem], chunksize: int) -> list[WorkItem | 
     return units
 
 
+def _flat_data(layout: Any, parameters: Any) -> Any:
+    """The numpy data of a ``NumpyArray`` layout with ``parameters``, else None."""
+    if isinstance(layout, ak.contents.NumpyArray) and layout.parameters == parameters:
+        return np.asarray(layout.data)
+    return None
+
+
+def joined(parts: list[Any]) -> Any:
+    """The arrays ``parts`` (one branch of several files: the same type) one after the
+    other, as ``ak.concatenate`` gives them. Numbers and lists of numbers are joined
+    with numpy: ak.concatenate costs ~0.09 ms per part for a list array, about 10 times
+    more, and a group joins each branch of tens of files. Anything else goes to
+    ak.concatenate.
+
+    >>> joined([ak.Array([[1, 2], []]), ak.Array([[3]])]).tolist()
+    [[1, 2], [], [3]]
+    """
+    layouts = [part.layout for part in parts]
+    first = layouts[0]
+    flat = [_flat_data(layout, first.parameters) for layout in layouts]
+    if all(data is not None for data in flat):
+        return ak.Array(ak.contents.NumpyArray(np.concatenate(flat), parameters=first.parameters))
+    if not all(
+        isinstance(layout, ak.contents.ListOffsetArray) and layout.parameters == first.parameters
+        for layout in layouts
+    ):
+        return ak.concatenate(parts)
+    inner = first.content.parameters
+    contents = [_flat_data(layout.content, inner) for layout in layouts]
+    if any(data is None for data in contents):
+        return ak.concatenate(parts)
+    offsets, values, base = [], [], 0
+    for layout, content in zip(layouts, contents, strict=True):
+        own = np.asarray(layout.offsets, dtype=np.int64)
+        offsets.append(own[:-1] - own[0] + base)
+        values.append(content[own[0] : own[-1]])
+        base += int(own[-1] - own[0])
+    offsets.append(np.array([base], dtype=np.int64))
+    content = ak.contents.NumpyArray(np.concatenate(values), parameters=inner)
+    index = ak.index.Index64(np.concatenate(offsets))
+    return ak.Array(ak.contents.ListOffsetArray(index, content, parameters=first.parameters))
+
+
 class _GroupBranch:
     """One branch of every member, read as one array over the group's entries."""
 
@@ -162,7 +207,7 @@ class _GroupBranch:
         if not parts:  # an empty range: the first member's, typed as the others
             first = self.ranges[0][0]
             return self.branches[0].array(entry_start=first, entry_stop=first)
-        return parts[0] if len(parts) == 1 else ak.concatenate(parts)
+        return parts[0] if len(parts) == 1 else joined(parts)
 
 
 class _GroupTree:
@@ -246,12 +291,11 @@ def _open_trees(group: FileGroup, timeout: int) -> Iterator[list[Any]]:
 
     from tau3mu.reading import uproot_options
 
-    options = uproot_options([m.filename for m in group.members], timeout=timeout)
     with contextlib.ExitStack() as stack:
         yield [
-            stack.enter_context(uproot.open({m.filename: None}, timeout=timeout, **options))[
-                m.treename
-            ]
+            stack.enter_context(
+                uproot.open({m.filename: None}, **uproot_options([m.filename], timeout=timeout))
+            )[m.treename]
             for m in group.members
         ]
 

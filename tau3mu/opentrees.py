@@ -27,6 +27,8 @@ A kept tree serves only the file it was read from, while that file is unchanged:
 path, device, inode, size, mtime and ctime. A process keeps at most :data:`MAX_FILES`
 files and closes the least recently used first; :func:`release` closes them all. Remote
 files are not kept: their reads go through the XRootD options of :mod:`tau3mu.xrootd`.
+Nor are the files of a group of small files (:mod:`tau3mu.filegroups`), which may be
+more than a process keeps: they are read memory-mapped, once.
 """
 
 from __future__ import annotations

@@ -61,6 +61,26 @@ def test_the_examples_hold():
     assert doctest.testmod(filegroups).failed == 0
 
 
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [ak.Array(np.arange(3.0, dtype=np.float32)), ak.Array(np.arange(2.0, dtype=np.float32))],
+        [ak.Array([True, False]), ak.Array([True])],
+        [ak.Array([[1, 2], [], [3]])[1:], ak.Array([[4], [5, 6]]), ak.Array([[7, 8, 9]])[:0]],
+        [ak.Array([["HLT_a", "HLT_b"], []]), ak.Array([["HLT_c"]])],  # to ak.concatenate
+        [ak.Array([[[1.0]], []]), ak.Array([[[2.0, 3.0]]])],  # lists of lists: the same
+    ],
+    ids=["numbers", "booleans", "sliced-lists", "strings", "nested"],
+)
+def test_joined_is_ak_concatenate(parts):
+    """The numpy join gives ak.concatenate's array: values, type, parameters."""
+    expected = ak.concatenate(parts)
+    got = filegroups.joined(parts)
+    assert got.type == expected.type
+    assert got.tolist() == expected.tolist()
+    assert got.layout.parameters == expected.layout.parameters
+
+
 @pytest.mark.parametrize("executor", ["iterative", "futures", "dask"])
 def test_small_files_run_as_one_unit_with_the_same_output(
     executor, small_run3, dask_client, monkeypatch

@@ -14,6 +14,7 @@ import uproot
 from uproot.behaviors.TTree import TTree
 
 from tau3mu import opentrees
+from tau3mu.filegroups import FILE_GROUPS_ENV
 from tau3mu.reading import uproot_options
 
 TREE = "Events"
@@ -205,6 +206,7 @@ def test_with_more_files_than_kept_the_first_ones_are_kept(
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     monkeypatch.setattr(kept, "max_files", 1)
+    monkeypatch.setenv(FILE_GROUPS_ENV, "off")  # a group's files are not kept
     fileset = fileset_of(run3_dataset)
     files = sum(len(spec["files"]) for spec in fileset.values())
     read = _deserialisations(monkeypatch)
