@@ -9,6 +9,8 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_TEST := $(VENV)/.stamp-test
 PYTEST_ARGS ?=
+# pytest-xdist workers for make test (one per core); a test file stays on one worker
+TEST_WORKERS ?= auto
 
 .PHONY: all demo test env test-env system-deps lint bench bench-docs clean
 
@@ -43,7 +45,7 @@ demo: $(STAMP_RUN)
 
 # TAU3MU_REQUIRE_ALL=1: a test that would skip (no ROOT, no xrootd server) fails instead
 test: $(STAMP_TEST) system-deps
-	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest $(PYTEST_ARGS)
+	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff (lint and format) and mypy ([tool.mypy] in pyproject.toml; .ci/typecheck.py gives
 # mypy the installed layout, tau3mu.kernels and tau3mu.processors included)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 import re
+import time
 from pathlib import Path
 
 import awkward as ak
@@ -311,4 +312,8 @@ def test_a_failed_graph_is_cancelled_on_the_cluster(corrupt_run2_file, dask_clie
             fileset, _processor(), client=dask_client, chunksize=10**6, inspection_cache=False
         )
     assert f"entry {event} is not a std::vector of 8-byte numbers" in str(stopped.value)
+    # the cancel is asynchronous: the scheduler lets go of the tasks soon, not at once
+    deadline = time.monotonic() + 30
+    while dask_client.run_on_scheduler(_tasks_on) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert dask_client.run_on_scheduler(_tasks_on) == 0
