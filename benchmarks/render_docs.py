@@ -370,6 +370,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "overheads": render_overheads,
     "dask-awkward": render_table("dask_awkward"),
     "default-executor": render_default_executor,
+    "small-files": render_table("small_files_1000"),
 }
 
 
