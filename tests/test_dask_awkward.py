@@ -307,6 +307,7 @@ def test_a_failed_graph_is_cancelled_on_the_cluster(corrupt_run2_file, dask_clie
     holds none of them."""
     path, event = corrupt_run2_file
     fileset = {"d": {"files": {path: TREE}, "metadata": {"type": "data"}}}
+    before = dask_client.run_on_scheduler(_tasks_on)  # other tests' on a shared client
     with pytest.raises(ChunkError) as stopped:
         run_dask_awkward(
             fileset, _processor(), client=dask_client, chunksize=10**6, inspection_cache=False
@@ -314,6 +315,6 @@ def test_a_failed_graph_is_cancelled_on_the_cluster(corrupt_run2_file, dask_clie
     assert f"entry {event} is not a std::vector of 8-byte numbers" in str(stopped.value)
     # the cancel is asynchronous: the scheduler lets go of the tasks soon, not at once
     deadline = time.monotonic() + 30
-    while dask_client.run_on_scheduler(_tasks_on) and time.monotonic() < deadline:
+    while dask_client.run_on_scheduler(_tasks_on) > before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert dask_client.run_on_scheduler(_tasks_on) == 0
+    assert dask_client.run_on_scheduler(_tasks_on) == before
