@@ -94,12 +94,18 @@ def file_verdict(path: str, tree: str, rules: FileRules, keep_trees: bool = Fals
 
 
 def _cut_short(path: str, f: Any) -> str | None:
-    """Why a local file is shorter than its header says (ROOT's "truncated" check), or
-    None. The furthest-basket read below only sees the branches the tree lists, which
-    are the schema's alone where trees are read lazily (:mod:`tau3mu.lazytrees`)."""
+    """Why a file is shorter than its header says (ROOT's "truncated" check), or None;
+    a remote file's size is asked of its server (None if it does not say). The
+    furthest-basket read below only sees the branches the tree lists, which are the
+    schema's alone where trees are read lazily (:mod:`tau3mu.lazytrees`)."""
     if is_remote(path):
-        return None
-    size, end = os.path.getsize(local_path(path)), int(f.file.fEND)
+        try:
+            size = int(f.file.source.num_bytes)
+        except Exception:  # a server that does not give the size: the read below checks
+            return None
+    else:
+        size = os.path.getsize(local_path(path))
+    end = int(f.file.fEND)
     if size < end:
         return f"truncated (the file has {size} bytes, its header records {end})"
     return None

@@ -173,13 +173,17 @@ def iteritems_options() -> dict[str, Any]:
 def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]:
     """``uproot.open`` options for inspecting one file: a local file's tree read as the
     Runner's chunks read it (the schema's branches, :mod:`tau3mu.lazytrees`), with
-    ``keep_trees`` kept for the Runner's chunks in this process; a remote file's with
-    uproot's own options."""
-    if is_remote(path) or not supported("uproot"):
-        return {}
-    if keep_trees:
+    ``keep_trees`` kept for the Runner's chunks in this process; a remote file's tree read
+    lazily too, never kept, ``root://`` through uproot's ``XRootDSource`` as the chunks
+    read it (without a timeout: the caller gives its own)."""
+    lazy = {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
+    if is_remote(path):
+        remote = xrootd_options() if is_xrootd(path) else {}
+        remote.pop("timeout", None)
+        return {**remote, **lazy}
+    if keep_trees and supported("uproot"):
         return _kept_tree_options(partial=_lazy_trees())
-    return {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
+    return lazy
 
 
 def _utf8_hash(items: Any) -> int:

@@ -219,3 +219,19 @@ def test_input_json_patterns_are_listed_on_the_server(tmp_path):
         ]
         with pytest.raises(DatasetError, match=r"dataset 'none': the pattern .* matches no file"):
             load_datasets(datasets, names=["none"], prefix=prefix)
+
+
+def test_a_remote_file_shorter_than_its_header_says_is_truncated(server, export):
+    """The inspection reads a remote tree lazily too, so it asks the server for the file's
+    size and compares it with the header's end, as for a local file."""
+    from tau3mu.filecheck import FileRules, file_verdict
+
+    data = (export / "a.root").read_bytes()
+    (export / "cut.root").write_bytes(data[:-1])
+    cut = file_verdict(server.url(export / "cut.root"), "Events", FileRules(None, "2017"))
+    assert (
+        cut.reason
+        == f"truncated (the file has {len(data) - 1} bytes, its header records {len(data)})"
+    )
+    whole = file_verdict(server.url(export / "a.root"), "Events", FileRules(None, "2017"))
+    assert not (whole.reason or "").startswith("truncated")
