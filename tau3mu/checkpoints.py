@@ -54,7 +54,8 @@ KEY_BYTES = 32
 #: longest header read before giving up on a file (a real one is ~200 bytes)
 _MAX_HEADER = 4096
 #: per-chunk keys of coffea's chunk metadata; the rest is the dataset's metadata
-_CHUNK_KEYS = ("filename", "entrystart", "entrystop", "fileuuid")
+#: what names a chunk, not its dataset (``files``: a group's, :mod:`tau3mu.filegroups`)
+_CHUNK_KEYS = ("filename", "entrystart", "entrystop", "fileuuid", "files")
 
 
 class CheckpointError(OutputError):

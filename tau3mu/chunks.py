@@ -124,7 +124,17 @@ def retry_chunk(
     reading.prepare_process()
     unit = _unit(args)
     if isinstance(unit, FileGroup):
-        return _group_or_members(unit, retries, skipbadfiles, func, args, kwargs, at_least, backoff)
+        return _group_or_members(
+            unit,
+            args,
+            kwargs,
+            retries=retries,
+            skipbadfiles=skipbadfiles,
+            func=func,
+            at_least=at_least,
+            backoff=backoff,
+            use_result_type=use_result_type,
+        )
     item = _work_item(args)
     retries = max(retries, at_least)
     delay = backoff_delays(backoff)
@@ -154,16 +164,19 @@ def retry_chunk(
 
 def _group_or_members(
     group: FileGroup,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
     retries: int,
     skipbadfiles: Any,
     func: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
     at_least: int,
     backoff: float,
+    use_result_type: bool,
 ) -> Any:
     """A group's output; if the group fails, its members' outputs, each member run as a
-    chunk of its own by :func:`retry_chunk` (retried, named or skipped on its own)."""
+    chunk of its own by :func:`retry_chunk` (the other arguments are its), so that it is
+    retried, named or skipped on its own."""
     try:
         return func(*args, **kwargs)
     except Exception as err:
@@ -178,6 +191,7 @@ def _group_or_members(
             *_with_unit(args, member),
             at_least=at_least,
             backoff=backoff,
+            use_result_type=use_result_type,
             **kwargs,
         )
         for member in group.members
@@ -219,7 +233,7 @@ class BackoffRunner(processor.Runner):
         grouping = self.group_files and self.format == "root" and not self.use_dataframes
         if not grouping or not grouping_enabled():
             return chunks
-        return iter(group_chunks(chunks, self.chunksize))
+        return (unit for unit in group_chunks(chunks, self.chunksize))
 
     @staticmethod
     def _work_function(*args: Any, **kwargs: Any) -> Any:

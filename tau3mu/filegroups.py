@@ -39,6 +39,7 @@ from coffea.processor.executor import WorkItem
 
 __all__ = [
     "FILE_GROUPS_ENV",
+    "MAX_GROUP_FILES",
     "FileGroup",
     "GroupLayoutError",
     "group_chunks",
@@ -50,6 +51,9 @@ __all__ = [
 
 #: ``off`` runs one chunk per file, as coffea's Runner does
 FILE_GROUPS_ENV = "TAU3MU_FILE_GROUPS"
+#: files a group holds at most: each is open (a file handle, or an XRootD server's) while
+#: the group runs
+MAX_GROUP_FILES = 64
 
 
 class GroupLayoutError(TypeError):
@@ -119,8 +123,9 @@ def _same_unit(a: WorkItem, b: WorkItem) -> bool:
 
 def group_chunks(chunks: Iterable[WorkItem], chunksize: int) -> list[WorkItem | FileGroup]:
     """``chunks`` with each run of consecutive chunks of one dataset (same tree, metadata
-    and preloads) that together hold at most ``chunksize`` events made one
-    :class:`FileGroup`; a chunk left alone stays as it is. The order is kept.
+    and preloads) that together hold at most ``chunksize`` events, and are at most
+    :data:`MAX_GROUP_FILES`, made one :class:`FileGroup`; a chunk left alone stays as it
+    is. The order is kept.
 
     >>> from coffea.processor.executor import WorkItem
     >>> items = [WorkItem("d", f"{k}.root", "t", 0, 400, b"") for k in range(5)]
@@ -129,12 +134,14 @@ def group_chunks(chunks: Iterable[WorkItem], chunksize: int) -> list[WorkItem | 
     """
     units: list[WorkItem | FileGroup] = []
     run: list[WorkItem] = []
+    events = 0
     for chunk in chunks:
-        fits = sum(len(c) for c in run) + len(chunk) <= chunksize
+        fits = events + len(chunk) <= chunksize and len(run) < MAX_GROUP_FILES
         if run and (not fits or not _same_unit(run[0], chunk)):
             units.append(run[0] if len(run) == 1 else FileGroup(tuple(run)))
-            run = []
+            run, events = [], 0
         run.append(chunk)
+        events += len(chunk)
     if run:
         units.append(run[0] if len(run) == 1 else FileGroup(tuple(run)))
     return units
@@ -184,12 +191,21 @@ def joined(parts: list[Any]) -> Any:
 
 
 class _GroupBranch:
-    """One branch of every member, read as one array over the group's entries."""
+    """One branch of every member, read as one array over the group's entries; an array
+    once read is kept in ``joined`` (NanoEvents asks for a list branch twice: offsets,
+    then content)."""
 
-    def __init__(self, name: str, branches: list[Any], ranges: list[tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        branches: list[Any],
+        ranges: list[tuple[int, int]],
+        joined: dict[tuple[str, int, int], Any],
+    ) -> None:
         self.name = name
         self.branches = branches
         self.ranges = ranges
+        self.joined = joined
         self.interpretation = branches[0].interpretation
         self.typename = branches[0].typename
 
@@ -198,6 +214,12 @@ class _GroupBranch:
     ) -> Any:
         """Entries ``entry_start``-``entry_stop`` of the group (0 is the first member's
         first entry), each member's part read with its own tree's interpretation."""
+        key = (self.name, entry_start, entry_stop)
+        if key not in self.joined:
+            self.joined[key] = self._read(entry_start, entry_stop)
+        return self.joined[key]
+
+    def _read(self, entry_start: int, entry_stop: int) -> Any:
         parts, offset = [], 0
         for branch, (start, stop) in zip(self.branches, self.ranges, strict=True):
             low, high = max(entry_start - offset, 0), min(entry_stop - offset, stop - start)
@@ -217,12 +239,13 @@ class _GroupTree:
     def __init__(self, trees: list[Any], ranges: list[tuple[int, int]]) -> None:
         self.trees = trees
         self.ranges = ranges
+        self.joined: dict[tuple[str, int, int], Any] = {}
 
     def __contains__(self, name: str) -> bool:
         return all(name in tree for tree in self.trees)
 
     def __getitem__(self, name: str) -> _GroupBranch:
-        return _GroupBranch(name, [tree[name] for tree in self.trees], self.ranges)
+        return _GroupBranch(name, [tree[name] for tree in self.trees], self.ranges, self.joined)
 
 
 def _branch_types(tree: Any, iteritems_options: dict[str, Any]) -> dict[str, str]:
@@ -291,11 +314,12 @@ def _open_trees(group: FileGroup, timeout: int) -> Iterator[list[Any]]:
 
     from tau3mu.reading import uproot_options
 
+    def options(path: str) -> dict[str, Any]:  # the group keeps the joined arrays
+        return {**uproot_options([path], timeout=timeout), "array_cache": None}
+
     with contextlib.ExitStack() as stack:
         yield [
-            stack.enter_context(
-                uproot.open({m.filename: None}, **uproot_options([m.filename], timeout=timeout))
-            )[m.treename]
+            stack.enter_context(uproot.open({m.filename: None}, **options(m.filename)))[m.treename]
             for m in group.members
         ]
 
@@ -321,6 +345,10 @@ def run_group(
     members one by one)."""
     from coffea.nanoevents.util import key_to_tuple
 
+    from tau3mu.reading import supported
+
+    if not supported("coffea"):  # this process's coffea, which may not be the client's
+        raise GroupLayoutError("coffea's NanoEvents internals are not the tested version's")
     if processor_instance == "heavy":
         item, processor_instance = item
     processor_instance = _processor(processor_instance)

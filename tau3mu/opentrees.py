@@ -28,7 +28,7 @@ path, device, inode, size, mtime and ctime. A process keeps at most :data:`MAX_F
 files and closes the least recently used first; :func:`release` closes them all. Remote
 files are not kept: their reads go through the XRootD options of :mod:`tau3mu.xrootd`.
 Nor are the files of a group of small files (:mod:`tau3mu.filegroups`), which may be
-more than a process keeps: they are read memory-mapped, once.
+more than a process keeps: they are read once (:class:`tau3mu.reading.ReadOnceFileSource`).
 """
 
 from __future__ import annotations

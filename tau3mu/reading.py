@@ -38,12 +38,19 @@ import uproot.source.file
 
 from tau3mu import inflate, lazytrees, opentrees, vectors
 from tau3mu.schemas import schema_branch
-from tau3mu.xrootd import ensure_xrootd_configured, is_remote, is_xrootd, xrootd_options
+from tau3mu.xrootd import (
+    ensure_xrootd_configured,
+    is_remote,
+    is_xrootd,
+    local_path,
+    xrootd_options,
+)
 
 __all__ = [
     "LAZY_TREES_ENV",
     "PRIVATE_APIS_ENV",
     "TESTED_VERSIONS",
+    "ReadOnceFileSource",
     "allow_unicode_names",
     "fileset_paths",
     "inspection_options",
@@ -126,6 +133,16 @@ def _kept_tree_options(partial: bool) -> dict[str, Any]:
     }
 
 
+class ReadOnceFileSource(uproot.source.file.MultithreadedFileSource):
+    """uproot's local-file source, for a file that is not kept open: a ``file://`` URL is
+    read as its path. With uproot's ``use_threads=False`` option it reads synchronously
+    (``pread``, no thread hand-offs); unlike a memory map, a file cut short under it
+    raises an error instead of a bus error."""
+
+    def __init__(self, file_path: str, **options: Any) -> None:
+        super().__init__(local_path(file_path), **options)
+
+
 def uproot_options(
     paths: Iterable[str], *, keep_trees: bool = False, graph: bool = False, timeout: int = 30
 ) -> dict[str, Any]:
@@ -138,7 +155,7 @@ def uproot_options(
     schema's branches (:mod:`tau3mu.lazytrees`; ``$TAU3MU_LAZY_TREES=off``: complete
     trees); with ``keep_trees`` (the Runner), local
     files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`), without
-    it local files are memory-mapped (uproot's ``MemmapSource``); the
+    it local files are read synchronously (:class:`ReadOnceFileSource`); the
     dask-awkward graph's partitions read with these too (:mod:`tau3mu.graph_source`).
     With ``graph``: the options ``uproot.dask`` accepts (no caches), for its look at a
     dataset's first file while the graph is built.
@@ -158,9 +175,9 @@ def uproot_options(
     if keep_trees and fast and local:
         return _kept_tree_options(partial=_lazy_trees())
     if fast and local and not graph:
-        # uproot's default for local files goes through fsspec and a thread pool; a
-        # file read once (a group's member) costs ~40 % less memory-mapped
-        eager["handler"] = uproot.source.file.MemmapSource
+        # uproot's default for local files goes through fsspec and a thread pool; a file
+        # read once (a group's member) costs ~40 % less read synchronously
+        eager.update(handler=ReadOnceFileSource, use_threads=False)
     return eager
 
 

@@ -150,3 +150,35 @@ def test_a_group_is_checkpointed_and_resumed(small_run2, tmp_path, monkeypatch):
     assert again.metrics["accounting"]["resumed_chunks"] == 1
     _assert_same(again, first)
     _assert_same(again, _run(fileset, False, monkeypatch))
+
+
+def test_a_group_may_hold_a_files_last_chunk(small_run3, tmp_path, monkeypatch, caplog):
+    """A 2500-event file makes two chunks of 1250 at ``chunksize`` 1600; the second joins
+    the next 300-event file's chunk (entries 1250-2500, then 0-300) in one group."""
+    big = str(write_run3(tmp_path / "big.root", simulate(5, 9, 2500), truth=False))
+    fileset = _fileset([big, small_run3[0]], "Events")
+    with caplog.at_level(logging.INFO, logger="tau3mu.chunks"):
+        grouped = _run(fileset, True, monkeypatch, chunksize=1600)
+    single = _run(fileset, False, monkeypatch, chunksize=1600)
+    assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (2, 3)
+    assert "run one by one" not in caplog.text  # the group ran as one
+    _assert_same(grouped, single)
+
+
+def test_file_urls_are_grouped_too(small_run3, monkeypatch, caplog):
+    """``file://`` inputs are read as their paths by a group's reads."""
+    fileset = _fileset([f"file://{path}" for path in small_run3[1:]], "Events")
+    with caplog.at_level(logging.INFO, logger="tau3mu.chunks"):
+        grouped = _run(fileset, True, monkeypatch)
+    assert grouped.metrics["chunks"] == 1
+    assert "run one by one" not in caplog.text
+    _assert_same(grouped, _run(_fileset(small_run3[1:], "Events"), False, monkeypatch))
+
+
+def test_at_most_max_group_files_files_a_group(monkeypatch):
+    from coffea.processor.executor import WorkItem
+
+    monkeypatch.setattr(filegroups, "MAX_GROUP_FILES", 3)
+    items = [WorkItem("d", f"{k}.root", "t", 0, 10, b"") for k in range(7)]
+    units = filegroups.group_chunks(items, 10**6)
+    assert [len(getattr(u, "members", [u])) for u in units] == [3, 3, 1]

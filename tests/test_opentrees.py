@@ -225,6 +225,7 @@ def test_a_chunk_inflates_each_basket_once(kept, run2_dataset, fileset_of, monke
     from tau3mu import execution
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
+    monkeypatch.setenv(FILE_GROUPS_ENV, "off")  # a group keeps its joined arrays itself
     if cache == "too small":
         monkeypatch.setattr(opentrees, "CHUNK_ARRAY_CACHE", "100 kB")
     inflated = []
