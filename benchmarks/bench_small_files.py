@@ -16,7 +16,9 @@ give the ratios that two of tau3mu's readers buy: one runs a chunk per file
 (``TAU3MU_FILE_GROUPS=off``: the small files of a dataset are not one unit of work,
 :mod:`tau3mu.filegroups`), the other reads complete trees (``TAU3MU_LAZY_TREES=off``:
 uproot deserialises every branch, and reads a jagged branch's baskets for each ask,
-:mod:`tau3mu.lazytrees`). The processor is compiled by a warm-up run first, rows
+:mod:`tau3mu.lazytrees`). The last rows read the same files through a real ``xrootd``
+server on loopback (``tests/services/xrootd.py``; remote files are always inspected):
+what a file costs over XRootD beyond its events, without a network's latency. The processor is compiled by a warm-up run first, rows
 are interleaved over ``--repeat`` rounds, medians kept.
 
 Usage: ``python benchmarks/bench_small_files.py [--events-per-file 1000] [--repeat 3]``
@@ -120,29 +122,43 @@ def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     return seconds, result.total
 
 
+def over_xrootd(fileset: dict[str, Any], server: Any) -> dict[str, Any]:
+    """``fileset`` with every file read through ``server``'s ``root://`` URL."""
+    return {
+        name: {**spec, "files": {server.url(path): tree for path, tree in spec["files"].items()}}
+        for name, spec in fileset.items()
+    }
+
+
 def bench(events_per_file: int, repeat: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from services.xrootd import xrootd_server
+
     many, few, total = mirror_sets(events_per_file)
     n_many = sum(len(spec["files"]) for spec in many.values())
     whole_run(few, cache=False)  # compile the kernels, import everything
     for fileset in (many, few):  # the cache rows measure reruns: files known good
         inspection_only(fileset, cache=True)
     times: dict[tuple[str, str], list[float]] = {}
-    measures = (
-        ("whole run", whole_run, (False, True)),
-        ("whole run, a chunk per file", whole_run_chunk_per_file, (True,)),
-        ("whole run, complete trees", whole_run_complete_trees, (True,)),
-        ("inspection only", inspection_only, (False, True)),
-    )
-    for _ in range(repeat):
-        for what, measure, caches in measures:
-            for cache in caches:
-                how = "inspection cache, files known good" if cache else "every file inspected"
-                for label, fileset in (("many", many), ("few", few)):
-                    seconds, events = measure(fileset, cache)
-                    if events != total:
-                        raise RuntimeError(f"{label}: {events} events, expected {total}")
-                    times.setdefault((what, how), []).append(seconds)
-                    times.setdefault((what, f"{how}|{label}"), []).append(seconds)
+    with xrootd_server(DATA) as server:
+        remote = (over_xrootd(many, server), over_xrootd(few, server))
+        measures = (
+            ("whole run", whole_run, (False, True), (many, few)),
+            ("whole run, a chunk per file", whole_run_chunk_per_file, (True,), (many, few)),
+            ("whole run, complete trees", whole_run_complete_trees, (True,), (many, few)),
+            ("inspection only", inspection_only, (False, True), (many, few)),
+            ("whole run over XRootD (loopback)", whole_run, (False,), remote),
+            ("inspection only over XRootD (loopback)", inspection_only, (False,), remote),
+        )
+        for _ in range(repeat):
+            for what, measure, caches, filesets in measures:
+                for cache in caches:
+                    how = "inspection cache, files known good" if cache else "every file inspected"
+                    for label, fileset in zip(("many", "few"), filesets, strict=True):
+                        seconds, events = measure(fileset, cache)
+                        if events != total:
+                            raise RuntimeError(f"{label}: {events} events, expected {total}")
+                        times.setdefault((what, how), []).append(seconds)
+                        times.setdefault((what, f"{how}|{label}"), []).append(seconds)
     rows = []
     for (what, how), _ in list(times.items()):
         if "|" in how:
