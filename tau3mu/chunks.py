@@ -24,7 +24,13 @@ from coffea.processor.executor import WorkItem
 from tau3mu import reading
 from tau3mu.errors import OptionError
 from tau3mu.filecheck import InputFileError
-from tau3mu.filegroups import FileGroup, group_chunks, grouping_enabled, run_group
+from tau3mu.filegroups import (
+    FileGroup,
+    files_per_group,
+    group_chunks,
+    grouping_enabled,
+    run_group,
+)
 from tau3mu.progress import distributed_bar, progress_mode
 from tau3mu.retries import backoff_delays, error_chain, is_transient
 from tau3mu.wording import error_text
@@ -221,19 +227,25 @@ class BackoffRunner(processor.Runner):
     backoff_base: float = 1.0
     #: small files of one dataset run as one unit of work (:mod:`tau3mu.filegroups`)
     group_files: bool = True
+    #: the workers that share the units of work (groups leave each some)
+    group_workers: int = 1
 
     @property
     def automatic_retries(self) -> Any:  # coffea calls it as a static function
         return partial(retry_chunk, at_least=self.chunk_retries, backoff=self.backoff_base)
 
     def preprocess(self, fileset: Any, **options: Any) -> Any:
-        """coffea's chunks, with small files' chunks grouped (:func:`group_chunks`)
-        where ``group_files`` and :func:`~tau3mu.filegroups.grouping_enabled`."""
+        """coffea's chunks, with small files' chunks grouped (:func:`group_chunks`, at
+        most :func:`~tau3mu.filegroups.files_per_group` files a group for
+        ``group_workers``) where ``group_files`` and
+        :func:`~tau3mu.filegroups.grouping_enabled`."""
         chunks = super().preprocess(fileset, **options)
         grouping = self.group_files and self.format == "root" and not self.use_dataframes
         if not grouping or not grouping_enabled():
             return chunks
-        return (unit for unit in group_chunks(chunks, self.chunksize))
+        chunks = list(chunks)
+        most = files_per_group(len(chunks), self.group_workers)
+        return (unit for unit in group_chunks(chunks, self.chunksize, most))
 
     @staticmethod
     def _work_function(*args: Any, **kwargs: Any) -> Any:

@@ -40,8 +40,10 @@ from coffea.processor.executor import WorkItem
 __all__ = [
     "FILE_GROUPS_ENV",
     "MAX_GROUP_FILES",
+    "UNITS_PER_WORKER",
     "FileGroup",
     "GroupLayoutError",
+    "files_per_group",
     "group_chunks",
     "group_events",
     "grouping_enabled",
@@ -54,6 +56,8 @@ FILE_GROUPS_ENV = "TAU3MU_FILE_GROUPS"
 #: files a group holds at most: each is open (a file handle, or an XRootD server's) while
 #: the group runs
 MAX_GROUP_FILES = 64
+#: units of work per worker that grouping leaves where the files allow (for balance)
+UNITS_PER_WORKER = 2
 
 
 class GroupLayoutError(TypeError):
@@ -103,6 +107,19 @@ class FileGroup:
         }
 
 
+def files_per_group(chunks: int, workers: int) -> int:
+    """The most files a group may hold so that ``chunks`` chunks still make at least
+    :data:`UNITS_PER_WORKER` units of work per worker where they can (one worker: no
+    limit but :data:`MAX_GROUP_FILES`).
+
+    >>> files_per_group(143, 1), files_per_group(143, 2), files_per_group(128, 16)
+    (64, 36, 4)
+    """
+    if workers <= 1:
+        return MAX_GROUP_FILES
+    return max(1, min(MAX_GROUP_FILES, -(-chunks // (UNITS_PER_WORKER * workers))))
+
+
 def grouping_enabled() -> bool:
     """Whether small files are grouped: coffea's private parts are allowed
     (:func:`tau3mu.reading.supported`) and ``$TAU3MU_FILE_GROUPS`` is not ``off``."""
@@ -121,11 +138,13 @@ def _same_unit(a: WorkItem, b: WorkItem) -> bool:
     )
 
 
-def group_chunks(chunks: Iterable[WorkItem], chunksize: int) -> list[WorkItem | FileGroup]:
+def group_chunks(
+    chunks: Iterable[WorkItem], chunksize: int, max_files: int = MAX_GROUP_FILES
+) -> list[WorkItem | FileGroup]:
     """``chunks`` with each run of consecutive chunks of one dataset (same tree, metadata
     and preloads) that together hold at most ``chunksize`` events, and are at most
-    :data:`MAX_GROUP_FILES`, made one :class:`FileGroup`; a chunk left alone stays as it
-    is. The order is kept.
+    ``max_files``, made one :class:`FileGroup`; a chunk left alone stays as it is. The
+    order is kept.
 
     >>> from coffea.processor.executor import WorkItem
     >>> items = [WorkItem("d", f"{k}.root", "t", 0, 400, b"") for k in range(5)]
@@ -136,7 +155,7 @@ def group_chunks(chunks: Iterable[WorkItem], chunksize: int) -> list[WorkItem | 
     run: list[WorkItem] = []
     events = 0
     for chunk in chunks:
-        fits = events + len(chunk) <= chunksize and len(run) < MAX_GROUP_FILES
+        fits = events + len(chunk) <= chunksize and len(run) < max_files
         if run and (not fits or not _same_unit(run[0], chunk)):
             units.append(run[0] if len(run) == 1 else FileGroup(tuple(run)))
             run, events = [], 0

@@ -22,11 +22,11 @@ RUN2_TREE = "Tree3Mu/ntuple"
 
 @pytest.fixture(scope="module")
 def small_run3(tmp_path_factory) -> list[str]:
-    """Five Run 3 simulation files of 300-700 events; the first one without truth branches."""
+    """Nine Run 3 simulation files of 300-1100 events; the first one without truth branches."""
     out = tmp_path_factory.mktemp("small_run3")
     return [
         str(write_run3(out / f"small_{k}.root", simulate(5, k, 300 + 100 * k), truth=k > 0))
-        for k in range(5)
+        for k in range(9)
     ]
 
 
@@ -85,20 +85,22 @@ def test_joined_is_ak_concatenate(parts):
 def test_small_files_run_as_one_unit_with_the_same_output(
     executor, small_run3, dask_client, monkeypatch
 ):
-    """Four files make one unit of work, with the output of a chunk per file."""
+    """Eight files make one unit of work in one process, and two units per worker (four,
+    of two files each) on two workers; the output is the one of a chunk per file."""
     fileset = _fileset(small_run3[1:], "Events")
     client = dask_client if executor == "dask" else None
     options = {"executor": executor, "client": client, "workers": 2}
     grouped = _run(fileset, True, monkeypatch, **options)
     single = _run(fileset, False, monkeypatch, **options)
-    assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (1, 4)
+    units = 1 if executor == "iterative" else 4
+    assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (units, 8)
     assert grouped.truth["d"]["ds"] > 0
     _assert_same(grouped, single)
 
 
 def test_a_group_stops_at_the_chunk_size(small_run3, monkeypatch):
     """A group holds at most ``chunksize`` events: 400 + 500 then 600, then 700."""
-    out = _run(_fileset(small_run3[1:], "Events"), True, monkeypatch, chunksize=1000)
+    out = _run(_fileset(small_run3[1:5], "Events"), True, monkeypatch, chunksize=1000)
     assert out.metrics["chunks"] == 3
     assert out.metrics["accounting"]["balanced"]
 
@@ -167,18 +169,18 @@ def test_a_group_may_hold_a_files_last_chunk(small_run3, tmp_path, monkeypatch, 
 
 def test_file_urls_are_grouped_too(small_run3, monkeypatch, caplog):
     """``file://`` inputs are read as their paths by a group's reads."""
-    fileset = _fileset([f"file://{path}" for path in small_run3[1:]], "Events")
+    fileset = _fileset([f"file://{path}" for path in small_run3[1:5]], "Events")
     with caplog.at_level(logging.INFO, logger="tau3mu.chunks"):
         grouped = _run(fileset, True, monkeypatch)
     assert grouped.metrics["chunks"] == 1
     assert "run one by one" not in caplog.text
-    _assert_same(grouped, _run(_fileset(small_run3[1:], "Events"), False, monkeypatch))
+    _assert_same(grouped, _run(_fileset(small_run3[1:5], "Events"), False, monkeypatch))
 
 
-def test_at_most_max_group_files_files_a_group(monkeypatch):
+def test_a_group_holds_at_most_max_files():
     from coffea.processor.executor import WorkItem
 
-    monkeypatch.setattr(filegroups, "MAX_GROUP_FILES", 3)
     items = [WorkItem("d", f"{k}.root", "t", 0, 10, b"") for k in range(7)]
-    units = filegroups.group_chunks(items, 10**6)
+    units = filegroups.group_chunks(items, 10**6, max_files=3)
     assert [len(getattr(u, "members", [u])) for u in units] == [3, 3, 1]
+    assert len(filegroups.group_chunks(items * 20, 10**6)) == 3  # 140: 64 + 64 + 12
