@@ -24,13 +24,8 @@ from coffea.processor.executor import WorkItem
 from tau3mu import reading
 from tau3mu.errors import OptionError
 from tau3mu.filecheck import InputFileError
-from tau3mu.filegroups import (
-    FileGroup,
-    files_per_group,
-    group_chunks,
-    grouping_enabled,
-    run_group,
-)
+from tau3mu.filegroups import FileGroup, files_per_group, group_chunks, grouping_enabled
+from tau3mu.group_work import run_group
 from tau3mu.progress import distributed_bar, progress_mode
 from tau3mu.retries import backoff_delays, error_chain, is_transient
 from tau3mu.wording import error_text
@@ -42,6 +37,7 @@ __all__ = [
     "SpreadDaskExecutor",
     "chunk_message",
     "error_cause",
+    "executor_workers",
     "merge_outputs",
     "option_error",
     "retry_chunk",
@@ -227,8 +223,6 @@ class BackoffRunner(processor.Runner):
     backoff_base: float = 1.0
     #: small files of one dataset run as one unit of work (:mod:`tau3mu.filegroups`)
     group_files: bool = True
-    #: the workers that share the units of work (groups leave each some)
-    group_workers: int = 1
 
     @property
     def automatic_retries(self) -> Any:  # coffea calls it as a static function
@@ -236,20 +230,20 @@ class BackoffRunner(processor.Runner):
 
     def preprocess(self, fileset: Any, **options: Any) -> Any:
         """coffea's chunks, with small files' chunks grouped (:func:`group_chunks`, at
-        most :func:`~tau3mu.filegroups.files_per_group` files a group for
-        ``group_workers``) where ``group_files`` and
+        most :func:`~tau3mu.filegroups.files_per_group` files a group for the executor's
+        workers, :func:`executor_workers`) where ``group_files`` and
         :func:`~tau3mu.filegroups.grouping_enabled`."""
         chunks = super().preprocess(fileset, **options)
         grouping = self.group_files and self.format == "root" and not self.use_dataframes
         if not grouping or not grouping_enabled():
             return chunks
         chunks = list(chunks)
-        most = files_per_group(len(chunks), self.group_workers)
+        most = files_per_group(len(chunks), executor_workers(self.executor))
         return (unit for unit in group_chunks(chunks, self.chunksize, most))
 
     @staticmethod
     def _work_function(*args: Any, **kwargs: Any) -> Any:
-        """coffea's work function, or :func:`~tau3mu.filegroups.run_group` for a group."""
+        """coffea's work function, or :func:`~tau3mu.group_work.run_group` for a group."""
         unit = _unit(args[5:6])  # format, timeout, schema, dataframes, metrics, item
         if isinstance(unit, FileGroup):
             return run_group(*args, **kwargs)
@@ -307,6 +301,16 @@ class SpreadDaskExecutor(processor.DaskExecutor):
                 "exception (likely a segfault or out-of-memory issue)"
             ) from err
         return processor.accumulate([out], accumulator), 0
+
+
+def executor_workers(executor: Any) -> int:
+    """How many chunks coffea's ``executor`` runs at once: a futures executor's workers, a
+    Dask executor's cluster's workers now, else 1."""
+    if isinstance(executor, processor.FuturesExecutor):
+        return max(1, int(executor.workers))
+    if isinstance(executor, processor.DaskExecutor) and executor.client is not None:
+        return max(1, len(executor.client.scheduler_info().get("workers", {})))
+    return 1
 
 
 def merge_outputs(outputs: list[Any]) -> Any:

@@ -188,7 +188,6 @@ def run_runner(
         savemetrics=True,
         xrootdtimeout=xrootd_timeout,
         checkpointer=AtomicCheckpointer(checkpoint) if checkpoint else None,
-        group_workers=_parallel_workers(executor, client, workers),
         # the inspection already opened every file: coffea need not open them again
         metadata_cache=inspection.coffea_metadata(),
     )
@@ -205,16 +204,6 @@ def run_runner(
     metrics["executor"] = executor
     metrics["mode"] = "runner"
     return _normalise(out, metrics)
-
-
-def _parallel_workers(executor: Executor, client: Any, workers: int) -> int:
-    """How many workers run the chunks at once: one for ``iterative``; ``workers`` for
-    ``futures``; for ``dask``, the cluster's workers now (at least ``workers``)."""
-    if executor == "iterative":
-        return 1
-    if executor == "dask" and client is not None:
-        return max(workers, len(client.scheduler_info().get("workers", {})))
-    return workers
 
 
 def _run_chunks(

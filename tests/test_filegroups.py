@@ -1,4 +1,4 @@
-"""Small files of a dataset as one unit of work (tau3mu.filegroups): the same output as one
+"""Small files of a dataset as one unit of work (tau3mu.filegroups, tau3mu.group_work): the same output as one
 chunk per file, on every executor; a bad member is named or skipped on its own."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from tau3mu import filegroups
+from tau3mu import filegroups, group_work
 from tau3mu.chunks import ChunkError
 from tau3mu.execution import run_runner
 from tau3mu.filegroups import FILE_GROUPS_ENV
@@ -57,8 +57,9 @@ def _assert_same(grouped, single) -> None:
         assert ak.array_equal(grouped.snapshot[dataset], rows, equal_nan=True), dataset
 
 
-def test_the_examples_hold():
-    assert doctest.testmod(filegroups).failed == 0
+@pytest.mark.parametrize("module", [filegroups, group_work])
+def test_the_examples_hold(module):
+    assert doctest.testmod(module).failed == 0
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ def test_the_examples_hold():
 def test_joined_is_ak_concatenate(parts):
     """The numpy join gives ak.concatenate's array: values, type, parameters."""
     expected = ak.concatenate(parts)
-    got = filegroups.joined(parts)
+    got = group_work.joined(parts)
     assert got.type == expected.type
     assert got.tolist() == expected.tolist()
     assert got.layout.parameters == expected.layout.parameters
