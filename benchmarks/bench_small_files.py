@@ -87,15 +87,20 @@ def whole_run(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     return seconds, sum(steps["events"]["events"] for steps in out.cutflow.values())
 
 
+def whole_run_without(variable: str, fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """:func:`whole_run` with the switch ``variable`` (an environment variable) ``off``."""
+    os.environ[variable] = "off"
+    try:
+        return whole_run(fileset, cache)
+    finally:
+        del os.environ[variable]
+
+
 def whole_run_complete_trees(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     """:func:`whole_run` reading complete trees (``TAU3MU_LAZY_TREES=off``)."""
     from tau3mu.reading import LAZY_TREES_ENV
 
-    os.environ[LAZY_TREES_ENV] = "off"
-    try:
-        return whole_run(fileset, cache)
-    finally:
-        del os.environ[LAZY_TREES_ENV]
+    return whole_run_without(LAZY_TREES_ENV, fileset, cache)
 
 
 def whole_run_chunk_per_file(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
@@ -103,11 +108,7 @@ def whole_run_chunk_per_file(fileset: dict[str, Any], cache: bool) -> tuple[floa
     (``TAU3MU_FILE_GROUPS=off``: no :mod:`tau3mu.filegroups`)."""
     from tau3mu.filegroups import FILE_GROUPS_ENV
 
-    os.environ[FILE_GROUPS_ENV] = "off"
-    try:
-        return whole_run(fileset, cache)
-    finally:
-        del os.environ[FILE_GROUPS_ENV]
+    return whole_run_without(FILE_GROUPS_ENV, fileset, cache)
 
 
 def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
