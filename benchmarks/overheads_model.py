@@ -4,7 +4,9 @@ The terms are measured by ``bench_overheads.py`` on one machine; this module is 
 model alone (pure functions, no I/O), so that its behaviour can be tested and the
 documentation rendered from the saved terms. For a workload of ``files`` files of
 ``events_per_file`` events, cut into coffea's chunks (``round(events_per_file /
-chunksize)`` equal chunks per file, at least one; one Dask task each), on ``W`` workers of one thread:
+chunksize)`` equal chunks per file, at least one; one Dask task each; files smaller than
+a chunk grouped as :mod:`tau3mu.filegroups` groups them, ``Workload.tasks_on``), on
+``W`` workers of one thread:
 
     T(W) = start + data + merge + transfer + write
 
@@ -12,7 +14,7 @@ chunksize)`` equal chunks per file, at least one; one Dask task each), on ``W`` 
                                                                (workers start in parallel)
     data     = max(compute, scheduler, io)                     (the dominating term)
     compute  = ceil(tasks / W) * task_s + opens * per_file_s / W
-    task_s   = chunk_fixed_s + chunk_events * (s_per_event + bytes_read_per_event / xrootd_rate)
+    task_s   = chunk_fixed_s + events / tasks * (s_per_event + bytes_read_per_event / xrootd_rate)
                + task_overhead_s
     opens    = files * min(chunks_per_file, W)                 (each worker opens a file)
     scheduler= (tasks + reduce_tasks) * scheduler_s_per_task   (one scheduler, serial)
@@ -87,11 +89,27 @@ class Assumptions:
 
 @dataclass(frozen=True)
 class Workload:
-    """``files`` files of ``events_per_file`` events, cut into chunks of ``chunksize``."""
+    """``files`` files of ``events_per_file`` events, cut into chunks of ``chunksize``;
+    with ``group_files`` above 1, files smaller than a chunk run up to that many to a
+    task, as :mod:`tau3mu.filegroups` groups them (:meth:`tasks_on`)."""
 
     files: int
     events_per_file: int
     chunksize: int
+    group_files: int = 1
+
+    def files_per_task(self, workers: int) -> int:
+        """Files a task holds on ``workers`` workers: 1 for files of a chunk or more;
+        else as many as fit in a chunk, at most ``group_files``, and few enough that
+        every worker gets two tasks (``tau3mu.filegroups.files_per_group``)."""
+        if self.group_files <= 1 or self.events_per_file >= self.chunksize:
+            return 1
+        spread = math.ceil(self.files / (2 * workers)) if workers > 1 else self.group_files
+        return max(1, min(self.group_files, self.chunksize // self.events_per_file, spread))
+
+    def tasks_on(self, workers: int) -> int:
+        """The tasks on ``workers`` workers (:attr:`tasks` without groups)."""
+        return math.ceil(self.tasks / self.files_per_task(workers))
 
     @property
     def events(self) -> int:
@@ -125,6 +143,7 @@ class Prediction:
     write_s: float
     reduce_tasks: int
     depth: int
+    tasks: int
 
     @property
     def data_s(self) -> float:
@@ -159,15 +178,15 @@ def reduce_tree(tasks: int, fan_in: int = TREE_REDUCTION) -> list[int]:
     return levels
 
 
-def merge_seconds(terms: Terms, workload: Workload) -> tuple[float, int]:
-    """Seconds of the reduce tasks on the critical path after the last chunk, and the
-    number of reduce tasks in all."""
-    levels = reduce_tree(workload.tasks)
+def merge_seconds(terms: Terms, workload: Workload, tasks: int) -> tuple[float, int]:
+    """Seconds of the reduce tasks on the critical path after the last of ``tasks``
+    chunks, and the number of reduce tasks in all."""
+    levels = reduce_tree(tasks)
     total_bytes = workload.events * terms.output_bytes_per_event
-    seconds, merged, reduce_tasks, n = 0.0, 1, 0, workload.tasks
+    seconds, merged, reduce_tasks, n = 0.0, 1, 0, tasks
     for items in levels:
         merged *= items  # chunks behind one reduce task's output at this level
-        share = min(1.0, merged / workload.tasks)
+        share = min(1.0, merged / tasks)
         size = share * total_bytes + items * terms.output_fixed_bytes
         seconds += items * terms.merge_s_per_item + size * terms.merge_s_per_byte
         n = math.ceil(n / TREE_REDUCTION)
@@ -191,12 +210,13 @@ def predict(
     assumed = assumptions or Assumptions()
     xrootd_rate = assumed.xrootd_MB_per_s_per_worker * 1e6
     read_s_per_event = terms.bytes_read_per_event / xrootd_rate if remote else 0.0
-    task_s = workload.chunk_events * (terms.s_per_event + read_s_per_event)
+    tasks = workload.tasks_on(workers)
+    task_s = workload.events / tasks * (terms.s_per_event + read_s_per_event)
     task_s += terms.chunk_fixed_s + terms.task_overhead_s
     opens = workload.files * min(workload.chunks_per_file, workers)
-    compute = math.ceil(workload.tasks / workers) * task_s + opens * terms.per_file_s / workers
-    merge, reduce_tasks = merge_seconds(terms, workload)
-    scheduler = (workload.tasks + reduce_tasks) * terms.scheduler_s_per_task
+    compute = math.ceil(tasks / workers) * task_s + opens * terms.per_file_s / workers
+    merge, reduce_tasks = merge_seconds(terms, workload, tasks)
+    scheduler = (tasks + reduce_tasks) * terms.scheduler_s_per_task
     io = 0.0
     if remote:
         rate = min(workers * xrootd_rate, assumed.site_GB_per_s * 1e9)
@@ -218,7 +238,8 @@ def predict(
         transfer_s=transfer,
         write_s=write,
         reduce_tasks=reduce_tasks,
-        depth=len(reduce_tree(workload.tasks)),
+        depth=len(reduce_tree(tasks)),
+        tasks=tasks,
     )
 
 
@@ -310,8 +331,10 @@ def model_terms(measured: dict[str, Any], name: str, workers: int) -> Terms:
 
 def chep_workloads(measured: dict[str, Any]) -> dict[str, Workload]:
     """100 GiB at the Run 3 set's bytes per event, in 2 GB and 4 GB files or in the
-    original input.json's small files, cut at the default chunk size."""
+    original input.json's small files, cut at the default chunk size; small files run
+    in groups (:data:`tau3mu.filegroups.MAX_GROUP_FILES` at most)."""
     from tau3mu.config import DEFAULT_CHUNKSIZE
+    from tau3mu.filegroups import MAX_GROUP_FILES
 
     run3 = measured["sets"]["run3"]
     events = CHEP_BYTES / (run3["bytes"] / run3["events"])
@@ -322,7 +345,9 @@ def chep_workloads(measured: dict[str, Any]) -> dict[str, Workload]:
         (f"small files ({SMALL_FILE_EVENTS:,} events)", SMALL_FILE_EVENTS),
     ):
         files = math.ceil(events / per_file)
-        workloads[label] = Workload(files, round(events / files), DEFAULT_CHUNKSIZE)
+        workloads[label] = Workload(
+            files, round(events / files), DEFAULT_CHUNKSIZE, group_files=MAX_GROUP_FILES
+        )
     return workloads
 
 
@@ -339,7 +364,7 @@ def projection(measured: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "files": label,
                     "n_files": workload.files,
-                    "tasks": workload.tasks,
+                    "tasks": p.tasks,
                     "workers": workers,
                     "wall_s": round(p.wall_s, 1),
                     "dominant": p.dominant,

@@ -152,6 +152,26 @@ def test_the_scheduler_binds_for_tiny_tasks_and_the_site_for_fast_ones():
     assert scheduler_bound_workers(_terms(), big, slow_site) is None
 
 
+def test_small_files_run_as_tau3mu_groups_them():
+    """Small files make tasks of up to ``group_files`` files, as many as fit in a chunk,
+    and two tasks per worker at least where the files allow; large files are not
+    grouped."""
+    from overheads_model import Workload, predict
+
+    from tau3mu.filegroups import files_per_group
+
+    small = Workload(files=77_510, events_per_file=3000, chunksize=200_000, group_files=64)
+    assert [small.tasks_on(w) for w in (1, 16, 256)] == [1212, 1212, 1212]
+    few = Workload(files=1000, events_per_file=3000, chunksize=200_000, group_files=64)
+    assert [few.files_per_task(w) for w in (1, 16, 256)] == [64, 32, 2]
+    assert [few.files_per_task(w) for w in (16, 256)] == [
+        files_per_group(1000, w) for w in (16, 256)
+    ]
+    assert predict(_terms(), few, 256).tasks == 500
+    big = Workload(files=40, events_per_file=6_000_000, chunksize=200_000, group_files=64)
+    assert big.tasks_on(256) == big.tasks == 1200
+
+
 def test_the_model_refuses_no_workers():
     from overheads_model import Workload, predict
 
