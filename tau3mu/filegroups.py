@@ -6,8 +6,8 @@ merged) however few events it holds. The original analysis's ``input.json`` list
 files of a few thousand events each, so that fixed cost, not the events, set its wall
 time. Here consecutive chunks of one dataset (same tree, same metadata) that together
 hold at most the chunk size are one :class:`FileGroup`: each member file is opened and
-read as its own chunk would read it (the same uproot options: kept trees, lazy trees,
-one-pass vectors), the members' branches are joined into one NanoEvents array and the
+read as its own chunk would read it (lazy trees, one-pass vectors), but read once and not
+kept open, the members' branches are joined into one NanoEvents array and the
 processor runs once (:mod:`tau3mu.group_work`). This module says what a group is and
 which chunks make one.
 
@@ -27,7 +27,6 @@ and ``NanoEventsFactory._from_mapping``): groups are formed only where
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -117,10 +116,9 @@ def files_per_group(chunks: int, workers: int) -> int:
 def grouping_enabled() -> bool:
     """Whether small files are grouped: coffea's private parts are allowed
     (:func:`tau3mu.reading.supported`) and ``$TAU3MU_FILE_GROUPS`` is not ``off``."""
-    from tau3mu.reading import supported
+    from tau3mu.reading import supported, switched_off
 
-    off = os.environ.get(FILE_GROUPS_ENV, "").strip().lower() in ("off", "0", "no", "false")
-    return supported("coffea") and not off
+    return supported("coffea") and not switched_off(FILE_GROUPS_ENV)
 
 
 def _same_unit(a: WorkItem, b: WorkItem) -> bool:

@@ -57,6 +57,7 @@ __all__ = [
     "iteritems_options",
     "prepare_process",
     "supported",
+    "switched_off",
     "uproot_options",
 ]
 
@@ -87,7 +88,7 @@ def supported(package: str) -> bool:
     its installed version lies in :data:`TESTED_VERSIONS` and ``$TAU3MU_PRIVATE_APIS`` is
     not ``off``. Raises KeyError for another package."""
     first, beyond = TESTED_VERSIONS[package]
-    if _off(PRIVATE_APIS_ENV):
+    if switched_off(PRIVATE_APIS_ENV):
         return False
     return first <= _major_minor(package) < beyond
 
@@ -107,29 +108,31 @@ def fileset_paths(fileset: dict[str, Any]) -> list[str]:
     return [path for spec in fileset.values() for path in spec["files"]]
 
 
-def _off(variable: str) -> bool:
+def switched_off(variable: str) -> bool:
+    """Whether the environment variable ``variable`` says ``off`` (or 0, no, false)."""
     return os.environ.get(variable, "").strip().lower() in ("off", "0", "no", "false")
 
 
 def _lazy_trees() -> bool:
     """Whether chunks read trees of the schema's branches only (:mod:`tau3mu.lazytrees`):
     where :func:`supported` and ``$TAU3MU_LAZY_TREES`` is not ``off``."""
-    return supported("uproot") and not _off(LAZY_TREES_ENV)
+    return supported("uproot") and not switched_off(LAZY_TREES_ENV)
 
 
-def _kept_tree_options(partial: bool) -> dict[str, Any]:
-    """Kept trees; ``partial``: read only the schema's branches (:mod:`tau3mu.lazytrees`)."""
-    if not partial:
-        return {
-            "handler": opentrees.KeptFileSource,
-            "object_cache": opentrees.kept_trees(),
-            "array_cache": opentrees.CHUNK_ARRAY_CACHE,
-        }
+def _lazy_tree_options() -> dict[str, Any]:
+    """uproot's ``custom_classes`` for lazy trees, where :func:`_lazy_trees`; else none."""
+    return {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
+
+
+def _kept_tree_options() -> dict[str, Any]:
+    """Kept trees, lazy where :func:`_lazy_trees` (then only an open of that kind, a
+    :class:`~tau3mu.opentrees.PartialKeptFileSource`, takes a kept tree)."""
+    lazy = _lazy_tree_options()
     return {
-        "handler": opentrees.PartialKeptFileSource,
+        "handler": opentrees.PartialKeptFileSource if lazy else opentrees.KeptFileSource,
         "object_cache": opentrees.kept_trees(),
         "array_cache": opentrees.CHUNK_ARRAY_CACHE,
-        "custom_classes": lazytrees.lazy_classes(schema_branch),
+        **lazy,
     }
 
 
@@ -166,14 +169,13 @@ def uproot_options(
     if not graph:
         if fast:
             eager["object_cache"] = vectors.VectorTrees()
-            if _lazy_trees():
-                eager["custom_classes"] = lazytrees.lazy_classes(schema_branch)
+            eager.update(_lazy_tree_options())
         eager["array_cache"] = opentrees.CHUNK_ARRAY_CACHE
     if paths and all(is_xrootd(p) for p in paths):
         return {**xrootd_options(timeout), **eager}
     local = bool(paths) and not any(is_remote(p) for p in paths)
     if keep_trees and fast and local:
-        return _kept_tree_options(partial=_lazy_trees())
+        return _kept_tree_options()
     if fast and local and not graph:
         # uproot's default for local files goes through fsspec and a thread pool; a file
         # read once (a group's member) costs ~40 % less read synchronously
@@ -193,13 +195,13 @@ def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]
     ``keep_trees`` kept for the Runner's chunks in this process; a remote file's tree read
     lazily too, never kept, ``root://`` through uproot's ``XRootDSource`` as the chunks
     read it (without a timeout: the caller gives its own)."""
-    lazy = {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
+    lazy = _lazy_tree_options()
     if is_remote(path):
         remote = xrootd_options() if is_xrootd(path) else {}
         remote.pop("timeout", None)
         return {**remote, **lazy}
     if keep_trees and supported("uproot"):
-        return _kept_tree_options(partial=_lazy_trees())
+        return _kept_tree_options()
     return lazy
 
 
