@@ -101,11 +101,13 @@ class Workload:
     def files_per_task(self, workers: int) -> int:
         """Files a task holds on ``workers`` workers: 1 for files of a chunk or more;
         else as many as fit in a chunk, at most ``group_files``, and few enough that
-        every worker gets two tasks (``tau3mu.filegroups.files_per_group``)."""
+        every worker gets two tasks (:func:`tau3mu.filegroups.files_per_group`)."""
+        from tau3mu.filegroups import files_per_group
+
         if self.group_files <= 1 or self.events_per_file >= self.chunksize:
             return 1
-        spread = math.ceil(self.files / (2 * workers)) if workers > 1 else self.group_files
-        return max(1, min(self.group_files, self.chunksize // self.events_per_file, spread))
+        fit = self.chunksize // self.events_per_file
+        return max(1, min(self.group_files, fit, files_per_group(self.files, workers)))
 
     def tasks_on(self, workers: int) -> int:
         """The tasks on ``workers`` workers (:attr:`tasks` without groups)."""
@@ -122,10 +124,6 @@ class Workload:
     @property
     def tasks(self) -> int:
         return self.files * self.chunks_per_file
-
-    @property
-    def chunk_events(self) -> float:
-        return self.events_per_file / self.chunks_per_file
 
 
 @dataclass(frozen=True)
