@@ -9,6 +9,7 @@ import logging
 import awkward as ak
 import numpy as np
 import pytest
+from same_output import assert_same_output
 
 from tau3mu import filegroups, group_work
 from tau3mu.chunks import ChunkError
@@ -46,15 +47,6 @@ def _fileset(paths: list[str], tree: str, kind: str = "mc") -> dict:
 def _run(fileset: dict, groups: bool, monkeypatch, **options):
     monkeypatch.setenv(FILE_GROUPS_ENV, "on" if groups else "off")
     return run_runner(fileset, DsPhiPiProcessor(), **options)
-
-
-def _assert_same(grouped, single) -> None:
-    assert grouped.cutflow == single.cutflow
-    assert grouped.truth == single.truth
-    for name, hist in single.hists.items():
-        np.testing.assert_array_equal(grouped.hists[name].values(flow=True), hist.values(flow=True))
-    for dataset, rows in single.snapshot.items():
-        assert ak.array_equal(grouped.snapshot[dataset], rows, equal_nan=True), dataset
 
 
 @pytest.mark.parametrize("module", [filegroups, group_work])
@@ -96,7 +88,7 @@ def test_small_files_run_as_one_unit_with_the_same_output(
     units = 1 if executor == "iterative" else 4
     assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (units, 8)
     assert grouped.truth["d"]["ds"] > 0
-    _assert_same(grouped, single)
+    assert_same_output(grouped, single)
 
 
 def test_a_group_stops_at_the_chunk_size(small_run3, monkeypatch):
@@ -115,7 +107,7 @@ def test_members_that_differ_are_run_one_by_one(small_run3, monkeypatch, caplog)
         grouped = _run(fileset, True, monkeypatch, chunksize=10_000)
     assert grouped.metrics["chunks"] == 1
     assert "3 files run one by one after: GroupLayoutError" in caplog.text
-    _assert_same(grouped, _run(fileset, False, monkeypatch, chunksize=10_000))
+    assert_same_output(grouped, _run(fileset, False, monkeypatch, chunksize=10_000))
 
 
 def test_a_bad_file_in_a_group_is_named(small_run2, corrupt_run2, monkeypatch):
@@ -140,7 +132,7 @@ def test_a_bad_file_in_a_group_is_skipped_alone(small_run2, corrupt_run2, monkey
     assert (chunk["file"], chunk["entries"]) == (str(corrupt_run2), [0, 400])
     assert accounting["skipped_chunks"] == single.metrics["accounting"]["skipped_chunks"]
     assert grouped.cutflow["d"]["events"]["events"] == 900
-    _assert_same(grouped, single)
+    assert_same_output(grouped, single)
 
 
 def test_a_group_is_checkpointed_and_resumed(small_run2, tmp_path, monkeypatch):
@@ -151,8 +143,8 @@ def test_a_group_is_checkpointed_and_resumed(small_run2, tmp_path, monkeypatch):
     assert len(list((tmp_path / "ckpt").rglob("*.pkl"))) == 1
     again = _run(fileset, True, monkeypatch, checkpoint=checkpoint)
     assert again.metrics["accounting"]["resumed_chunks"] == 1
-    _assert_same(again, first)
-    _assert_same(again, _run(fileset, False, monkeypatch))
+    assert_same_output(again, first)
+    assert_same_output(again, _run(fileset, False, monkeypatch))
 
 
 def test_a_group_may_hold_a_files_last_chunk(small_run3, tmp_path, monkeypatch, caplog):
@@ -165,7 +157,7 @@ def test_a_group_may_hold_a_files_last_chunk(small_run3, tmp_path, monkeypatch, 
     single = _run(fileset, False, monkeypatch, chunksize=1600)
     assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (2, 3)
     assert "run one by one" not in caplog.text  # the group ran as one
-    _assert_same(grouped, single)
+    assert_same_output(grouped, single)
 
 
 def test_file_urls_are_grouped_too(small_run3, monkeypatch, caplog):
@@ -175,7 +167,7 @@ def test_file_urls_are_grouped_too(small_run3, monkeypatch, caplog):
         grouped = _run(fileset, True, monkeypatch)
     assert grouped.metrics["chunks"] == 1
     assert "run one by one" not in caplog.text
-    _assert_same(grouped, _run(_fileset(small_run3[1:5], "Events"), False, monkeypatch))
+    assert_same_output(grouped, _run(_fileset(small_run3[1:5], "Events"), False, monkeypatch))
 
 
 def test_a_group_holds_at_most_max_files():

@@ -6,6 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 from reference_selection import reference_select
+from same_output import assert_same_output
 
 from tau3mu.chunks import ChunkError
 from tau3mu.config import RUN2_STEPS, RUN3_STEPS, SelectionConfig
@@ -23,19 +24,6 @@ def _files(dataset):
 def _only(out: AnalysisOutput) -> str:
     (name,) = out.cutflow
     return name
-
-
-def _assert_same(a: AnalysisOutput, b: AnalysisOutput) -> None:
-    assert a.cutflow == b.cutflow
-    assert a.truth == b.truth
-    for name, h in a.hists.items():
-        np.testing.assert_array_equal(h.values(), b.hists[name].values(), err_msg=name)
-        np.testing.assert_array_equal(h.variances(), b.hists[name].variances(), err_msg=name)
-    for dataset, snap in a.snapshot.items():
-        other = b.snapshot[dataset]
-        assert ak.fields(snap) == ak.fields(other)
-        for field in ak.fields(snap):
-            np.testing.assert_array_equal(ak.to_numpy(snap[field]), ak.to_numpy(other[field]))
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +141,7 @@ def test_executors_agree(executor, layout, request, fileset_of, dask_client):
         workers=2,
         chunksize=2500,
     )
-    _assert_same(request.getfixturevalue(f"{layout}_output"), out)
+    assert_same_output(request.getfixturevalue(f"{layout}_output"), out)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -166,7 +154,7 @@ def test_dask_awkward_path_agrees(distributed, layout, request, fileset_of, dask
         client=dask_client if distributed else None,
         chunksize=2500,
     )
-    _assert_same(request.getfixturevalue(f"{layout}_output"), out)
+    assert_same_output(request.getfixturevalue(f"{layout}_output"), out)
 
 
 @pytest.mark.root
@@ -511,7 +499,7 @@ def test_normalised_simulation_alike_on_the_dask_awkward_path(
     )
     runner = run_runner(fileset_of(mc), processor, chunksize=700)
     graph = run_dask_awkward(fileset_of(mc), processor, chunksize=700)
-    _assert_same(runner, graph)
+    assert_same_output(runner, graph)
     weight = ak.to_numpy(runner.snapshot[name]["weight"])
     assert len(np.unique(weight)) > 100  # SFs and w_PU vary per event
     h = runner.hists["h_mass"][{"dataset": name, "systematic": "nominal"}]
