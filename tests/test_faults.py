@@ -521,24 +521,28 @@ def test_worker_killed_mid_chunk_has_its_chunk_recomputed(run3_dataset, fileset_
     slow.process = process
     killed: list[tuple[str, int]] = []
 
-    def kill_the_first_busy_worker():
+    def kill_the_first_busy_worker(workers: set[int]):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             started = sorted(markers.iterdir())
             if started:
                 chunk, pid = started[0].name.rsplit(".", 1)
+                if int(pid) not in workers:  # never this process, nor another's
+                    return
                 os.kill(int(pid), signal.SIGKILL)
                 killed.append((chunk, int(pid)))
                 return
             time.sleep(0.02)
 
     with dask_processes(n_workers=2) as cluster, Client(cluster.address) as client:
-        thread = threading.Thread(target=kill_the_first_busy_worker)
+        workers = set(client.run(os.getpid).values())
+        thread = threading.Thread(target=kill_the_first_busy_worker, args=(workers,))
         thread.start()
         out = run_runner(
             fileset_of(run3_dataset), slow, executor="dask", client=client, chunksize=1000
         )
         thread.join()
+    assert killed, f"no chunk started on a worker process ({sorted(markers.iterdir())})"
     ((chunk, pid),) = killed
     runs = {int(p.name.rsplit(".", 1)[1]) for p in markers.glob(f"{chunk}.*")}
     assert pid in runs
