@@ -12,9 +12,10 @@ processor runs once (:mod:`tau3mu.group_work`). This module says what a group is
 which chunks make one.
 
 A group is only a faster way to the same output: its members must type the schema's
-branches alike (else :class:`GroupLayoutError`), and a group that fails for any reason
-is run again member by member (:func:`tau3mu.chunks.retry_chunk`), so that a bad chunk is
-named, retried or skipped on its own, as without groups. A group's checkpoint stands for
+branches alike, and the process running it must have a tested coffea (else an
+:class:`UnjoinableGroup`). A group that fails for any reason is run again member by
+member (:func:`tau3mu.chunks.retry_chunk`), so that a bad chunk is named, retried or
+skipped on its own, as without groups. A group's checkpoint stands for
 the group (:meth:`FileGroup.metadata`); a rerun that forms other groups computes them
 again.
 
@@ -39,6 +40,8 @@ __all__ = [
     "UNITS_PER_WORKER",
     "FileGroup",
     "GroupLayoutError",
+    "UnjoinableGroup",
+    "UntestedCoffeaError",
     "files_per_group",
     "group_chunks",
     "grouping_enabled",
@@ -53,8 +56,17 @@ MAX_GROUP_FILES = 64
 UNITS_PER_WORKER = 2
 
 
-class GroupLayoutError(TypeError):
+class UnjoinableGroup(Exception):
+    """A group's files cannot be analysed as one (they are then run one by one)."""
+
+
+class GroupLayoutError(UnjoinableGroup, TypeError):
     """The files of a group do not type the schema's branches alike."""
+
+
+class UntestedCoffeaError(UnjoinableGroup, RuntimeError):
+    """The process running a group has a coffea whose NanoEvents internals, which a group
+    is joined through, are not those of a tested version (:func:`tau3mu.reading.supported`)."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from tau3mu.filegroups import FileGroup, GroupLayoutError
+from tau3mu.filegroups import FileGroup, GroupLayoutError, UntestedCoffeaError
 
 __all__ = ["group_events", "joined", "run_group"]
 
@@ -220,14 +220,15 @@ def run_group(
     ROOT format, no dataframes; the files are opened as :func:`_open_trees` says, with
     ``uproot_options``' timeout): the processor's output, its metrics with
     ``savemetrics``, and the members as ``processed``; loaded from and saved to the
-    ``checkpointer`` as one chunk. Errors propagate unwrapped (the caller runs the
+    ``checkpointer`` as one chunk. Raises :class:`UntestedCoffeaError` where this
+    process's coffea is untested; errors propagate unwrapped (the caller runs the
     members one by one)."""
     from coffea.nanoevents.util import key_to_tuple
 
     from tau3mu.reading import supported
 
     if not supported("coffea"):  # this process's coffea, which may not be the client's
-        raise GroupLayoutError("coffea's NanoEvents internals are not the tested version's")
+        raise UntestedCoffeaError("coffea's NanoEvents internals are not a tested version's")
     if processor_instance == "heavy":
         item, processor_instance = item
     processor_instance = _processor(processor_instance)

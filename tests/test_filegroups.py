@@ -91,6 +91,30 @@ def test_small_files_run_as_one_unit_with_the_same_output(
     assert_same_output(grouped, single)
 
 
+def test_a_group_on_an_untested_coffea_runs_its_files_one_by_one(small_run3, monkeypatch, caplog):
+    """A process whose coffea internals are not a tested version's (here: the private
+    APIs switched off after the groups were formed, as on a worker that differs from the
+    client) does not join a group: its files run one by one, with the same output."""
+    from tau3mu.chunks import BackoffRunner
+    from tau3mu.reading import PRIVATE_APIS_ENV
+
+    grouping = BackoffRunner.preprocess
+
+    def preprocess(self, fileset, **options):
+        units = list(grouping(self, fileset, **options))
+        monkeypatch.setenv(PRIVATE_APIS_ENV, "off")
+        yield from units
+
+    fileset = _fileset(small_run3[1:4], "Events")
+    single = _run(fileset, False, monkeypatch)
+    monkeypatch.setattr(BackoffRunner, "preprocess", preprocess)
+    with caplog.at_level(logging.INFO, logger="tau3mu.chunks"):
+        grouped = _run(fileset, True, monkeypatch)
+    assert grouped.metrics["chunks"] == 1
+    assert "3 files run one by one after: UntestedCoffeaError" in caplog.text
+    assert_same_output(grouped, single)
+
+
 def test_a_group_stops_at_the_chunk_size(small_run3, monkeypatch):
     """A group holds at most ``chunksize`` events: 400 + 500 then 600, then 700."""
     out = _run(_fileset(small_run3[1:5], "Events"), True, monkeypatch, chunksize=1000)
