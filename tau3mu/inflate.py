@@ -19,8 +19,21 @@ tested with (:func:`tau3mu.reading.supported`).
 from __future__ import annotations
 
 import os
+from functools import cache
+
+__all__ = ["LIBRARIES", "configure", "isal_available"]
 
 LIBRARIES = ("isal", "zlib")
+
+
+@cache
+def isal_available() -> bool:
+    """Whether the ``isal`` package (ISA-L's zlib) can be imported here."""
+    try:
+        import isal.isal_zlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def configure(library: str | None = None) -> str:
@@ -32,11 +45,8 @@ def configure(library: str | None = None) -> str:
     choice = (library or os.environ.get("TAU3MU_INFLATE") or "isal").lower()
     if choice not in LIBRARIES:
         raise ValueError(f"unknown inflate library {choice!r}; use one of {LIBRARIES}")
-    if choice == "isal":
-        try:
-            import isal.isal_zlib  # noqa: F401
-        except ImportError:
-            choice = "zlib"
+    if choice == "isal" and not isal_available():
+        choice = "zlib"
     import uproot.compression
 
     # only the reading side: the instance uproot decompresses with. The class attribute

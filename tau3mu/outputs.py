@@ -195,9 +195,9 @@ def root_compression() -> Any:
     """
     import uproot
 
-    try:
-        import isal.isal_zlib  # noqa: F401
-    except ImportError:
+    from tau3mu.inflate import isal_available
+
+    if not isal_available():
         return uproot.ZLIB(1)
     compression = uproot.ZLIB(3)
     compression.library = "isal"  # this instance only: uproot's class default stays
