@@ -44,10 +44,14 @@ demo: $(STAMP_RUN)
 	$(VENV)/bin/tau3mu demo --out demo-output
 
 # TAU3MU_REQUIRE_ALL=1: a test that would skip (no ROOT, no xrootd server) fails instead.
-# --max-worker-restart=0: a worker that crashes (or that pytest-timeout ends) ends the run,
-# naming its test; pytest-xdist 3.8's file scheduling can deadlock on a replaced worker
+# A test still running at 15 minutes has hung (the slowest takes about one; the tests' own
+# subprocess limits, at most 10 minutes, fire first): pytest-timeout ends its worker
+# ("thread": also from inside C code), after faulthandler printed its stacks at 4.
+# --max-worker-restart=0: a worker that crashes or is ended stops the run, naming its
+# test; pytest-xdist 3.8's file scheduling can deadlock on a replaced worker
+TEST_LIMITS := --timeout=900 --timeout-method=thread --max-worker-restart=0
 test: $(STAMP_TEST) system-deps
-	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --max-worker-restart=0 $(PYTEST_ARGS)
+	TAU3MU_REQUIRE_ALL=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(TEST_LIMITS) $(PYTEST_ARGS)
 
 # ruff (lint and format) and mypy ([tool.mypy] in pyproject.toml; .ci/typecheck.py gives
 # mypy the installed layout, tau3mu.kernels and tau3mu.processors included)

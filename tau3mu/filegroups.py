@@ -13,11 +13,10 @@ which chunks make one.
 
 A group is only a faster way to the same output: its members must type the schema's
 branches alike, and the process running it must have a tested coffea (else an
-:class:`UnjoinableGroup`). A group that fails for any reason is run again member by
-member (:func:`tau3mu.chunks.retry_chunk`), so that a bad chunk is named, retried or
-skipped on its own, as without groups. A group's checkpoint stands for
-the group (:meth:`FileGroup.metadata`); a rerun that forms other groups computes them
-again.
+:class:`UnjoinableGroupError`). A group that fails for any reason is run again member
+by member (:func:`tau3mu.chunks.retry_chunk`), so that a bad chunk is named, retried or
+skipped on its own, as without groups. A group's checkpoint stands for the group
+(:meth:`FileGroup.metadata`); a rerun that forms other groups computes them again.
 
 Joining the members reaches into coffea's NanoEvents internals (its ``UprootSourceMapping``
 and ``NanoEventsFactory._from_mapping``): groups are formed only where
@@ -40,7 +39,7 @@ __all__ = [
     "UNITS_PER_WORKER",
     "FileGroup",
     "GroupLayoutError",
-    "UnjoinableGroup",
+    "UnjoinableGroupError",
     "UntestedCoffeaError",
     "files_per_group",
     "group_chunks",
@@ -56,15 +55,16 @@ MAX_GROUP_FILES = 64
 UNITS_PER_WORKER = 2
 
 
-class UnjoinableGroup(Exception):
-    """A group's files cannot be analysed as one (they are then run one by one)."""
+class UnjoinableGroupError(Exception):
+    """A group's files cannot be analysed as one; the caller runs them one by one
+    (:func:`tau3mu.chunks.retry_chunk` does so after any error of a group)."""
 
 
-class GroupLayoutError(UnjoinableGroup, TypeError):
+class GroupLayoutError(UnjoinableGroupError, TypeError):
     """The files of a group do not type the schema's branches alike."""
 
 
-class UntestedCoffeaError(UnjoinableGroup, RuntimeError):
+class UntestedCoffeaError(UnjoinableGroupError, RuntimeError):
     """The process running a group has a coffea whose NanoEvents internals, which a group
     is joined through, are not those of a tested version (:func:`tau3mu.reading.supported`)."""
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 import os
 from functools import cache
 
-__all__ = ["LIBRARIES", "configure", "isal_available"]
+__all__ = ["LIBRARIES", "configure", "current", "isal_available"]
 
 LIBRARIES = ("isal", "zlib")
 
 
 @cache
 def isal_available() -> bool:
-    """Whether the ``isal`` package (ISA-L's zlib) can be imported here."""
+    """Whether the ``isal`` package (ISA-L's zlib) can be imported here; asked once per
+    process (``isal_available.cache_clear()`` asks again)."""
     try:
         import isal.isal_zlib  # noqa: F401
     except ImportError:

@@ -524,11 +524,10 @@ def test_worker_killed_mid_chunk_has_its_chunk_recomputed(run3_dataset, fileset_
     def kill_the_first_busy_worker(workers: set[int]):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            started = sorted(markers.iterdir())
+            # only the cluster's worker processes: never this one
+            started = sorted(p for p in markers.iterdir() if int(p.suffix[1:]) in workers)
             if started:
                 chunk, pid = started[0].name.rsplit(".", 1)
-                if int(pid) not in workers:  # never this process, nor another's
-                    return
                 os.kill(int(pid), signal.SIGKILL)
                 killed.append((chunk, int(pid)))
                 return
@@ -542,7 +541,7 @@ def test_worker_killed_mid_chunk_has_its_chunk_recomputed(run3_dataset, fileset_
             fileset_of(run3_dataset), slow, executor="dask", client=client, chunksize=1000
         )
         thread.join()
-    assert killed, f"no chunk started on a worker process ({sorted(markers.iterdir())})"
+    assert killed, f"no chunk started on a worker process: {sorted(markers.iterdir())}"
     ((chunk, pid),) = killed
     runs = {int(p.name.rsplit(".", 1)[1]) for p in markers.glob(f"{chunk}.*")}
     assert pid in runs
