@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
+import io
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,25 @@ def branch_list_file() -> Path:
 def pog_sf_file() -> Path:
     """The real Muon POG 2017 UL ID scale factors (correctionlib schema v2)."""
     return DATA / "Efficiency_muon_trackerMuon_Run2017_UL_ID_schemaV2.json"
+
+
+#: where a SIGTERM'd test process prints its stacks (see pytest_configure)
+_SIGTERM_STDERR = pytest.StashKey[io.TextIOWrapper]()
+
+
+def pytest_configure(config):
+    """A test process ended by SIGTERM (CI's limit, a stray kill) prints every thread's
+    stack first, then ends as SIGTERM ends it: a crashed xdist worker says where it was.
+    The stacks go to a copy of the stderr this process started with, as pytest's own
+    faulthandler does: output capture later points stderr at a file of its own."""
+    stderr = os.fdopen(os.dup(sys.__stderr__.fileno()), "w")
+    config.stash[_SIGTERM_STDERR] = stderr
+    faulthandler.register(signal.SIGTERM, file=stderr, all_threads=True, chain=True)
+
+
+def pytest_unconfigure(config):
+    faulthandler.unregister(signal.SIGTERM)
+    config.stash[_SIGTERM_STDERR].close()
 
 
 #: ``make test`` sets TAU3MU_REQUIRE_ALL=1: there every test must run, so that a broken
