@@ -3,10 +3,8 @@ into one NanoEvents array (:func:`group_events`), the processor run once on it
 (:func:`run_group`, the Runner's work function for a group).
 
 Each member file is opened as its own chunk would be (uproot's options from
-:func:`tau3mu.reading.uproot_options`, the Runner's kept trees): a file the inspection
-just opened in this process is not opened again (:mod:`tau3mu.opentrees`). Each branch
-is read from every member, without the files' array caches, and joined
-(:func:`joined`) the first time NanoEvents asks for it.
+:func:`tau3mu.reading.uproot_options`), read once and not kept open; each branch is read
+from every member and joined (:func:`joined`) the first time NanoEvents asks for it.
 This reaches into coffea's NanoEvents internals (its ``UprootSourceMapping`` and
 ``NanoEventsFactory._from_mapping``): :func:`run_group` refuses to run where
 :func:`tau3mu.reading.supported` does not allow coffea's private parts, and its caller
@@ -105,13 +103,11 @@ class _GroupBranch:
         for branch, (start, stop) in zip(self.branches, self.ranges, strict=True):
             low, high = max(entry_start - offset, 0), min(entry_stop - offset, stop - start)
             if low < high:
-                parts.append(
-                    branch.array(entry_start=start + low, entry_stop=start + high, array_cache=None)
-                )
+                parts.append(branch.array(entry_start=start + low, entry_stop=start + high))
             offset += stop - start
         if not parts:  # an empty range: the first member's, typed as the others
             first = self.ranges[0][0]
-            return self.branches[0].array(entry_start=first, entry_stop=first, array_cache=None)
+            return self.branches[0].array(entry_start=first, entry_stop=first)
         return parts[0] if len(parts) == 1 else joined(parts)
 
 
@@ -190,16 +186,15 @@ def _processor(processor_instance: Any) -> Any:
 
 @contextlib.contextmanager
 def _open_trees(group: FileGroup, timeout: int) -> Iterator[list[Any]]:
-    """The members' trees, opened as a chunk opens its file (:func:`tau3mu.reading.
-    uproot_options` for the Runner): a local file's tree that this process keeps (the
-    inspection's open) is taken, not read again, and stays kept for a rerun of the member
-    alone; the others are closed at the end."""
+    """The members' trees, closed at the end. They are read as a chunk reads its file
+    (:func:`tau3mu.reading.uproot_options`), but not kept open for later chunks: a group
+    may hold more files than a process keeps (:data:`tau3mu.opentrees.MAX_FILES`)."""
     import uproot
 
     from tau3mu.reading import uproot_options
 
-    def options(path: str) -> dict[str, Any]:
-        return uproot_options([path], keep_trees=True, timeout=timeout)
+    def options(path: str) -> dict[str, Any]:  # the group keeps the joined arrays
+        return {**uproot_options([path], timeout=timeout), "array_cache": None}
 
     with contextlib.ExitStack() as stack:
         yield [

@@ -27,9 +27,8 @@ A kept tree serves only the file it was read from, while that file is unchanged:
 path, device, inode, size, mtime and ctime. A process keeps at most :data:`MAX_FILES`
 files and closes the least recently used first; :func:`release` closes them all. Remote
 files are not kept: their reads go through the XRootD options of :mod:`tau3mu.xrootd`.
-Kept files are read synchronously (uproot's ``use_threads=False``: ``pread``, no reader
-thread), so that a process can keep the files of a group of small files
-(:mod:`tau3mu.filegroups`): the inspection's open of each then serves the group.
+Nor are the files of a group of small files (:mod:`tau3mu.filegroups`), which may be
+more than a process keeps: they are read once (:class:`tau3mu.reading.ReadOnceFileSource`).
 """
 
 from __future__ import annotations
@@ -58,9 +57,8 @@ __all__ = [
     "release",
 ]
 
-#: files a process keeps open at most (each holds one file handle): two groups' worth
-#: of small files (:data:`tau3mu.filegroups.MAX_GROUP_FILES`)
-MAX_FILES = 128
+#: files a process keeps open at most (each holds one file handle and one reader thread)
+MAX_FILES = 8
 
 #: uproot's per-file array cache for a chunk's reads. NanoEvents asks for a jagged
 #: branch twice (offsets, then content, often much later); with uproot's default 100 MB

@@ -132,7 +132,6 @@ def _kept_tree_options() -> dict[str, Any]:
         "handler": opentrees.PartialKeptFileSource if lazy else opentrees.KeptFileSource,
         "object_cache": opentrees.kept_trees(),
         "array_cache": opentrees.CHUNK_ARRAY_CACHE,
-        "use_threads": False,
         **lazy,
     }
 

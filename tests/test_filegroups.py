@@ -194,33 +194,6 @@ def test_file_urls_are_grouped_too(small_run3, monkeypatch, caplog):
     assert_same_output(grouped, _run(_fileset(small_run3[1:5], "Events"), False, monkeypatch))
 
 
-def test_a_group_takes_the_trees_the_inspection_opened(small_run3, monkeypatch):
-    """In one process a group's files are not opened again after their inspection: each
-    member's tree comes from the trees this process keeps."""
-    from tau3mu import opentrees
-
-    served: list[str] = []
-    kept_tree = opentrees.KeptTrees.__getitem__
-
-    def counted(self, key):
-        tree = kept_tree(self, key)
-        served.append(tree.file.file_path)
-        return tree
-
-    monkeypatch.setattr(opentrees.KeptTrees, "__getitem__", counted)
-    out = _run(_fileset(small_run3[1:4], "Events"), True, monkeypatch, inspection_cache=False)
-    assert out.metrics["chunks"] == 1
-    assert sorted(served) == sorted(small_run3[1:4])
-
-
-def test_a_process_keeps_two_groups_of_files():
-    """The inspection's open of a group's files serves the group: a process keeps more
-    files than a group holds (the files of the next group are inspected too)."""
-    from tau3mu import opentrees
-
-    assert opentrees.MAX_FILES >= 2 * filegroups.MAX_GROUP_FILES
-
-
 def test_a_group_holds_at_most_max_files():
     from coffea.processor.executor import WorkItem
 
