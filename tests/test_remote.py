@@ -8,8 +8,8 @@ import stat
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from same_output import assert_same_output
 from services.dask import dask_cluster_processes as dask_processes
 from services.dask import proxy_state
 from services.xrootd import xrootd_available, xrootd_server
@@ -36,12 +36,6 @@ def _remote_fileset(run3_dataset, server):
     return {name: {"files": files, "metadata": {"type": "data"}}}
 
 
-def _same(a, b):
-    assert a.cutflow == b.cutflow
-    for name, h in a.hists.items():
-        np.testing.assert_array_equal(h.values(), b.hists[name].values())
-
-
 @pytest.fixture(scope="module")
 def local_result(run3_dataset, fileset_of):
     return run_runner(fileset_of(run3_dataset), DsPhiPiProcessor(), chunksize=3000)
@@ -61,7 +55,7 @@ def test_runner_over_xrootd_equals_local(executor, served, run3_dataset, local_r
         workers=2,
         chunksize=3000,
     )
-    _same(local_result, out)
+    assert_same_output(local_result, out)
     assert out.metrics["bytesread"] > 0
 
 
@@ -74,7 +68,7 @@ def test_dask_awkward_over_xrootd_equals_local(served, run3_dataset, local_resul
         client=dask_client,
         chunksize=3000,
     )
-    _same(local_result, out)
+    assert_same_output(local_result, out)
 
 
 @pytest.mark.xrootd
@@ -181,7 +175,7 @@ def test_dask_awkward_progress_follows_its_own_client(
         thread.start()
         thread.join(timeout=180)
         assert not thread.is_alive(), "the progress bar waits on the wrong scheduler"
-    _same(local_result, done["out"])
+    assert_same_output(local_result, done["out"])
     assert "Processing: 100%" in capsys.readouterr().out
 
 
