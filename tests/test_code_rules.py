@@ -8,7 +8,11 @@ installed package: ``tau3mu/``, ``kernels/`` (``tau3mu.kernels``) and ``processo
 - no import cycle between the project's modules, module-level and function-level
   imports alike (imports under ``if TYPE_CHECKING:`` never run and do not count);
 - no private name (``_x``, or a name from a ``_x`` module) imported from another project
-  module.
+  module;
+- over every Python file of the repository, tests and benchmarks included: no PyROOT
+  ``Branch`` or ``SetBranchAddress`` given a buffer made in the call. The tree keeps the
+  buffer's address and the temporary is freed when the call returns, so ``Fill`` reads
+  freed memory: wrong bytes in the file, or a crash that takes a test worker with it.
 
 Where a limit fights clarity, the exception is an entry of an allow-list below, with its
 reason; an entry that no longer applies fails too, so that the lists stay true.
@@ -216,3 +220,36 @@ def test_no_private_name_imported_across_modules(module):
         and (any(is_private(part) for part in target.split(".")) or is_private(name or ""))
     ]
     assert private == [], f"{module} imports private names: {private}"
+
+
+#: the PyROOT calls that keep the address of their second argument
+BRANCH_ADDRESS_CALLS = ("Branch", "SetBranchAddress")
+
+
+def temporary_branch_buffers(tree: ast.AST) -> list[int]:
+    """Lines where a tree is given a buffer created in the same call (``Branch(name, f())``)."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in BRANCH_ADDRESS_CALLS
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Call)
+    ]
+
+
+def test_the_buffer_rule_sees_a_temporary():
+    code = ast.parse("t.Branch('a', v)\nt.Branch('b', std.vector('double')())\n")
+    assert temporary_branch_buffers(code) == [2]
+    assert temporary_branch_buffers(ast.parse("t.SetBranchAddress('a', array('d', [0]))")) == [1]
+
+
+@pytest.mark.parametrize("folder", ["tau3mu", "kernels", "processors", "tests", "benchmarks"])
+def test_no_tree_branch_keeps_a_temporary_buffer(folder):
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line in temporary_branch_buffers(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == [], f"a tree branch given a temporary buffer: {found}"

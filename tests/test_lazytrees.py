@@ -107,9 +107,10 @@ def test_a_kept_object_branch_is_read_with_the_whole_tree(tmp_path):
     path = tmp_path / "split.root"
     f = ROOT.TFile(str(path), "RECREATE")
     tree = ROOT.TTree("t", "t")
-    other, p4 = ROOT.std.vector("int")(), ROOT.TLorentzVector()
+    other, more = ROOT.std.vector("int")(), ROOT.std.vector("double")()
+    p4 = ROOT.TLorentzVector()
     tree.Branch("other", other)
-    tree.Branch("more", ROOT.std.vector("double")())
+    tree.Branch("more", more)
     tree.Branch("p4", p4, 32000, 99)
     for i in range(5):
         p4.SetPxPyPzE(i, 0, 0, 10)
