@@ -174,7 +174,7 @@ def run_runner(
             keep_trees=True,
         )
     except BaseException:
-        opentrees.release()  # what the inspection kept before it stopped
+        opentrees.release(client if executor == "dask" else None)  # what it kept
         raise
     fileset = inspection.fileset
     mode = progress_mode(progress)
@@ -215,8 +215,8 @@ def _run_chunks(
     options: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """coffea's (output, metrics) of ``runner`` over the inspected ``fileset``, with the
-    progress ``mode`` and uproot's ``options``; empty for an empty fileset. The files this process kept open
-    are released at the end (workers keep theirs)."""
+    progress ``mode`` and uproot's ``options``; empty for an empty fileset. The files this
+    process and the client's workers kept open are released at the end."""
     # coffea's Dask progress bar watches the default client's scheduler: make it this
     # run's (another Client made later in this process would leave it waiting)
     current = client.as_current() if client is not None else contextlib.nullcontext()
@@ -231,7 +231,7 @@ def _run_chunks(
                 iteritems_options=iteritems_options(),
             )
     finally:
-        opentrees.release()
+        opentrees.release(client)
     return out, metrics
 
 
@@ -381,7 +381,7 @@ def run_dask_awkward(
             processor_instance, available, paths, client, skip_bad_files, progress, tic
         )
     finally:
-        opentrees.release()  # the files this process kept (workers keep theirs)
+        opentrees.release(client)
     merged: dict[str, Any] = accumulate(computed.values()) if computed else {}
     events = {
         d: {"events": {"events": _to_int(s["events"]["events"])}}

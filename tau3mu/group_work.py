@@ -2,9 +2,11 @@
 into one NanoEvents array (:func:`group_events`), the processor run once on it
 (:func:`run_group`, the Runner's work function for a group).
 
-Each member file is opened as its own chunk would be (uproot's options from
-:func:`tau3mu.reading.uproot_options`), read once and not kept open; each branch is read
-from every member and joined (:func:`joined`) the first time NanoEvents asks for it.
+Each member file is opened as its own chunk would be (lazy trees, one-pass vectors), and
+a file the inspection just opened in this process is not opened again
+(:func:`tau3mu.reading.group_member_options`); each branch is read from every member,
+past the files' array caches, and joined (:func:`joined`) the first time NanoEvents
+asks for it.
 This reaches into coffea's NanoEvents internals (its ``UprootSourceMapping`` and
 ``NanoEventsFactory._from_mapping``): :func:`run_group` refuses to run where
 :func:`tau3mu.reading.supported` does not allow coffea's private parts, and its caller
@@ -103,11 +105,13 @@ class _GroupBranch:
         for branch, (start, stop) in zip(self.branches, self.ranges, strict=True):
             low, high = max(entry_start - offset, 0), min(entry_stop - offset, stop - start)
             if low < high:
-                parts.append(branch.array(entry_start=start + low, entry_stop=start + high))
+                parts.append(
+                    branch.array(entry_start=start + low, entry_stop=start + high, array_cache=None)
+                )
             offset += stop - start
         if not parts:  # an empty range: the first member's, typed as the others
             first = self.ranges[0][0]
-            return self.branches[0].array(entry_start=first, entry_stop=first)
+            return self.branches[0].array(entry_start=first, entry_stop=first, array_cache=None)
         return parts[0] if len(parts) == 1 else joined(parts)
 
 
@@ -185,22 +189,29 @@ def _processor(processor_instance: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _open_trees(group: FileGroup, timeout: int) -> Iterator[list[Any]]:
-    """The members' trees, closed at the end. They are read as a chunk reads its file
-    (:func:`tau3mu.reading.uproot_options`), but not kept open for later chunks: a group
-    may hold more files than a process keeps (:data:`tau3mu.opentrees.MAX_FILES`)."""
+def _open_trees(group: FileGroup, timeout: int) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The members' trees and the sources of their opens, closed at the end
+    (:func:`tau3mu.reading.group_member_options`): a local file's tree that this process
+    keeps (the inspection's open) is taken, not read again; the others are read once."""
     import uproot
 
-    from tau3mu.reading import uproot_options
-
-    def options(path: str) -> dict[str, Any]:  # the group keeps the joined arrays
-        return {**uproot_options([path], timeout=timeout), "array_cache": None}
+    from tau3mu.reading import group_member_options
 
     with contextlib.ExitStack() as stack:
-        yield [
-            stack.enter_context(uproot.open({m.filename: None}, **options(m.filename)))[m.treename]
-            for m in group.members
-        ]
+        trees, sources = [], []
+        for member in group.members:  # a kept tree is served right after its file's open
+            options = group_member_options(member.filename, timeout=timeout)
+            opened = stack.enter_context(uproot.open({member.filename: None}, **options))
+            trees.append(opened[member.treename])
+            sources.append(opened.file.source)
+        yield trees, sources
+
+
+def _bytes_read(source: Any) -> int:
+    """Bytes read through an open (and, for one that took a kept tree, by this thread
+    through the kept open since)."""
+    own = getattr(source, "bytes_read_by_this_open", None)
+    return int(own()) if own is not None else int(source.num_requested_bytes)
 
 
 def run_group(
@@ -240,7 +251,7 @@ def run_group(
             return dict(saved)
     timeout = uproot_options.get("timeout", xrootdtimeout)
     materialized: list[Any] = []
-    with _open_trees(group, timeout) as trees:
+    with _open_trees(group, timeout) as (trees, sources):
         events = group_events(
             trees, group, schema, iteritems_options, cache_function(), materialized
         )
@@ -248,7 +259,7 @@ def run_group(
         process = getattr(processor_instance, "process", processor_instance)
         output = process(events)
         toc = time.time()
-        read = sum(tree.file.source.num_requested_bytes for tree in trees)
+        read = sum(_bytes_read(source) for source in sources)
     out: dict[str, Any] = {"out": output, "processed": set(group.members)}
     if savemetrics:
         out["metrics"] = {

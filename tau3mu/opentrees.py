@@ -8,7 +8,9 @@ inspection just opened) take the tree the first open made, through the options
 :func:`tau3mu.reading.uproot_options` gives for local files:
 
 - ``handler``: :class:`KeptFileSource`, a local-file source that stays open while a kept
-  tree reads through it (a chunk's ``with`` leaves it open);
+  tree reads through it (a chunk's ``with`` leaves it open). It reads by positional
+  reads (:class:`tau3mu.preadsource.PReadFileSource`): no reader thread per file, and
+  any number of threads may read one kept file at once;
 - ``object_cache``: :class:`KeptTrees`, this process's cache of those trees.
 
 Kept trees read ``std::vector`` branches with :class:`tau3mu.vectors.AsStdVector`, as
@@ -25,31 +27,33 @@ trees, so a kept file holds no arrays between chunks.
 
 A kept tree serves only the file it was read from, while that file is unchanged: same
 path, device, inode, size, mtime and ctime. A process keeps at most :data:`MAX_FILES`
-files and closes the least recently used first; :func:`release` closes them all. Remote
-files are not kept: their reads go through the XRootD options of :mod:`tau3mu.xrootd`.
-Nor are the files of a group of small files (:mod:`tau3mu.filegroups`), which may be
-more than a process keeps: they are read once (:class:`tau3mu.reading.ReadOnceFileSource`).
+files and lets the least recently used go first, closing it once no open uses it;
+:func:`release` lets them all go. Remote files are not kept: their reads go through the
+XRootD options of :mod:`tau3mu.xrootd`. A group of small files (:mod:`tau3mu.filegroups`)
+takes the trees the inspection kept in this process, but keeps none it reads itself
+(:class:`BorrowingFileSource`): its files are read once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-import uproot.source.file
 from uproot.behaviors.TTree import TTree
 
 from tau3mu.cache import file_identity
 from tau3mu.lazytrees import is_partial
+from tau3mu.preadsource import PReadFileSource
 from tau3mu.schemas import schema_branch
 from tau3mu.vectors import use_fast_vectors
-from tau3mu.xrootd import local_path
 
 __all__ = [
     "CHUNK_ARRAY_CACHE",
     "MAX_FILES",
+    "BorrowingFileSource",
     "KeptFileSource",
     "KeptTrees",
     "PartialKeptFileSource",
@@ -57,8 +61,9 @@ __all__ = [
     "release",
 ]
 
-#: files a process keeps open at most (each holds one file handle and one reader thread)
-MAX_FILES = 8
+#: files a process keeps open at most (each holds one file descriptor and its tree's
+#: metadata): two groups' worth of small files (:data:`tau3mu.filegroups.MAX_GROUP_FILES`)
+MAX_FILES = 128
 
 #: uproot's per-file array cache for a chunk's reads. NanoEvents asks for a jagged
 #: branch twice (offsets, then content, often much later); with uproot's default 100 MB
@@ -74,41 +79,81 @@ def _identity(path: str) -> tuple[int | str, ...]:
     return tuple(file_identity(path).values())
 
 
-class KeptFileSource(uproot.source.file.MultithreadedFileSource):
-    """uproot's local-file source, left open while :class:`KeptTrees` keeps its tree.
+class KeptFileSource(PReadFileSource):
+    """A local file's open that stays open while :class:`KeptTrees` keeps its tree.
 
-    It notes, per thread, which file (path and stat) is being opened, so that the
-    tree cache hands out only trees read from that very file.
+    It notes, per thread, which file (path and stat) is being opened, so that the tree
+    cache hands out only trees read from that very file. An open in use is never closed
+    under its reader: the open that made it and every open that took its tree from the
+    cache (until their ``with`` ends) count as users, and a file that the cache lets go
+    of (:meth:`release`) closes when its last user leaves.
     """
 
     #: whether trees that hold only some branches (:mod:`tau3mu.lazytrees`) may serve it
     takes_partial_trees = False
+    #: whether a tree read through this open is kept for later opens
+    keeps_opened_trees = True
 
     def __init__(self, file_path: str, **options: Any) -> None:
-        file_path = local_path(file_path)  # a file:// URL too
-        self.identity = _identity(file_path)
+        super().__init__(file_path, **options)
+        self.identity = _identity(self.file_path)
+        self._use_lock = threading.Lock()
+        self._users = 1  # this open, until its ``with`` ends (or uproot closes it)
         self._kept = False
+        self._left = False
         #: trees this open read through: their cached arrays go when it closes
         self.trees_used: list[TTree] = []
-        super().__init__(file_path, **options)
+        #: kept opens whose trees this open took, with this thread's bytes at the time
+        self.borrowed: list[tuple[KeptFileSource, int]] = []
         _opening.identity = self.identity
         _opening.source = self
 
     def keep(self) -> None:
-        self._kept = True
+        with self._use_lock:
+            self._kept = True
+
+    def borrow(self) -> None:
+        """One more user (an open that took this open's tree)."""
+        with self._use_lock:
+            self._users += 1
+
+    def _leave(self) -> None:
+        with self._use_lock:
+            self._users -= 1
+            last = self._users == 0 and not self._kept
+        if last:
+            self._close_file()
 
     def release(self) -> None:
-        """Close the file for real, even while kept."""
-        self._kept = False
-        super().__exit__(None, None, None)
+        """No longer kept: closed now, or when its last user leaves."""
+        with self._use_lock:
+            self._kept = False
+            unused = self._users == 0
+        if unused:
+            self._close_file()
+
+    def bytes_read_by_this_open(self) -> int:
+        """Bytes read through this open, and in this thread through the opens whose
+        trees it took since it took them."""
+        taken = sum(kept.bytes_read_in_this_thread() - at for kept, at in self.borrowed)
+        return self.num_requested_bytes + taken
 
     def __exit__(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """The open is done (its ``with`` ends, or uproot closes its file, as
+        ``ReadOnlyFile.close`` and its ``__del__`` do, perhaps twice): once only, its
+        trees' cached arrays go, and it leaves the kept opens it took from and itself."""
+        with self._use_lock:
+            left, self._left = self._left, True
+        if left:
+            return
         for tree in self.trees_used:
             if tree.file.array_cache is not None:
                 tree.file.array_cache.clear()
         self.trees_used.clear()
-        if not self._kept:
-            super().__exit__(exception_type, exception_value, traceback)
+        borrowed, self.borrowed = self.borrowed, []
+        for kept, _ in borrowed:
+            kept._leave()
+        self._leave()
 
 
 class PartialKeptFileSource(KeptFileSource):
@@ -116,6 +161,14 @@ class PartialKeptFileSource(KeptFileSource):
     tree that lacks the others may serve them."""
 
     takes_partial_trees = True
+
+
+class BorrowingFileSource(PartialKeptFileSource):
+    """:class:`PartialKeptFileSource` that takes a kept tree but keeps none it reads:
+    the open of a member of a group of small files (:mod:`tau3mu.group_work`), which
+    reads each file once."""
+
+    keeps_opened_trees = False
 
 
 class KeptTrees(MutableMapping):
@@ -150,6 +203,10 @@ class KeptTrees(MutableMapping):
             if is_partial(tree) and not getattr(opener, "takes_partial_trees", False):
                 raise KeyError(key)  # read again, with every branch
             self._trees.move_to_end(full)
+            kept = tree.file.source
+            if opener is not None and all(kept is not k for k, _ in opener.borrowed):
+                kept.borrow()  # in use until the opener is done
+                opener.borrowed.append((kept, kept.bytes_read_in_this_thread()))
         if opener is not None:
             opener.trees_used.append(tree)
         return tree
@@ -159,7 +216,7 @@ class KeptTrees(MutableMapping):
             return  # directories: uproot reads them again
         use_fast_vectors(value, schema_branch)
         source = getattr(value.file, "source", None)
-        if not isinstance(source, KeptFileSource):
+        if not isinstance(source, KeptFileSource) or not source.keeps_opened_trees:
             return  # trees of other sources: uproot reads them again
         evicted = []
         with self._lock:
@@ -192,7 +249,7 @@ class KeptTrees(MutableMapping):
         return len(self._trees)
 
     def release(self) -> None:
-        """Close every kept file."""
+        """Let every kept file go (each closes once no open uses it)."""
         with self._lock:
             trees = list(self._trees.values())
             self._trees.clear()
@@ -208,6 +265,12 @@ def kept_trees() -> KeptTrees:
     return _KEPT
 
 
-def release() -> None:
-    """Close the files this process keeps (their trees are read again on the next open)."""
+def release(client: Any = None) -> None:
+    """Let go of the files this process keeps, and with a Dask ``client`` those its
+    workers keep: their trees are read again on the next open, and each file closes once
+    no open uses it."""
     _KEPT.release()
+    if client is not None:
+        # a cluster that died took its files with it; the run's own error tells why
+        with contextlib.suppress(Exception):
+            client.run(release)

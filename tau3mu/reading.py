@@ -34,15 +34,13 @@ from functools import cache
 from importlib.metadata import version
 from typing import Any
 
-import uproot.source.file
-
 from tau3mu import inflate, lazytrees, opentrees, vectors
+from tau3mu.preadsource import PReadFileSource
 from tau3mu.schemas import schema_branch
 from tau3mu.xrootd import (
     ensure_xrootd_configured,
     is_remote,
     is_xrootd,
-    local_path,
     xrootd_options,
 )
 
@@ -50,9 +48,9 @@ __all__ = [
     "LAZY_TREES_ENV",
     "PRIVATE_APIS_ENV",
     "TESTED_VERSIONS",
-    "ReadOnceFileSource",
     "allow_unicode_names",
     "fileset_paths",
+    "group_member_options",
     "inspection_options",
     "iteritems_options",
     "prepare_process",
@@ -136,16 +134,6 @@ def _kept_tree_options() -> dict[str, Any]:
     }
 
 
-class ReadOnceFileSource(uproot.source.file.MultithreadedFileSource):
-    """uproot's local-file source, for a file that is not kept open: a ``file://`` URL is
-    read as its path. With uproot's ``use_threads=False`` option it reads synchronously
-    (``pread``, no thread hand-offs); unlike a memory map, a file cut short under it
-    raises an error instead of a bus error."""
-
-    def __init__(self, file_path: str, **options: Any) -> None:
-        super().__init__(local_path(file_path), **options)
-
-
 def uproot_options(
     paths: Iterable[str], *, keep_trees: bool = False, graph: bool = False, timeout: int = 30
 ) -> dict[str, Any]:
@@ -158,7 +146,7 @@ def uproot_options(
     schema's branches (:mod:`tau3mu.lazytrees`; ``$TAU3MU_LAZY_TREES=off``: complete
     trees); with ``keep_trees`` (the Runner), local
     files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`), without
-    it local files are read synchronously (:class:`ReadOnceFileSource`); the
+    it local files are read synchronously (:class:`~tau3mu.preadsource.PReadFileSource`); the
     dask-awkward graph's partitions read with these too (:mod:`tau3mu.graph_source`).
     With ``graph``: the options ``uproot.dask`` accepts (no caches), for its look at a
     dataset's first file while the graph is built.
@@ -179,8 +167,22 @@ def uproot_options(
     if fast and local and not graph:
         # uproot's default for local files goes through fsspec and a thread pool; a file
         # read once (a group's member) costs ~40 % less read synchronously
-        eager.update(handler=ReadOnceFileSource, use_threads=False)
+        eager.update(handler=PReadFileSource)
     return eager
+
+
+def group_member_options(path: str, *, timeout: int = 30) -> dict[str, Any]:
+    """``uproot.open`` options for a member of a group of small files
+    (:mod:`tau3mu.group_work`): a local file's tree that this process keeps (the
+    inspection's open) is taken rather than read again, and a tree read now is not kept
+    (:class:`~tau3mu.opentrees.BorrowingFileSource`, with lazy trees); otherwise the
+    file is read as a chunk reads it (:func:`uproot_options`). No array cache: the group
+    keeps the arrays it joins."""
+    if _lazy_trees() and not is_remote(path):
+        options = {**_kept_tree_options(), "handler": opentrees.BorrowingFileSource}
+    else:
+        options = uproot_options([path], timeout=timeout)
+    return {**options, "array_cache": None}
 
 
 def iteritems_options() -> dict[str, Any]:

@@ -10,8 +10,9 @@ import awkward as ak
 import numpy as np
 import pytest
 from same_output import assert_same_output
+from test_opentrees import tree_reads
 
-from tau3mu import filegroups, group_work
+from tau3mu import filegroups, group_work, opentrees
 from tau3mu.chunks import ChunkError
 from tau3mu.execution import run_runner
 from tau3mu.filegroups import FILE_GROUPS_ENV
@@ -89,6 +90,29 @@ def test_small_files_run_as_one_unit_with_the_same_output(
     assert (grouped.metrics["chunks"], single.metrics["chunks"]) == (units, 8)
     assert grouped.truth["d"]["ds"] > 0
     assert_same_output(grouped, single)
+    if client is not None:  # the workers' opens (the inspection's) go with the run
+        assert set(client.run(_kept_files).values()) == {0}
+
+
+def _kept_files() -> int:
+    return len(opentrees.kept_trees())
+
+
+def test_a_group_takes_the_trees_the_inspection_kept(small_run3, monkeypatch):
+    """In one process a group reads no tree twice: its files' trees are the inspection's,
+    and it keeps none of its own (its files are read once)."""
+    opentrees.release()
+    read = tree_reads(monkeypatch)
+    fileset = _fileset(small_run3[1:], "Events")
+    grouped = _run(fileset, True, monkeypatch, inspection_cache=False)
+    assert (grouped.metrics["chunks"], read) == (1, ["Events"] * 8)
+    assert len(opentrees.kept_trees()) == 0
+    monkeypatch.setattr(opentrees.kept_trees(), "max_files", 3)  # 3 kept, 5 read again
+    read.clear()
+    again = _run(fileset, True, monkeypatch, inspection_cache=False)
+    assert len(read) == 8 + 5
+    assert_same_output(grouped, again)
+    assert again.metrics["bytesread"] > grouped.metrics["bytesread"]  # 5 trees read again
 
 
 def test_a_group_on_an_untested_coffea_runs_its_files_one_by_one(small_run3, monkeypatch, caplog):

@@ -35,7 +35,7 @@ def _open(path) -> uproot.ReadOnlyDirectory:
     )
 
 
-def _deserialisations(monkeypatch) -> list[str]:
+def tree_reads(monkeypatch) -> list[str]:
     """Names of the trees uproot reads from a file (rather than takes from the cache)."""
     seen: list[str] = []
     original = uproot.reading.ReadOnlyKey.get
@@ -51,7 +51,7 @@ def _deserialisations(monkeypatch) -> list[str]:
 
 
 def test_a_files_second_open_takes_the_kept_tree(kept, run3_files, monkeypatch):
-    read = _deserialisations(monkeypatch)
+    read = tree_reads(monkeypatch)
     with _open(run3_files[0]) as first:
         tree = first[TREE]
         expected = tree[BRANCH].array(entry_stop=500)
@@ -181,7 +181,7 @@ def test_runner_reads_each_file_once_per_process(kept, run3_dataset, fileset_of,
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
 
     fileset = fileset_of(run3_dataset)
-    read = _deserialisations(monkeypatch)
+    read = tree_reads(monkeypatch)
     out = execution.run_runner(fileset, DsPhiPiProcessor(), chunksize=3_000, inspection_cache=False)
     files = sum(len(spec["files"]) for spec in fileset.values())
     assert read == ["Events"] * files
@@ -209,7 +209,7 @@ def test_with_more_files_than_kept_the_first_ones_are_kept(
     monkeypatch.setenv(FILE_GROUPS_ENV, "off")  # a group's files are not kept
     fileset = fileset_of(run3_dataset)
     files = sum(len(spec["files"]) for spec in fileset.values())
-    read = _deserialisations(monkeypatch)
+    read = tree_reads(monkeypatch)
     execution.run_runner(fileset, DsPhiPiProcessor(), chunksize=10**6, inspection_cache=False)
     # each file once for the inspection; the Runner reads all but the first one again
     assert len(read) == 2 * files - 1
@@ -263,3 +263,43 @@ def test_a_file_url_is_kept_as_its_path(kept, run3_files):
     assert len(kept) == 1
     with _open(url) as again:
         assert again[TREE] is tree
+
+
+def test_a_file_let_go_while_in_use_closes_when_its_reader_is_done(kept, run3_files, monkeypatch):
+    """A kept file that the cache lets go of (here evicted by another file's open) while
+    an open reads its tree stays open for that reader, and closes when it is done."""
+    monkeypatch.setattr(kept, "max_files", 1)
+    with _open(run3_files[0]) as first:
+        tree = first[TREE]
+    with _open(run3_files[0]) as again:
+        assert again[TREE] is tree
+        with _open(run3_files[1]) as other:
+            other[TREE]
+        assert len(kept) == 1
+        assert not tree.file.closed  # evicted, still read here
+        assert len(tree[BRANCH].array(entry_stop=100)) == 100
+    assert tree.file.closed
+
+
+def test_an_open_that_takes_a_kept_tree_counts_its_own_reads(kept, run3_files):
+    """A group's ``bytesread`` comes from its opens: one that took a kept tree counts the
+    bytes it read through the kept file in its thread, not the kept open's earlier reads
+    nor those of other threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tau3mu.preadsource import PReadFileSource
+
+    with _open(run3_files[0]) as first:
+        first[TREE]["nCand2MuTrk"].array()
+    with uproot.open({run3_files[0]: None}, handler=PReadFileSource) as plain:
+        alone = plain[TREE]
+        before = plain.file.source.num_requested_bytes
+        alone[BRANCH].array(array_cache=None)
+        branch_bytes = plain.file.source.num_requested_bytes - before
+    with _open(run3_files[0]) as second, ThreadPoolExecutor(1) as pool:
+        tree, source = second[TREE], second.file.source
+        own = source.num_requested_bytes  # the file's header and directory
+        assert source.bytes_read_by_this_open() == own
+        tree[BRANCH].array(array_cache=None)
+        pool.submit(lambda: tree["nCand2MuTrk"].array(array_cache=None)).result()
+        assert source.bytes_read_by_this_open() == own + branch_bytes
