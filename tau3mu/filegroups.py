@@ -6,8 +6,8 @@ merged) however few events it holds. The original analysis's ``input.json`` list
 files of a few thousand events each, so that fixed cost, not the events, set its wall
 time. Here consecutive chunks of one dataset (same tree, same metadata) that together
 hold at most the chunk size are one :class:`FileGroup`: each member file is opened and
-read as its own chunk would read it (lazy trees, one-pass vectors, the tree the
-inspection kept in this process), but read once and not kept open for later work, the
+read as its own chunk would read it (lazy trees, one-pass vectors; with lazy trees, the
+tree the inspection kept in this process), but read once and not kept open for later work, the
 members' branches are joined into one NanoEvents array and the
 processor runs once (:mod:`tau3mu.group_work`). This module says what a group is and
 which chunks make one.

@@ -2,9 +2,9 @@
 into one NanoEvents array (:func:`group_events`), the processor run once on it
 (:func:`run_group`, the Runner's work function for a group).
 
-Each member file is opened as its own chunk would be (lazy trees, one-pass vectors), and
-a file the inspection just opened in this process is not opened again
-(:func:`tau3mu.reading.group_member_options`); each branch is read from every member,
+Each member file is opened as its own chunk would be (lazy trees, one-pass vectors); with
+lazy trees, the tree of a file the inspection just opened in this process is taken, not
+deserialised again (:func:`tau3mu.reading.group_member_options`); each branch is read from every member,
 past the files' array caches, and joined (:func:`joined`) the first time NanoEvents
 asks for it.
 This reaches into coffea's NanoEvents internals (its ``UprootSourceMapping`` and
@@ -191,8 +191,9 @@ def _processor(processor_instance: Any) -> Any:
 @contextlib.contextmanager
 def _open_trees(group: FileGroup, timeout: int) -> Iterator[tuple[list[Any], list[Any]]]:
     """The members' trees and the sources of their opens, closed at the end
-    (:func:`tau3mu.reading.group_member_options`): a local file's tree that this process
-    keeps (the inspection's open) is taken, not read again; the others are read once."""
+    (:func:`tau3mu.reading.group_member_options`): with lazy trees, a local file's tree
+    that this process keeps (the inspection's) is taken, not deserialised again; the
+    others are read once."""
     import uproot
 
     from tau3mu.reading import group_member_options

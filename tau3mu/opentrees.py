@@ -27,11 +27,12 @@ trees, so a kept file holds no arrays between chunks.
 
 A kept tree serves only the file it was read from, while that file is unchanged: same
 path, device, inode, size, mtime and ctime. A process keeps at most :data:`MAX_FILES`
-files and lets the least recently used go first, closing it once no open uses it;
+trees (a file's, for tau3mu's one tree per file) and lets the least recently used go
+first; a file closes once none of its trees is kept and no open uses it;
 :func:`release` lets them all go. Remote files are not kept: their reads go through the
-XRootD options of :mod:`tau3mu.xrootd`. A group of small files (:mod:`tau3mu.filegroups`)
-takes the trees the inspection kept in this process, but keeps none it reads itself
-(:class:`BorrowingFileSource`): its files are read once.
+XRootD options of :mod:`tau3mu.xrootd`. With lazy trees, a group of small files
+(:mod:`tau3mu.filegroups`) takes the trees the inspection kept in this process, but
+keeps none it reads itself (:class:`BorrowingFileSource`): its files are read once.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from tau3mu.lazytrees import is_partial
 from tau3mu.preadsource import PReadFileSource
 from tau3mu.schemas import schema_branch
 from tau3mu.vectors import use_fast_vectors
+from tau3mu.xrootd import local_path
 
 __all__ = [
     "CHUNK_ARRAY_CACHE",
@@ -61,7 +63,7 @@ __all__ = [
     "release",
 ]
 
-#: files a process keeps open at most (each holds one file descriptor and its tree's
+#: trees a process keeps at most (each holds its file's descriptor and the tree's
 #: metadata): two groups' worth of small files (:data:`tau3mu.filegroups.MAX_GROUP_FILES`)
 MAX_FILES = 128
 
@@ -95,22 +97,41 @@ class KeptFileSource(PReadFileSource):
     keeps_opened_trees = True
 
     def __init__(self, file_path: str, **options: Any) -> None:
+        self.identity = _identity(local_path(file_path))  # before the open: nothing to leak
         super().__init__(file_path, **options)
-        self.identity = _identity(self.file_path)
+        self._start_use()
+        _opening.identity = self.identity
+        _opening.source = self
+
+    def _start_use(self) -> None:
         self._use_lock = threading.Lock()
         self._users = 1  # this open, until its ``with`` ends (or uproot closes it)
-        self._kept = False
+        self._kept = 0  # its trees in the cache
         self._left = False
         #: trees this open read through: their cached arrays go when it closes
         self.trees_used: list[TTree] = []
         #: kept opens whose trees this open took, with this thread's bytes at the time
         self.borrowed: list[tuple[KeptFileSource, int]] = []
-        _opening.identity = self.identity
-        _opening.source = self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for name in ("_use_lock", "_users", "_kept", "_left", "trees_used", "borrowed"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # a new open of the file, used by nobody yet
+        self._start_use()
+
+    @property
+    def done(self) -> bool:
+        """Whether this open has ended (its ``with``, or uproot's close)."""
+        return self._left
 
     def keep(self) -> None:
+        """One more of its trees in the cache."""
         with self._use_lock:
-            self._kept = True
+            self._kept += 1
 
     def borrow(self) -> None:
         """One more user (an open that took this open's tree)."""
@@ -120,16 +141,16 @@ class KeptFileSource(PReadFileSource):
     def _leave(self) -> None:
         with self._use_lock:
             self._users -= 1
-            last = self._users == 0 and not self._kept
-        if last:
-            self._close_file()
+            self._close_if_unused()
 
     def release(self) -> None:
-        """No longer kept: closed now, or when its last user leaves."""
+        """One of its trees left the cache: closed once none is kept and no user is left."""
         with self._use_lock:
-            self._kept = False
-            unused = self._users == 0
-        if unused:
+            self._kept -= 1
+            self._close_if_unused()
+
+    def _close_if_unused(self) -> None:
+        if self._users == 0 and self._kept == 0:  # no open uses it, the cache cannot lend it
             self._close_file()
 
     def bytes_read_by_this_open(self) -> int:
@@ -204,10 +225,14 @@ class KeptTrees(MutableMapping):
                 raise KeyError(key)  # read again, with every branch
             self._trees.move_to_end(full)
             kept = tree.file.source
-            if opener is not None and all(kept is not k for k, _ in opener.borrowed):
+            if (
+                opener is not None
+                and not opener.done  # an ended open's tree is not lent: none would leave
+                and all(kept is not k for k, _ in opener.borrowed)
+            ):
                 kept.borrow()  # in use until the opener is done
                 opener.borrowed.append((kept, kept.bytes_read_in_this_thread()))
-        if opener is not None:
+        if opener is not None and not opener.done:
             opener.trees_used.append(tree)
         return tree
 

@@ -13,6 +13,7 @@ group of small files (:mod:`tau3mu.group_work`). POSIX only (``os.pread``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -107,6 +108,10 @@ class PReadFileSource(uproot.source.chunk.Source):
 
     def __exit__(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._close_file()  # also uproot's ``close()`` and ``ReadOnlyFile.close()``
+
+    def __del__(self) -> None:  # an open uproot never closed (it failed half-way)
+        with contextlib.suppress(Exception):  # at interpreter exit, os may be gone
+            self._close_file()
 
     def _close_file(self) -> None:
         """Close the file descriptor (once: later calls do nothing)."""

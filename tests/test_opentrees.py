@@ -303,3 +303,48 @@ def test_an_open_that_takes_a_kept_tree_counts_its_own_reads(kept, run3_files):
         tree[BRANCH].array(array_cache=None)
         pool.submit(lambda: tree["nCand2MuTrk"].array(array_cache=None)).result()
         assert source.bytes_read_by_this_open() == own + branch_bytes
+
+
+def test_a_file_stays_open_while_any_of_its_trees_is_kept(kept, tmp_path, monkeypatch):
+    """One open that reads two trees of a file keeps both; the file closes only when
+    neither is kept (the cache counts trees, a file may have several)."""
+    path = str(tmp_path / "two_trees.root")
+    with uproot.recreate(path) as out:
+        for name in ("A", "B"):
+            out.mktree(name, {BRANCH: "float64"}).extend({BRANCH: np.arange(5.0)})
+    monkeypatch.setattr(kept, "max_files", 1)
+    with _open(path) as f:
+        first, second = f["A"], f["B"]  # B's keeping lets A go
+    assert first.file is second.file
+    assert len(kept) == 1
+    assert not second.file.closed
+    assert second[BRANCH].array().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    opentrees.release()
+    assert second.file.closed
+
+
+def test_a_kept_open_pickles_as_a_fresh_open(kept, run3_files):
+    """uproot's objects may travel pickled; a kept open arrives as a new open of the
+    file, used by nobody, that closes with its ``with``."""
+    with _open(run3_files[0]) as f:
+        source = f[TREE].file.source
+        copy = pickle.loads(pickle.dumps(source))
+    assert not source.closed  # kept
+    assert type(copy) is type(source)
+    assert copy.identity == source.identity
+    with copy:
+        assert bytes(copy.chunk(0, 4).raw_data) == b"root"
+    assert copy.closed
+
+
+def test_an_ended_open_borrows_nothing(kept, run3_files):
+    """A tree asked of an open whose ``with`` has ended is not counted as in use: it
+    would never be given back, and its file never closed."""
+    with _open(run3_files[0]) as f:
+        tree = f[TREE]
+    late = _open(run3_files[0])
+    with late:
+        pass
+    assert late[TREE] is tree
+    opentrees.release()
+    assert tree.file.closed
