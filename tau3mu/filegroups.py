@@ -7,9 +7,9 @@ files of a few thousand events each, so that fixed cost, not the events, set its
 time. Here consecutive chunks of one dataset (same tree, same metadata) that together
 hold at most the chunk size are one :class:`FileGroup`: each member file is opened and
 read as its own chunk would read it (lazy trees, one-pass vectors; with lazy trees, the
-tree the inspection kept in this process), but read once and not kept open for later work, the
-members' branches are joined into one NanoEvents array and the
-processor runs once (:mod:`tau3mu.group_work`). This module says what a group is and
+tree the inspection kept in this process), but read once and not kept open for later
+work, the members' branches are joined into one NanoEvents array and the processor runs
+once (:mod:`tau3mu.group_work`). This module says what a group is and
 which chunks make one.
 
 A group is only a faster way to the same output: its members must type the schema's

@@ -4,9 +4,9 @@ into one NanoEvents array (:func:`group_events`), the processor run once on it
 
 Each member file is opened as its own chunk would be (lazy trees, one-pass vectors); with
 lazy trees, the tree of a file the inspection just opened in this process is taken, not
-deserialised again (:func:`tau3mu.reading.group_member_options`); each branch is read from every member,
-past the files' array caches, and joined (:func:`joined`) the first time NanoEvents
-asks for it.
+deserialised again (:func:`tau3mu.reading.group_member_options`). Each branch is read
+from every member, past the files' array caches, and joined (:func:`joined`) the first
+time NanoEvents asks for it.
 This reaches into coffea's NanoEvents internals (its ``UprootSourceMapping`` and
 ``NanoEventsFactory._from_mapping``): :func:`run_group` refuses to run where
 :func:`tau3mu.reading.supported` does not allow coffea's private parts, and its caller
