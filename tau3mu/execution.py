@@ -34,7 +34,8 @@ from tau3mu.reading import (
     prepare_process,
     uproot_options,
 )
-from tau3mu.schemas import Tau3MuSchema
+from tau3mu.schemas import Tau3MuSchema, schema_branch
+from tau3mu.traced_branches import run_branches
 
 __all__ = [
     "AnalysisOutput",
@@ -80,15 +81,9 @@ def _normalise(out: dict[str, Any], metrics: dict[str, Any] | None = None) -> An
     for dataset, value in out.get("snapshot", {}).items():
         array = value.value if hasattr(value, "value") else value
         array = ak.Array(array)
-        if len(array):
-            order = np.lexsort(
-                (
-                    ak.to_numpy(array["event"]),
-                    ak.to_numpy(array["lumi"]),
-                    ak.to_numpy(array["run"]),
-                )
-            )
-            array = array[order]
+        if len(array):  # sorted by run, then lumi, then event (lexsort's last key first)
+            keys = [ak.to_numpy(array[name]) for name in ("event", "lumi", "run")]
+            array = array[np.lexsort(keys)]
         snapshot[dataset] = ak.to_packed(array)
     nested = {
         key: {
@@ -164,17 +159,20 @@ def run_runner(
     config = config or getattr(processor_instance, "config", SelectionConfig())
     prepare_process()
     allow_unicode_names()
-    try:
+    on = client if executor == "dask" else None  # where the files are opened first
+    try:  # the trees are read for the branches the run reads, where worth tracing
+        branches = run_branches(fileset, processor_instance, config, on) or schema_branch
         inspection = inspect_inputs(
             fileset,
             skip_bad_files=skip_bad_files,
             config=config,
-            client=client if executor == "dask" else None,
+            client=on,
             cache=inspection_cache,
             keep_trees=True,
+            branches=branches,
         )
     except BaseException:
-        opentrees.release(client if executor == "dask" else None)  # what it kept
+        opentrees.release(on)  # what it kept
         raise
     fileset = inspection.fileset
     mode = progress_mode(progress)
@@ -192,8 +190,10 @@ def run_runner(
         metadata_cache=inspection.coffea_metadata(),
     )
     tic = time.perf_counter()
-    options = uproot_options(fileset_paths(fileset), keep_trees=True, timeout=xrootd_timeout)
-    out, metrics = _run_chunks(runner, fileset, processor_instance, client, mode, options)
+    paths = fileset_paths(fileset)
+    options = uproot_options(paths, keep_trees=True, timeout=xrootd_timeout, branches=branches)
+    reads = (options, iteritems_options(branches))
+    out, metrics = _run_chunks(runner, fileset, processor_instance, client, mode, reads)
     metrics = dict(metrics)
     metrics["accounting"] = check_accounting(
         inspection, out.get("cutflow", {}), out.get("skipped", []), partial=maxchunks is not None
@@ -212,11 +212,12 @@ def _run_chunks(
     processor_instance: Any,
     client: Any,
     mode: ProgressMode,
-    options: dict[str, Any],
+    reads: tuple[dict[str, Any], dict[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """coffea's (output, metrics) of ``runner`` over the inspected ``fileset``, with the
-    progress ``mode`` and uproot's ``options``; empty for an empty fileset. The files this
-    process and the client's workers kept open are released at the end."""
+    progress ``mode``, ``reads``: uproot's and NanoEvents' options; empty for an empty
+    fileset. The files this process and the client's workers kept open are released at
+    the end."""
     # coffea's Dask progress bar watches the default client's scheduler: make it this
     # run's (another Client made later in this process would leave it waiting)
     current = client.as_current() if client is not None else contextlib.nullcontext()
@@ -227,8 +228,8 @@ def _run_chunks(
             out, metrics = runner(
                 fileset,
                 processor_instance=processor_instance,
-                uproot_options=options,
-                iteritems_options=iteritems_options(),
+                uproot_options=reads[0],
+                iteritems_options=reads[1],
             )
     finally:
         opentrees.release(client)
@@ -292,9 +293,8 @@ def _graphs(processor_instance: Any, available: dict[str, Any], paths: list[str]
 
 
 def _probe_options(path: str) -> dict[str, Any]:
-    """uproot's options for reading one file with the same readers as the dask-awkward
-    graph's partitions (one-pass vector readers: a malformed vector is named by branch,
-    basket and entry)."""
+    """uproot's options for reading one file with the dask-awkward graph's readers (one-pass
+    vectors: a malformed vector is named by branch, basket and entry)."""
     return uproot_options([path])
 
 

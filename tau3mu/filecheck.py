@@ -17,7 +17,13 @@ from tau3mu import reading
 from tau3mu.eras import layout_mismatch
 from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3
-from tau3mu.schemas import LayoutError, branch_type_problems, detect_layout, required_branches
+from tau3mu.schemas import (
+    LayoutError,
+    branch_type_problems,
+    detect_layout,
+    required_branches,
+    schema_branch,
+)
 from tau3mu.wording import error_text
 from tau3mu.xrootd import is_remote, local_path
 
@@ -56,13 +62,21 @@ class FileRules:
         return cls(era, config.trigger_match_year(era))
 
 
-def file_verdict(path: str, tree: str, rules: FileRules, keep_trees: bool = False) -> Verdict:
-    """The file's entries and UUID if it is usable, or the reason it is not.
+def file_verdict(
+    path: str,
+    tree: str,
+    rules: FileRules,
+    keep_trees: bool = False,
+    branches: reading.BranchFilter = schema_branch,
+) -> Verdict:
+    """The file's entries and UUID if it is usable, or the reason it is not, from its
+    tree read for ``branches`` (:func:`tau3mu.reading.inspection_options`; they must
+    include the ones ``rules`` require).
 
     With ``keep_trees``, a local file's tree is kept for the Runner's chunks, should
     they run in this process (:mod:`tau3mu.opentrees`). Never raises for a bad file."""
     reading.prepare_process()  # on a Dask worker, this may be its first open
-    options = reading.inspection_options(path, keep_trees=keep_trees)
+    options = reading.inspection_options(path, keep_trees=keep_trees, branches=branches)
     try:
         f = uproot.open(path, timeout=60, **options)
     except FileNotFoundError:

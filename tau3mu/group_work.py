@@ -189,11 +189,13 @@ def _processor(processor_instance: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _open_trees(group: FileGroup, timeout: int) -> Iterator[tuple[list[Any], list[Any]]]:
-    """The members' trees and the sources of their opens, closed at the end
-    (:func:`tau3mu.reading.group_member_options`): with lazy trees, a local file's tree
-    that this process keeps (the inspection's) is taken, not deserialised again; the
-    others are read once."""
+def _open_trees(
+    group: FileGroup, timeout: int, branches: Any
+) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The members' trees, read for ``branches``, and the sources of their opens, closed
+    at the end (:func:`tau3mu.reading.group_member_options`): with lazy trees, a local
+    file's tree that this process keeps (the inspection's) is taken, not deserialised
+    again; the others are read once."""
     import uproot
 
     from tau3mu.reading import group_member_options
@@ -201,7 +203,7 @@ def _open_trees(group: FileGroup, timeout: int) -> Iterator[tuple[list[Any], lis
     with contextlib.ExitStack() as stack:
         trees, sources = [], []
         for member in group.members:  # a kept tree is served right after its file's open
-            options = group_member_options(member.filename, timeout=timeout)
+            options = group_member_options(member.filename, timeout=timeout, branches=branches)
             opened = stack.enter_context(uproot.open({member.filename: None}, **options))
             trees.append(opened[member.treename])
             sources.append(opened.file.source)
@@ -230,7 +232,7 @@ def run_group(
 ) -> dict[str, Any]:
     """coffea's ``Runner._work_function`` for a :class:`FileGroup` (same arguments; the
     ROOT format, no dataframes; the files are opened as :func:`_open_trees` says, with
-    ``uproot_options``' timeout): the processor's output, its metrics with
+    ``uproot_options``' timeout, for the branches ``iteritems_options`` types): the processor's output, its metrics with
     ``savemetrics``, and the members as ``processed``; loaded from and saved to the
     ``checkpointer`` as one chunk. Raises :class:`UntestedCoffeaError` where this
     process's coffea is untested; errors propagate unwrapped (the caller runs the
@@ -238,6 +240,7 @@ def run_group(
     from coffea.nanoevents.util import key_to_tuple
 
     from tau3mu.reading import supported
+    from tau3mu.schemas import schema_branch
 
     if not supported("coffea"):  # this process's coffea, which may not be the client's
         raise UntestedCoffeaError("coffea's NanoEvents internals are not a tested version's")
@@ -252,7 +255,8 @@ def run_group(
             return dict(saved)
     timeout = uproot_options.get("timeout", xrootdtimeout)
     materialized: list[Any] = []
-    with _open_trees(group, timeout) as (trees, sources):
+    branches = iteritems_options.get("filter_name", schema_branch)  # what NanoEvents types
+    with _open_trees(group, timeout, branches) as (trees, sources):
         events = group_events(
             trees, group, schema, iteritems_options, cache_function(), materialized
         )

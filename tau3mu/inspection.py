@@ -24,7 +24,8 @@ from tau3mu import opentrees
 from tau3mu.cache import InspectionCache
 from tau3mu.config import SelectionConfig
 from tau3mu.filecheck import EraMismatchError, FileRules, InputFileError, Verdict, file_verdict
-from tau3mu.schemas import required_branches
+from tau3mu.reading import BranchFilter
+from tau3mu.schemas import required_branches, schema_branch
 from tau3mu.xrootd import is_remote
 
 __all__ = [
@@ -100,23 +101,27 @@ def _inspect_all(
     threads: int,
     client: Any = None,
     keep: list[bool] | None = None,
+    branches: BranchFilter = schema_branch,
 ) -> list[Verdict]:
     """Inspect files concurrently: on the Dask workers when there is a client (opening a
     file is Python-bound work, which parallelises across processes, not threads), else on
     threads (opening remote files is mostly waiting on the network). ``keep``: per job,
-    whether the opening process keeps the file's tree for the Runner's chunks."""
+    whether the opening process keeps the file's tree for the Runner's chunks;
+    ``branches``: those the trees are read for."""
     keep = keep if keep is not None else [False] * len(jobs)
     if client is not None and len(jobs) > 1:
         paths, trees = zip(*jobs, strict=True)
-        futures = client.map(file_verdict, paths, trees, [rules] * len(jobs), keep, pure=False)
+        n = len(jobs)
+        futures = client.map(
+            file_verdict, paths, trees, [rules] * n, keep, [branches] * n, pure=False
+        )
         return list(client.gather(futures))
-    if threads <= 1 or len(jobs) <= 1:
-        return [
-            file_verdict(path, tree, rules, k) for (path, tree), k in zip(jobs, keep, strict=True)
-        ]
 
     def verdict_of(job: tuple[str, str], keep_tree: bool) -> Verdict:
-        return file_verdict(job[0], job[1], rules, keep_tree)
+        return file_verdict(job[0], job[1], rules, keep_tree, branches)
+
+    if threads <= 1 or len(jobs) <= 1:
+        return [verdict_of(job, k) for job, k in zip(jobs, keep, strict=True)]
 
     with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
         return list(pool.map(verdict_of, jobs, keep))
@@ -129,6 +134,7 @@ def _inspect_known(
     client: Any,
     known: InspectionCache | None,
     keep_trees: bool = False,
+    branches: BranchFilter = schema_branch,
 ) -> list[Verdict]:
     """Verdicts in ``jobs`` order: remembered ones from ``known``, the rest inspected now
     (and remembered when good)."""
@@ -143,7 +149,8 @@ def _inspect_known(
     # the Runner takes the files in this order and a process keeps max_files of them: keep
     # the first ones, which it reaches before a later open evicts them
     keep = [keep_trees and i < opentrees.kept_trees().max_files for i in todo]
-    fresh = _inspect_all([(jobs[i][1], jobs[i][2]) for i in todo], rules, threads, client, keep)
+    todo_jobs = [(jobs[i][1], jobs[i][2]) for i in todo]
+    fresh = _inspect_all(todo_jobs, rules, threads, client, keep, branches)
     for i, verdict in zip(todo, fresh, strict=True):
         verdicts[i] = verdict
         if known is not None and verdict.reason is None and verdict.entries:
@@ -166,6 +173,7 @@ def _inspect_by_rules(
     client: Any,
     cache: bool,
     keep_trees: bool,
+    branches: BranchFilter,
 ) -> tuple[list[Verdict], int]:
     """Verdicts in ``jobs`` order, the datasets of one rule set inspected together; and
     how many files the cache knew good."""
@@ -177,7 +185,7 @@ def _inspect_by_rules(
             InspectionCache.default(era=str(rule.era), rules=_rules_key(rule)) if cache else None
         )
         group = [jobs[i] for i in positions]
-        found = _inspect_known(group, rule, threads, client, known, keep_trees)
+        found = _inspect_known(group, rule, threads, client, known, keep_trees, branches)
         for i, verdict in zip(positions, found, strict=True):
             verdicts[i] = verdict
         known_good += known.hits if known is not None else 0
@@ -215,6 +223,7 @@ def inspect_inputs(
     client: Any = None,
     cache: bool = True,
     keep_trees: bool = False,
+    branches: BranchFilter = schema_branch,
 ) -> Inspection:
     """Open every file; raise on the first bad one, or (skipping) report and drop it.
 
@@ -223,7 +232,9 @@ def inspect_inputs(
     local file is Python-bound work that threads do not speed up). With ``cache``, a
     local file found good by an earlier run and unchanged since is not opened again
     (:class:`tau3mu.cache.InspectionCache`). With ``keep_trees``, the process that opens a
-    local file keeps its tree for the Runner's chunks (:mod:`tau3mu.opentrees`).
+    local file keeps its tree for the Runner's chunks (:mod:`tau3mu.opentrees`), read for
+    ``branches`` (the schema's, or those the run reads: :mod:`tau3mu.traced_branches`;
+    they include the branches the era requires).
 
     Each dataset's files are checked against its era (``metadata["era"]``, else
     ``config.era``; :class:`tau3mu.config.SelectionConfig`): the layout of the era's run
@@ -238,7 +249,9 @@ def inspect_inputs(
     if threads is None:
         threads = 8 if any(is_remote(path) for _, path, _ in jobs) else 1
     rules = _rules_of(fileset, config)
-    verdicts, known_good = _inspect_by_rules(jobs, rules, threads, client, cache, keep_trees)
+    verdicts, known_good = _inspect_by_rules(
+        jobs, rules, threads, client, cache, keep_trees, branches
+    )
     result = Inspection(fileset={}, entries={d: {} for d in fileset}, known_good=known_good)
     for (dataset, path, tree), verdict in zip(jobs, verdicts, strict=True):
         if verdict.fatal:

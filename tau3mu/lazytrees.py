@@ -19,8 +19,8 @@ could have lost something a kept branch needs:
   must be top-level, unsplit ones (``fType`` 0, no count branch), and a kept leaf whose
   title names a variable dimension must have its count leaf.
 
-:func:`is_partial` tells such a tree from a complete one. The models are made at run
-time: trees and branches read with them do not pickle (the ``uproot.open`` options that
+:func:`is_partial` tells such a tree from a complete one, and :func:`serves` whether it
+holds every branch another filter asks for. The models are made at run time: trees and branches read with them do not pickle (the ``uproot.open`` options that
 carry the mapping do, :class:`LazyClasses`).
 
 The ``TBranchElement`` model also answers ``array`` from the file's array cache when
@@ -43,7 +43,7 @@ import uproot.deserialization
 import uproot.models.TBranch
 import uproot.models.TTree
 
-__all__ = ["LazyClasses", "is_partial", "lazy_classes"]
+__all__ = ["LazyClasses", "is_partial", "lazy_classes", "serves"]
 
 #: deserialisation context key: the branch-name filter while a tree's branches are read
 _FILTER = "tau3mu.lazytrees.filter"
@@ -144,9 +144,10 @@ def _cached_array(
 
 class _PartialTree:
     """Mixin of the lazy ``TTree`` models: ``branches_skipped`` counts the branches
-    left out (0 for a tree read in full)."""
+    left out (0 for a tree read in full), ``wanted`` is the filter that kept the others."""
 
     branches_skipped = 0
+    wanted: Callable[[str], bool] | None = None
 
 
 def _complete(tree: Any) -> bool:
@@ -205,6 +206,7 @@ def _lazy_tree(base: Any, wanted: Callable[[str], bool]) -> type:
         if partial:
             self._members["fLeaves"] = [leaf for leaf in self.member("fLeaves") if leaf is not None]
             self.branches_skipped = len(branches) - len(self.member("fBranches"))
+            self.wanted = wanted
 
     namespace = {"read_members": read_members, "__module__": __name__}
     return type(base.__name__, (_PartialTree, base), namespace)
@@ -257,3 +259,31 @@ def lazy_classes(wanted: Callable[[str], bool]) -> LazyClasses:
 def is_partial(tree: Any) -> bool:
     """Whether ``tree`` was read by :func:`lazy_classes`' models and left branches out."""
     return isinstance(tree, _PartialTree) and tree.branches_skipped > 0
+
+
+def serves(tree: Any, wanted: Callable[[str], bool] | None) -> bool:
+    """Whether ``tree`` holds every branch of its file that ``wanted`` accepts (None:
+    every branch). A complete tree serves any filter; a partial one serves its own
+    filter (the same object, or an equal one), and a filter whose ``within(own)`` says
+    that the tree's own filter accepts all it does
+    (:class:`tau3mu.traced_branches.BranchSet`).
+
+    >>> class Partial(_PartialTree):
+    ...     branches_skipped, wanted = 3, staticmethod(str.isupper)
+    >>> class Upper:
+    ...     def __call__(self, name): return name.isupper() and len(name) < 3
+    ...     def within(self, other): return other is str.isupper
+    >>> serves(Partial(), str.isupper), serves(Partial(), Upper()), serves(Partial(), str.islower)
+    (True, True, False)
+    >>> serves(Partial(), None), serves(object(), None)
+    (False, True)
+    """
+    if not is_partial(tree):
+        return True
+    own = tree.wanted
+    if wanted is None or own is None:
+        return False
+    if own is wanted or own == wanted:
+        return True
+    within = getattr(wanted, "within", None)
+    return within is not None and bool(within(own))

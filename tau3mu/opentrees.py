@@ -14,10 +14,12 @@ inspection just opened) take the tree the first open made, through the options
 - ``object_cache``: :class:`KeptTrees`, this process's cache of those trees.
 
 Kept trees read ``std::vector`` branches with :class:`tau3mu.vectors.AsStdVector`, as
-every tree the analysis opens does. The Runner's and the inspection's opens
-(:class:`PartialKeptFileSource`) read trees that hold only the schema's branches
-(:mod:`tau3mu.lazytrees`); such a tree is handed out only to opens of that kind, never
-to a :class:`KeptFileSource`'s (complete trees: ``TAU3MU_LAZY_TREES=off``).
+every tree the analysis opens does. The Runner's and the inspection's opens read trees
+that hold only some branches (:mod:`tau3mu.lazytrees`: the schema's, or those a run
+reads, :mod:`tau3mu.traced_branches`); each open asks the cache for the branches it
+wants (:func:`kept_trees_for`), and a kept tree is handed out only to an open
+whose branches it holds (:func:`tau3mu.lazytrees.serves`; complete trees, for
+``TAU3MU_LAZY_TREES=off``, ask with no filter).
 
 uproot's per-file array cache stays, sized for a chunk (:data:`CHUNK_ARRAY_CACHE`):
 NanoEvents asks for a jagged branch once for its offsets and once for its content, and
@@ -40,13 +42,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from uproot.behaviors.TTree import TTree
 
 from tau3mu.cache import file_identity
-from tau3mu.lazytrees import is_partial
+from tau3mu.lazytrees import serves
 from tau3mu.preadsource import PReadFileSource
 from tau3mu.schemas import schema_branch
 from tau3mu.vectors import use_fast_vectors
@@ -58,8 +60,9 @@ __all__ = [
     "BorrowingFileSource",
     "KeptFileSource",
     "KeptTrees",
-    "PartialKeptFileSource",
+    "KeptTreesFor",
     "kept_trees",
+    "kept_trees_for",
     "release",
 ]
 
@@ -91,8 +94,6 @@ class KeptFileSource(PReadFileSource):
     of (:meth:`release`) closes when its last user leaves.
     """
 
-    #: whether trees that hold only some branches (:mod:`tau3mu.lazytrees`) may serve it
-    takes_partial_trees = False
     #: whether a tree read through this open is kept for later opens
     keeps_opened_trees = True
 
@@ -177,15 +178,8 @@ class KeptFileSource(PReadFileSource):
         self._leave()
 
 
-class PartialKeptFileSource(KeptFileSource):
-    """:class:`KeptFileSource` for opens that read only the schema's branches: a kept
-    tree that lacks the others may serve them."""
-
-    takes_partial_trees = True
-
-
-class BorrowingFileSource(PartialKeptFileSource):
-    """:class:`PartialKeptFileSource` that takes a kept tree but keeps none it reads:
+class BorrowingFileSource(KeptFileSource):
+    """:class:`KeptFileSource` that takes a kept tree but keeps none it reads:
     the open of a member of a group of small files (:mod:`tau3mu.group_work`), which
     reads each file once."""
 
@@ -199,10 +193,10 @@ class KeptTrees(MutableMapping):
     from the file that the asking thread opened last (same path and stat), never with a
     tree of a copy or of an earlier version of the file. That holds because a tree is
     asked for right after its file is opened, in the same thread: as coffea's Runner
-    and :func:`tau3mu.inspection.inspect_inputs` do. A tree that holds only some branches
-    serves only a :class:`PartialKeptFileSource`'s open. One instance per process
-    (:func:`kept_trees`): pickling it (to ship the Runner's options to workers) gives
-    the receiving process its own.
+    and :func:`tau3mu.inspection.inspect_inputs` do. Asked directly, it lends complete
+    trees only; an open that reads some branches asks through :func:`kept_trees`' view
+    for its filter (:func:`kept_trees_for`). One instance per process (:func:`kept_trees`): pickling it (to ship
+    the Runner's options to workers) gives the receiving process its own.
     """
 
     def __init__(self, max_files: int = MAX_FILES) -> None:
@@ -217,12 +211,18 @@ class KeptTrees(MutableMapping):
         return (getattr(_opening, "identity", None), key)
 
     def __getitem__(self, key: str) -> TTree:
+        return self.lend(key, None)
+
+    def lend(self, key: str, wanted: Callable[[str], bool] | None) -> TTree:
+        """The kept tree ``key`` of the file this thread opened last, for an open that
+        reads the branches ``wanted`` accepts (None: all); KeyError where none is kept
+        or the kept one lacks some of them (the open reads the tree again)."""
         opener = getattr(_opening, "source", None)
         with self._lock:
             full = self._key(key)
             tree = self._trees[full]
-            if is_partial(tree) and not getattr(opener, "takes_partial_trees", False):
-                raise KeyError(key)  # read again, with every branch
+            if not serves(tree, wanted):
+                raise KeyError(key)  # read again, with the branches it wants
             self._trees.move_to_end(full)
             kept = tree.file.source
             if (
@@ -282,12 +282,45 @@ class KeptTrees(MutableMapping):
             tree.file.source.release()
 
 
+class KeptTreesFor(MutableMapping):
+    """uproot ``object_cache`` of an open that reads the branches ``wanted`` accepts:
+    this process's :class:`KeptTrees`, lending only trees that hold them
+    (:func:`tau3mu.lazytrees.serves`). Pickles as the receiving process's view."""
+
+    def __init__(self, wanted: Callable[[str], bool]) -> None:
+        self.wanted = wanted
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return kept_trees_for, (self.wanted,)
+
+    def __getitem__(self, key: str) -> TTree:
+        return _KEPT.lend(key, self.wanted)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        _KEPT[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del _KEPT[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KEPT)
+
+    def __len__(self) -> int:
+        return len(_KEPT)
+
+
 _KEPT = KeptTrees()
 
 
 def kept_trees() -> KeptTrees:
     """This process's :class:`KeptTrees`."""
     return _KEPT
+
+
+def kept_trees_for(wanted: Callable[[str], bool]) -> KeptTreesFor:
+    """This process's :class:`KeptTrees`, seen by opens that read only the branches
+    ``wanted`` accepts."""
+    return KeptTreesFor(wanted)
 
 
 def release(client: Any = None) -> None:

@@ -9,10 +9,10 @@ Runner's chunks, the dask-awkward graph, a chunk probed on its own) or
 - one-pass ``std::vector`` readers (:mod:`tau3mu.vectors`), through uproot's
   ``object_cache`` option;
 - kept trees (:mod:`tau3mu.opentrees`): a local file's tree opened once per process;
-- trees that deserialise only the branches the schema uses (:mod:`tau3mu.lazytrees`,
-  uproot's public ``custom_classes`` option, with uproot's models subclassed);
-- NanoEvents typing only the branches the schema uses (:func:`iteritems_options`, a
-  public option);
+- trees that deserialise only the branches the schema uses, or those a run reads
+  (:mod:`tau3mu.lazytrees`, uproot's public ``custom_classes`` option, with uproot's
+  models subclassed; :mod:`tau3mu.traced_branches`);
+- NanoEvents typing only those branches (:func:`iteritems_options`, a public option);
 - a per-chunk array cache (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`, a public option);
 - uproot's XRootD source for ``root://`` (:mod:`tau3mu.xrootd`, a public option);
 - UTF-8 dataset names and paths in coffea's Runner (:func:`allow_unicode_names`).
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.metadata import version
 from typing import Any
@@ -48,11 +48,13 @@ __all__ = [
     "LAZY_TREES_ENV",
     "PRIVATE_APIS_ENV",
     "TESTED_VERSIONS",
+    "BranchFilter",
     "allow_unicode_names",
     "fileset_paths",
     "group_member_options",
     "inspection_options",
     "iteritems_options",
+    "lazy_trees",
     "prepare_process",
     "supported",
     "switched_off",
@@ -70,6 +72,10 @@ TESTED_VERSIONS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
 PRIVATE_APIS_ENV = "TAU3MU_PRIVATE_APIS"
 #: ``off`` reads complete trees (uproot's own models), for side-by-side measurements
 LAZY_TREES_ENV = "TAU3MU_LAZY_TREES"
+
+#: which branches an open reads and NanoEvents types: a module-level function or a
+#: picklable object (:class:`tau3mu.traced_branches.BranchSet`), by branch name
+BranchFilter = Callable[[str], bool]
 
 _PREPARED: set[str] = set()
 
@@ -111,40 +117,46 @@ def switched_off(variable: str) -> bool:
     return os.environ.get(variable, "").strip().lower() in ("off", "0", "no", "false")
 
 
-def _lazy_trees() -> bool:
+def lazy_trees() -> bool:
     """Whether chunks read trees of the schema's branches only (:mod:`tau3mu.lazytrees`):
     where :func:`supported` and ``$TAU3MU_LAZY_TREES`` is not ``off``."""
     return supported("uproot") and not switched_off(LAZY_TREES_ENV)
 
 
-def _lazy_tree_options() -> dict[str, Any]:
-    """uproot's ``custom_classes`` for lazy trees, where :func:`_lazy_trees`; else none."""
-    return {"custom_classes": lazytrees.lazy_classes(schema_branch)} if _lazy_trees() else {}
+def _lazy_tree_options(branches: BranchFilter) -> dict[str, Any]:
+    """uproot's ``custom_classes`` for trees of ``branches``, where :func:`lazy_trees`;
+    else none."""
+    return {"custom_classes": lazytrees.lazy_classes(branches)} if lazy_trees() else {}
 
 
-def _kept_tree_options() -> dict[str, Any]:
-    """Kept trees, lazy where :func:`_lazy_trees` (then only an open of that kind, a
-    :class:`~tau3mu.opentrees.PartialKeptFileSource`, takes a kept tree)."""
-    lazy = _lazy_tree_options()
+def _kept_tree_options(branches: BranchFilter) -> dict[str, Any]:
+    """Kept trees, of ``branches`` where :func:`lazy_trees` (then a kept tree is taken
+    only if it holds them all), else complete ones."""
+    lazy = _lazy_tree_options(branches)
     return {
-        "handler": opentrees.PartialKeptFileSource if lazy else opentrees.KeptFileSource,
-        "object_cache": opentrees.kept_trees(),
+        "handler": opentrees.KeptFileSource,
+        "object_cache": opentrees.kept_trees_for(branches) if lazy else opentrees.kept_trees(),
         "array_cache": opentrees.CHUNK_ARRAY_CACHE,
         **lazy,
     }
 
 
 def uproot_options(
-    paths: Iterable[str], *, keep_trees: bool = False, graph: bool = False, timeout: int = 30
+    paths: Iterable[str],
+    *,
+    keep_trees: bool = False,
+    graph: bool = False,
+    timeout: int = 30,
+    branches: BranchFilter = schema_branch,
 ) -> dict[str, Any]:
     """``uproot.open`` options for reading chunks of ``paths``.
 
     ``root://`` inputs get uproot's own XRootD source (it honours ``timeout``, seconds an
     XRootD request may wait, and reconnects). Eager reads take ``std::vector`` branches in
     one pass (:mod:`tau3mu.vectors`) and keep a chunk's arrays
-    (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`) from trees that deserialise only the
-    schema's branches (:mod:`tau3mu.lazytrees`; ``$TAU3MU_LAZY_TREES=off``: complete
-    trees); with ``keep_trees`` (the Runner), local
+    (:data:`tau3mu.opentrees.CHUNK_ARRAY_CACHE`) from trees that deserialise only
+    ``branches`` (the schema's by default, :mod:`tau3mu.lazytrees`;
+    ``$TAU3MU_LAZY_TREES=off``: complete trees); with ``keep_trees`` (the Runner), local
     files' trees are kept open for their next chunks (:mod:`tau3mu.opentrees`), without
     it local files are read synchronously (:class:`~tau3mu.preadsource.PReadFileSource`); the
     dask-awkward graph's partitions read with these too (:mod:`tau3mu.graph_source`).
@@ -157,13 +169,13 @@ def uproot_options(
     if not graph:
         if fast:
             eager["object_cache"] = vectors.VectorTrees()
-            eager.update(_lazy_tree_options())
+            eager.update(_lazy_tree_options(branches))
         eager["array_cache"] = opentrees.CHUNK_ARRAY_CACHE
     if paths and all(is_xrootd(p) for p in paths):
         return {**xrootd_options(timeout), **eager}
     local = bool(paths) and not any(is_remote(p) for p in paths)
     if keep_trees and fast and local:
-        return _kept_tree_options()
+        return _kept_tree_options(branches)
     if fast and local and not graph:
         # uproot's default for local files goes through fsspec and a thread pool; a file
         # read once (a group's member) costs ~40 % less read synchronously
@@ -171,39 +183,44 @@ def uproot_options(
     return eager
 
 
-def group_member_options(path: str, *, timeout: int = 30) -> dict[str, Any]:
+def group_member_options(
+    path: str, *, timeout: int = 30, branches: BranchFilter = schema_branch
+) -> dict[str, Any]:
     """``uproot.open`` options for a member of a group of small files
-    (:mod:`tau3mu.group_work`): a local file's tree that this process keeps (the
-    inspection's open) is taken rather than read again, and a tree read now is not kept
+    (:mod:`tau3mu.group_work`), reading ``branches``: a local file's tree that this
+    process keeps (the inspection's open) is taken rather than read again, and a tree read now is not kept
     (:class:`~tau3mu.opentrees.BorrowingFileSource`, with lazy trees); otherwise the
     file is read as a chunk reads it (:func:`uproot_options`). No array cache: the group
     keeps the arrays it joins."""
-    if _lazy_trees() and not is_remote(path):
-        options = {**_kept_tree_options(), "handler": opentrees.BorrowingFileSource}
+    if lazy_trees() and not is_remote(path):
+        options = {**_kept_tree_options(branches), "handler": opentrees.BorrowingFileSource}
     else:
-        options = uproot_options([path], timeout=timeout)
+        options = uproot_options([path], timeout=timeout, branches=branches)
     return {**options, "array_cache": None}
 
 
-def iteritems_options() -> dict[str, Any]:
-    """coffea's ``iteritems_options`` for NanoEvents: only the branches the schema builds
-    from (:func:`tau3mu.schemas.schema_branch`) are typed, on every open of a file."""
-    return {"filter_name": schema_branch}
+def iteritems_options(branches: BranchFilter = schema_branch) -> dict[str, Any]:
+    """coffea's ``iteritems_options`` for NanoEvents: only ``branches`` are typed, on
+    every open of a file; by default those the schema builds from
+    (:func:`tau3mu.schemas.schema_branch`)."""
+    return {"filter_name": branches}
 
 
-def inspection_options(path: str, *, keep_trees: bool = False) -> dict[str, Any]:
+def inspection_options(
+    path: str, *, keep_trees: bool = False, branches: BranchFilter = schema_branch
+) -> dict[str, Any]:
     """``uproot.open`` options for inspecting one file: a local file's tree read as the
-    Runner's chunks read it (the schema's branches, :mod:`tau3mu.lazytrees`), with
+    Runner's chunks read it (``branches``, :mod:`tau3mu.lazytrees`), with
     ``keep_trees`` kept for the Runner's chunks in this process; a remote file's tree read
     lazily too, never kept, ``root://`` through uproot's ``XRootDSource`` as the chunks
     read it (without a timeout: the caller gives its own)."""
-    lazy = _lazy_tree_options()
+    lazy = _lazy_tree_options(branches)
     if is_remote(path):
         remote = xrootd_options() if is_xrootd(path) else {}
         remote.pop("timeout", None)
         return {**remote, **lazy}
     if keep_trees and supported("uproot"):
-        return _kept_tree_options()
+        return _kept_tree_options(branches)
     return lazy
 
 

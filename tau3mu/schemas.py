@@ -278,8 +278,9 @@ class Tau3MuSchema(BaseSchema):
         candidate = _run2_fixed_candidate()
         if RUN2.truth in branch_forms:
             candidate["truth"] = RUN2.truth
-        # read only by ct (not by the length check of _CandidateBranches)
-        kinematics = _all_present(branch_forms, RUN2.candidate_kinematics)
+        # read only by ct and the truth origin (not by the length check of
+        # _CandidateBranches); each where the file has it, as Run 3's optional fields
+        kinematics = {k: b for k, b in RUN2.candidate_kinematics.items() if b in branch_forms}
         l1_decision = run2_l1_decision(branch_forms) or RUN2.l1_decision
         groups: dict[str, dict[str, str]] = {
             "Candidate": candidate,

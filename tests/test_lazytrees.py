@@ -130,7 +130,8 @@ def test_a_kept_object_branch_is_read_with_the_whole_tree(tmp_path):
 
 def test_the_inspection_and_the_runner_share_a_kept_partial_tree(run2_files):
     """The inspection reads the tree as the Runner's chunks do and keeps it for them; a
-    complete tree is never served a partial one (``TAU3MU_LAZY_TREES=off`` opens)."""
+    complete tree is never served a partial one (``TAU3MU_LAZY_TREES=off`` opens: no
+    filter, the process's cache itself)."""
     opentrees.release()
     path = run2_files[0]
     try:
@@ -142,7 +143,7 @@ def test_the_inspection_and_the_runner_share_a_kept_partial_tree(run2_files):
         assert verdict.entries == runner_tree.num_entries
         assert len(opentrees.kept_trees()) == 1  # the inspection's open, taken by the chunk
         complete = {**uproot_options([path], keep_trees=True)}
-        complete["handler"] = opentrees.KeptFileSource
+        complete["object_cache"] = opentrees.kept_trees()
         del complete["custom_classes"]
         with uproot.open({path: None}, **complete) as f:
             tree = f[TREE]

@@ -16,6 +16,7 @@ from uproot.behaviors.TTree import TTree
 from tau3mu import opentrees
 from tau3mu.filegroups import FILE_GROUPS_ENV
 from tau3mu.reading import uproot_options
+from tau3mu.schemas import schema_branch
 
 TREE = "Events"
 BRANCH = "Cand2MuTrk_mass"
@@ -123,10 +124,10 @@ def test_a_file_opened_twice_at_once_leaves_no_file_open(kept, run3_files, monke
     """Two threads opening one file at once both miss the cache (forced here): the
     second tree is not kept over the first, which would leave the first file open."""
 
-    def missing(self, key):
+    def missing(self, key, wanted):
         raise KeyError(key)
 
-    monkeypatch.setattr(opentrees.KeptTrees, "__getitem__", missing)
+    monkeypatch.setattr(opentrees.KeptTrees, "lend", missing)
     with _open(run3_files[0]) as a:
         first = a[TREE]
     with _open(run3_files[0]) as b:
@@ -163,8 +164,9 @@ def test_a_chunks_arrays_leave_with_it(kept, run3_files):
 def test_the_cache_pickles_as_the_receiving_processs_own(kept):
     assert pickle.loads(pickle.dumps(kept)) is opentrees.kept_trees()
     options = pickle.loads(pickle.dumps(uproot_options(["/a.root"], keep_trees=True)))
-    assert options["handler"] is opentrees.PartialKeptFileSource
-    assert options["object_cache"] is kept
+    assert options["handler"] is opentrees.KeptFileSource
+    assert isinstance(options["object_cache"], opentrees.KeptTreesFor)
+    assert options["object_cache"].wanted is schema_branch  # lends trees holding its branches
     assert "TTree" in options["custom_classes"]  # the lazy models, made again on arrival
 
 
