@@ -12,11 +12,12 @@ by ROOT) and on the same number of events in 4 files:
 for the whole run (inspection, then the Runner with the iterative executor, one core,
 no fit, no outputs), for the inspection alone, and with the inspection cache on (a rerun:
 files found good by the first run are not reopened) and off. Two more whole-run rows
-give the ratios that two of tau3mu's readers buy: one runs a chunk per file
+give the ratios that three of tau3mu's readers buy: one runs a chunk per file
 (``TAU3MU_FILE_GROUPS=off``: the small files of a dataset are not one unit of work,
-:mod:`tau3mu.filegroups`), the other reads complete trees (``TAU3MU_LAZY_TREES=off``:
-uproot deserialises every branch, and reads a jagged branch's baskets for each ask,
-:mod:`tau3mu.lazytrees`). The last rows read the same files through a real ``xrootd``
+:mod:`tau3mu.filegroups`), one reads the schema's branches (``TAU3MU_TRACED_BRANCHES=off``:
+the processor's are not traced first, :mod:`tau3mu.traced_branches`), the other reads
+complete trees (``TAU3MU_LAZY_TREES=off``: uproot deserialises every branch, and reads a
+jagged branch's baskets for each ask, :mod:`tau3mu.lazytrees`). The last rows read the same files through a real ``xrootd``
 server on loopback (``tests/services/xrootd.py``; remote files are always inspected):
 what a file costs over XRootD beyond its events, without a network's latency. The processor is compiled by a warm-up run first, rows
 are interleaved over ``--repeat`` rounds, medians kept.
@@ -103,6 +104,13 @@ def whole_run_complete_trees(fileset: dict[str, Any], cache: bool) -> tuple[floa
     return whole_run_without(LAZY_TREES_ENV, fileset, cache)
 
 
+def whole_run_schema_branches(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """:func:`whole_run` reading the schema's branches (``TAU3MU_TRACED_BRANCHES=off``)."""
+    from tau3mu.traced_branches import TRACED_BRANCHES_ENV
+
+    return whole_run_without(TRACED_BRANCHES_ENV, fileset, cache)
+
+
 def whole_run_chunk_per_file(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     """:func:`whole_run` with one chunk per file, as coffea makes them
     (``TAU3MU_FILE_GROUPS=off``: no :mod:`tau3mu.filegroups`)."""
@@ -112,12 +120,17 @@ def whole_run_chunk_per_file(fileset: dict[str, Any], cache: bool) -> tuple[floa
 
 
 def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
-    """Seconds of the inspection alone, and the events it found."""
+    """Seconds of the inspection alone, as a run makes it (after tracing the branches
+    the processor reads, where the run would), and the events it found."""
     from tau3mu import opentrees
     from tau3mu.inspection import inspect_inputs
+    from tau3mu.processors.dsphipi import DsPhiPiProcessor
+    from tau3mu.schemas import schema_branch
+    from tau3mu.traced_branches import run_branches
 
     tic = time.perf_counter()
-    result = inspect_inputs(fileset, cache=cache, keep_trees=True)
+    branches = run_branches(fileset, DsPhiPiProcessor(snapshot=False)) or schema_branch
+    result = inspect_inputs(fileset, cache=cache, keep_trees=True, branches=branches)
     seconds = time.perf_counter() - tic
     opentrees.release()
     return seconds, result.total
@@ -144,6 +157,7 @@ def bench(events_per_file: int, repeat: int) -> tuple[list[dict[str, Any]], dict
         remote = (over_xrootd(many, server), over_xrootd(few, server))
         measures = (
             ("whole run", whole_run, (False, True), (many, few)),
+            ("whole run, the schema's branches", whole_run_schema_branches, (False,), (many, few)),
             ("whole run, a chunk per file", whole_run_chunk_per_file, (True,), (many, few)),
             ("whole run, complete trees", whole_run_complete_trees, (True,), (many, few)),
             ("inspection only", inspection_only, (False, True), (many, few)),

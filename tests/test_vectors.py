@@ -180,7 +180,7 @@ def test_the_object_cache_keeps_nothing_and_pickles() -> None:
 def test_every_eager_read_path_gets_the_readers(where: str) -> None:
     path = {"local": "/data/a.root", "kept": "/data/a.root", "xrootd": "root://host//a.root"}
     options = uproot_options([path[where]], keep_trees=where == "kept")
-    expected = opentrees.KeptTrees if where == "kept" else vectors.VectorTrees
+    expected = opentrees.KeptTreesFor if where == "kept" else vectors.VectorTrees
     assert isinstance(options["object_cache"], expected)
     # uproot.dask refuses an object cache: its look at the first file (graph=True) has none;
     # the graph's partitions read with the eager options (tests/test_dask_awkward.py)
