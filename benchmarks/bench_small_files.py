@@ -19,8 +19,11 @@ the processor's are not traced first, :mod:`tau3mu.traced_branches`), the other 
 complete trees (``TAU3MU_LAZY_TREES=off``: uproot deserialises every branch, and reads a
 jagged branch's baskets for each ask, :mod:`tau3mu.lazytrees`). The last rows read the same files through a real ``xrootd``
 server on loopback (``tests/services/xrootd.py``; remote files are always inspected):
-what a file costs over XRootD beyond its events, without a network's latency. The processor is compiled by a warm-up run first, rows
-are interleaved over ``--repeat`` rounds, medians kept.
+what a file costs over XRootD beyond its events, without a network's latency. The
+``tau3mu run`` rows run the command in a fresh process on a local cluster of 2 workers
+(``--executor dask --workers 2 --no-fit --no-inspection-cache``), reading the traced
+branches or the schema's. The processor is compiled by a warm-up run first, rows are
+interleaved over ``--repeat`` rounds, medians kept.
 
 Usage: ``python benchmarks/bench_small_files.py [--events-per-file 1000] [--repeat 3]``
 (results saved as ``small_files_<N>``).
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,6 +90,31 @@ def whole_run(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     out = run_runner(fileset, DsPhiPiProcessor(snapshot=False), inspection_cache=cache)
     seconds = time.perf_counter() - tic
     return seconds, sum(steps["events"]["events"] for steps in out.cutflow.values())
+
+
+def command_run(fileset: dict[str, Any], cache: bool, traced: bool = True) -> tuple[float, int]:
+    """Seconds of ``tau3mu run`` on a local cluster of 2 workers over ``fileset``'s files
+    (one dataset), in a fresh process, and the events it processed; ``traced``: reading
+    the traced branches, else the schema's. ``cache`` is not used: every file is
+    inspected (``--no-inspection-cache``)."""
+    from tau3mu.traced_branches import TRACED_BRANCHES_ENV
+
+    paths = [path for spec in fileset.values() for path in spec["files"]]
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "tau3mu.cli", "run", *paths, "--era", "2017"]
+        command += ["--out", out, "--no-fit", "--no-progress", "--no-inspection-cache"]
+        command += ["--executor", "dask", "--workers", "2"]
+        env = {**os.environ, TRACED_BRANCHES_ENV: "on" if traced else "off"}
+        tic = time.perf_counter()
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        seconds = time.perf_counter() - tic
+        report = json.loads((Path(out) / "report.json").read_text())
+    return seconds, int(report["events"])
+
+
+def command_run_schema_branches(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
+    """:func:`command_run` reading the schema's branches."""
+    return command_run(fileset, cache, traced=False)
 
 
 def whole_run_without(variable: str, fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
@@ -161,6 +190,13 @@ def bench(events_per_file: int, repeat: int) -> tuple[list[dict[str, Any]], dict
             ("whole run, a chunk per file", whole_run_chunk_per_file, (True,), (many, few)),
             ("whole run, complete trees", whole_run_complete_trees, (True,), (many, few)),
             ("inspection only", inspection_only, (False, True), (many, few)),
+            ("tau3mu run, 2 Dask workers", command_run, (False,), (many, few)),
+            (
+                "tau3mu run, 2 Dask workers, the schema's branches",
+                command_run_schema_branches,
+                (False,),
+                (many, few),
+            ),
             ("whole run over XRootD (loopback)", whole_run, (False,), remote),
             ("inspection only over XRootD (loopback)", inspection_only, (False,), remote),
         )

@@ -34,8 +34,8 @@ from tau3mu.reading import (
     prepare_process,
     uproot_options,
 )
-from tau3mu.schemas import Tau3MuSchema, schema_branch
-from tau3mu.traced_branches import run_branches
+from tau3mu.schemas import Tau3MuSchema
+from tau3mu.traced_branches import traced_inspection
 
 __all__ = [
     "AnalysisOutput",
@@ -161,15 +161,14 @@ def run_runner(
     allow_unicode_names()
     on = client if executor == "dask" else None  # where the files are opened first
     try:  # the trees are read for the branches the run reads, where worth tracing
-        branches = run_branches(fileset, processor_instance, config, on) or schema_branch
-        inspection = inspect_inputs(
+        inspection, branches = traced_inspection(
             fileset,
-            skip_bad_files=skip_bad_files,
-            config=config,
+            processor_instance,
+            config,
             client=on,
             cache=inspection_cache,
+            skip_bad_files=skip_bad_files,
             keep_trees=True,
-            branches=branches,
         )
     except BaseException:
         opentrees.release(on)  # what it kept

@@ -17,6 +17,7 @@ from tau3mu import reading
 from tau3mu.eras import layout_mismatch
 from tau3mu.errors import Tau3MuError
 from tau3mu.layouts import RUN2, RUN3
+from tau3mu.lazytrees import branch_names
 from tau3mu.schemas import (
     LayoutError,
     branch_type_problems,
@@ -47,6 +48,8 @@ class Verdict:
     reason: str | None = None
     #: a mistake of the datasets file, not of the file: never skipped
     fatal: bool = False
+    #: a usable file's branches that the schema builds from (read or left out)
+    branches: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def file_verdict(
             # read the basket that lies furthest into the file (of the branches the tree
             # lists): a file cut short there fails here, not mid-run
             t[_furthest_branch(t)].array(entry_start=entries - 1, entry_stop=entries, library="np")
-        return Verdict(entries, bytes(f.file.fUUID))
+        names = frozenset(name for name in branch_names(t) if schema_branch(name))
+        return Verdict(entries, bytes(f.file.fUUID), branches=names)
     except Exception as err:
         return Verdict(entries, reason=f"unreadable ({error_text(err)})")
     finally:

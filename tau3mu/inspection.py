@@ -48,6 +48,8 @@ class Inspection:
     entries: dict[str, dict[str, int]] = field(default_factory=dict)  # dataset -> file -> events
     skipped: list[dict[str, Any]] = field(default_factory=list)
     uuids: dict[str, bytes] = field(default_factory=dict)  # file -> ROOT file UUID
+    #: file -> the branches the schema builds from that it has (files opened now only)
+    branches: dict[str, frozenset[str]] = field(default_factory=dict)
     known_good: int = 0  # files not reopened: found good by an earlier run, unchanged
 
     def coffea_metadata(self) -> dict[Any, dict[str, Any]]:
@@ -264,6 +266,7 @@ def inspect_inputs(
         usable["files"][path] = tree
         result.entries[dataset][path] = verdict.entries
         result.uuids[path] = verdict.uuid
+        result.branches[path] = verdict.branches
     check_one_file_once(result.fileset, result.uuids)
     return result
 

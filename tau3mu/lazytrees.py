@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import uproot
@@ -43,12 +43,14 @@ import uproot.deserialization
 import uproot.models.TBranch
 import uproot.models.TTree
 
-__all__ = ["LazyClasses", "is_partial", "lazy_classes", "serves"]
+__all__ = ["LazyClasses", "branch_names", "is_partial", "lazy_classes", "serves"]
 
 #: deserialisation context key: the branch-name filter while a tree's branches are read
 _FILTER = "tau3mu.lazytrees.filter"
 #: context key: whether a ``TBranchElement`` of this tree was read in full yet
 _TAGGED = "tau3mu.lazytrees.tagged"
+#: context key: the names of the branches left out so far
+_SKIPPED = "tau3mu.lazytrees.skipped"
 _VARIABLE_DIMENSION = re.compile(r"\[[^\]0-9]")
 _TOBJECT_VERSION = struct.Struct(">h")
 _TOBJECT_ID_BITS = struct.Struct(">II")
@@ -99,6 +101,7 @@ def _lazy_branch_element(base: Any) -> type:
                 context[_FILTER] = wanted
         num_bytes, _, _ = uproot.deserialization.numbytes_version(chunk, cursor, context, False)
         cursor.skip(num_bytes)
+        context[_SKIPPED].append(name)
         return None
 
     namespace = {"read": classmethod(read), "array": _cached_array, "__module__": __name__}
@@ -144,9 +147,11 @@ def _cached_array(
 
 class _PartialTree:
     """Mixin of the lazy ``TTree`` models: ``branches_skipped`` counts the branches
-    left out (0 for a tree read in full), ``wanted`` is the filter that kept the others."""
+    left out (0 for a tree read in full) and ``skipped_names`` names them, ``wanted`` is
+    the filter that kept the others."""
 
     branches_skipped = 0
+    skipped_names: tuple[str, ...] = ()
     wanted: Callable[[str], bool] | None = None
 
 
@@ -182,7 +187,7 @@ def _lazy_tree(base: Any, wanted: Callable[[str], bool]) -> type:
         self: Any, chunk: Any, cursor: Any, context: dict[str, Any], file: Any
     ) -> None:
         start, breadcrumbs = cursor.index, context.get("breadcrumbs")
-        context[_FILTER], context[_TAGGED] = wanted, False
+        context[_FILTER], context[_TAGGED], context[_SKIPPED] = wanted, False, []
         try:
             base.read_members(self, chunk, cursor, context, file)
             branches = list(self.member("fBranches"))
@@ -196,6 +201,7 @@ def _lazy_tree(base: Any, wanted: Callable[[str], bool]) -> type:
         finally:
             context.pop(_FILTER, None)
             context.pop(_TAGGED, None)
+            skipped = tuple(context.pop(_SKIPPED, ()))
         if partial is None:
             cursor.move_to(start)
             context["breadcrumbs"] = breadcrumbs  # as they were before the partial pass
@@ -206,13 +212,14 @@ def _lazy_tree(base: Any, wanted: Callable[[str], bool]) -> type:
         if partial:
             self._members["fLeaves"] = [leaf for leaf in self.member("fLeaves") if leaf is not None]
             self.branches_skipped = len(branches) - len(self.member("fBranches"))
+            self.skipped_names = skipped
             self.wanted = wanted
 
     namespace = {"read_members": read_members, "__module__": __name__}
     return type(base.__name__, (_PartialTree, base), namespace)
 
 
-@cache
+@lru_cache(maxsize=16)  # a process sees a few filters (the schema's, a run's sets)
 def _models(wanted: Callable[[str], bool]) -> dict[str, type]:
     """The lazy ``TBranchElement`` and ``TTree`` dispatch models for ``wanted``."""
     element_versions = uproot.models.TBranch.Model_TBranchElement.known_versions
@@ -254,6 +261,12 @@ def lazy_classes(wanted: Callable[[str], bool]) -> LazyClasses:
     function, so that the options pickle) accepts; see the module's docstring. A new
     mapping on every call (uproot adds the classes it makes from a file's streamers)."""
     return LazyClasses(wanted)
+
+
+def branch_names(tree: Any) -> frozenset[str]:
+    """The names of ``tree``'s top-level branches in its file: those it lists and, for a
+    partial tree, those it left out."""
+    return frozenset(tree.keys(recursive=False)) | frozenset(getattr(tree, "skipped_names", ()))
 
 
 def is_partial(tree: Any) -> bool:

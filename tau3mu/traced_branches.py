@@ -19,16 +19,21 @@ with which the processor reads other branches is not used (the run reads the
 schema's).
 
 What a trace rules out is only what it saw: a branch the traced file has and the
-processor did not read. A branch the traced file lacks (an optional one another file of
-the kind may have) is still read, and so are the branches the inspection requires of
-each era (:func:`tau3mu.schemas.required_branches`). A length-zero trace sees every
-branch the processor reads as long as what it reads depends on the events' fields and
-metadata, not on their values: tau3mu's processors choose by sample type, era and the
-fields a file has, never by a value (``tests/test_traced_branches.py`` checks the
-outputs against the schema's filter).
+processor did not read; the branches the inspection requires of each era
+(:func:`tau3mu.schemas.required_branches`) are read in any case. A length-zero trace
+sees every branch the processor reads as long as what it reads depends on the events'
+fields and metadata, not on their values: tau3mu's processors choose by sample type,
+era and the fields a file has, never by a value. What it reads does depend on which
+fields a file has (a simulation file without generated particles does not read the
+candidates' eta and phi), so the set holds only for files with the traced file's
+branches: :func:`traced_inspection` opens every file for the set (the lazy trees name
+the branches they leave out) and, if one file of a dataset has other branches than its
+kind's traced file, inspects the files again for the schema's branches
+(``tests/test_traced_branches.py`` checks the outputs against the schema's filter).
 
-A trace costs one open (kept for the inspection and the chunks) and a processor call on
-empty arrays; it is made where the files are many (:data:`TRACE_MIN_FILES`), where
+A trace costs one open (kept for the inspection and the chunks) and two processor calls
+on empty arrays, and a traced run's inspection opens every file, files known good from
+an earlier run too (:mod:`tau3mu.cache`); it is made where the files are many (:data:`TRACE_MIN_FILES`), where
 lazy trees are on (:func:`tau3mu.reading.lazy_trees`), every dataset has an era, and
 ``TAU3MU_TRACED_BRANCHES`` is not ``off``. If no file of a kind can be traced, the run
 reads the schema's branches.
@@ -44,12 +49,15 @@ from typing import Any
 
 import uproot
 
+from tau3mu import opentrees
 from tau3mu.config import SelectionConfig
 from tau3mu.eras import period_of
+from tau3mu.inspection import Inspection, inspect_inputs
 from tau3mu.reading import (
     BranchFilter,
     iteritems_options,
     lazy_trees,
+    prepare_process,
     switched_off,
     uproot_options,
 )
@@ -59,8 +67,10 @@ __all__ = [
     "TRACED_BRANCHES_ENV",
     "TRACE_MIN_FILES",
     "BranchSet",
+    "Traced",
     "run_branches",
     "trace_file",
+    "traced_inspection",
     "worth_tracing",
 ]
 
@@ -127,6 +137,7 @@ def trace_file(
     from coffea.nanoevents import NanoEventsFactory
     from coffea.nanoevents.trace import trace_with_length_zero_array
 
+    prepare_process()  # on a Dask worker, this may be its first open
     process = getattr(processor, "process", processor)
     options = uproot_options([path], keep_trees=True, branches=branches)
     with uproot.open({path: None}, **options) as file:
@@ -161,11 +172,11 @@ def _kinds(fileset: dict[str, Any]) -> Iterator[list[tuple[str, str, dict[str, A
 
 def _kind_branches(
     files: list[tuple[str, str, dict[str, Any]]], processor: Any, config: SelectionConfig
-) -> BranchSet | None:
-    """The branches a kind's files are read for, traced on the first file that opens;
-    None if none of the first few does, or if the processor reads other branches from
-    that file's events typed from them (the schema built them otherwise: see the
-    module's docstring)."""
+) -> tuple[BranchSet, frozenset[str]] | None:
+    """The branches a kind's files are read for, traced on the first file that opens, and
+    the schema's branches that file has; None if none of the first few opens, or if the
+    processor reads other branches from that file's events typed from the set (the
+    schema built them otherwise: see the module's docstring)."""
     for path, tree, metadata in files[:_TRIES_PER_KIND]:
         try:
             read, has = trace_file(path, tree, metadata, processor)
@@ -179,21 +190,34 @@ def _kind_branches(
         if again != read:
             log.info("%s: other branches read once the unread ones are left out", path)
             return None
-        return branches
+        return branches, has
     return None
+
+
+@dataclass(frozen=True)
+class Traced:
+    """What tracing a run found: the branches it reads, and per dataset the schema's
+    branches of the file its kind was traced on (the set holds for files that have
+    those)."""
+
+    branches: BranchSet
+    forms: dict[str, frozenset[str]]
 
 
 def _joined(
     kinds: list[list[tuple[str, str, dict[str, Any]]]], processor: Any, config: SelectionConfig
-) -> BranchSet | None:
-    """The union of the kinds' :func:`_kind_branches`; None if one is None."""
+) -> Traced | None:
+    """The kinds' :func:`_kind_branches` joined; None if one is None."""
     union: BranchSet | None = None
+    forms: dict[str, frozenset[str]] = {}
     for files in kinds:
-        branches = _kind_branches(files, processor, config)
-        if branches is None:
+        found = _kind_branches(files, processor, config)
+        if found is None:
             return None
+        branches, has = found
         union = branches if union is None else union | branches
-    return union
+        forms |= dict.fromkeys({metadata["dataset"] for _, _, metadata in files}, has)
+    return Traced(union, forms) if union is not None else None
 
 
 def run_branches(
@@ -201,19 +225,69 @@ def run_branches(
     processor: Any,
     config: SelectionConfig | None = None,
     client: Any = None,
-) -> BranchSet | None:
+) -> Traced | None:
     """The branches a run of ``processor`` over ``fileset`` reads (see the module's
     docstring), with ``config``'s era for datasets without one; None (read the schema's)
     where :func:`worth_tracing` says no or a kind could not be traced. With a Dask
-    ``client``, traced on one of its workers: they read the files, and are warm."""
+    ``client``, traced on one of its workers (they read the files, and are warm); a
+    worker lost meanwhile costs the trace, not the run."""
     config = config or SelectionConfig()
     if not worth_tracing(fileset, config):
         return None
     kinds = list(_kinds(fileset))
-    if client is not None:
-        union = client.submit(_joined, kinds, processor, config, pure=False).result()
-    else:
-        union = _joined(kinds, processor, config)
-    if union is not None:
-        log.info("reading %d branches, %d ruled out", len(union.read), len(union.ruled_out))
-    return union
+    try:
+        if client is not None:
+            traced = client.submit(_joined, kinds, processor, config, pure=False).result()
+        else:
+            traced = _joined(kinds, processor, config)
+    except Exception as err:  # a worker lost while tracing: the inspection goes on
+        log.info("tracing the processor's branches failed: %s", err)
+        return None
+    if traced is not None:
+        read, ruled_out = traced.branches.read, traced.branches.ruled_out
+        log.info("reading %d branches, %d ruled out", len(read), len(ruled_out))
+    return traced
+
+
+def _other_branches(inspection: Inspection, traced: Traced) -> str | None:
+    """A file of ``inspection`` whose schema branches are not those its dataset's kind
+    was traced on, or None."""
+    for dataset, spec in inspection.fileset.items():
+        for path in spec["files"]:
+            if inspection.branches.get(path) != traced.forms[dataset]:
+                return path
+    return None
+
+
+def traced_inspection(
+    fileset: dict[str, Any],
+    processor: Any,
+    config: SelectionConfig | None = None,
+    *,
+    client: Any = None,
+    cache: bool = True,
+    **options: Any,
+) -> tuple[Inspection, BranchFilter]:
+    """The inspection of ``fileset`` for a run of ``processor`` (``client``, ``cache``
+    and ``options`` as :func:`tau3mu.inspection.inspect_inputs` takes them), and the
+    branches the run reads. Where traced (:func:`run_branches`), every file is opened
+    for the traced set (files known good from an earlier run too: the inspection says
+    which branches each has), and the set is used only if every file has the schema
+    branches of the file its kind was traced on; otherwise the kept trees are let go and
+    the files inspected again for the schema's branches. Raises what the inspection
+    raises."""
+    config = config or SelectionConfig()
+    traced = run_branches(fileset, processor, config, client)
+    if traced is not None:
+        inspection = inspect_inputs(
+            fileset, config=config, client=client, cache=False, branches=traced.branches, **options
+        )
+        other = _other_branches(inspection, traced)
+        if other is None:
+            return inspection, traced.branches
+        log.info(
+            "%s has other branches than its dataset's traced file: reading the schema's", other
+        )
+        opentrees.release(client)
+    inspection = inspect_inputs(fileset, config=config, client=client, cache=cache, **options)
+    return inspection, schema_branch

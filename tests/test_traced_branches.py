@@ -12,7 +12,7 @@ from same_output import assert_same_output
 from test_opentrees import tree_reads
 from uproot.behaviors.TTree import TTree
 
-from tau3mu import lazytrees, opentrees, traced_branches
+from tau3mu import lazytrees, opentrees, reading, traced_branches
 from tau3mu.config import SelectionConfig
 from tau3mu.execution import run_runner
 from tau3mu.inspection import InputFileError, inspect_inputs
@@ -74,8 +74,9 @@ def test_run2_data_reads_fewer_branches_and_gives_the_same_output(run2_data, mon
     candidate's eta and phi (which the schema once built the candidate's ct from, with
     its flight distance and pt: leaving them out must not lose ct)."""
     fileset = _fileset(run2_data, RUN2_TREE, "data", "2017")
-    branches = run_branches(fileset, DsPhiPiProcessor())
-    assert isinstance(branches, BranchSet)
+    traced = run_branches(fileset, DsPhiPiProcessor())
+    assert traced is not None
+    branches = traced.branches
     assert {"Triplet2_Eta", "GenParticle_Pt", "Mu1_dRtriggerMatch_Mu7"} <= branches.ruled_out
     assert {"FlightDistBS_SV", "Triplet2_Pt", "Mu1_dRtriggerMatch_2017"} <= branches.read
     assert {"run", "lumi", "evt"} <= branches.read  # required by the inspection
@@ -84,14 +85,38 @@ def test_run2_data_reads_fewer_branches_and_gives_the_same_output(run2_data, mon
     assert traced.hists["h_ct"].sum(flow=True).value > 0  # ct is computed, not NaN
 
 
+def test_files_with_other_branches_than_the_traced_one_read_the_schemas(
+    tmp_path, monkeypatch, caplog
+):
+    """The first file, traced, has no generated particles, so the processor reads no
+    candidate eta and phi from it; the others have them, and the truth origin needs
+    eta and phi there. The inspection finds the other branches and the run reads the
+    schema's."""
+    paths = [
+        str(write_run3(tmp_path / f"f{k}.root", simulate(9, k, 400), mc=k > 0, seed=k))
+        for k in range(3)
+    ]
+    fileset = _fileset(paths, "Events", "mc", "2022")
+    traced = run_branches(fileset, DsPhiPiProcessor())
+    assert traced is not None
+    assert "Cand2MuTrk_eta" in traced.branches.ruled_out
+    with caplog.at_level(logging.INFO, logger="tau3mu.traced_branches"):
+        runs = _both_ways(fileset, monkeypatch)
+    assert any("reading the schema's" in r.getMessage() for r in caplog.records)
+    assert_same_output(*runs)
+    origins = runs[0].snapshot["d"]["BestTriplet_origin"]
+    assert len(set(origins.tolist())) > 1  # some truth-matched, some not
+
+
 def test_an_optional_branch_the_traced_file_lacks_is_still_read(run3_mc, monkeypatch):
-    fileset = _fileset(run3_mc, "Events", "mc", "2022")
-    branches = run_branches(fileset, DsPhiPiProcessor())
-    assert branches is not None
-    assert branches("Cand2MuTrk_truth")
-    traced, schema = _both_ways(fileset, monkeypatch)
-    assert_same_output(traced, schema)
-    assert sum(traced.truth["d"].values()) > 0
+    """Truth branches missing from the traced file are not ruled out (the run then reads
+    the schema's branches: the files differ)."""
+    traced = run_branches(_fileset(run3_mc, "Events", "mc", "2022"), DsPhiPiProcessor())
+    assert traced is not None
+    assert traced.branches("Cand2MuTrk_truth")
+    runs = _both_ways(_fileset(run3_mc, "Events", "mc", "2022"), monkeypatch)
+    assert_same_output(*runs)
+    assert sum(runs[0].truth["d"].values()) > 0
 
 
 def test_the_files_are_opened_for_the_traced_branches(run2_data, monkeypatch):
@@ -168,10 +193,10 @@ def test_a_file_without_a_required_branch_is_named_in_a_traced_run(run2_data, tm
     target.Close()
     source.Close()
     fileset = _fileset([run2_data[0], str(bad)], RUN2_TREE, "data", "2017")
-    branches = run_branches(fileset, DsPhiPiProcessor())
-    assert branches is not None
+    traced = run_branches(fileset, DsPhiPiProcessor())
+    assert traced is not None
     with pytest.raises(InputFileError, match=r"no_chi2\.root.*TripletVtx2_Chi2"):
-        inspect_inputs(fileset, cache=False, keep_trees=True, branches=branches)
+        inspect_inputs(fileset, cache=False, keep_trees=True, branches=traced.branches)
 
 
 def test_a_tree_kept_for_some_branches_serves_only_opens_of_fewer(run2_data, monkeypatch):
@@ -188,10 +213,19 @@ def test_a_tree_kept_for_some_branches_serves_only_opens_of_fewer(run2_data, mon
     assert len(reads) == 2
 
 
-def test_a_cluster_traces_on_a_worker(run3_mc, dask_client):
-    """With a Dask client the trace runs on a worker (which reads the files); the set is
-    the one this process traces."""
+def test_a_cluster_traces_on_a_worker_set_up_for_reading(run3_mc):
+    """With a Dask client the trace runs on a worker, which it sets up for reading first
+    (the XRootD client's settings, ISA-L inflate), as the inspection would; the set is the
+    one this process traces."""
+    from distributed import Client, LocalCluster
+
     fileset = _fileset(run3_mc, "Events", "mc", "2022")
-    on_worker = run_branches(fileset, DsPhiPiProcessor(), client=dask_client)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        on_worker = run_branches(fileset, DsPhiPiProcessor(), client=client)
+        prepared = client.run(lambda: sorted(reading._PREPARED))
     assert on_worker is not None
     assert on_worker == run_branches(fileset, DsPhiPiProcessor())
+    assert list(prepared.values()) == [["inflate"]]
