@@ -150,16 +150,15 @@ def whole_run_chunk_per_file(fileset: dict[str, Any], cache: bool) -> tuple[floa
 
 def inspection_only(fileset: dict[str, Any], cache: bool) -> tuple[float, int]:
     """Seconds of the inspection alone, as a run makes it (after tracing the branches
-    the processor reads, where the run would), and the events it found."""
+    the processor reads, where the run would: :func:`tau3mu.traced_branches.traced_inspection`),
+    and the events it found."""
     from tau3mu import opentrees
-    from tau3mu.inspection import inspect_inputs
     from tau3mu.processors.dsphipi import DsPhiPiProcessor
-    from tau3mu.schemas import schema_branch
-    from tau3mu.traced_branches import run_branches
+    from tau3mu.traced_branches import traced_inspection
 
     tic = time.perf_counter()
-    branches = run_branches(fileset, DsPhiPiProcessor(snapshot=False)) or schema_branch
-    result = inspect_inputs(fileset, cache=cache, keep_trees=True, branches=branches)
+    processor = DsPhiPiProcessor(snapshot=False)
+    result, _ = traced_inspection(fileset, processor, cache=cache, keep_trees=True)
     seconds = time.perf_counter() - tic
     opentrees.release()
     return seconds, result.total
