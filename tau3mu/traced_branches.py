@@ -53,6 +53,7 @@ from tau3mu import opentrees
 from tau3mu.config import SelectionConfig
 from tau3mu.eras import period_of
 from tau3mu.inspection import Inspection, inspect_inputs
+from tau3mu.lazytrees import branch_names
 from tau3mu.reading import (
     BranchFilter,
     iteritems_options,
@@ -131,7 +132,8 @@ def trace_file(
 ) -> tuple[frozenset[str], frozenset[str]]:
     """The branches of ``path``'s ``tree`` that ``processor`` (or its ``process``) reads
     from events of ``metadata`` (the Runner's: ``dataset``, ``filename``, ... and the
-    dataset's own) typed from ``branches``, and those of ``branches`` the tree has. The
+    dataset's own) typed from ``branches``, and those the file has that ``branches``
+    accepts (:func:`tau3mu.lazytrees.branch_names`). The
     tree is kept (:mod:`tau3mu.opentrees`). Raises what opening the file or the
     processor raises."""
     from coffea.nanoevents import NanoEventsFactory
@@ -141,7 +143,7 @@ def trace_file(
     process = getattr(processor, "process", processor)
     options = uproot_options([path], keep_trees=True, branches=branches)
     with uproot.open({path: None}, **options) as file:
-        has = frozenset(name for name in file[tree].keys() if branches(name))  # noqa: SIM118
+        has = frozenset(name for name in branch_names(file[tree]) if branches(name))
         events = NanoEventsFactory.from_root(
             file,
             treepath=tree,
