@@ -81,8 +81,10 @@ def required_branches(layout: LayoutName | str, year: str = "2017") -> set[str]:
             RUN2.l1_name,
             RUN2.l1_decision,
         }
+    collections = (RUN3.candidate_collection, RUN3.muon_collection, RUN3.track_collection)
     return {
         *RUN3.event.values(),
+        *(RUN3.counter(collection) for collection in collections),  # the schema's offsets
         *RUN3.muon.values(),
         *RUN3.track.values(),
         *(v for k, v in RUN3.candidate().items() if k not in RUN3.optional_candidate),

@@ -14,9 +14,9 @@ Runner's and the groups' then read trees for it, and NanoEvents types it.
 
 The schema decides what it builds from which branches a file has; leaving out a branch
 nothing reads must not change what the processor reads. Each kind is therefore traced
-twice: with the schema's branches, then with the set (from the same kept tree); a set
-with which the processor reads other branches is not used (the run reads the
-schema's).
+twice: with the schema's branches, then with the run's set (the kinds' sets joined,
+from the same kept tree); a set with which the processor reads other branches from any
+kind's traced file is not used (the run reads the schema's).
 
 What a trace rules out is only what it saw: a branch the traced file has and the
 processor did not read; the branches the inspection requires of each era
@@ -172,28 +172,42 @@ def _kinds(fileset: dict[str, Any]) -> Iterator[list[tuple[str, str, dict[str, A
     yield from kinds.values()
 
 
+#: a kind's traced file: (path, tree, metadata), what the processor read from it, the
+#: schema's branches it has
+_TracedFile = tuple[tuple[str, str, dict[str, Any]], frozenset[str], frozenset[str]]
+
+
 def _kind_branches(
     files: list[tuple[str, str, dict[str, Any]]], processor: Any, config: SelectionConfig
-) -> tuple[BranchSet, frozenset[str]] | None:
-    """The branches a kind's files are read for, traced on the first file that opens, and
-    the schema's branches that file has; None if none of the first few opens, or if the
-    processor reads other branches from that file's events typed from the set (the
-    schema built them otherwise: see the module's docstring)."""
+) -> tuple[BranchSet, _TracedFile] | None:
+    """The branches a kind's files are read for, traced on the first file that opens,
+    and that file; None if none of the first few opens."""
     for path, tree, metadata in files[:_TRIES_PER_KIND]:
         try:
             read, has = trace_file(path, tree, metadata, processor)
             era = str(metadata.get("era") or config.era)  # every kind has one (worth_tracing)
             required = required_branches(period_of(era), config.trigger_match_year(era))
-            branches = BranchSet(read=read | required, ruled_out=has - read - required)
-            again, _ = trace_file(path, tree, metadata, processor, branches)
         except Exception as err:  # a bad file: the inspection names it
             log.info("tracing the processor's branches on %s failed: %s", path, err)
             continue
-        if again != read:
-            log.info("%s: other branches read once the unread ones are left out", path)
-            return None
-        return branches, has
+        branches = BranchSet(read=read | required, ruled_out=has - read - required)
+        return branches, ((path, tree, metadata), read, has)
     return None
+
+
+def _reads_alike(traced: _TracedFile, processor: Any, branches: BranchSet) -> bool:
+    """Whether the processor reads from the traced file's events typed from ``branches``
+    what it read from them typed from the schema's (the schema builds by which branches
+    a file has: see the module's docstring)."""
+    (path, tree, metadata), read, _ = traced
+    try:
+        again, _ = trace_file(path, tree, metadata, processor, branches)
+    except Exception as err:  # the processor failing without the branches left out
+        log.info("tracing the processor's branches on %s again failed: %s", path, err)
+        return False
+    if again != read:
+        log.info("%s: other branches read once the unread ones are left out", path)
+    return again == read
 
 
 @dataclass(frozen=True)
@@ -209,17 +223,23 @@ class Traced:
 def _joined(
     kinds: list[list[tuple[str, str, dict[str, Any]]]], processor: Any, config: SelectionConfig
 ) -> Traced | None:
-    """The kinds' :func:`_kind_branches` joined; None if one is None."""
-    union: BranchSet | None = None
-    forms: dict[str, frozenset[str]] = {}
-    for files in kinds:
-        found = _kind_branches(files, processor, config)
-        if found is None:
-            return None
-        branches, has = found
-        union = branches if union is None else union | branches
-        forms |= dict.fromkeys({metadata["dataset"] for _, _, metadata in files}, has)
-    return Traced(union, forms) if union is not None else None
+    """The kinds' :func:`_kind_branches` joined, each kind's traced file read alike with
+    the union (:func:`_reads_alike`); None if a kind could not be traced or is not."""
+    found = [_kind_branches(files, processor, config) for files in kinds]
+    if not found or any(kind is None for kind in found):
+        return None
+    traced = [kind for kind in found if kind is not None]
+    union = traced[0][0]
+    for branches, _ in traced[1:]:
+        union = union | branches
+    if not all(_reads_alike(file, processor, union) for _, file in traced):
+        return None
+    forms = {
+        metadata["dataset"]: has
+        for files, (_, (_, _, has)) in zip(kinds, traced, strict=True)
+        for _, _, metadata in files
+    }
+    return Traced(union, forms)
 
 
 def run_branches(

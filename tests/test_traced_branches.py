@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import logging
 
+import awkward as ak
 import pytest
 import uproot
 from same_output import assert_same_output
@@ -229,3 +230,24 @@ def test_a_cluster_traces_on_a_worker_set_up_for_reading(run3_mc):
     assert on_worker is not None
     assert on_worker == run_branches(fileset, DsPhiPiProcessor())
     assert list(prepared.values()) == [["inflate"]]
+
+
+def test_each_kind_reads_alike_with_the_joined_set(tmp_path):
+    """Data and simulation of one era are two kinds, traced each, and each kind's traced
+    file is read again with the joined set: a processor whose reads hang on fields that
+    neither kind reads (the candidates' eta, the generated particles) gets no set."""
+    data = [str(write_run3(tmp_path / f"d{k}.root", simulate(9, k, 400))) for k in range(2)]
+    sim = [str(write_run3(tmp_path / f"s{k}.root", simulate(9, k, 400), mc=True)) for k in range(2)]
+    fileset = {
+        "data": _fileset(data, "Events", "data", "2022")["d"],
+        "sim": _fileset(sim, "Events", "mc", "2022")["d"],
+    }
+
+    def process(events):
+        cand = events.Candidate
+        hanging = ("eta" in cand.fields) != ("Gen" in events.fields)
+        bit = events.Trigger[events.Trigger.fields[0]]  # the schema needs one bit
+        return {"x": ak.sum(cand.mass if hanging else cand.vtx_chi2), "bit": ak.sum(bit)}
+
+    assert run_branches(fileset, DsPhiPiProcessor()) is not None
+    assert run_branches(fileset, process) is None
