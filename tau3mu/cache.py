@@ -58,10 +58,10 @@ def file_identity(path: str) -> dict[str, int | str]:
 
 
 class InspectionCache:
-    """Entries and UUIDs of local files that an earlier inspection found good.
+    """Entries, UUIDs and branches of local files that an earlier inspection found good.
 
-    ``rules`` names what the inspection checked (the required branches): a verdict made
-    under other rules is not reused. Unreadable or foreign entries count as misses, and a
+    ``rules`` names what the inspection checked (the required branches, the branches it
+    read the trees for): a verdict made under other rules is not reused. Unreadable or foreign entries count as misses, and a
     cache folder that cannot be written is ignored: the cache only ever saves work.
     """
 
@@ -96,8 +96,9 @@ class InspectionCache:
         assert self.root is not None
         return self.root / digest[:2] / f"{digest}.json"
 
-    def get(self, path: str, tree: str) -> tuple[int, bytes] | None:
-        """(entries, UUID) if the file is unchanged since it was found good, else None."""
+    def get(self, path: str, tree: str) -> tuple[int, bytes, frozenset[str]] | None:
+        """(entries, UUID, the schema's branches the file has: empty where not recorded)
+        if the file is unchanged since it was found good, else None."""
         found = self._identity(path, tree)
         if found is None:
             return None
@@ -106,20 +107,29 @@ class InspectionCache:
             entry = json.loads(self._file(digest).read_text())
             if entry["identity"] != identity:
                 return None
-            result = int(entry["entries"]), bytes.fromhex(entry["uuid"])
+            branches = frozenset(str(name) for name in entry.get("branches", []))
+            result = int(entry["entries"]), bytes.fromhex(entry["uuid"]), branches
         except (OSError, ValueError, KeyError, TypeError):
             return None
         self.hits += 1
         return result
 
-    def put(self, path: str, tree: str, entries: int, uuid: bytes) -> None:
+    def put(
+        self,
+        path: str,
+        tree: str,
+        entries: int,
+        uuid: bytes,
+        branches: frozenset[str] = frozenset(),
+    ) -> None:
         """Remember a good verdict (atomically: a reader never sees half an entry)."""
         found = self._identity(path, tree)
         if found is None:
             return
         digest, identity = found
         target = self._file(digest)
-        text = json.dumps({"identity": identity, "entries": entries, "uuid": uuid.hex()})
+        entry = {"identity": identity, "entries": entries, "uuid": uuid.hex()}
+        text = json.dumps({**entry, "branches": sorted(branches)})
         try:
             write_text(target, text)
         except OSError as err:

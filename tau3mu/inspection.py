@@ -145,7 +145,7 @@ def _inspect_known(
     for i, (_, path, tree) in enumerate(jobs):
         hit = known.get(path, tree) if known is not None else None
         if hit is not None:
-            verdicts[i] = Verdict(*hit)
+            verdicts[i] = Verdict(hit[0], hit[1], branches=hit[2])
         else:
             todo.append(i)
     # the Runner takes the files in this order and a process keeps max_files of them: keep
@@ -156,15 +156,21 @@ def _inspect_known(
     for i, verdict in zip(todo, fresh, strict=True):
         verdicts[i] = verdict
         if known is not None and verdict.reason is None and verdict.entries:
-            known.put(jobs[i][1], jobs[i][2], verdict.entries, verdict.uuid)
+            known.put(jobs[i][1], jobs[i][2], verdict.entries, verdict.uuid, verdict.branches)
     if known is not None and known.hits:
         log.info("%d of %d file(s) known good from an earlier run", known.hits, len(jobs))
     return [v for v in verdicts if v is not None]
 
 
-def _rules_key(rules: FileRules) -> str:
-    """What the inspection checks, for the cache key: the branches it requires."""
+def _rules_key(rules: FileRules, branches: BranchFilter = schema_branch) -> str:
+    """What the inspection checks, for the cache key: the branches it requires, and the
+    branches it reads trees for where those are not the schema's (a
+    :class:`tau3mu.traced_branches.BranchSet`'s, whose verdicts say less about the
+    branches it leaves out)."""
     names = sorted(required_branches("run2", rules.year) | required_branches("run3"))
+    if branches is not schema_branch:
+        read, ruled_out = getattr(branches, "read", ()), getattr(branches, "ruled_out", ())
+        names += ["read for", *sorted(read), "not", *sorted(ruled_out)]
     return hashlib.sha256("\n".join([str(rules.era), *names]).encode()).hexdigest()[:16]
 
 
@@ -183,9 +189,8 @@ def _inspect_by_rules(
     known_good = 0
     for rule in dict.fromkeys(rules.values()):
         positions = [i for i, job in enumerate(jobs) if rules[job[0]] == rule]
-        known = (
-            InspectionCache.default(era=str(rule.era), rules=_rules_key(rule)) if cache else None
-        )
+        key = _rules_key(rule, branches)
+        known = InspectionCache.default(era=str(rule.era), rules=key) if cache else None
         group = [jobs[i] for i in positions]
         found = _inspect_known(group, rule, threads, client, known, keep_trees, branches)
         for i, verdict in zip(positions, found, strict=True):

@@ -32,8 +32,8 @@ kind's traced file, inspects the files again for the schema's branches
 (``tests/test_traced_branches.py`` checks the outputs against the schema's filter).
 
 A trace costs one open (kept for the inspection and the chunks) and two processor calls
-on empty arrays, and a traced run's inspection opens every file, files known good from
-an earlier run too (:mod:`tau3mu.cache`); it is made where the files are many (:data:`TRACE_MIN_FILES`), where
+on empty arrays (and the inspection cache, :mod:`tau3mu.cache`, keeps a traced run's
+verdicts apart from the others'); it is made where the files are many (:data:`TRACE_MIN_FILES`), where
 lazy trees are on (:func:`tau3mu.reading.lazy_trees`), every dataset has an era, and
 ``TAU3MU_TRACED_BRANCHES`` is not ``off``. If no file of a kind can be traced, the run
 reads the schema's branches.
@@ -292,17 +292,17 @@ def traced_inspection(
 ) -> tuple[Inspection, BranchFilter]:
     """The inspection of ``fileset`` for a run of ``processor`` (``client``, ``cache``
     and ``options`` as :func:`tau3mu.inspection.inspect_inputs` takes them), and the
-    branches the run reads. Where traced (:func:`run_branches`), every file is opened
-    for the traced set (files known good from an earlier run too: the inspection says
-    which branches each has), and the set is used only if every file has the schema
-    branches of the file its kind was traced on; otherwise the kept trees are let go and
+    branches the run reads. Where traced (:func:`run_branches`), the files are inspected
+    for the traced set (the inspection, or its cache of an earlier run with the same set,
+    says which branches each file has), and the set is used only if every file has the
+    schema branches of the file its kind was traced on; otherwise the kept trees are let go and
     the files inspected again for the schema's branches. Raises what the inspection
     raises."""
     config = config or SelectionConfig()
     traced = run_branches(fileset, processor, config, client)
     if traced is not None:
         inspection = inspect_inputs(
-            fileset, config=config, client=client, cache=False, branches=traced.branches, **options
+            fileset, config=config, client=client, cache=cache, branches=traced.branches, **options
         )
         other = _other_branches(inspection, traced)
         if other is None:

@@ -251,3 +251,20 @@ def test_each_kind_reads_alike_with_the_joined_set(tmp_path):
 
     assert run_branches(fileset, DsPhiPiProcessor()) is not None
     assert run_branches(fileset, process) is None
+
+
+def test_a_traced_rerun_finds_its_files_in_the_inspection_cache(run2_data, monkeypatch, tmp_path):
+    """The cache keeps each file's branches with its verdict, so a rerun with the same set
+    opens no file to inspect it and still checks each file's branches; the verdicts of
+    a traced inspection (whose trees lacked the branches left out) serve only traced
+    runs with the same set."""
+    monkeypatch.setenv("TAU3MU_CACHE_DIR", str(tmp_path))
+    fileset = _fileset(run2_data, RUN2_TREE, "data", "2017")
+    first = run_runner(fileset, DsPhiPiProcessor())
+    opentrees.release()
+    again = run_runner(fileset, DsPhiPiProcessor())
+    opentrees.release()
+    assert (first.metrics["files_known_good"], again.metrics["files_known_good"]) == (0, 3)
+    assert_same_output(first, again)
+    monkeypatch.setenv(TRACED_BRANCHES_ENV, "off")
+    assert run_runner(fileset, DsPhiPiProcessor()).metrics["files_known_good"] == 0
