@@ -26,17 +26,18 @@ fields and metadata, not on their values: tau3mu's processors choose by sample t
 era and the fields a file has, never by a value. What it reads does depend on which
 fields a file has (a simulation file without generated particles does not read the
 candidates' eta and phi), so the set holds only for files with the traced file's
-branches: :func:`traced_inspection` opens every file for the set (the lazy trees name
-the branches they leave out) and, if one file of a dataset has other branches than its
-kind's traced file, inspects the files again for the schema's branches
-(``tests/test_traced_branches.py`` checks the outputs against the schema's filter).
+branches: :func:`traced_inspection` learns every file's branches (the lazy trees name
+the branches they leave out; the inspection cache keeps them) and, if one file of a
+dataset has other branches than its kind's traced file, inspects the files again for
+the schema's branches (``tests/test_traced_branches.py`` checks the outputs against the
+schema's filter).
 
 A trace costs one open (kept for the inspection and the chunks) and two processor calls
-on empty arrays (and the inspection cache, :mod:`tau3mu.cache`, keeps a traced run's
-verdicts apart from the others'); it is made where the files are many (:data:`TRACE_MIN_FILES`), where
-lazy trees are on (:func:`tau3mu.reading.lazy_trees`), every dataset has an era, and
-``TAU3MU_TRACED_BRANCHES`` is not ``off``. If no file of a kind can be traced, the run
-reads the schema's branches.
+on empty arrays (the inspection cache, :mod:`tau3mu.cache`, keeps a traced run's
+verdicts apart from the others'). It is made where the files are many
+(:data:`TRACE_MIN_FILES`), lazy trees are on (:func:`tau3mu.reading.lazy_trees`), every
+dataset has an era, and ``TAU3MU_TRACED_BRANCHES`` is not ``off``. If no file of a kind
+can be traced, the run reads the schema's branches.
 """
 
 from __future__ import annotations
@@ -133,9 +134,8 @@ def trace_file(
     """The branches of ``path``'s ``tree`` that ``processor`` (or its ``process``) reads
     from events of ``metadata`` (the Runner's: ``dataset``, ``filename``, ... and the
     dataset's own) typed from ``branches``, and those the file has that ``branches``
-    accepts (:func:`tau3mu.lazytrees.branch_names`). The
-    tree is kept (:mod:`tau3mu.opentrees`). Raises what opening the file or the
-    processor raises."""
+    accepts (:func:`tau3mu.lazytrees.branch_names`). The tree is kept
+    (:mod:`tau3mu.opentrees`). Raises what opening the file or the processor raises."""
     from coffea.nanoevents import NanoEventsFactory
     from coffea.nanoevents.trace import trace_with_length_zero_array
 
