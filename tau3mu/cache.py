@@ -61,8 +61,9 @@ class InspectionCache:
     """Entries, UUIDs and branches of local files that an earlier inspection found good.
 
     ``rules`` names what the inspection checked (the required branches, the branches it
-    read the trees for): a verdict made under other rules is not reused. Unreadable or foreign entries count as misses, and a
-    cache folder that cannot be written is ignored: the cache only ever saves work.
+    read the trees for): a verdict made under other rules is not reused. Unreadable or
+    foreign entries count as misses, and a cache folder that cannot be written is
+    ignored: the cache only ever saves work.
     """
 
     def __init__(self, root: Path | None, *, era: str, rules: str) -> None:

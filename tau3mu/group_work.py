@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import awkward as ak
@@ -190,7 +190,7 @@ def _processor(processor_instance: Any) -> Any:
 
 @contextlib.contextmanager
 def _open_trees(
-    group: FileGroup, timeout: int, branches: Any
+    group: FileGroup, timeout: int, branches: Callable[[str], bool]
 ) -> Iterator[tuple[list[Any], list[Any]]]:
     """The members' trees, read for ``branches``, and the sources of their opens, closed
     at the end (:func:`tau3mu.reading.group_member_options`): with lazy trees, a local
@@ -232,11 +232,11 @@ def run_group(
 ) -> dict[str, Any]:
     """coffea's ``Runner._work_function`` for a :class:`FileGroup` (same arguments; the
     ROOT format, no dataframes; the files are opened as :func:`_open_trees` says, with
-    ``uproot_options``' timeout, for the branches ``iteritems_options`` types): the processor's output, its metrics with
-    ``savemetrics``, and the members as ``processed``; loaded from and saved to the
-    ``checkpointer`` as one chunk. Raises :class:`UntestedCoffeaError` where this
-    process's coffea is untested; errors propagate unwrapped (the caller runs the
-    members one by one)."""
+    ``uproot_options``' timeout, for the branches ``iteritems_options`` types): the
+    processor's output, its metrics with ``savemetrics``, and the members as
+    ``processed``; loaded from and saved to the ``checkpointer`` as one chunk. Raises
+    :class:`UntestedCoffeaError` where this process's coffea is untested; errors
+    propagate unwrapped (the caller runs the members one by one)."""
     from coffea.nanoevents.util import key_to_tuple
 
     from tau3mu.reading import supported

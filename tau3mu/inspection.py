@@ -48,7 +48,8 @@ class Inspection:
     entries: dict[str, dict[str, int]] = field(default_factory=dict)  # dataset -> file -> events
     skipped: list[dict[str, Any]] = field(default_factory=list)
     uuids: dict[str, bytes] = field(default_factory=dict)  # file -> ROOT file UUID
-    #: file -> the branches the schema builds from that it has (files opened now only)
+    #: file -> the branches the schema builds from that it has (empty where a cached
+    #: verdict did not record them)
     branches: dict[str, frozenset[str]] = field(default_factory=dict)
     known_good: int = 0  # files not reopened: found good by an earlier run, unchanged
 
