@@ -20,8 +20,9 @@ could have lost something a kept branch needs:
   title names a variable dimension must have its count leaf.
 
 :func:`is_partial` tells such a tree from a complete one, and :func:`serves` whether it
-holds every branch another filter asks for. The models are made at run time: trees and branches read with them do not pickle (the ``uproot.open`` options that
-carry the mapping do, :class:`LazyClasses`).
+holds every branch another filter asks for. The models are made at run time: trees and
+branches read with them do not pickle (the ``uproot.open`` options that carry the
+mapping do, :class:`LazyClasses`).
 
 The ``TBranchElement`` model also answers ``array`` from the file's array cache when
 uproot stored that very array there: uproot's own ``array`` looks it up, then reads and

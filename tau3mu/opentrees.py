@@ -194,9 +194,9 @@ class KeptTrees(MutableMapping):
     tree of a copy or of an earlier version of the file. That holds because a tree is
     asked for right after its file is opened, in the same thread: as coffea's Runner
     and :func:`tau3mu.inspection.inspect_inputs` do. Asked directly, it lends complete
-    trees only; an open that reads some branches asks through :func:`kept_trees`' view
-    for its filter (:func:`kept_trees_for`). One instance per process (:func:`kept_trees`): pickling it (to ship
-    the Runner's options to workers) gives the receiving process its own.
+    trees only; an open that reads some branches asks through a view for its filter
+    (:func:`kept_trees_for`). One instance per process (:func:`kept_trees`): pickling it
+    (to ship the Runner's options to workers) gives the receiving process its own.
     """
 
     def __init__(self, max_files: int = MAX_FILES) -> None:
