@@ -295,9 +295,9 @@ def traced_inspection(
     branches the run reads. Where traced (:func:`run_branches`), the files are inspected
     for the traced set (the inspection, or its cache of an earlier run with the same set,
     says which branches each file has), and the set is used only if every file has the
-    schema branches of the file its kind was traced on; otherwise the kept trees are let go and
-    the files inspected again for the schema's branches. Raises what the inspection
-    raises."""
+    schema branches of the file its kind was traced on; otherwise the kept trees are let
+    go and the files inspected again for the schema's branches. Raises what the
+    inspection raises."""
     config = config or SelectionConfig()
     traced = run_branches(fileset, processor, config, client)
     if traced is not None:
